@@ -1,0 +1,45 @@
+# Everything a developer or CI needs, from a fresh machine with only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-faults lint typecheck check migrate bench emulator clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the service with its dev tools
+
+run: $(STAMP) ## start Postgres (embedded unless DATABASE_URL), migrate, the emulator (unless HUME_API_KEY), serve
+	$(BIN)/python -m app run
+
+test: $(STAMP) ## run the whole suite (TEST_DATABASE_URL, else Docker, else embedded Postgres)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check app tests bench migrations
+
+typecheck: $(STAMP) ## mypy --strict
+	$(BIN)/mypy
+
+check: lint typecheck test ## lint, typecheck and test, as CI does
+
+migrate: $(STAMP) ## apply migrations to DATABASE_URL (or the embedded Postgres)
+	$(BIN)/python -m app migrate
+
+emulator: $(STAMP) ## run the Hume emulator alone on PORT (default 8001)
+	$(BIN)/python -m app emulator --port $${PORT:-8001}
+
+bench: $(STAMP) ## benchmarks, as ratios against baselines measured in the same run
+	$(BIN)/python -m bench
+
+clean: ## remove the virtualenv and caches (keeps .data/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,132 @@
+"""Settings: one frozen object, read from the environment once, passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+LogFormat = Literal["console", "json"]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _bool(environ: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = environ.get(key)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{key} must be a boolean (true/false), got {raw!r}")
+
+
+def _number(environ: Mapping[str, str], key: str, default: float) -> float:
+    raw = environ.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{key} must be a number, got {raw!r}") from None
+
+
+def _opt(environ: Mapping[str, str], key: str) -> str | None:
+    value = environ.get(key, "").strip()
+    return value or None
+
+
+def sqlalchemy_url(url: str) -> str:
+    """SQLAlchemy needs the psycopg 3 dialect spelled out; users write plain postgresql:// URLs."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise SettingsError(f"DATABASE_URL must be a postgresql:// URL, got {url.split('://')[0]}://...")
+
+
+def libpq_url(url: str) -> str:
+    """psycopg and procrastinate take the libpq form."""
+    return sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    """Postgres URL; None means the embedded server (development only)."""
+    hume_api_key: str | None = field(default=None, repr=False)
+    hume_secret_key: str | None = field(default=None, repr=False)
+    hume_base_url: str | None = None
+    """Hume (or compatible) server; None with no API key means the built-in emulator."""
+    public_base_url: str | None = None
+    """How Hume reaches us, for callback URLs; defaults to http://127.0.0.1:PORT."""
+    hume_webhook_signing_key: str | None = field(default=None, repr=False)
+    hume_webhook_previous_signing_key: str | None = field(default=None, repr=False)
+    hume_webhook_tolerance_s: float = 300.0
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_format: LogFormat = "console"
+    run_worker: bool = True
+    """Run the queue worker inside the server; off for deployments with `python -m app worker`."""
+    worker_concurrency: int = 4
+    max_body_bytes: int = 1 << 20
+    """Request body cap for the API."""
+    max_webhook_body_bytes: int = 256 << 20
+    """Callback bodies carry predictions: a one-hour video is tens of MB."""
+    reconcile_after_s: float = 600.0
+    """A submitted job with no callback after this long is polled."""
+    reconcile_interval_s: float = 60.0
+    emulator_port: int = 8001
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        log_format = env.get("LOG_FORMAT", "").strip().lower() or (
+            "console" if env.get("ENVIRONMENT", "development") == "development" else "json"
+        )
+        if log_format not in {"console", "json"}:
+            raise SettingsError(f"LOG_FORMAT must be console or json, got {log_format!r}")
+        port = int(_number(env, "PORT", 8000))
+        settings = cls(
+            database_url=_opt(env, "DATABASE_URL"),
+            hume_api_key=_opt(env, "HUME_API_KEY"),
+            hume_secret_key=_opt(env, "HUME_SECRET_KEY"),
+            hume_base_url=_opt(env, "HUME_BASE_URL"),
+            public_base_url=_opt(env, "PUBLIC_BASE_URL"),
+            hume_webhook_signing_key=_opt(env, "HUME_WEBHOOK_SIGNING_KEY"),
+            hume_webhook_previous_signing_key=_opt(env, "HUME_WEBHOOK_PREVIOUS_SIGNING_KEY"),
+            hume_webhook_tolerance_s=_number(env, "HUME_WEBHOOK_TOLERANCE_S", 300.0),
+            host=env.get("HOST", "127.0.0.1"),
+            port=port,
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            log_format=log_format,  # type: ignore[arg-type]
+            run_worker=_bool(env, "RUN_WORKER", True),
+            worker_concurrency=int(_number(env, "WORKER_CONCURRENCY", 4)),
+            max_body_bytes=int(_number(env, "MAX_BODY_BYTES", 1 << 20)),
+            max_webhook_body_bytes=int(_number(env, "MAX_WEBHOOK_BODY_BYTES", 256 << 20)),
+            reconcile_after_s=_number(env, "RECONCILE_AFTER_S", 600.0),
+            reconcile_interval_s=_number(env, "RECONCILE_INTERVAL_S", 60.0),
+            emulator_port=int(_number(env, "EMULATOR_PORT", 8001)),
+        )
+        if settings.database_url is not None:
+            sqlalchemy_url(settings.database_url)
+        return settings
+
+    @property
+    def uses_emulator(self) -> bool:
+        return self.hume_api_key is None and self.hume_base_url is None
+
+    @property
+    def callback_base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def webhook_signing_keys(self) -> tuple[str, ...]:
+        """Current key first; the previous one stays valid during a rotation."""
+        keys = [self.hume_webhook_signing_key or self.hume_api_key, self.hume_webhook_previous_signing_key]
+        return tuple(k for k in keys if k)

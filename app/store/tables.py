@@ -1,0 +1,196 @@
+"""Table definitions. Alembic migrations create them; tests check the two never drift apart."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    REAL,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JOB_STATUSES = ("pending", "queued", "in_progress", "completed", "failed", "rejected")
+JOB_KINDS = ("batch", "evi_chat")
+EVENT_STATES = ("received", "processing", "done", "dead", "ignored")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_key"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    key_hash: Mapped[str] = mapped_column(Text, unique=True)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    created_at: Mapped[datetime] = _now()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    __tablename__ = "job"
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOB_STATUSES}", name="status"),
+        CheckConstraint(f"kind IN {JOB_KINDS}", name="kind"),
+        UniqueConstraint("kind", "hume_job_id"),
+        UniqueConstraint("api_key_id", "idempotency_key"),
+        Index("ix_job_created_at", "created_at"),
+        Index("ix_job_status_deadline", "status", "deadline_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, server_default="batch")
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    hume_job_id: Mapped[str | None] = mapped_column(Text)
+    callback_token_hash: Mapped[str | None] = mapped_column(Text)
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    job_metadata: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, server_default=text("'{}'::jsonb")
+    )
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(UUID, ForeignKey("api_key.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    request_fingerprint: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    num_predictions: Mapped[int] = mapped_column(Integer, server_default="0")
+    num_errors: Mapped[int] = mapped_column(Integer, server_default="0")
+    submit_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InboxEvent(Base):
+    """Every delivery we accepted, verbatim: the durable record the worker processes and replays."""
+
+    __tablename__ = "inbox_event"
+    __table_args__ = (
+        CheckConstraint(f"state IN {EVENT_STATES}", name="state"),
+        Index("ix_inbox_event_state", "state"),
+        Index("ix_inbox_event_job_id", "job_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(Text)
+    dedup_key: Mapped[str] = mapped_column(Text, unique=True)
+    event_type: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(Text, server_default="received")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = _now()
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Emotion(Base):
+    """Position of each emotion in a model's score arrays; unknown names extend it at ingest."""
+
+    __tablename__ = "emotion"
+    __table_args__ = (UniqueConstraint("model", "name"),)
+
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+
+
+class Source(Base):
+    __tablename__ = "source"
+    __table_args__ = (UniqueConstraint("job_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    filename: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(Text)
+    md5sum: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    file_errors: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    files: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    """Files inside the source (archives hold several) with their file_type and model metadata."""
+
+
+class Prediction(Base):
+    """One row per Hume prediction; scores in the model's canonical emotion order (see Emotion)."""
+
+    __tablename__ = "prediction"
+    __table_args__ = (Index("ix_prediction_job_model_time", "job_id", "model", "time_begin"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("source.id", ondelete="CASCADE"))
+    file: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text)
+    group_id: Mapped[str | None] = mapped_column(Text)
+    frame: Mapped[int | None] = mapped_column(Integer)
+    time_begin: Mapped[float | None] = mapped_column(Float)
+    time_end: Mapped[float | None] = mapped_column(Float)
+    prob: Mapped[float | None] = mapped_column(Float)
+    box: Mapped[list[float] | None] = mapped_column(ARRAY(REAL))
+    text: Mapped[str | None] = mapped_column(Text)
+    position_begin: Mapped[int | None] = mapped_column(Integer)
+    position_end: Mapped[int | None] = mapped_column(Integer)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    speaker_confidence: Mapped[float | None] = mapped_column(Float)
+    scores: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    extras: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """facs, descriptions, sentiment, toxicity, ner entity fields: whatever else Hume said."""
+
+
+class EmotionStat(Base):
+    """Per source and model aggregates written at ingest: summaries and top-emotion queries never scan
+    predictions."""
+
+    __tablename__ = "emotion_stat"
+    __table_args__ = (Index("ix_emotion_stat_model_name_max", "model", "name", "max"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        UUID, ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("source.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(BigInteger)
+    mean: Mapped[float] = mapped_column(Float)
+    max: Mapped[float] = mapped_column(Float)
