@@ -1,0 +1,44 @@
+"""Settings of one emulator instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """How the emulator behaves.
+
+    Real Hume is never slower or faster than it is; the emulator runs on a simulated clock so
+    that tests finish quickly (``time_scale`` simulated seconds pass per real second) while
+    ``realistic`` makes the simulated processing time resemble Hume's (30-50 % of media length).
+    """
+
+    # None: accept any non-empty key, so developers need no set-up.
+    api_key: str | None = None
+    # None: the token endpoint accepts any non-empty secret.
+    secret_key: str | None = None
+    # Simulated seconds per real second. 50 keeps a short job under 0.1 s.
+    time_scale: float = 50.0
+    realistic: bool = False
+    # Batch callback retries are our assumption (Hume never documented a policy).
+    callback_max_attempts: int = 5
+    callback_backoff_s: float = 0.2
+    callback_timeout_s: float = 10.0
+    evi_webhook_url: str | None = None
+    # None: sign EVI webhooks with the API key (what Hume did before signing keys existed).
+    evi_signing_key: str | None = None
+    # Default media length (seconds) when a URL declares none: drawn in this range per URL.
+    default_min_duration_s: float = 8.0
+    default_max_duration_s: float = 40.0
+    # Access tokens issued by /oauth2-cc/token live this long (Hume: 30 minutes).
+    token_lifetime_s: int = 1800
+    # EVI chats listed when the emulator starts, so a fresh instance has something to show.
+    seed_evi_chats: int = 3
+    # Status used for batch paths in sunset mode (Hume now answers 404 or 410).
+    sunset_status: int = 404
+
+    @property
+    def effective_signing_key(self) -> str:
+        """Key for EVI webhook HMACs: the dedicated signing key, else the API key."""
+        return self.evi_signing_key or self.api_key or "emulator-signing-key"

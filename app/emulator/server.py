@@ -1,0 +1,108 @@
+"""The Starlette application: routes, plus the middleware that counts, injects faults and authenticates."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+import orjson
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from . import auth, batch, control
+from .config import EmulatorConfig
+from .state import EmulatorState
+
+SUNSET_MESSAGE = (
+    "The batch Expression Measurement API (v0) was sunset on 2026-06-14 and is no longer available."
+)
+
+
+async def _send_json(send: Send, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+    payload = orjson.dumps(body)
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    for k, v in (headers or {}).items():
+        raw_headers.append((k.lower().encode(), v.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class HumeMiddleware:
+    """Per request: count it by route template, apply faults, then check credentials."""
+
+    def __init__(self, app: ASGIApp, state: EmulatorState, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.state = state
+        self.routes = [r for r in routes if isinstance(r, Route)]
+
+    def template(self, path: str) -> str:
+        for route in self.routes:
+            if route.path_regex.match(path):
+                return route.path
+        return path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_emulator"):
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        method: str = scope["method"]
+        path: str = scope["path"]
+        template = self.template(path)
+        with state.lock:
+            state.calls[f"{method} {template}"] += 1
+        faults = state.faults
+        if faults.sunset and path.startswith("/v0/batch"):
+            await _send_json(send, faults.sunset_status, {"message": SUNSET_MESSAGE})
+            return
+        rule = faults.take(method, path, template)
+        if rule is not None:
+            if rule.delay_s > 0:
+                await asyncio.sleep(rule.delay_s)
+            if rule.status is not None:
+                headers = {}
+                if rule.retry_after is not None:
+                    # HTTP allows whole seconds only; round up so clients never retry early.
+                    headers["retry-after"] = str(math.ceil(rule.retry_after))
+                body = (
+                    rule.body if rule.body is not None else {"message": f"Injected fault: HTTP {rule.status}"}
+                )
+                await _send_json(send, rule.status, body, headers)
+                return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        denied = auth.check(state, path, headers)
+        if denied is not None:
+            await _send_json(send, 401, denied)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(config: EmulatorConfig) -> Starlette:
+    """A fresh emulator (its own in-memory state) as an ASGI application."""
+    from . import evi, tokens, tts  # late: these import heavier helpers
+
+    state = EmulatorState(config=config)
+    state.faults.sunset_status = config.sunset_status
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with httpx.AsyncClient() as client:
+            state.http = client
+            evi.seed_chats(state)
+            try:
+                yield
+            finally:
+                state.cancel_tasks()
+                if state.tasks:
+                    await asyncio.gather(*state.tasks, return_exceptions=True)
+                state.http = None
+
+    routes: list[BaseRoute] = [*batch.routes, *tokens.routes, *tts.routes, *evi.routes, *control.routes]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.emu = state
+    app.add_middleware(HumeMiddleware, state=state, routes=routes)
+    return app

@@ -1,0 +1,54 @@
+"""Everything one emulator instance remembers, in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from .config import EmulatorConfig
+from .faults import Faults
+
+if TYPE_CHECKING:
+    from .evi import Chat
+    from .jobs import Job
+
+
+@dataclass
+class EmulatorState:
+    config: EmulatorConfig
+    jobs: dict[str, Job] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+    faults: Faults = field(default_factory=Faults)
+    # Every outgoing callback/webhook attempt, for tests and developers to inspect.
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    chats: dict[str, Chat] = field(default_factory=dict)
+    tokens: dict[str, float] = field(default_factory=dict)  # access token -> expiry (epoch s)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    http: httpx.AsyncClient | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def spawn(self, coro: Any) -> None:
+        """Run a background coroutine, keeping a reference so it is not garbage-collected."""
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def cancel_tasks(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+
+    def reset(self) -> None:
+        """Forget jobs, chats, calls, deliveries and faults (tokens stay valid, as real ones would)."""
+        self.cancel_tasks()
+        with self.lock:
+            self.jobs.clear()
+            self.calls.clear()
+            self.deliveries.clear()
+            self.chats.clear()
+        self.faults.apply({"clear": True})
+        self.faults.sunset_status = self.config.sunset_status

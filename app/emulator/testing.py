@@ -1,0 +1,113 @@
+"""Run the emulator in-process for tests: ``with EmulatorServer(EmulatorConfig()) as emu: ...``."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import httpx
+import uvicorn
+
+from .config import EmulatorConfig
+from .server import create_app
+
+
+class EmulatorServer:
+    """The emulator under uvicorn in a background thread (with its own event loop) on a free port.
+
+    Works from sync and asyncio code alike: the caller only talks HTTP to ``base_url``.
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None, host: str = "127.0.0.1") -> None:
+        self.config = config or EmulatorConfig()
+        self.host = host
+        self.app = create_app(self.config)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> EmulatorServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        self.port = sock.getsockname()[1]
+        self._sock = sock
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+            # The event loop is uvicorn's default; no signal handlers off the main thread.
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"hume-emulator-{self.port}"
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("emulator failed to start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._sock is not None:
+            self._sock.close()
+        self._server = self._thread = self._sock = None
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- control helpers (plain HTTP, so they work the same from any thread or loop)
+
+    def _control(self, method: str, path: str, body: Any = None) -> Any:
+        resp = httpx.request(method, f"{self.base_url}/_emulator/{path}", json=body, timeout=10)
+        resp.raise_for_status()
+        return resp.json()
+
+    def calls(self) -> dict[str, int]:
+        """Requests received per "METHOD /path/{template}" since start or the last reset."""
+        result: dict[str, int] = self._control("GET", "calls")["calls"]
+        return result
+
+    def set_faults(self, *specs: dict[str, Any], **spec: Any) -> dict[str, Any]:
+        """Add fault rules, e.g. ``set_faults(path="/v0/batch/jobs", status=429, times=2, retry_after=1)``."""
+        payload = [*specs, spec] if spec else list(specs)
+        result: dict[str, Any] = self._control("POST", "faults", payload)
+        return result
+
+    def reset(self) -> None:
+        """Forget jobs, chats, calls, deliveries and faults."""
+        self._control("POST", "reset")
+
+    def deliveries(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Outgoing callback/webhook attempts (``kind``: batch_callback, evi_webhook)."""
+        suffix = f"deliveries?kind={kind}" if kind else "deliveries"
+        result: list[dict[str, Any]] = self._control("GET", suffix)["deliveries"]
+        return result
+
+    def create_chat(self, **spec: Any) -> dict[str, Any]:
+        """Simulate an EVI chat (and send its webhooks); see ``POST /_emulator/evi/chats``."""
+        result: dict[str, Any] = self._control("POST", "evi/chats", spec)
+        return result
