@@ -130,9 +130,7 @@ def normalize_models(raw: object) -> Json:
         "ner": _ner,
         "facemesh": lambda r: _object(r, "models.facemesh"),
     }
-    return {
-        name: (builders[name](models[name]) if models.get(name) is not None else None) for name in MODEL_NAMES
-    }
+    return {name: (builders[name](models[name]) if models.get(name) is not None else None) for name in MODEL_NAMES}
 
 
 def normalize_transcription(body: Json) -> Json | None:
@@ -158,8 +156,7 @@ def _str_list(body: Json, key: str) -> list[str]:
         raise BatchRequestError(f"{key} must be a list of strings")
     if len(value) > MAX_ITEMS:
         raise BatchRequestError(
-            f"{key} has {len(value)} entries; at most {MAX_ITEMS} are allowed. "
-            "Consider providing them as an archive."
+            f"{key} has {len(value)} entries; at most {MAX_ITEMS} are allowed. Consider providing them as an archive."
         )
     return list(value)
 

@@ -118,12 +118,7 @@ def build_predictions(job: Job) -> tuple[bytes, int, int]:
         num_predictions += len(files)
         num_errors += len(errors)
         parts.append(
-            head
-            + b',"results":{"predictions":['
-            + b",".join(files)
-            + b'],"errors":'
-            + orjson.dumps(errors)
-            + b"}}"
+            head + b',"results":{"predictions":[' + b",".join(files) + b'],"errors":' + orjson.dumps(errors) + b"}}"
         )
     return b"[" + b",".join(parts) + b"]", num_predictions, num_errors
 

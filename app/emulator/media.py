@@ -218,9 +218,7 @@ def wav_duration(data: bytes) -> float | None:
         return None
 
 
-def file_source(
-    filename: str, content_type: str | None, data: bytes, min_s: float, max_s: float
-) -> MediaSource:
+def file_source(filename: str, content_type: str | None, data: bytes, min_s: float, max_s: float) -> MediaSource:
     """Model an uploaded file. The md5 seeds predictions, so identical bytes predict identically."""
     md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
     markers = parse_markers(filename)

@@ -31,9 +31,7 @@ _ENTITY_URI = dict(ENTITIES)
 
 
 def _rng(f: MediaFile, model: str, cfg: object) -> random.Random:
-    return random.Random(
-        stable_hash(f.seed_key, model, orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS).decode())
-    )
+    return random.Random(stable_hash(f.seed_key, model, orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS).decode()))
 
 
 class _Scorer:
@@ -278,9 +276,7 @@ def burst(f: MediaFile, cfg: Json) -> Json | None:
         end = min(t + 0.3 + rng.random() * 1.2, f.duration_s)
         scorer.drift()
         descs.drift()
-        preds.append(
-            {"time": {"begin": t, "end": end}, "emotions": scorer.scores(), "descriptions": descs.scores()}
-        )
+        preds.append({"time": {"begin": t, "end": end}, "emotions": scorer.scores(), "descriptions": descs.scores()})
         t = end + 4 + rng.random() * 20
     groups = [{"id": "unknown", "predictions": preds}] if preds else []
     return {"metadata": None, "grouped_predictions": groups}
@@ -309,9 +305,7 @@ def language(f: MediaFile, cfg: Json, transcription: Json | None) -> Json | None
             "emotions": scorer.scores(),
             "sentiment": _normalised(rng, SENTIMENT, 4 + rng.randrange(-2, 3)) if sentiment else None,
             "toxicity": (
-                [{"name": n, "score": 0.0005 + 0.03 * rng.random() ** 3} for n in TOXICITY]
-                if toxicity
-                else None
+                [{"name": n, "score": 0.0005 + 0.03 * rng.random() ** 3} for n in TOXICITY] if toxicity else None
             ),
         }
         if from_text:

@@ -17,9 +17,7 @@ from . import auth, batch, control
 from .config import EmulatorConfig
 from .state import EmulatorState
 
-SUNSET_MESSAGE = (
-    "The batch Expression Measurement API (v0) was sunset on 2026-06-14 and is no longer available."
-)
+SUNSET_MESSAGE = "The batch Expression Measurement API (v0) was sunset on 2026-06-14 and is no longer available."
 
 
 async def _send_json(send: Send, status: int, body: object, headers: dict[str, str] | None = None) -> None:
@@ -68,9 +66,7 @@ class HumeMiddleware:
                 if rule.retry_after is not None:
                     # HTTP allows whole seconds only; round up so clients never retry early.
                     headers["retry-after"] = str(math.ceil(rule.retry_after))
-                body = (
-                    rule.body if rule.body is not None else {"message": f"Injected fault: HTTP {rule.status}"}
-                )
+                body = rule.body if rule.body is not None else {"message": f"Injected fault: HTTP {rule.status}"}
                 await _send_json(send, rule.status, body, headers)
                 return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

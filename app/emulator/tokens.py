@@ -25,19 +25,13 @@ async def issue_token(request: Request) -> Response:
     state = emu(request)
     authz = request.headers.get("authorization", "")
     if not authz.lower().startswith("basic "):
-        return _oauth_error(
-            401, "invalid_client", "Basic authentication with API key and secret key required"
-        )
+        return _oauth_error(401, "invalid_client", "Basic authentication with API key and secret key required")
     try:
         api_key, _, secret = base64.b64decode(authz[6:].strip(), validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return _oauth_error(401, "invalid_client", "Malformed Basic credentials")
     expected_secret = state.config.secret_key
-    if (
-        not key_ok(state, api_key)
-        or not secret
-        or (expected_secret is not None and secret != expected_secret)
-    ):
+    if not key_ok(state, api_key) or not secret or (expected_secret is not None and secret != expected_secret):
         return _oauth_error(401, "invalid_client", "Invalid API key or secret key")
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     grant = form.get("grant_type", [""])[0]
@@ -51,9 +45,7 @@ async def issue_token(request: Request) -> Response:
         if expiry <= now:
             state.tokens.pop(old, None)
     state.tokens[token] = now + lifetime
-    return json(
-        {"access_token": token, "token_type": "bearer", "expires_in": lifetime, "issued_at": int(now)}
-    )
+    return json({"access_token": token, "token_type": "bearer", "expires_in": lifetime, "issued_at": int(now)})
 
 
 routes = [Route("/oauth2-cc/token", issue_token, methods=["POST"])]

@@ -66,9 +66,7 @@ def receiver() -> Iterator[Receiver]:
             if stall:
                 time.sleep(stall)
             with state.lock:
-                state.received.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
+                state.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(status)
             self.send_header("content-length", "2")
             self.end_headers()
@@ -104,9 +102,18 @@ def make_emulator() -> Iterator[Callable[..., EmulatorServer]]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_emulator() -> Iterator[EmulatorServer]:
+    """One default emulator for the whole session (each stop costs uvicorn ~0.15 s)."""
+    with EmulatorServer(EmulatorConfig(callback_backoff_s=0.02)) as server:
+        yield server
+
+
 @pytest.fixture
-def emu(make_emulator: Callable[..., EmulatorServer]) -> EmulatorServer:
-    return make_emulator()
+def emu(shared_emulator: EmulatorServer) -> EmulatorServer:
+    """The shared default emulator, reset so every test starts from nothing."""
+    shared_emulator.reset()
+    return shared_emulator
 
 
 @pytest.fixture

@@ -30,9 +30,7 @@ FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hume-ba
 def _raw_predictions(emu: EmulatorServer, job_id: str) -> list[dict[str, object]]:
     import httpx
 
-    resp = httpx.get(
-        f"{emu.base_url}/v0/batch/jobs/{job_id}/predictions", headers={"X-Hume-Api-Key": API_KEY}
-    )
+    resp = httpx.get(f"{emu.base_url}/v0/batch/jobs/{job_id}/predictions", headers={"X-Hume-Api-Key": API_KEY})
     resp.raise_for_status()
     result: list[dict[str, object]] = resp.json()
     return result
@@ -46,9 +44,7 @@ def test_job_moves_through_states_with_millisecond_timestamps(
     client = HumeClient(api_key=API_KEY, base_url=emu.base_url)
     batch = client.expression_measurement.batch
     before = int(time.time() * 1000)
-    job_id = batch.start_inference_job(
-        urls=["https://example.com/clip.mp4#duration=5"], models=Models(face=Face())
-    )
+    job_id = batch.start_inference_job(urls=["https://example.com/clip.mp4#duration=5"], models=Models(face=Face()))
     seen: list[str] = []
     deadline = time.monotonic() + 10
     job = batch.get_job_details(job_id)
@@ -68,16 +64,12 @@ def test_job_moves_through_states_with_millisecond_timestamps(
     assert job.type == "INFERENCE" and job.job_id == job_id
     # The echoed request has Hume's defaults filled in.
     face = job.request.models.face
-    assert (
-        face is not None and face.fps_pred == 3 and face.prob_threshold == 0.99 and face.min_face_size == 60
-    )
+    assert face is not None and face.fps_pred == 3 and face.prob_threshold == 0.99 and face.min_face_size == 60
     assert job.request.models.prosody is None
     assert job.request.urls == ["https://example.com/clip.mp4#duration=5"]
 
 
-def test_predictions_for_every_model_validate_and_are_plausible(
-    client: HumeClient, emu: EmulatorServer
-) -> None:
+def test_predictions_for_every_model_validate_and_are_plausible(client: HumeClient, emu: EmulatorServer) -> None:
     """All six models with every option on: SDK models validate, labels are complete and ordered,
     scores lie in 0..1, times are ordered and face frames are sampled at fps_pred."""
     batch = client.expression_measurement.batch
@@ -183,9 +175,7 @@ def test_prosody_granularities_and_window(client: HumeClient) -> None:
 async def test_async_client_runs_a_job_end_to_end(async_client: AsyncHumeClient) -> None:
     """The async SDK starts a job, polls it and reads predictions and artifacts."""
     batch = async_client.expression_measurement.batch
-    job_id = await batch.start_inference_job(
-        urls=["https://example.com/voice.mp3"], text=["Hello from Paris."]
-    )
+    job_id = await batch.start_inference_job(urls=["https://example.com/voice.mp3"], text=["Hello from Paris."])
     job = await await_done(async_client, job_id)
     assert job.state.status == "COMPLETED"
     results = await batch.get_job_predictions(job_id)
@@ -215,9 +205,7 @@ def test_one_hour_video_yields_one_hour_of_face_predictions(client: HumeClient, 
     in seconds. (Read raw: the SDK's own pydantic parsing of 27 MB takes far longer than the emulator.)"""
     batch = client.expression_measurement.batch
     started = time.monotonic()
-    job_id = batch.start_inference_job(
-        urls=["https://example.com/long.mp4#duration=3600"], models=Models(face=Face())
-    )
+    job_id = batch.start_inference_job(urls=["https://example.com/long.mp4#duration=3600"], models=Models(face=Face()))
     assert wait_done(client, job_id, timeout=20).state.status == "COMPLETED"
     raw = _raw_predictions(emu, job_id)
     elapsed = time.monotonic() - started

@@ -30,9 +30,7 @@ def test_completed_callback_carries_the_predictions(emu: EmulatorServer, receive
     body = got[0].json()
     assert body["job_id"] == job_id and body["status"] == "COMPLETED"
     assert got[0].headers["content-type"] == "application/json"
-    served = httpx.get(
-        f"{emu.base_url}/v0/batch/jobs/{job_id}/predictions", headers={"X-Hume-Api-Key": API_KEY}
-    ).json()
+    served = httpx.get(f"{emu.base_url}/v0/batch/jobs/{job_id}/predictions", headers={"X-Hume-Api-Key": API_KEY}).json()
     assert body["predictions"] == served
     InferenceSourcePredictResult.model_validate(body["predictions"][0])
 
@@ -88,9 +86,7 @@ def test_callback_gives_up_after_max_attempts_and_retries_timeouts(
 def test_drop_and_duplicate_callback_markers(emu: EmulatorServer, receiver: Receiver) -> None:
     """#drop_callback sends nothing; #duplicate_callback sends the same callback twice."""
     batch = _client(emu).expression_measurement.batch
-    dropped = batch.start_inference_job(
-        urls=["https://example.com/a.png#drop_callback"], callback_url=receiver.url
-    )
+    dropped = batch.start_inference_job(urls=["https://example.com/a.png#drop_callback"], callback_url=receiver.url)
     duplicated = batch.start_inference_job(
         urls=["https://example.com/b.png#duplicate_callback"], callback_url=receiver.url
     )
