@@ -14,7 +14,7 @@ from alembic import op
 from procrastinate.schema import SchemaManager
 from sqlalchemy.dialects import postgresql
 
-from app.store.emotions import CANONICAL
+from app.hume.emotions import CANONICAL
 
 revision: str = "0001"
 down_revision: str | None = None

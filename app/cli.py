@@ -1,0 +1,326 @@
+"""`python -m app <command>`: serve, worker, migrate, emulator, run, create-key, import, submit, summary,
+export, replay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import io
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.config import Settings
+
+DATA_DIR = Path(".data")
+
+def _database_url(settings: Settings, keep: list[Any]) -> str:
+    """DATABASE_URL, or the embedded Postgres under .data/ (its handle is kept alive in `keep`)."""
+    if settings.database_url:
+        return settings.database_url
+    from app import embedded
+
+    handle, url = embedded.start(DATA_DIR / "postgres")
+    keep.append(handle)
+    return url
+
+def migrate(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(Path(__file__).resolve().parent.parent / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    command.upgrade(config, "head")
+
+def _with_db(settings: Settings, keep: list[Any]) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, database_url=_database_url(settings, keep))
+
+async def _deps_for_cli(settings: Settings) -> Any:
+    """Engine, gateway and queue for one-shot commands (no worker, no server)."""
+    from app.deps import Deps
+    from app.hume.gateway import HumeGateway
+    from app.main import EMULATOR_API_KEY
+    from app.store.db import make_engine, make_sessionmaker
+    from app.worker import make_queue
+
+    assert settings.database_url is not None
+    engine = make_engine(settings.database_url, pool_size=2)
+    if settings.uses_emulator:
+        gateway = HumeGateway(api_key=EMULATOR_API_KEY, base_url=f"http://127.0.0.1:{settings.emulator_port}")
+    else:
+        gateway = HumeGateway(api_key=settings.hume_api_key or "", base_url=settings.hume_base_url)
+    queue = make_queue(settings.database_url)
+    await queue.open_async()
+    return Deps(settings=settings, sessionmaker=make_sessionmaker(engine), gateway=gateway, queue=queue), engine
+
+async def _close(deps: Any, engine: Any) -> None:
+    await deps.queue.close_async()
+    await deps.gateway.aclose()
+    await engine.dispose()
+
+def _run_async(func: Callable[[Any], Awaitable[int]], settings: Settings) -> int:
+    async def runner() -> int:
+        deps, engine = await _deps_for_cli(settings)
+        try:
+            return await func(deps)
+        finally:
+            await _close(deps, engine)
+
+    return asyncio.run(runner())
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    keep: list[Any] = []
+    settings = _with_db(settings, keep)
+    print(f"Serving on http://{settings.host}:{settings.port}", flush=True)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on",
+        limit_concurrency=2000, timeout_graceful_shutdown=10,
+    )  # fmt: skip
+    return 0
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Development: embedded Postgres, migrations, the emulator, a dev API key, then serve."""
+    keep: list[Any] = []
+    settings = _with_db(settings, keep)
+    assert settings.database_url is not None
+    migrate(settings.database_url)
+    path = DATA_DIR / "dev-api-key"
+    remembered = path.read_text().strip() if path.exists() else None
+    key = asyncio.run(_dev_key(settings, remembered))
+    if key != remembered:
+        DATA_DIR.mkdir(exist_ok=True)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+    where = "embedded Postgres under .data/" if not Settings.from_env().database_url else "DATABASE_URL"
+    hume = "the built-in emulator" if settings.uses_emulator else (settings.hume_base_url or "api.hume.ai")
+    print(f"Database: {where}; Hume: {hume}", flush=True)
+    print(f"Development API key (all scopes): {key}", flush=True)
+    print(
+        f"Try: curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+        f"-d '{{\"urls\": [\"https://example.com/interview.mp4\"]}}' "
+        f"http://{settings.host}:{settings.port}/v1/jobs",
+        flush=True,
+    )
+    return cmd_serve(args, settings)
+
+async def _dev_key(settings: Settings, remembered: str | None) -> str:
+    """The remembered development key if it is still valid, else a new one with every scope."""
+    from app.store import api_keys
+    from app.store.db import make_engine, make_sessionmaker
+
+    assert settings.database_url is not None
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            if remembered and await api_keys.find(session, remembered) is not None:
+                return remembered
+            return await api_keys.create(session, name="development", scopes=list(api_keys.SCOPES))
+    finally:
+        await engine.dispose()
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from app.worker import worker_options
+
+    keep: list[Any] = []
+    settings = _with_db(settings, keep)
+
+    async def work(deps: Any) -> int:
+        print("Worker running; Ctrl-C stops it", flush=True)
+        await deps.queue.run_worker_async(**worker_options(deps, install_signal_handlers=True))
+        return 0
+
+    return _run_async(work, settings)
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    keep: list[Any] = []
+    url = _database_url(settings, keep)
+    migrate(url)
+    print("Database is at the latest migration")
+    return 0
+
+def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
+    from app import emulator
+
+    return emulator.main(args.rest)
+
+def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
+    from app.store import api_keys
+    from app.store.db import make_engine, make_sessionmaker
+
+    keep: list[Any] = []
+    settings = _with_db(settings, keep)
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+
+    async def create() -> str:
+        assert settings.database_url is not None
+        engine = make_engine(settings.database_url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                return await api_keys.create(session, name=args.name, scopes=scopes)
+        finally:
+            await engine.dispose()
+
+    try:
+        key = asyncio.run(create())
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Created key '{args.name}' with scopes {','.join(scopes)}. It is shown once; store it now:")
+    print(key)
+    return 0
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from app import importer
+
+    keep: list[Any] = []
+    settings = _with_db(settings, keep)
+    document = Path(args.file).read_bytes()
+
+    async def run(deps: Any) -> int:
+        job_id, count = await importer.import_document(deps, document, url=args.url, name=Path(args.file).name)
+        print(f"Imported {count} predictions", file=sys.stderr)
+        print(job_id)
+        return 0
+
+    return _run_async(run, settings)
+
+def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from app import jobs
+    from app.store import jobs as job_store
+    from app.validation import submit_request
+
+    keep: list[Any] = []
+    settings = _with_db(settings, keep)
+    models: dict[str, Any] | None = {m.strip(): {} for m in args.models.split(",")} if args.models else None
+    request = submit_request({"urls": args.urls, **({"models": models} if models else {})})
+
+    async def run(deps: Any) -> int:
+        job, _ = await jobs.submit(deps, None, request, None)
+        print(job.id, flush=True)
+        if not args.wait:
+            return 0
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            async with deps.sessionmaker() as session:
+                current = await job_store.get(session, job.id)
+            assert current is not None
+            if current.status in job_store.FINAL:
+                print(f"{current.status} {current.num_predictions} predictions", file=sys.stderr)
+                return 0 if current.status == "completed" else 1
+            await asyncio.sleep(0.5)
+        print("timed out waiting (is a server or worker running?)", file=sys.stderr)
+        return 1
+
+    return _run_async(run, settings)
+
+def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+    from app.store import queries
+
+    keep: list[Any] = []
+    settings = _with_db(settings, keep)
+
+    async def run(deps: Any) -> int:
+        async with deps.sessionmaker() as session:
+            models = await queries.summary(session, uuid.UUID(args.job_id))
+        print(orjson.dumps({"job_id": args.job_id, "models": models}, option=orjson.OPT_INDENT_2).decode())
+        return 0
+
+    return _run_async(run, settings)
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from app.store import queries
+
+    keep: list[Any] = []
+    settings = _with_db(settings, keep)
+
+    async def run(deps: Any) -> int:
+        filt = queries.PredictionFilter(job_id=uuid.UUID(args.job_id))
+        out = sys.stdout
+        async with deps.sessionmaker() as session:
+            header, slots = await queries.csv_header(session, filt)
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(header)
+            width = len(header) - len(queries.CSV_FIXED)
+            async for r in queries.stream_rows(session, filt):
+                wide: list[Any] = [""] * width
+                for slot, score in zip(slots[r.model], r.scores, strict=False):
+                    if score is not None:
+                        wide[slot] = repr(score)
+                writer.writerow(
+                    [r.url, r.file, r.model, r.group_id, r.frame, r.time_begin, r.time_end, r.prob, r.text,
+                     r.confidence, *wide]
+                )  # fmt: skip
+                if buffer.tell() > 1 << 16:
+                    out.write(buffer.getvalue())
+                    buffer.seek(0)
+                    buffer.truncate()
+            out.write(buffer.getvalue())
+        return 0
+
+    return _run_async(run, settings)
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve the HTTP API (and the in-process worker unless RUN_WORKER=false)")
+    sub.add_parser("run", help="development: embedded Postgres + migrations + emulator + dev key + serve")
+    sub.add_parser("worker", help="run a queue worker process")
+    sub.add_parser("migrate", help="apply database migrations")
+    em = sub.add_parser("emulator", help="run the Hume emulator alone", add_help=False)
+    em.add_argument("rest", nargs=argparse.REMAINDER)
+    ck = sub.add_parser("create-key", help="create an API key (printed once)")
+    ck.add_argument("--name", required=True)
+    ck.add_argument("--scopes", default="submit,read")
+    im = sub.add_parser("import", help="ingest a Hume predictions JSON file as a completed job")
+    im.add_argument("file")
+    im.add_argument("--url", default=None, help="the media URL, when the file's sources do not say")
+    sb = sub.add_parser("submit", help="submit media URLs")
+    sb.add_argument("urls", nargs="+")
+    sb.add_argument("--models", default=None, help="comma-separated, e.g. face,prosody")
+    sb.add_argument("--wait", action="store_true", help="wait until the job ends (needs a running worker)")
+    sb.add_argument("--timeout", type=float, default=600)
+    sm = sub.add_parser("summary", help="print a job's summary as JSON")
+    sm.add_argument("job_id")
+    ex = sub.add_parser("export", help="export a job's predictions")
+    ex.add_argument("job_id")
+    ex.add_argument("--format", choices=["csv"], default="csv")
+    return p
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "serve": cmd_serve,
+    "run": cmd_run,
+    "worker": cmd_worker,
+    "migrate": cmd_migrate,
+    "emulator": cmd_emulator,
+    "create-key": cmd_create_key,
+    "import": cmd_import,
+    "submit": cmd_submit,
+    "summary": cmd_summary,
+    "export": cmd_export,
+}
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    from app import logs
+
+    logs.configure(settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        return COMMANDS[args.command](args, settings)
+    return 130
+

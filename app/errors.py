@@ -1,0 +1,87 @@
+"""Errors a client can cause, each with its HTTP status; routes never build error bodies by hand.
+
+AppError
+ +-- InvalidInput (422)      a field is wrong; `field` names it
+ +-- Unauthorized (401)      missing or unknown API key / webhook credentials
+ +-- Forbidden (403)         the key lacks the scope
+ +-- NotFound (404)
+ +-- Conflict (409)          Idempotency-Key reused with a different body
+ +-- PayloadTooLarge (413)
+ +-- Unavailable (503)       the database (or a dependency) is down: retry later
+ +-- BadGateway (502)        Hume failed in a way the client cannot fix
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str | None = None, *, details: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(message or self.__doc__ or self.code)
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.details = details
+        self.headers = headers or {}
+
+
+class InvalidInput(AppError):
+    """The request is invalid."""
+
+    status = 422
+    code = "invalid_input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", details={"field": field})
+        self.field = field
+
+
+class Unauthorized(AppError):
+    """A valid API key is required (Authorization: Bearer <key>)."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AppError):
+    """This API key lacks the scope this endpoint needs."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    """Not found."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    """The request conflicts with an earlier one."""
+
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(AppError):
+    """The request body is too large."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class Unavailable(AppError):
+    """The service is temporarily unavailable; retry later."""
+
+    status = 503
+    code = "unavailable"
+
+
+class BadGateway(AppError):
+    """Hume failed to answer."""
+
+    status = 502
+    code = "bad_gateway"

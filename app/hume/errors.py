@@ -1,0 +1,41 @@
+"""What can go wrong talking to Hume, as the rest of the service needs to tell it apart.
+
+HumeError
+ +-- HumeTransientError   429, 5xx, timeouts, connection errors: try again later (retry_after if known)
+ +-- HumeRejectedError    a 4xx about our request: retrying cannot help; carries Hume's message
+ +-- HumeSunsetError      the batch API answered 404/410 for a path that exists: the 2026-06-15 sunset
+ +-- HumeNotFoundError    a job or chat id Hume does not know
+"""
+
+from __future__ import annotations
+
+
+class HumeError(Exception):
+    """Hume could not be reached or refused the request."""
+
+    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message or self.__doc__ or "")
+        self.status = status
+
+
+class HumeTransientError(HumeError):
+    """Hume is busy or unreachable; the call may succeed later."""
+
+    def __init__(
+        self, message: str | None = None, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class HumeRejectedError(HumeError):
+    """Hume rejected the request."""
+
+
+class HumeSunsetError(HumeError):
+    """Hume's batch Expression Measurement API was shut down on 2026-06-15 (the server answered 404/410).
+    Point HUME_BASE_URL at a compatible server (such as this service's emulator) to run batch jobs."""
+
+
+class HumeNotFoundError(HumeError):
+    """Hume does not know this id."""

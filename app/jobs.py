@@ -1,0 +1,310 @@
+"""Batch job lifecycle: submit durably, hand to Hume, and ingest the outcome exactly once.
+
+Every path that learns a job ended (callback, poll, replay) goes through `process_event`, which confirms
+the state with Hume's API and then, under the job's row lock, stores predictions and marks the job done
+in one transaction. A second delivery finds the job final and does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from app import metrics
+from app.deps import Deps, defer
+from app.errors import Conflict, NotFound, Unauthorized
+from app.hume import callbacks, predictions
+from app.hume.errors import HumeError, HumeNotFoundError, HumeRejectedError, HumeSunsetError
+from app.hume.gateway import JobState
+from app.store import inbox, ingest, jobs
+from app.store.api_keys import Principal
+from app.store.tables import Job
+from app.validation import SubmitRequest
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENCY_CONSTRAINT = "uq_job_api_key_id_idempotency_key"
+
+
+class RetryLater(Exception):
+    """The outcome is not known yet; the task is retried with backoff."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ms(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value / 1000, UTC) if value else None
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def submit(
+    deps: Deps, principal: Principal | None, request: SubmitRequest, idempotency_key: str | None
+) -> tuple[Job, bool]:
+    """Store the job and enqueue its submission; (job, created). Hume is called by the worker."""
+    fingerprint = request.fingerprint()
+    key_id = principal.key_id if principal else None
+    for _ in range(2):
+        try:
+            async with deps.sessionmaker.begin() as session:
+                if idempotency_key is not None:
+                    existing = await jobs.by_idempotency_key(session, key_id, idempotency_key)
+                    if existing is not None:
+                        if existing.request_fingerprint != fingerprint:
+                            raise Conflict("Idempotency-Key was already used with a different request body")
+                        return existing, False
+                job = await jobs.create(
+                    session,
+                    kind="batch",
+                    status="pending",
+                    request=request.as_json(),
+                    job_metadata=request.metadata,
+                    api_key_id=key_id,
+                    idempotency_key=idempotency_key,
+                    request_fingerprint=fingerprint,
+                    deadline_at=_now() + timedelta(seconds=deps.settings.reconcile_after_s),
+                )
+                await defer(session, deps.queue, "submit_job", job_id=str(job.id))
+            metrics.JOBS_SUBMITTED.inc()
+            return job, True
+        except IntegrityError as exc:
+            # Two requests with one Idempotency-Key raced; the loser answers like a retry.
+            if IDEMPOTENCY_CONSTRAINT not in str(exc.orig):
+                raise
+    raise Conflict("Idempotency-Key is in use by a concurrent request")
+
+
+def callback_url(deps: Deps, job_id: uuid.UUID, token: str) -> str:
+    return f"{deps.settings.callback_base_url}/v1/webhooks/hume/batch?job_id={job_id}&token={token}"
+
+
+async def send_to_hume(deps: Deps, job_id: uuid.UUID) -> None:
+    """Start the Hume job for a pending job; transient Hume errors propagate for the worker to retry."""
+    async with deps.sessionmaker.begin() as session:
+        job = await jobs.lock(session, job_id)
+        if job is None or job.status != "pending":
+            return
+        token = secrets.token_urlsafe(32)
+        # Only the hash is kept; the token exists in clear text only in the URL handed to Hume.
+        await jobs.touch(
+            session, job_id, callback_token_hash=token_hash(token), submit_attempts=job.submit_attempts + 1
+        )
+        request: dict[str, Any] = dict(job.request)
+    try:
+        hume_job_id = await deps.gateway.start_job(
+            urls=request.get("urls") or [],
+            text=request.get("text") or [],
+            models=request.get("models"),
+            callback_url=callback_url(deps, job_id, token),
+        )
+    except (HumeRejectedError, HumeSunsetError, HumeNotFoundError) as exc:
+        code = "hume_sunset" if isinstance(exc, HumeSunsetError) else "hume_rejected"
+        async with deps.sessionmaker.begin() as session:
+            await jobs.advance(session, job_id, "rejected", error=str(exc), error_code=code, completed_at=_now())
+        log.warning("job rejected by hume", job_id=str(job_id), error=str(exc))
+        return
+    async with deps.sessionmaker.begin() as session:
+        moved = await jobs.advance(
+            session,
+            job_id,
+            "queued",
+            hume_job_id=hume_job_id,
+            submitted_at=_now(),
+            deadline_at=_now() + timedelta(seconds=deps.settings.reconcile_after_s),
+        )
+        if not moved:
+            # The callback won the race and already finished the job: just record Hume's id.
+            await jobs.touch(session, job_id, hume_job_id=hume_job_id)
+    log.info("job submitted", job_id=str(job_id), hume_job_id=hume_job_id)
+
+
+async def give_up_submit(deps: Deps, job_id: uuid.UUID, error: str) -> None:
+    async with deps.sessionmaker.begin() as session:
+        await jobs.advance(
+            session, job_id, "failed", error=f"Hume unavailable: {error}", error_code="hume_unavailable",
+            completed_at=_now(),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event_id: int | None
+    duplicate: bool
+
+
+async def accept_batch_callback(
+    deps: Deps, *, job_id: str | None, token: str | None, body: bytes, headers: dict[str, str]
+) -> Accepted:
+    """Verify a batch callback by its per-job URL secret, then store it and enqueue its processing."""
+    if not job_id or not token:
+        raise Unauthorized("callback URL lacks job_id or token")
+    try:
+        our_id = uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound("unknown job") from None
+    async with deps.sessionmaker() as session:
+        job = await jobs.get(session, our_id)
+    if job is None or job.kind != "batch":
+        raise NotFound("unknown job")
+    if job.callback_token_hash is None or not hmac.compare_digest(job.callback_token_hash, token_hash(token)):
+        metrics.WEBHOOKS.labels("batch", "rejected").inc()
+        raise Unauthorized("callback token does not match this job")
+    hume_job_id, status = callbacks.head(body)
+    if job.hume_job_id is not None and job.hume_job_id != hume_job_id:
+        metrics.WEBHOOKS.labels("batch", "rejected").inc()
+        raise Unauthorized("callback is for another Hume job")
+    async with deps.sessionmaker.begin() as session:
+        event_id = await inbox.insert_event(
+            session,
+            provider="hume_batch",
+            dedup_key=f"batch:{hume_job_id}:{status}",
+            event_type=status,
+            job_id=our_id,
+            headers=headers,
+            body=body,
+        )
+        if event_id is not None:
+            await defer(session, deps.queue, "process_event", event_id=event_id)
+    metrics.WEBHOOKS.labels("batch", "duplicate" if event_id is None else "accepted").inc()
+    return Accepted(event_id=event_id, duplicate=event_id is None)
+
+
+async def record_poll_outcome(deps: Deps, job: Job, state: JobState) -> None:
+    """A poll found the job ended: route it through the inbox, exactly like a callback."""
+    body = callbacks.encode_poll(job.hume_job_id or "", state.status)
+    async with deps.sessionmaker.begin() as session:
+        event_id = await inbox.insert_event(
+            session,
+            provider="poll",
+            dedup_key=f"batch:{job.hume_job_id}:{state.status}",
+            event_type=state.status,
+            job_id=job.id,
+            headers={},
+            body=body,
+        )
+        if event_id is not None:
+            await defer(session, deps.queue, "process_event", event_id=event_id)
+
+
+async def process_event(deps: Deps, event_id: int) -> str:
+    """Apply one stored batch event; returns what happened (for logs)."""
+    async with deps.sessionmaker() as session:
+        event = await inbox.get(session, event_id)
+        if event is None or event.state in {"done", "ignored"}:
+            return "already processed"
+        job = await jobs.get(session, event.job_id) if event.job_id else None
+    if job is None:
+        return await _finish_event(deps, event_id, "ignored", "job no longer exists")
+    if job.status in jobs.FINAL:
+        return await _finish_event(deps, event_id, "ignored", f"job already {job.status}")
+    payload = callbacks.full(event.body)
+    hume_job_id = job.hume_job_id or payload.job_id
+    state = await deps.gateway.job_state(hume_job_id)
+    if state.status == "COMPLETED":
+        use_body = (payload.status or "COMPLETED").upper() == "COMPLETED"
+        if use_body and predictions.is_present(payload.predictions):
+            document = bytes(payload.predictions)
+        else:
+            document = await deps.gateway.predictions(hume_job_id)
+        return await _complete(deps, job.id, event_id, hume_job_id, state, document)
+    if state.status == "FAILED":
+        message = state.message or payload.message or payload.error or "Hume reported the job failed"
+        async with deps.sessionmaker.begin() as session:
+            await jobs.advance(
+                session, job.id, "failed", hume_job_id=hume_job_id, error=message, error_code="hume_failed",
+                started_at=_ms(state.started_ms), completed_at=_ms(state.ended_ms) or _now(),
+            )  # fmt: skip
+            await inbox.mark(session, event_id, "done")
+        return "failed"
+    if state.status == "IN_PROGRESS":
+        async with deps.sessionmaker.begin() as session:
+            await jobs.advance(session, job.id, "in_progress", started_at=_ms(state.started_ms))
+    # Hume says the job has not ended: the callback is early or forged; ask again later.
+    raise RetryLater(f"Hume reports job {hume_job_id} as {state.status}")
+
+
+async def _complete(
+    deps: Deps, job_id: uuid.UUID, event_id: int, hume_job_id: str, state: JobState, document: bytes
+) -> str:
+    sources = predictions.decode(document)
+    records = [
+        ingest.SourceRecord(
+            kind=s.source.type,
+            url=s.source.url,
+            filename=s.source.filename,
+            content_type=s.source.content_type,
+            md5sum=s.source.md5sum,
+            error=s.error,
+            file_errors=predictions.file_errors(s),
+            files=predictions.source_files(s),
+        )
+        for s in sources
+    ]
+    num_errors = sum(len(r.file_errors) + (1 if r.error else 0) for r in records)
+    with metrics.INGEST_SECONDS.time():
+        async with deps.sessionmaker.begin() as session:
+            job = await jobs.lock(session, job_id)
+            if job is None or job.status in jobs.FINAL:
+                await inbox.mark(session, event_id, "ignored", error="job already final")
+                return "duplicate"
+            count = await ingest.ingest(session, job_id, records, predictions.rows(sources))
+            await jobs.advance(
+                session, job_id, "completed", hume_job_id=hume_job_id, num_predictions=count,
+                num_errors=num_errors, started_at=_ms(state.started_ms),
+                completed_at=_ms(state.ended_ms) or _now(),
+            )  # fmt: skip
+            await inbox.mark(session, event_id, "done")
+    metrics.INGEST_ROWS.inc(count)
+    log.info("job ingested", job_id=str(job_id), hume_job_id=hume_job_id, predictions=count)
+    return "completed"
+
+
+async def _finish_event(deps: Deps, event_id: int, state: str, note: str) -> str:
+    async with deps.sessionmaker.begin() as session:
+        await inbox.mark(session, event_id, state, error=note)
+    return note
+
+
+async def reconcile(deps: Deps) -> int:
+    """Poll jobs whose callback is overdue; resubmit stuck pending ones. Returns how many were looked at."""
+    async with deps.sessionmaker() as session:
+        due = await jobs.due_for_reconcile(session)
+    for job_id in due:
+        async with deps.sessionmaker.begin() as session:
+            job = await jobs.get(session, job_id)
+            if job is None:
+                continue
+            polls = int((job.details or {}).get("polls", 0)) + 1
+            # Back off: a long job is polled less and less often, never more than once per hour.
+            wait = min(deps.settings.reconcile_after_s * (2 ** min(polls, 6)), 3600.0)
+            await jobs.touch(
+                session, job_id, deadline_at=_now() + timedelta(seconds=wait), details={**job.details, "polls": polls}
+            )
+            if job.status == "pending":
+                await defer(session, deps.queue, "submit_job", job_id=str(job_id))
+                continue
+        if job.hume_job_id is None:
+            continue
+        try:
+            state = await deps.gateway.job_state(job.hume_job_id)
+        except HumeError as exc:
+            log.warning("reconcile poll failed", job_id=str(job_id), error=str(exc))
+            continue
+        if state.status in {"COMPLETED", "FAILED"}:
+            await record_poll_outcome(deps, job, state)
+        elif state.status == "IN_PROGRESS":
+            async with deps.sessionmaker.begin() as session:
+                await jobs.advance(session, job_id, "in_progress", started_at=_ms(state.started_ms))
+    return len(due)

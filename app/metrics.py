@@ -1,0 +1,15 @@
+"""Prometheus metrics, served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
+REQUEST_SECONDS = Histogram("http_request_duration_seconds", "HTTP request latency", ["route"])
+WEBHOOKS = Counter("webhooks_total", "Webhook deliveries", ["kind", "outcome"])
+JOBS_SUBMITTED = Counter("jobs_submitted_total", "Jobs accepted from upstream")
+INGEST_ROWS = Counter("ingest_rows_total", "Prediction rows stored")
+INGEST_SECONDS = Histogram(
+    "ingest_seconds", "Time to store one job's predictions", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+)
+QUEUE_DEPTH = Gauge("queue_depth", "Inbox events not yet processed")

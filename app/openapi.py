@@ -1,0 +1,131 @@
+"""/openapi.json: the HTTP API described (kept by hand next to the routes it describes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.http import JSON
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): _json(_ERROR, "error") for c in codes}
+
+
+_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_OBJ = {"type": "object"}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "Hume expression service", "version": "0.1.0"},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                        "required": ["code", "message"],
+                    }
+                },
+                "required": ["error"],
+            },
+            "SubmitJob": {
+                "type": "object",
+                "properties": {
+                    "urls": {"type": "array", "items": {"type": "string", "format": "uri"}, "maxItems": 100},
+                    "text": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
+                    "models": {"type": "object"},
+                    "metadata": {"type": "object"},
+                },
+            },
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/jobs": {
+            "post": {
+                "summary": "Submit media URLs or text for analysis",
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitJob"}}},
+                },
+                "responses": {"202": _json(_OBJ, "accepted"), "200": _json(_OBJ, "idempotent replay"),
+                              **_errors(401, 403, 409, 413, 422)},
+            },
+            "get": {
+                "summary": "List jobs, newest first",
+                "parameters": [
+                    {"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("status", "kind", "hume_id", "cursor", "created_after", "created_before", "metadata")
+                ]
+                + [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+                "responses": {"200": _json(_OBJ), **_errors(401, 403, 422)},
+            },
+        },
+        "/v1/jobs/{job_id}": {
+            "get": {"parameters": [_JOB_ID], "responses": {"200": _json(_OBJ), **_errors(401, 403, 404)}}
+        },
+        "/v1/jobs/{job_id}/summary": {
+            "get": {"parameters": [_JOB_ID], "responses": {"200": _json(_OBJ), **_errors(401, 403, 404)}}
+        },
+        "/v1/jobs/{job_id}/timeline": {
+            "get": {
+                "parameters": [
+                    _JOB_ID,
+                    {"name": "model", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "emotion", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "bucket", "in": "query", "schema": {"type": "number"}},
+                    {"name": "per_group", "in": "query", "schema": {"type": "boolean"}},
+                ],
+                "responses": {"200": _json(_OBJ), **_errors(401, 403, 404, 422)},
+            }
+        },
+        "/v1/jobs/{job_id}/predictions": {
+            "get": {
+                "parameters": [
+                    _JOB_ID,
+                    *[{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("model", "group", "cursor")],
+                    {"name": "source", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "from", "in": "query", "schema": {"type": "number"}},
+                    {"name": "to", "in": "query", "schema": {"type": "number"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
+                ],
+                "responses": {"200": _json(_OBJ), **_errors(401, 403, 404, 422)},
+            }
+        },
+        "/v1/webhooks/hume/batch": {
+            "post": {
+                "security": [],
+                "summary": "Hume's batch job callback (authenticated by the per-job token in the URL)",
+                "parameters": [
+                    {"name": "job_id", "in": "query", "schema": {"type": "string"}},
+                    {"name": "token", "in": "query", "schema": {"type": "string"}},
+                ],
+                "requestBody": {"content": {"application/json": {"schema": _OBJ}}},
+                "responses": {"202": _json(_OBJ), "200": _json(_OBJ), **_errors(400, 401, 404, 413, 503)},
+            }
+        },
+        "/healthz": {"get": {"security": [], "responses": {"200": _json(_OBJ)}}},
+        "/readyz": {"get": {"security": [], "responses": {"200": _json(_OBJ), "503": _json(_OBJ)}}},
+    },
+}  # fmt: skip
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSON(SPEC)
+
+
+routes = [Route("/openapi.json", openapi_json, methods=["GET"])]

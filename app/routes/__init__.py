@@ -1,0 +1,11 @@
+"""Thin HTTP handlers, one module per resource; `routes()` is the table create_app mounts."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from app.routes import health, jobs, webhooks
+
+
+def routes() -> list[BaseRoute]:
+    return [*health.routes, *jobs.routes, *webhooks.routes]

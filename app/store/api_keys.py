@@ -1,0 +1,63 @@
+"""API keys: stored as SHA-256 hashes (keys are random 256-bit tokens, so a slow hash buys nothing)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.tables import ApiKey
+
+SCOPES = ("submit", "read", "token", "tts", "admin")
+KEY_PREFIX = "hes_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: uuid.UUID
+    name: str
+    scopes: frozenset[str]
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create(session: AsyncSession, *, name: str, scopes: list[str], key: str | None = None) -> str:
+    """Store a new key and return it in clear text: the only time it exists outside the caller."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(unknown)} (known: {', '.join(SCOPES)})")
+    key = key or new_key()
+    session.add(ApiKey(id=uuid.uuid4(), name=name, key_hash=hash_key(key), scopes=sorted(set(scopes))))
+    await session.flush()
+    return key
+
+
+async def find(session: AsyncSession, key: str) -> Principal | None:
+    return await find_by_hash(session, hash_key(key))
+
+
+async def find_by_hash(session: AsyncSession, key_hash: str) -> Principal | None:
+    row = (
+        await session.execute(
+            select(ApiKey.id, ApiKey.name, ApiKey.scopes).where(
+                ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes))
+
+
+async def revoke(session: AsyncSession, key_id: uuid.UUID) -> None:
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=func.now()))

@@ -1,0 +1,78 @@
+"""The inbox: every accepted webhook delivery, deduplicated by a unique key, kept for audit and replay."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.tables import InboxEvent
+
+
+async def insert_event(
+    session: AsyncSession,
+    *,
+    provider: str,
+    dedup_key: str,
+    event_type: str,
+    job_id: uuid.UUID | None,
+    headers: dict[str, str],
+    body: bytes,
+) -> int | None:
+    """The new event's id, or None when an event with this dedup key is already stored."""
+    result = await session.execute(
+        insert(InboxEvent)
+        .values(
+            provider=provider,
+            dedup_key=dedup_key,
+            event_type=event_type,
+            job_id=job_id,
+            headers=headers,
+            body=body,
+        )
+        .on_conflict_do_nothing(index_elements=[InboxEvent.dedup_key])
+        .returning(InboxEvent.id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def get(session: AsyncSession, event_id: int) -> InboxEvent | None:
+    return await session.get(InboxEvent, event_id)
+
+
+async def mark(session: AsyncSession, event_id: int, state: str, *, error: str | None = None) -> None:
+    values: dict[str, Any] = {"state": state, "last_error": error}
+    if state in {"done", "ignored", "dead"}:
+        values["processed_at"] = func.now()
+    await session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(**values))
+
+
+async def record_attempt(session: AsyncSession, event_id: int, error: str) -> int:
+    result = await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == event_id)
+        .values(attempts=InboxEvent.attempts + 1, last_error=error)
+        .returning(InboxEvent.attempts)
+    )
+    return int(result.scalar_one())
+
+
+async def page(
+    session: AsyncSession, *, state: str | None, limit: int, after_id: int | None = None
+) -> list[InboxEvent]:
+    query = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(InboxEvent.state == state)
+    if after_id is not None:
+        query = query.where(InboxEvent.id < after_id)
+    return list((await session.execute(query)).scalars())
+
+
+async def count_pending(session: AsyncSession) -> int:
+    result = await session.execute(
+        select(func.count()).select_from(InboxEvent).where(InboxEvent.state.in_(("received", "processing")))
+    )
+    return int(result.scalar_one())

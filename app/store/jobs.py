@@ -1,0 +1,115 @@
+"""Job rows: creation, monotonic state transitions, listing and the reconciler's due list."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.tables import Job
+
+# A job only moves forward: late or replayed events can never move it back.
+RANK = {"pending": 0, "queued": 1, "in_progress": 2, "completed": 3, "failed": 3, "rejected": 3}
+FINAL = frozenset({"completed", "failed", "rejected"})
+
+_rank_sql = case(*((Job.status == s, r) for s, r in RANK.items()), else_=0)
+
+
+async def create(session: AsyncSession, **fields: Any) -> Job:
+    job = Job(id=fields.pop("id", None) or uuid.uuid4(), **fields)
+    session.add(job)
+    await session.flush()
+    await session.refresh(job)
+    return job
+
+
+async def get(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+    return await session.get(Job, job_id)
+
+
+async def lock(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+    """The row lock that serializes every writer of one job (callbacks, polls, retries)."""
+    result = await session.execute(
+        select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def by_hume_id(session: AsyncSession, kind: str, hume_job_id: str) -> Job | None:
+    result = await session.execute(select(Job).where(Job.kind == kind, Job.hume_job_id == hume_job_id))
+    return result.scalar_one_or_none()
+
+
+async def by_idempotency_key(session: AsyncSession, api_key_id: uuid.UUID | None, key: str) -> Job | None:
+    result = await session.execute(
+        select(Job).where(Job.api_key_id == api_key_id, Job.idempotency_key == key)
+    )
+    return result.scalar_one_or_none()
+
+
+async def advance(session: AsyncSession, job_id: uuid.UUID, status: str, **fields: Any) -> bool:
+    """Move a job to `status` (and set `fields`) only if that is a step forward; True if it moved."""
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, _rank_sql < RANK[status])
+        .values(status=status, updated_at=func.now(), **fields)
+        .returning(Job.id)
+    )
+    return result.first() is not None
+
+
+async def touch(session: AsyncSession, job_id: uuid.UUID, **fields: Any) -> None:
+    """Update fields without changing the status."""
+    await session.execute(update(Job).where(Job.id == job_id).values(updated_at=func.now(), **fields))
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    limit: int,
+    cursor: tuple[datetime, uuid.UUID] | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+    hume_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> list[Job]:
+    """Newest first; the cursor is the (created_at, id) of the last row of the previous page."""
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if cursor is not None:
+        created_at, last_id = cursor
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < last_id))
+        )
+    if status is not None:
+        query = query.where(Job.status == status)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    if hume_id is not None:
+        query = query.where(Job.hume_job_id == hume_id)
+    if created_after is not None:
+        query = query.where(Job.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(Job.created_at < created_before)
+    if metadata:
+        query = query.where(Job.job_metadata.contains(metadata))
+    return list((await session.execute(query)).scalars())
+
+
+async def due_for_reconcile(session: AsyncSession, *, limit: int = 100) -> list[uuid.UUID]:
+    """Batch jobs whose callback is overdue, and submissions that failed transiently."""
+    query = (
+        select(Job.id)
+        .where(
+            Job.kind == "batch",
+            Job.status.in_(("pending", "queued", "in_progress")),
+            Job.deadline_at < func.now(),
+        )
+        .order_by(Job.deadline_at)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,253 @@
+"""Analyst queries: summaries, timelines, prediction pages and streamed exports, across jobs too."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def emotion_names(session: AsyncSession) -> dict[str, list[str]]:
+    rows = await session.execute(text("SELECT model, name FROM emotion ORDER BY model, position"))
+    names: dict[str, list[str]] = {}
+    for model, name in rows:
+        names.setdefault(model, []).append(name)
+    return names
+
+
+async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
+    """Per model: prediction count and every emotion's mean and max, highest mean first."""
+    counts = await session.execute(
+        text("SELECT model, count(*) FROM prediction WHERE job_id = :id GROUP BY model"), {"id": job_id}
+    )
+    models: dict[str, Any] = {m: {"predictions": int(n), "emotions": []} for m, n in counts}
+    stats = await session.execute(
+        text(
+            """
+            SELECT model, name, sum(mean * count) / sum(count) AS mean, max(max) AS max
+            FROM emotion_stat WHERE job_id = :id
+            GROUP BY model, position, name
+            ORDER BY model, mean DESC, name
+            """
+        ),
+        {"id": job_id},
+    )
+    for model, name, mean, peak in stats:
+        models.setdefault(model, {"predictions": 0, "emotions": []})["emotions"].append(
+            {"name": name, "mean": float(mean), "max": float(peak)}
+        )
+    return models
+
+
+async def emotion_position(session: AsyncSession, model: str, emotion: str) -> int | None:
+    result = await session.execute(
+        text("SELECT position FROM emotion WHERE model = :m AND lower(name) = lower(:n)"),
+        {"m": model, "n": emotion},
+    )
+    value = result.scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def timeline(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    *,
+    model: str,
+    position: int,
+    bucket_s: float,
+    by_group: bool,
+) -> list[dict[str, Any]]:
+    group = "group_id" if by_group else "NULL::text"
+    rows = await session.execute(
+        text(
+            f"""
+            SELECT floor(time_begin / :bucket) * :bucket AS t, {group} AS grp,
+                   avg(scores[:pos]) AS mean, max(scores[:pos]) AS max, count(scores[:pos]) AS n
+            FROM prediction
+            WHERE job_id = :id AND model = :model AND time_begin IS NOT NULL
+            GROUP BY 1, 2 ORDER BY 2 NULLS FIRST, 1
+            """
+        ),
+        {"bucket": bucket_s, "pos": position + 1, "id": job_id, "model": model},
+    )
+    out = []
+    for t, grp, mean, peak, n in rows:
+        if not n:
+            continue
+        point: dict[str, Any] = {"time": float(t), "mean": float(mean), "max": float(peak), "count": int(n)}
+        if by_group:
+            point["group"] = grp
+        out.append(point)
+    return out
+
+
+@dataclass(frozen=True)
+class PredictionFilter:
+    job_id: uuid.UUID
+    model: str | None = None
+    source_id: int | None = None
+    group: str | None = None
+    time_from: float | None = None
+    time_to: float | None = None
+
+
+def _where(f: PredictionFilter) -> tuple[str, dict[str, Any]]:
+    clauses = ["p.job_id = :job_id"]
+    params: dict[str, Any] = {"job_id": f.job_id}
+    if f.model is not None:
+        clauses.append("p.model = :model")
+        params["model"] = f.model
+    if f.source_id is not None:
+        clauses.append("p.source_id = :source_id")
+        params["source_id"] = f.source_id
+    if f.group is not None:
+        clauses.append("p.group_id = :grp")
+        params["grp"] = f.group
+    if f.time_from is not None:
+        clauses.append("p.time_end >= :t_from")
+        params["t_from"] = f.time_from
+    if f.time_to is not None:
+        clauses.append("p.time_begin < :t_to")
+        params["t_to"] = f.time_to
+    return " AND ".join(clauses), params
+
+
+_COLUMNS = (
+    "p.id, p.source_id, s.url, p.file, p.model, p.group_id, p.frame, p.time_begin, p.time_end, p.prob, p.box,"
+    " p.text, p.position_begin, p.position_end, p.confidence, p.speaker_confidence, p.scores, p.extras"
+)
+
+
+def _as_dict(row: Any, names: dict[str, list[str]]) -> dict[str, Any]:
+    model_names = names.get(row.model, [])
+    return {
+        "id": row.id,
+        "source_id": row.source_id,
+        "source_url": row.url,
+        "file": row.file,
+        "model": row.model,
+        "group": row.group_id,
+        "frame": row.frame,
+        "time": {"begin": row.time_begin, "end": row.time_end},
+        "prob": row.prob,
+        "box": dict(zip(("x", "y", "w", "h"), row.box, strict=True)) if row.box else None,
+        "text": row.text,
+        "position": (
+            {"begin": row.position_begin, "end": row.position_end} if row.position_begin is not None else None
+        ),
+        "confidence": row.confidence,
+        "speaker_confidence": row.speaker_confidence,
+        "emotions": {n: s for n, s in zip(model_names, row.scores, strict=False) if s is not None},
+        **(row.extras or {}),
+    }
+
+
+async def predictions_page(
+    session: AsyncSession, f: PredictionFilter, *, after_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    where, params = _where(f)
+    if after_id is not None:
+        where += " AND p.id > :after"
+        params["after"] = after_id
+    rows = await session.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM prediction p JOIN source s ON s.id = p.source_id"
+            f" WHERE {where} ORDER BY p.id LIMIT :limit"
+        ),
+        {**params, "limit": limit},
+    )
+    names = await emotion_names(session)
+    return [_as_dict(r, names) for r in rows]
+
+
+CSV_FIXED = (
+    "source_url", "file", "model", "group", "frame", "time_begin", "time_end", "prob", "text", "confidence",
+)  # fmt: skip
+
+
+async def csv_header(session: AsyncSession, f: PredictionFilter) -> tuple[list[str], dict[str, list[int]]]:
+    """Columns: fixed fields, then one per emotion (the union over the job's models, in canonical order)."""
+    where, params = _where(f)
+    models = [
+        m for (m,) in await session.execute(text(f"SELECT DISTINCT p.model FROM prediction p WHERE {where}"), params)
+    ]
+    names = await emotion_names(session)
+    columns: list[str] = []
+    for model in sorted(models, key=lambda m: -len(names.get(m, []))):
+        for name in names.get(model, []):
+            if name not in columns:
+                columns.append(name)
+    slots = {m: [columns.index(n) for n in names.get(m, [])] for m in models}
+    return [*CSV_FIXED, *columns], slots
+
+
+async def stream_rows(session: AsyncSession, f: PredictionFilter, *, batch: int = 2000) -> AsyncIterator[Any]:
+    """All matching predictions in id order, fetched by a server-side cursor: memory stays flat."""
+    where, params = _where(f)
+    result = await session.stream(
+        text(
+            f"SELECT s.url, p.file, p.model, p.group_id, p.frame, p.time_begin, p.time_end, p.prob, p.text,"
+            f" p.confidence, p.scores FROM prediction p JOIN source s ON s.id = p.source_id"
+            f" WHERE {where} ORDER BY p.id"
+        ).execution_options(yield_per=batch),
+        params,
+    )
+    async for row in result:
+        yield row
+
+
+async def top_emotion(
+    session: AsyncSession,
+    *,
+    model: str,
+    emotion: str,
+    limit: int,
+    by: str = "mean",
+    created_after: Any = None,
+    created_before: Any = None,
+    metadata: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The sources (with their jobs) where an emotion is strongest, from the ingest-time aggregates."""
+    order = "st.max" if by == "max" else "st.mean"
+    clauses = ["st.model = :model", "lower(st.name) = lower(:emotion)"]
+    params: dict[str, Any] = {"model": model, "emotion": emotion, "limit": limit}
+    if created_after is not None:
+        clauses.append("j.created_at >= :after")
+        params["after"] = created_after
+    if created_before is not None:
+        clauses.append("j.created_at < :before")
+        params["before"] = created_before
+    if metadata:
+        clauses.append("j.metadata @> CAST(:meta AS jsonb)")
+        import orjson
+
+        params["meta"] = orjson.dumps(metadata).decode()
+    rows = await session.execute(
+        text(
+            f"""
+            SELECT st.job_id, st.source_id, s.url, st.name, st.mean, st.max, st.count, j.created_at, j.metadata
+            FROM emotion_stat st JOIN job j ON j.id = st.job_id JOIN source s ON s.id = st.source_id
+            WHERE {" AND ".join(clauses)}
+            ORDER BY {order} DESC LIMIT :limit
+            """
+        ),
+        params,
+    )
+    return [
+        {
+            "job_id": str(r.job_id),
+            "source_id": r.source_id,
+            "source_url": r.url,
+            "emotion": r.name,
+            "mean": r.mean,
+            "max": r.max,
+            "predictions": r.count,
+            "job_created_at": r.created_at.isoformat(),
+            "job_metadata": r.metadata,
+        }
+        for r in rows
+    ]

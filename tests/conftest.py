@@ -1,0 +1,133 @@
+"""Shared fixtures: real Postgres (cloned per test), the emulator on a socket, the service on a socket."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.emulator import EmulatorConfig
+from app.emulator.testing import EmulatorServer
+from app.store import api_keys
+from app.store.db import make_engine, make_sessionmaker
+from tests.database import Databases, server_url
+from tests.servers import ServiceServer
+
+# The environment must not leak into tests: every setting a test uses is explicit.
+for _name in ("DATABASE_URL", "HUME_API_KEY", "HUME_SECRET_KEY", "HUME_BASE_URL", "PUBLIC_BASE_URL"):
+    os.environ.pop(_name, None)
+
+EMULATOR_KEY = "test-hume-key"
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[Databases]:
+    with server_url() as url:
+        dbs = Databases(url)
+        try:
+            yield dbs
+        finally:
+            dbs.close()
+
+
+@pytest.fixture
+def database_url(databases: Databases) -> Iterator[str]:
+    name, url = databases.clone()
+    try:
+        yield url
+    finally:
+        databases.drop(name)
+
+
+@pytest.fixture
+async def sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(database_url, pool_size=2)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def emulator_session() -> Iterator[EmulatorServer]:
+    with EmulatorServer(EmulatorConfig(api_key=EMULATOR_KEY, callback_backoff_s=0.05)) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(emulator_session: EmulatorServer) -> EmulatorServer:
+    emulator_session.reset()
+    return emulator_session
+
+
+def service_settings(database_url: str, emulator: EmulatorServer, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "database_url": database_url,
+        "hume_api_key": EMULATOR_KEY,
+        "hume_secret_key": "test-secret",
+        "hume_base_url": emulator.base_url,
+        "log_level": "WARNING",
+        "worker_concurrency": 4,
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+def create_key(database_url: str, scopes: list[str], name: str = "test") -> str:
+    async def create() -> str:
+        engine = make_engine(database_url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                return await api_keys.create(session, name=name, scopes=scopes)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(create())
+
+
+@dataclass
+class Service:
+    server: ServiceServer
+    key: str
+    database_url: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {key or self.key}"}, timeout=30
+        )
+
+
+ServiceFactory = Callable[..., Service]
+
+
+@pytest.fixture
+def make_service(database_url: str, emulator: EmulatorServer) -> Iterator[ServiceFactory]:
+    """Start the service (uvicorn, real socket) against the per-test database and the emulator."""
+    running: list[ServiceServer] = []
+
+    def start(**overrides: Any) -> Service:
+        server = ServiceServer(service_settings(database_url, emulator, **overrides)).__enter__()
+        running.append(server)
+        return Service(server=server, key=create_key(database_url, list(api_keys.SCOPES)), database_url=database_url)
+
+    try:
+        yield start
+    finally:
+        for server in reversed(running):
+            server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def service(make_service: ServiceFactory) -> Service:
+    return make_service()
