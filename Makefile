@@ -39,7 +39,7 @@ emulator: $(STAMP) ## run the Hume emulator alone on PORT (default 8001)
 	$(BIN)/python -m app emulator --port $${PORT:-8001}
 
 bench: $(STAMP) ## benchmarks, as ratios against baselines measured in the same run
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 clean: ## remove the virtualenv and caches (keeps .data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,7 @@ from app.config import Settings
 
 DATA_DIR = Path(".data")
 
+
 def _database_url(settings: Settings, keep: list[Any]) -> str:
     """DATABASE_URL, or the embedded Postgres under .data/ (its handle is kept alive in `keep`)."""
     if settings.database_url:
@@ -31,6 +32,7 @@ def _database_url(settings: Settings, keep: list[Any]) -> str:
     keep.append(handle)
     return url
 
+
 def migrate(database_url: str) -> None:
     from alembic import command
     from alembic.config import Config
@@ -39,10 +41,12 @@ def migrate(database_url: str) -> None:
     config.attributes["database_url"] = database_url
     command.upgrade(config, "head")
 
+
 def _with_db(settings: Settings, keep: list[Any]) -> Settings:
     from dataclasses import replace
 
     return replace(settings, database_url=_database_url(settings, keep))
+
 
 async def _deps_for_cli(settings: Settings) -> Any:
     """Engine, gateway and queue for one-shot commands (no worker, no server)."""
@@ -62,10 +66,12 @@ async def _deps_for_cli(settings: Settings) -> Any:
     await queue.open_async()
     return Deps(settings=settings, sessionmaker=make_sessionmaker(engine), gateway=gateway, queue=queue), engine
 
+
 async def _close(deps: Any, engine: Any) -> None:
     await deps.queue.close_async()
     await deps.gateway.aclose()
     await engine.dispose()
+
 
 def _run_async(func: Callable[[Any], Awaitable[int]], settings: Settings) -> int:
     async def runner() -> int:
@@ -76,6 +82,7 @@ def _run_async(func: Callable[[Any], Awaitable[int]], settings: Settings) -> int
             await _close(deps, engine)
 
     return asyncio.run(runner())
+
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
@@ -90,6 +97,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         limit_concurrency=2000, timeout_graceful_shutdown=10,
     )  # fmt: skip
     return 0
+
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Development: embedded Postgres, migrations, the emulator, a dev API key, then serve."""
@@ -110,11 +118,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Development API key (all scopes): {key}", flush=True)
     print(
         f"Try: curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
-        f"-d '{{\"urls\": [\"https://example.com/interview.mp4\"]}}' "
+        f'-d \'{{"urls": ["https://example.com/interview.mp4"]}}\' '
         f"http://{settings.host}:{settings.port}/v1/jobs",
         flush=True,
     )
     return cmd_serve(args, settings)
+
 
 async def _dev_key(settings: Settings, remembered: str | None) -> str:
     """The remembered development key if it is still valid, else a new one with every scope."""
@@ -145,6 +154,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     return _run_async(work, settings)
 
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     keep: list[Any] = []
     url = _database_url(settings, keep)
@@ -152,10 +162,12 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     print("Database is at the latest migration")
     return 0
 
+
 def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
     from app import emulator
 
     return emulator.main(args.rest)
+
 
 def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
     from app.store import api_keys
@@ -183,6 +195,7 @@ def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
     print(key)
     return 0
 
+
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from app import importer
 
@@ -197,6 +210,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return _run_async(run, settings)
+
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     from app import jobs
@@ -227,6 +241,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
     return _run_async(run, settings)
 
+
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     from app.store import queries
 
@@ -240,6 +255,7 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return _run_async(run, settings)
+
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from app.store import queries
@@ -274,6 +290,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     return _run_async(run, settings)
 
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -301,6 +318,7 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=["csv"], default="csv")
     return p
 
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "serve": cmd_serve,
     "run": cmd_run,
@@ -314,6 +332,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "export": cmd_export,
 }
 
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings.from_env()
@@ -323,4 +342,3 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         return COMMANDS[args.command](args, settings)
     return 130
-

@@ -82,7 +82,9 @@ async def process_event(context: JobContext, event_id: int) -> None:
             if last:
                 # Out of retries: the event stays visible as dead until someone replays it.
                 await inbox.mark(session, event_id, "dead", error=error)
-        log.warning("event processing failed", event_id=event_id, attempts=attempts, error=error, dead=last, exc_info=True)
+        log.warning(
+            "event processing failed", event_id=event_id, attempts=attempts, error=error, dead=last, exc_info=True
+        )
         if last:
             return
         raise

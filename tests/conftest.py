@@ -103,9 +103,7 @@ class Service:
         return self.server.url
 
     def client(self, key: str | None = None) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {key or self.key}"}, timeout=30
-        )
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key or self.key}"}, timeout=30)
 
 
 ServiceFactory = Callable[..., Service]

@@ -107,9 +107,7 @@ async def _save_new_emotions(session: AsyncSession, order: EmotionOrder) -> None
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('emotion:' || :m))"), {"m": model})
         for name in names:
             await session.execute(
-                text(
-                    "INSERT INTO emotion (model, position, name) VALUES (:m, :p, :n) ON CONFLICT DO NOTHING"
-                ),
+                text("INSERT INTO emotion (model, position, name) VALUES (:m, :p, :n) ON CONFLICT DO NOTHING"),
                 {"m": model, "p": order.positions[model][name], "n": name},
             )
 

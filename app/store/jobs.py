@@ -44,9 +44,7 @@ async def by_hume_id(session: AsyncSession, kind: str, hume_job_id: str) -> Job 
 
 
 async def by_idempotency_key(session: AsyncSession, api_key_id: uuid.UUID | None, key: str) -> Job | None:
-    result = await session.execute(
-        select(Job).where(Job.api_key_id == api_key_id, Job.idempotency_key == key)
-    )
+    result = await session.execute(select(Job).where(Job.api_key_id == api_key_id, Job.idempotency_key == key))
     return result.scalar_one_or_none()
 
 
@@ -82,9 +80,7 @@ async def page(
     query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
     if cursor is not None:
         created_at, last_id = cursor
-        query = query.where(
-            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < last_id))
-        )
+        query = query.where(or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < last_id)))
     if status is not None:
         query = query.where(Job.status == status)
     if kind is not None:

@@ -75,9 +75,7 @@ class Job(Base):
     hume_job_id: Mapped[str | None] = mapped_column(Text)
     callback_token_hash: Mapped[str | None] = mapped_column(Text)
     request: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    job_metadata: Mapped[dict[str, Any]] = mapped_column(
-        "metadata", JSONB, server_default=text("'{}'::jsonb")
-    )
+    job_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default=text("'{}'::jsonb"))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(UUID, ForeignKey("api_key.id"))
     idempotency_key: Mapped[str | None] = mapped_column(Text)
@@ -182,12 +180,8 @@ class EmotionStat(Base):
     __tablename__ = "emotion_stat"
     __table_args__ = (Index("ix_emotion_stat_model_name_max", "model", "name", "max"),)
 
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        UUID, ForeignKey("job.id", ondelete="CASCADE"), primary_key=True
-    )
-    source_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("source.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("source.id", ondelete="CASCADE"), primary_key=True)
     model: Mapped[str] = mapped_column(Text, primary_key=True)
     position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     name: Mapped[str] = mapped_column(Text)

@@ -116,9 +116,7 @@ def upgrade() -> None:
             "state IN ('received', 'processing', 'done', 'dead', 'ignored')",
             name=op.f("ck_inbox_event_state"),
         ),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["job.id"], name=op.f("fk_inbox_event_job_id_job"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["job_id"], ["job.id"], name=op.f("fk_inbox_event_job_id_job"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox_event")),
         sa.UniqueConstraint("dedup_key", name=op.f("uq_inbox_event_dedup_key")),
     )
@@ -147,9 +145,7 @@ def upgrade() -> None:
             server_default=sa.text("'[]'::jsonb"),
             nullable=False,
         ),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["job.id"], name=op.f("fk_source_job_id_job"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["job_id"], ["job.id"], name=op.f("fk_source_job_id_job"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_source")),
         sa.UniqueConstraint("job_id", "position", name=op.f("uq_source_job_id_position")),
     )
@@ -163,9 +159,7 @@ def upgrade() -> None:
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.Column("mean", sa.Float(), nullable=False),
         sa.Column("max", sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["job.id"], name=op.f("fk_emotion_stat_job_id_job"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["job_id"], ["job.id"], name=op.f("fk_emotion_stat_job_id_job"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["source_id"], ["source.id"], name=op.f("fk_emotion_stat_source_id_source"), ondelete="CASCADE"
         ),
@@ -192,17 +186,13 @@ def upgrade() -> None:
         sa.Column("speaker_confidence", sa.Float(), nullable=True),
         sa.Column("scores", postgresql.ARRAY(sa.REAL()), nullable=False),
         sa.Column("extras", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["job_id"], ["job.id"], name=op.f("fk_prediction_job_id_job"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["job_id"], ["job.id"], name=op.f("fk_prediction_job_id_job"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["source_id"], ["source.id"], name=op.f("fk_prediction_source_id_source"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prediction")),
     )
-    op.create_index(
-        "ix_prediction_job_model_time", "prediction", ["job_id", "model", "time_begin"], unique=False
-    )
+    op.create_index("ix_prediction_job_model_time", "prediction", ["job_id", "model", "time_begin"], unique=False)
     op.bulk_insert(
         sa.table(
             "emotion",
@@ -210,11 +200,7 @@ def upgrade() -> None:
             sa.column("position", sa.SmallInteger),
             sa.column("name", sa.Text),
         ),
-        [
-            {"model": m, "position": i, "name": n}
-            for m, names in CANONICAL.items()
-            for i, n in enumerate(names)
-        ],
+        [{"model": m, "position": i, "name": n} for m, names in CANONICAL.items() for i, n in enumerate(names)],
     )
     op.execute(PREDICTION_SCORE_VIEW)
     # The queue's schema, as the installed procrastinate ships it; later procrastinate upgrades add

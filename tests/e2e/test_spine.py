@@ -26,7 +26,8 @@ def test_submitted_job_completes_and_is_queryable(service: Service) -> None:
     summary and CSV are served."""
     with service.client() as client:
         response = client.post(
-            "/v1/jobs", json={"urls": ["https://example.com/interview.mp4#duration=10"], "models": {"face": {}, "prosody": {}}}
+            "/v1/jobs",
+            json={"urls": ["https://example.com/interview.mp4#duration=10"], "models": {"face": {}, "prosody": {}}},
         )
         assert response.status_code == 202, response.text
         job = response.json()
