@@ -11,10 +11,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .batch_request import BatchRequestError, normalize_request
-from .http import emu, error, json, parse_multipart
 from .jobs import Job, build_artifacts, now_ms
 from .lifecycle import run_job
 from .media import MediaSource, file_source, text_source, url_source
+from .responses import emu, error, json, parse_multipart
 
 STATUSES = ("QUEUED", "IN_PROGRESS", "COMPLETED", "FAILED")
 

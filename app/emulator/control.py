@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .faults import FaultSpecError
-from .http import emu, json, read_json
+from .responses import emu, json, read_json
 
 
 async def health(request: Request) -> Response:

@@ -28,6 +28,7 @@ class EmulatorState:
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     chats: dict[str, Chat] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=dict)  # access token -> expiry (epoch s)
+    tts_generations: set[str] = field(default_factory=set)  # ids usable as TTS context
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     http: httpx.AsyncClient | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .auth import key_ok
-from .http import emu, json
+from .responses import emu, json
 
 
 def _oauth_error(status: int, code: str, description: str) -> Response:

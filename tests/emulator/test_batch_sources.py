@@ -43,8 +43,16 @@ def test_local_files_upload_as_multipart(client: HumeClient) -> None:
     assert job.state.status == "COMPLETED"
     files = [f.model_dump(by_alias=True) for f in job.request.files]
     assert files == [
-        {"filename": "speech.wav", "content_type": "audio/wav", "md5sum": hashlib.md5(audio).hexdigest()},
-        {"filename": "face.jpg", "content_type": "image/jpeg", "md5sum": hashlib.md5(image).hexdigest()},
+        {
+            "filename": "speech.wav",
+            "content_type": "audio/wav",
+            "md5sum": hashlib.md5(audio, usedforsecurity=False).hexdigest(),
+        },
+        {
+            "filename": "face.jpg",
+            "content_type": "image/jpeg",
+            "md5sum": hashlib.md5(image, usedforsecurity=False).hexdigest(),
+        },
     ]
     results = batch.get_job_predictions(job_id)
     assert [r.source.type for r in results] == ["file", "file"]

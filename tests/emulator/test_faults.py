@@ -12,7 +12,6 @@ from hume.core.api_error import ApiError
 
 from app.emulator.testing import EmulatorServer
 
-from .conftest import API_KEY
 from .helpers import wait_done
 
 
