@@ -17,6 +17,8 @@ from .media import MediaSource, file_source, text_source, url_source
 from .responses import emu, error, json, parse_multipart
 
 STATUSES = ("QUEUED", "IN_PROGRESS", "COMPLETED", "FAILED")
+# Hume documents 100 MB per local file (an older page says 1 GB; the stricter one is used).
+MAX_LOCAL_FILE_BYTES = 100 * 1024 * 1024
 
 
 async def _parse_start(request: Request) -> tuple[dict[str, Any], list[MediaSource]]:
@@ -40,6 +42,8 @@ async def _parse_start(request: Request) -> tuple[dict[str, Any], list[MediaSour
                     raise BatchRequestError("The 'json' part is not valid JSON") from exc
                 body = body if body is not None else {}
             elif part.name == "file":
+                if len(part.data) > MAX_LOCAL_FILE_BYTES:
+                    raise BatchRequestError(f"File '{part.filename}' exceeds the 100 MB limit for local files")
                 uploads.append(file_source(part.filename or "file", part.content_type, part.data, lo, hi))
     else:
         try:
@@ -158,7 +162,8 @@ async def job_artifacts(request: Request) -> Response:
     if problem is not None or job.predictions is None:
         return problem or _not_found(request)
     if job.artifacts is None:
-        job.artifacts = await asyncio.to_thread(build_artifacts, job.predictions)
+        save_faces = bool((job.request["models"].get("face") or {}).get("save_faces"))
+        job.artifacts = await asyncio.to_thread(build_artifacts, job.predictions, save_faces)
     return Response(
         job.artifacts,
         media_type="application/zip",

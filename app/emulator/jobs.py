@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
 import time
 import uuid
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,9 +167,14 @@ def _csv_prefix(model: str, p: Json) -> list[Any]:
     return []
 
 
-def build_artifacts(predictions: bytes) -> bytes:
+MAX_FACE_CROPS = 200  # keeps the ZIP small for long videos
+
+
+def build_artifacts(predictions: bytes, save_faces: bool = False) -> bytes:
     """The artifacts ZIP: one CSV per model (layout is our assumption; Hume documented only
-    "a compressed file of CSVs, one per model"), a row per prediction with every score."""
+    "a compressed file of CSVs, one per model"), a row per prediction with every score.
+    With ``face.save_faces`` it also holds face crops (placeholder PNGs) under ``faces/``."""
+    crops: list[tuple[str, int, int]] = []
     rows: dict[str, list[list[Any]]] = {}
     headers: dict[str, list[str]] = {}
     for result in orjson.loads(predictions):
@@ -177,6 +184,14 @@ def build_artifacts(predictions: bytes) -> bytes:
             for model, body in pred["models"].items():
                 for group in body["grouped_predictions"]:
                     for p in group["predictions"]:
+                        if save_faces and model == "face" and len(crops) < MAX_FACE_CROPS:
+                            crops.append(
+                                (
+                                    f"faces/{pred['file']}/{group['id']}_{p['frame']}.png",
+                                    int(p["box"]["w"]),
+                                    int(p["box"]["h"]),
+                                )
+                            )
                         if model not in headers:
                             names = [e["name"] for e in p["emotions"]]
                             headers[model] = ["source", "file", "id", *_CSV_PREFIX[model], *names]
@@ -197,4 +212,17 @@ def build_artifacts(predictions: bytes) -> bytes:
             writer.writerow(header)
             writer.writerows(rows[model])
             zf.writestr(f"{model}.csv", out.getvalue())
+        for name, w, h in crops:
+            zf.writestr(name, placeholder_png(max(1, w // 4), max(1, h // 4)))
     return buf.getvalue()
+
+
+def placeholder_png(width: int, height: int) -> bytes:
+    """A valid grey PNG of the crop's (scaled) size; the emulator has no pixels to crop."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")

@@ -45,7 +45,7 @@ async def issue_token(request: Request) -> Response:
         if expiry <= now:
             state.tokens.pop(old, None)
     state.tokens[token] = now + lifetime
-    return json({"access_token": token, "token_type": "bearer", "expires_in": lifetime, "issued_at": int(now)})
+    return json({"access_token": token, "token_type": "bearer", "expires_in": lifetime})
 
 
 routes = [Route("/oauth2-cc/token", issue_token, methods=["POST"])]

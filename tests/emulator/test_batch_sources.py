@@ -208,3 +208,14 @@ def test_list_jobs_filters_sort_and_limit(client: HumeClient) -> None:
     with pytest.raises(ApiError) as err:
         batch.list_jobs(status="DONE")  # type: ignore[arg-type]
     assert err.value.status_code == 400
+
+
+def test_save_faces_adds_face_crops_to_the_artifacts(client: HumeClient) -> None:
+    """With face.save_faces the artifacts ZIP also holds a PNG per detected face (placeholders)."""
+    batch = client.expression_measurement.batch
+    job_id = batch.start_inference_job(urls=["https://example.com/p.jpg"], models=Models(face=Face(save_faces=True)))
+    wait_done(client, job_id)
+    with zipfile.ZipFile(io.BytesIO(b"".join(batch.get_job_artifacts(job_id)))) as zf:
+        crops = [n for n in zf.namelist() if n.startswith("faces/")]
+        assert crops == ["faces/p.jpg/unknown_0.png"]
+        assert zf.read(crops[0])[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,6 +12,7 @@ from hume.core.api_error import ApiError
 
 from app.emulator.testing import EmulatorServer
 
+from .conftest import API_KEY, Receiver
 from .helpers import wait_done
 
 
@@ -113,3 +114,42 @@ def test_calls_reset_and_fault_listing(emu: EmulatorServer, client: HumeClient) 
     assert emu.calls() == {}
     assert batch.list_jobs() == []
     assert httpx.get(f"{emu.base_url}/_emulator/faults").json()["rules"] == []
+
+
+def test_callback_faults_from_the_control_endpoint(emu: EmulatorServer, receiver: Receiver) -> None:
+    """Control `drop_callbacks`/`duplicate_callbacks` affect the next jobs, like the URL markers."""
+    batch = HumeClient(api_key=API_KEY, base_url=emu.base_url).expression_measurement.batch
+    emu.set_faults(drop_callbacks=1)
+    batch.start_inference_job(urls=["https://example.com/a.jpg"], callback_url=receiver.url)
+    emu.set_faults(duplicate_callbacks=1)
+    twice = batch.start_inference_job(urls=["https://example.com/b.jpg"], callback_url=receiver.url)
+    got = receiver.wait_for(2)
+    assert [r.json()["job_id"] for r in got] == [twice, twice]
+    assert receiver.wait_for(3, timeout=0.2) == got
+
+
+def test_realistic_timing_is_30_to_50_percent_of_media_length() -> None:
+    """--realistic: processing takes 30-50 % of the media duration (plus start-up); fast mode is short."""
+    from app.emulator.batch_request import normalize_request
+    from app.emulator.jobs import Job
+    from app.emulator.lifecycle import simulated_durations
+    from app.emulator.media import url_source
+
+    request = normalize_request({"urls": ["https://example.com/v.mp4#duration=600"]}, [])
+    for _ in range(20):
+        job = Job.new(request, [url_source(u, 8, 40) for u in request["urls"]])
+        queued, processing = simulated_durations(job, realistic=True)
+        assert 0.3 * 600 <= processing - 1.5 <= 0.5 * 600 and queued <= 4
+        assert sum(simulated_durations(job, realistic=False)) < 10
+
+
+async def test_emulator_server_as_async_context_manager() -> None:
+    """EmulatorServer also works with `async with` and leaves no thread behind."""
+    import threading
+
+    async with EmulatorServer() as server:
+        client = AsyncHumeClient(api_key="k", base_url=server.base_url)
+        assert await client.expression_measurement.batch.list_jobs() == []
+        name = f"hume-emulator-{server.port}"
+        assert any(t.name == name for t in threading.enumerate())
+    assert not any(t.name == name for t in threading.enumerate())
