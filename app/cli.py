@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import signal
 import sys
 import time
 import uuid
@@ -20,6 +21,8 @@ import orjson
 from app.config import Settings
 
 DATA_DIR = Path(".data")
+# Embedded Postgres handles started by this process; stopped when the command ends (Ctrl-C included).
+_embedded: list[Any] = []
 
 
 def _database_url(settings: Settings, keep: list[Any]) -> str:
@@ -29,7 +32,7 @@ def _database_url(settings: Settings, keep: list[Any]) -> str:
     from app import embedded
 
     handle, url = embedded.start(DATA_DIR / "postgres")
-    keep.append(handle)
+    _embedded.append(handle)
     return url
 
 
@@ -333,12 +336,25 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
 }
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings.from_env()
     from app import logs
 
     logs.configure(settings)
-    with contextlib.suppress(KeyboardInterrupt):
-        return COMMANDS[args.command](args, settings)
-    return 130
+    # SIGTERM must unwind like Ctrl-C so the embedded Postgres is stopped (uvicorn re-raises the signal
+    # after its graceful shutdown; with the default handler the process would die before cleanup).
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            return COMMANDS[args.command](args, settings)
+        return 130
+    finally:
+        while _embedded:
+            from app import embedded
+
+            embedded.stop(_embedded.pop())

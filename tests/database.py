@@ -60,7 +60,7 @@ def server_url() -> Iterator[str]:
         yield url
     finally:
         with contextlib.suppress(Exception):
-            handle.cleanup()
+            embedded.stop(handle)
         shutil.rmtree(directory, ignore_errors=True)
 
 
