@@ -45,23 +45,29 @@ class _Scorer:
         self.rng = rng
         self.names = names
         self.profile = self._new_profile(dominant)
+        self.home = list(self.profile)
 
     def _new_profile(self, dominant: int) -> list[float]:
         rnd = self.rng.random
-        profile = [0.01 + 0.12 * rnd() ** 2 for _ in self.names]
+        profile = [0.02 + 0.2 * rnd() ** 2 for _ in self.names]
         for _ in range(dominant):
-            profile[self.rng.randrange(len(profile))] = 0.25 + 0.6 * rnd()
+            profile[self.rng.randrange(len(profile))] = 0.25 + 0.5 * rnd()
         return profile
 
     def drift(self) -> None:
-        """Move one label up or down, keeping within 0..0.9."""
-        i = self.rng.randrange(len(self.profile))
-        self.profile[i] = min(0.9, max(0.005, self.profile[i] + (self.rng.random() - 0.45) * 0.4))
+        """Nudge one label, pulled back toward the track's home profile so long media does not
+        wander off; now and then a different label becomes dominant (a change of mood)."""
+        rng = self.rng
+        i = rng.randrange(len(self.profile))
+        if rng.random() < 0.02:
+            self.home[i] = 0.25 + 0.5 * rng.random() if self.home[i] < 0.2 else 0.02 + 0.15 * rng.random()
+        value = self.profile[i] + 0.3 * (self.home[i] - self.profile[i]) + (rng.random() - 0.5) * 0.3
+        self.profile[i] = min(0.78, max(0.005, value))
 
     def scores(self) -> list[Json]:
         rnd = self.rng.random
         return [
-            {"name": name, "score": base * (0.75 + 0.5 * rnd())}
+            {"name": name, "score": base * (0.75 + 0.5 * rnd())}  # base <= 0.78 keeps this < 1
             for name, base in zip(self.names, self.profile, strict=True)
         ]
 
@@ -82,21 +88,16 @@ def _num(cfg: Json, key: str, default: float) -> float:
 
 
 def _face_frames(f: MediaFile, fps_pred: float) -> list[tuple[int, float]]:
-    """(frame, time) pairs sampled at ``fps_pred`` (0 = every frame) from the native frame rate."""
+    """(frame, time) pairs: every ``round(native / fps_pred)``-th frame (0 = every frame).
+
+    Hume steps whole frames (the real payload has frames 230, 240, 250 at 29.97 fps), so the
+    effective rate is slightly off ``fps_pred`` and ``time`` is ``frame / native fps``.
+    """
     if f.kind == "image":
         return [(0, 0.0)]
     native = f.native_fps
-    rate = native if fps_pred <= 0 else min(fps_pred, native)
-    count = int(f.duration_s * rate)
-    step = native / rate
-    frames: list[tuple[int, float]] = []
-    last = -1
-    for i in range(count):
-        frame = round(i * step)
-        if frame != last:
-            frames.append((frame, frame / native))
-            last = frame
-    return frames
+    step = 1 if fps_pred <= 0 else max(1, round(native / fps_pred))
+    return [(frame, frame / native) for frame in range(0, int(f.duration_s * native), step)]
 
 
 def _face_tracks(f: MediaFile, frames: list[tuple[int, float]], rng: random.Random) -> list[int]:
@@ -120,7 +121,7 @@ def face(f: MediaFile, cfg: Json) -> Json | None:
     tracks = _face_tracks(f, frames, rng)
     threshold = _num(cfg, "prob_threshold", 0.99)
     min_size = float(cfg.get("min_face_size") or 60)
-    width, height = (1920.0, 1080.0)
+    width, height = (1920.0, 1080.0)  # frame size assumed for boxes
     scorers = [_Scorer(rng, EMOTIONS_48) for _ in range(f.num_faces)]
     facs = [_Scorer(rng, FACS, 6) for _ in range(f.num_faces)] if cfg.get("facs") is not None else None
     descs = (
@@ -129,32 +130,56 @@ def face(f: MediaFile, cfg: Json) -> Json | None:
         else None
     )
     boxes = []
-    for _ in range(f.num_faces):
-        w = max(min_size, 120 + rng.random() * 300)
-        boxes.append([rng.random() * (width - w), rng.random() * (height - w * 1.3), w, w * 1.28])
+    for k in range(f.num_faces):
+        w = max(min_size, 100 + rng.random() * 200)
+        if f.faces_together:
+            # Side by side, like a panel: each face keeps its own slot.
+            x = (k + 0.5) * width / f.num_faces - w / 2
+        else:
+            x = rng.random() * (width - w)
+        boxes.append([max(0.0, x), rng.random() * (height - w * 1.3), w, w * 1.28])
     groups: dict[str, list[Json]] = {}
     identify = bool(cfg.get("identify_faces"))
     rnd = rng.random
-    for (frame, t), who in zip(frames, tracks, strict=True):
-        if rnd() < 0.08:
-            scorers[who].drift()
-        box = boxes[who]
-        box[0] = min(width - box[2], max(0.0, box[0] + (rnd() - 0.5) * 6))
-        box[1] = min(height - box[3], max(0.0, box[1] + (rnd() - 0.5) * 4))
-        pred: Json = {
-            "frame": frame,
-            "time": t,
-            "prob": 1.0 - (1.0 - threshold) * rnd() * 0.98,
-            "box": {"x": box[0], "y": box[1], "w": box[2], "h": box[3]},
-            "emotions": scorers[who].scores(),
-            "facs": facs[who].scores() if facs is not None else None,
-            "descriptions": descs[who].scores() if descs is not None else None,
-        }
-        groups.setdefault(f"face_{who}" if identify else "unknown", []).append(pred)
+    everyone = list(range(f.num_faces))
+    for (frame, t), track in zip(frames, tracks, strict=True):
+        for who in everyone if f.faces_together else (track,):
+            _face_prediction(frame, t, who, boxes, scorers, facs, descs, threshold, rnd, groups, identify)
     return {
         "metadata": None,
         "grouped_predictions": [{"id": k, "predictions": v} for k, v in sorted(groups.items())],
     }
+
+
+def _face_prediction(
+    frame: int,
+    t: float,
+    who: int,
+    boxes: list[list[float]],
+    scorers: list[_Scorer],
+    facs: list[_Scorer] | None,
+    descs: list[_Scorer] | None,
+    threshold: float,
+    rnd: Callable[[], float],
+    groups: dict[str, list[Json]],
+    identify: bool,
+) -> None:
+    width, height = (1920.0, 1080.0)
+    if rnd() < 0.08:
+        scorers[who].drift()
+    box = boxes[who]
+    box[0] = min(width - box[2], max(0.0, box[0] + (rnd() - 0.5) * 6))
+    box[1] = min(height - box[3], max(0.0, box[1] + (rnd() - 0.5) * 4))
+    pred: Json = {
+        "frame": frame,
+        "time": t,
+        "prob": 1.0 - (1.0 - threshold) * rnd() * 0.98,
+        "box": {"x": box[0], "y": box[1], "w": box[2], "h": box[3]},
+        "emotions": scorers[who].scores(),
+        "facs": facs[who].scores() if facs is not None else None,
+        "descriptions": descs[who].scores() if descs is not None else None,
+    }
+    groups.setdefault(f"face_{who}" if identify else "unknown", []).append(pred)
 
 
 def facemesh(f: MediaFile, cfg: Json) -> Json | None:

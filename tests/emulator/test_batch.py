@@ -138,13 +138,21 @@ def test_output_has_the_shape_of_the_real_fixture(client: HumeClient, emu: Emula
     real = orjson.loads(FIXTURE.read_bytes())
     InferenceSourcePredictResult.model_validate(real[0])
     job_id = client.expression_measurement.batch.start_inference_job(
-        urls=["https://example.com/feelings_lab.mp4?X-Amz-Signature=x#no_audio"],
+        urls=["https://example.com/feelings_lab.mp4?X-Amz-Signature=x#no_audio&faces=4&group&duration=147"],
         models=Models(face=Face(identify_faces=True)),
     )
     wait_done(client, job_id)
     ours = _raw_predictions(emu, job_id)
     assert key_tree(ours) == key_tree(real)
-    assert ours[0]["results"]["predictions"][0]["file_type"] == "video_no_audio"  # type: ignore[index]
+    pred = ours[0]["results"]["predictions"][0]  # type: ignore[index]
+    assert pred["file_type"] == "video_no_audio"
+    # Like the real panel video: four tracked faces, several in the same frame, whole-frame steps.
+    groups = pred["models"]["face"]["grouped_predictions"]
+    assert sorted(g["id"] for g in groups) == ["face_0", "face_1", "face_2", "face_3"]
+    frames = [p["frame"] for g in groups for p in g["predictions"]]
+    assert len(frames) == 4 * len(set(frames))
+    steps = {b - a for a, b in itertools.pairwise(sorted(set(frames)))}
+    assert len(steps) == 1 and steps.pop() in (8, 10)
 
 
 def test_prosody_granularities_and_window(client: HumeClient) -> None:
