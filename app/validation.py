@@ -91,7 +91,9 @@ def submit_request(data: dict[str, Any]) -> SubmitRequest:
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             raise InvalidInput(field, message) from None
-    metadata = data.get("metadata") or {}
+    metadata = data.get("metadata")
+    if metadata is None:
+        metadata = {}
     if not isinstance(metadata, dict):
         raise InvalidInput("metadata", "must be an object")
     return SubmitRequest(urls=urls, text=text, models=models, metadata=metadata)
