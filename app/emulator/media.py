@@ -219,6 +219,11 @@ def file_source(filename: str, content_type: str | None, data: bytes, min_s: flo
     markers = parse_markers(filename)
     clean_name = filename.split("#", 1)[0]
     kind = kind_of(clean_name)
+    known_ext = clean_name.lower().endswith(VIDEO_EXT + AUDIO_EXT + IMAGE_EXT + ARCHIVE_EXT + TEXT_EXT)
+    if not known_ext and content_type:
+        # No telling extension: trust the part's media type (Hume sniffed content).
+        major = content_type.split("/", 1)[0].lower()
+        kind = {"audio": "audio", "image": "image", "video": "video"}.get(major, kind)
     duration = wav_duration(data) if clean_name.lower().endswith(".wav") else None
     if kind == "archive":
         files = archive_members(clean_name, md5, markers, min_s, max_s)

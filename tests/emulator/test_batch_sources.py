@@ -9,12 +9,14 @@ import time
 import wave
 import zipfile
 
+import httpx
 import pytest
 from hume import HumeClient
 from hume.core.api_error import ApiError
 from hume.expression_measurement.batch import Face, InferenceBaseRequest, Language, Models, Prosody
 
 from app.emulator.labels import EMOTIONS_48
+from app.emulator.testing import EmulatorServer
 
 from .helpers import wait_done
 
@@ -219,3 +221,24 @@ def test_save_faces_adds_face_crops_to_the_artifacts(client: HumeClient) -> None
         crops = [n for n in zf.namelist() if n.startswith("faces/")]
         assert crops == ["faces/p.jpg/unknown_0.png"]
         assert zf.read(crops[0])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_json_as_form_field_like_curl_and_the_raw_client(client: HumeClient, emu: EmulatorServer) -> None:
+    """The `json` part also works as a plain form field (curl, the generated raw client); an
+    extension-less upload is classified by its content type."""
+    raw = client.expression_measurement.batch.with_raw_response.start_inference_job_from_local_file(
+        file=[("recording", _wav(2.0), "audio/wav")],
+        json=InferenceBaseRequest(models=Models(prosody=Prosody(granularity="word"))),
+    )
+    job = wait_done(client, raw.data)
+    assert job.request.models.prosody is not None and job.request.models.prosody.granularity == "word"
+    assert job.request.models.face is None
+    res = client.expression_measurement.batch.get_job_predictions(raw.data)[0].results
+    assert res is not None and res.predictions[0].model_extra == {"file_type": "audio"}
+    resp = httpx.post(
+        f"{emu.base_url}/v0/batch/jobs",
+        headers={"X-Hume-Api-Key": "k"},
+        data={"json": '{"models": {"face": {}}}'},
+        files={"file": ("p.png", b"\x89PNG....", "image/png")},
+    )
+    assert resp.status_code == 200 and resp.json()["job_id"]
