@@ -141,11 +141,15 @@ async def test_async_tts_and_validation_errors(async_client: AsyncHumeClient) ->
 
 
 def test_tts_accepts_bearer_tokens_but_not_garbage(emu: EmulatorServer) -> None:
-    """TTS takes `Authorization: Bearer <token from /oauth2-cc/token>`; unknown tokens get 401."""
+    """TTS and EVI take `Authorization: Bearer <token from /oauth2-cc/token>`; batch and unknown tokens get 401."""
     resp = httpx.post(f"{emu.base_url}/oauth2-cc/token", data={"grant_type": "client_credentials"}, auth=("key", "s"))
     token = resp.json()["access_token"]
     good = HumeClient(base_url=emu.base_url, headers={"Authorization": f"Bearer {token}"})
     assert good.tts.synthesize_json(utterances=[PostedUtterance(text="hi")]).generations
+    assert list(good.empathic_voice.chats.list_chats()) == []  # EVI takes tokens too
+    with pytest.raises(ApiError) as batch_err:
+        good.expression_measurement.batch.list_jobs()  # batch never did
+    assert batch_err.value.status_code == 401
     bad = HumeClient(base_url=emu.base_url, headers={"Authorization": "Bearer forged"})
     with pytest.raises(ApiError) as err:
         bad.tts.synthesize_json(utterances=[PostedUtterance(text="hi")])
