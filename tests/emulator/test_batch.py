@@ -24,7 +24,7 @@ from app.emulator.testing import EmulatorServer
 from .conftest import API_KEY
 from .helpers import await_done, key_tree, wait_done
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hume-batch-predictions-real.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "hume-batch-predictions-real.json"
 
 
 def _raw_predictions(emu: EmulatorServer, job_id: str) -> list[dict[str, object]]:
