@@ -166,12 +166,6 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_emulator(args: argparse.Namespace, settings: Settings) -> int:
-    from app import emulator
-
-    return emulator.main(args.rest)
-
-
 def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
     from app.store import api_keys
     from app.store.db import make_engine, make_sessionmaker
@@ -301,8 +295,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="development: embedded Postgres + migrations + emulator + dev key + serve")
     sub.add_parser("worker", help="run a queue worker process")
     sub.add_parser("migrate", help="apply database migrations")
-    em = sub.add_parser("emulator", help="run the Hume emulator alone", add_help=False)
-    em.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("emulator", help="run the Hume emulator alone (options: python -m app emulator --help)")
     ck = sub.add_parser("create-key", help="create an API key (printed once)")
     ck.add_argument("--name", required=True)
     ck.add_argument("--scopes", default="submit,read")
@@ -327,7 +320,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "run": cmd_run,
     "worker": cmd_worker,
     "migrate": cmd_migrate,
-    "emulator": cmd_emulator,
     "create-key": cmd_create_key,
     "import": cmd_import,
     "submit": cmd_submit,
@@ -341,6 +333,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["emulator"]:
+        # The emulator owns its options (argparse's REMAINDER would swallow none starting with "--").
+        from app import emulator
+
+        return emulator.main(argv[1:])
     args = parser().parse_args(argv)
     settings = Settings.from_env()
     from app import logs

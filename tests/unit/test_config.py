@@ -1,0 +1,71 @@
+"""Settings are read once from the environment and fail fast, naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import Settings, SettingsError, libpq_url, sqlalchemy_url
+
+
+def test_defaults_use_the_emulator_and_local_callbacks() -> None:
+    """With no Hume credentials the service runs against its emulator and calls back to itself."""
+    settings = Settings.from_env({})
+    assert settings.uses_emulator
+    assert settings.callback_base_url == "http://127.0.0.1:8000"
+    assert settings.database_url is None
+
+
+def test_environment_is_read() -> None:
+    """Every documented variable lands in the settings."""
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgres://u:p@db:5432/x",
+            "HUME_API_KEY": "k",
+            "PUBLIC_BASE_URL": "https://hooks.example.com/",
+            "PORT": "9000",
+            "RUN_WORKER": "false",
+            "HUME_WEBHOOK_TOLERANCE_S": "60",
+        }
+    )
+    assert not settings.uses_emulator
+    assert settings.port == 9000
+    assert settings.run_worker is False
+    assert settings.callback_base_url == "https://hooks.example.com"
+    assert settings.hume_webhook_tolerance_s == 60
+    assert settings.webhook_signing_keys == ("k",)
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    """A logged settings object never shows keys."""
+    text = repr(Settings.from_env({"HUME_API_KEY": "very-secret", "HUME_SECRET_KEY": "also-secret"}))
+    assert "very-secret" not in text and "also-secret" not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"RUN_WORKER": "maybe"}, "RUN_WORKER"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], name: str) -> None:
+    """A malformed variable stops start-up with a message naming it."""
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env(env)
+
+
+def test_signing_key_rotation_order() -> None:
+    """The dedicated signing key comes first, the previous key stays valid during a rotation."""
+    settings = Settings.from_env(
+        {"HUME_API_KEY": "api", "HUME_WEBHOOK_SIGNING_KEY": "new", "HUME_WEBHOOK_PREVIOUS_SIGNING_KEY": "old"}
+    )
+    assert settings.webhook_signing_keys == ("new", "old")
+
+
+def test_database_url_forms() -> None:
+    """Plain postgres URLs work for SQLAlchemy (psycopg 3 dialect) and libpq alike."""
+    assert sqlalchemy_url("postgresql://a@h/db") == "postgresql+psycopg://a@h/db"
+    assert sqlalchemy_url("postgres://a@h/db") == "postgresql+psycopg://a@h/db"
+    assert libpq_url("postgresql+psycopg://a@h/db") == "postgresql://a@h/db"
