@@ -82,6 +82,12 @@ class Settings:
     """A submitted job with no callback after this long is polled."""
     reconcile_interval_s: float = 60.0
     emulator_port: int = 8001
+    cors_allow_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the API (CORS_ALLOW_ORIGINS, comma-separated; "*" for any)."""
+    hume_token_refresh_margin_s: float = 300.0
+    """Fetch the next Hume access token this long before the current one expires."""
+    tts_cache_max_bytes: int = 512 << 20
+    """Size bound of the TTS cache in Postgres; least recently used entries are evicted past it."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +118,9 @@ class Settings:
             reconcile_after_s=_number(env, "RECONCILE_AFTER_S", 600.0),
             reconcile_interval_s=_number(env, "RECONCILE_INTERVAL_S", 60.0),
             emulator_port=int(_number(env, "EMULATOR_PORT", 8001)),
+            cors_allow_origins=tuple(o.strip() for o in env.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()),
+            hume_token_refresh_margin_s=_number(env, "HUME_TOKEN_REFRESH_MARGIN_S", 300.0),
+            tts_cache_max_bytes=int(_number(env, "TTS_CACHE_MAX_BYTES", 512 << 20)),
         )
         if settings.database_url is not None:
             sqlalchemy_url(settings.database_url)

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.hume.gateway import HumeGateway
+from app.hume.tokens import TokenProvider
 from app.store.db import driver_connection
+from app.tts import TtsService
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,9 @@ class Deps:
     sessionmaker: async_sessionmaker[AsyncSession]
     gateway: HumeGateway
     queue: procrastinate.App
+    tokens: TokenProvider | None = None
+    """None when no Hume secret key is configured (then /api/hume/auth answers 503)."""
+    tts: TtsService | None = None
 
 
 async def defer(session: AsyncSession, queue: procrastinate.App, task: str, **kwargs: Any) -> None:

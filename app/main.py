@@ -33,12 +33,17 @@ from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeError, HumeTransientError
 from app.hume.gateway import HumeGateway
 from app.hume.predictions import PredictionFormatError
+from app.hume.tokens import TokenProvider
+from app.hume.tts import HumeTts
+from app.routes.auth import cors_middleware
 from app.store.db import make_engine, make_sessionmaker
+from app.tts import TtsService
 from app.worker import make_queue, worker_options
 
 log = structlog.get_logger(__name__)
 
 EMULATOR_API_KEY = "emulator-dev-key"  # the built-in emulator's key, not a secret
+EMULATOR_SECRET_KEY = "emulator-dev-secret"  # noqa: S105  # the emulator token endpoint's, not a secret
 
 
 def _error(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> JSON:
@@ -118,7 +123,7 @@ class RequestLog:
 async def _start_emulator(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     from app import emulator  # the emulator is optional at runtime: only imported when used
 
-    config = emulator.EmulatorConfig(api_key=EMULATOR_API_KEY)
+    config = emulator.EmulatorConfig(api_key=EMULATOR_API_KEY, secret_key=EMULATOR_SECRET_KEY)
     server = uvicorn.Server(
         uvicorn.Config(
             emulator.create_app(config), host="127.0.0.1", port=settings.emulator_port, log_level="warning",
@@ -146,15 +151,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
             emulator_server = await _start_emulator(settings)
             base_url = f"http://127.0.0.1:{settings.emulator_port}"
             api_key = EMULATOR_API_KEY
+            secret_key: str | None = EMULATOR_SECRET_KEY
             log.info("using the built-in Hume emulator", url=base_url)
         else:
             base_url = settings.hume_base_url or "https://api.hume.ai"
             api_key = settings.hume_api_key or ""
+            secret_key = settings.hume_secret_key
         engine = make_engine(settings.database_url)
         gateway = HumeGateway(api_key=api_key, base_url=base_url)
         queue = make_queue(settings.database_url)
         await queue.open_async()
-        deps = Deps(settings=settings, sessionmaker=make_sessionmaker(engine), gateway=gateway, queue=queue)
+        sessionmaker = make_sessionmaker(engine)
+        tokens = None
+        if secret_key:
+            tokens = TokenProvider(
+                api_key=api_key,
+                secret_key=secret_key,
+                base_url=base_url,
+                refresh_margin_s=settings.hume_token_refresh_margin_s,
+            )
+        hume_tts = HumeTts(api_key=api_key, base_url=base_url)
+        tts = TtsService(hume=hume_tts, sessionmaker=sessionmaker, max_bytes=settings.tts_cache_max_bytes)
+        deps = Deps(settings=settings, sessionmaker=sessionmaker, gateway=gateway, queue=queue, tokens=tokens, tts=tts)
         worker = None
         if settings.run_worker:
             worker = asyncio.create_task(queue.run_worker_async(**worker_options(deps)))
@@ -167,6 +185,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await asyncio.wait_for(worker, timeout=15)
             await queue.close_async()
             await gateway.aclose()
+            await tts.aclose()
+            await hume_tts.aclose()
+            if tokens is not None:
+                await tokens.aclose()
             await engine.dispose()
             if emulator_server is not None:
                 server, task = emulator_server
@@ -188,7 +210,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     }
     return Starlette(
         routes=[*routes.routes(), *openapi.routes],
-        middleware=[Middleware(RequestLog)],
+        middleware=[Middleware(RequestLog), *cors_middleware(settings)],
         exception_handlers=handlers,
         lifespan=lifespan,
     )

@@ -13,3 +13,5 @@ INGEST_SECONDS = Histogram(
     "ingest_seconds", "Time to store one job's predictions", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 )
 QUEUE_DEPTH = Gauge("queue_depth", "Inbox events not yet processed")
+TTS_CACHE = Counter("tts_cache_requests_total", "TTS requests by cache result", ["result"])
+HUME_TOKEN_FETCHES = Counter("hume_token_fetches_total", "Access tokens fetched from Hume", ["outcome"])

@@ -188,3 +188,22 @@ class EmotionStat(Base):
     count: Mapped[int] = mapped_column(BigInteger)
     mean: Mapped[float] = mapped_column(Float)
     max: Mapped[float] = mapped_column(Float)
+
+
+class TtsCacheEntry(Base):
+    """A TTS result kept to answer the same request again (key: SHA-256 of the normalized request)."""
+
+    __tablename__ = "tts_cache"
+    __table_args__ = (Index("ix_tts_cache_last_used_at", "last_used_at"),)
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    """audio (the file bytes) or json (Hume's ReturnTts document)."""
+    content_type: Mapped[str] = mapped_column(Text)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    generation_id: Mapped[str | None] = mapped_column(Text)
+    hits: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_at: Mapped[datetime] = _now()
+    last_used_at: Mapped[datetime] = _now()
