@@ -41,6 +41,27 @@ SPEC: dict[str, Any] = {
                 },
                 "required": ["error"],
             },
+            "TtsRequest": {
+                "type": "object",
+                "required": ["text"],
+                "properties": {
+                    "text": {"type": "string", "minLength": 1, "maxLength": 5000},
+                    "description": {"type": "string", "maxLength": 1000},
+                    "voice": {
+                        "type": "object",
+                        "description": "exactly one of id or name",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "name": {"type": "string"},
+                            "provider": {"type": "string", "enum": ["HUME_AI", "CUSTOM_VOICE"],
+                                         "default": "CUSTOM_VOICE"},
+                        },
+                    },
+                    "speed": {"type": "number", "minimum": 0.5, "maximum": 2, "default": 1},
+                    "format": {"type": "string", "enum": ["mp3", "wav", "pcm"], "default": "mp3"},
+                    "stream": {"type": "boolean", "default": False},
+                },
+            },
             "SubmitJob": {
                 "type": "object",
                 "properties": {
@@ -118,6 +139,39 @@ SPEC: dict[str, Any] = {
                 "responses": {"202": _json(_OBJ), "200": _json(_OBJ), **_errors(400, 401, 404, 413, 503)},
             }
         },
+        "/api/hume/auth": {
+            "get": {
+                "summary": "A Hume access token for a browser frontend (scope: token); cached until near expiry",
+                "responses": {
+                    "200": _json({"type": "object", "properties": {"accessToken": {"type": "string"},
+                                                                   "expiresIn": {"type": "integer"}}}),
+                    **_errors(401, 403, 502, 503),
+                },
+            }
+        },
+        "/v1/tts": {
+            "post": {
+                "summary": "Text to speech through Hume, cached in Postgres (scope: tts)",
+                "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json"]},
+                                "description": "json: Hume's JSON (generations with base64 audio) instead of bytes"}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TtsRequest"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "audio bytes (chunked when stream is true); header X-Cache: hit or miss",
+                        "headers": {"X-Cache": {"schema": {"type": "string", "enum": ["hit", "miss"]}}},
+                        "content": {t: {"schema": {"type": "string", "format": "binary"}}
+                                    for t in ("audio/mpeg", "audio/wav", "audio/pcm")}
+                        | {"application/json": {"schema": _OBJ}},
+                    },
+                    **_errors(401, 403, 413, 422, 502, 503),
+                },
+            }
+        },
+        "/v1/tts/cache/stats": {"get": {"summary": "TTS cache size, bound and hit counts (scope: tts)",
+                                        "responses": {"200": _json(_OBJ), **_errors(401, 403)}}},
         "/healthz": {"get": {"security": [], "responses": {"200": _json(_OBJ)}}},
         "/readyz": {"get": {"security": [], "responses": {"200": _json(_OBJ), "503": _json(_OBJ)}}},
     },
