@@ -12,6 +12,7 @@ import pytest
 from app.emulator import EmulatorConfig
 from app.emulator.testing import EmulatorServer
 from tests.conftest import EMULATOR_KEY, Service, ServiceFactory, create_key
+from tests.servers import free_port
 
 TOKEN_CALL = "POST /oauth2-cc/token"
 
@@ -154,3 +155,21 @@ def test_cors_allows_only_configured_origins(make_service: ServiceFactory) -> No
         real = client.get("/api/hume/auth", headers={"Origin": "https://app.example"})
     assert real.status_code == 200
     assert real.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_built_in_emulator_mints_tokens_out_of_the_box(make_service: ServiceFactory) -> None:
+    """`make run` with no Hume credentials: the built-in emulator's fixed secret makes tokens work, and the
+    token is accepted by that emulator's TTS."""
+    service = make_service(hume_api_key=None, hume_secret_key=None, hume_base_url=None, emulator_port=free_port())
+    with service.client() as client:
+        response = client.get("/api/hume/auth")
+        assert response.status_code == 200, response.text
+        tts = client.post("/v1/tts", json={"text": "Out of the box."})
+    assert tts.status_code == 200, tts.text
+    emulator_url = f"http://127.0.0.1:{service.server.settings.emulator_port}"
+    accepted = httpx.post(
+        f"{emulator_url}/v0/tts/file",
+        json={"utterances": [{"text": "hi"}]},
+        headers={"Authorization": f"Bearer {response.json()['accessToken']}"},
+    )
+    assert accepted.status_code == 200

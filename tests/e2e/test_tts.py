@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
 
 from app.emulator.testing import EmulatorServer
 from tests.conftest import Service, ServiceFactory, create_key
@@ -280,3 +289,59 @@ def test_cache_evicts_least_recently_used(make_service: ServiceFactory, emulator
         assert client.post("/v1/tts", json=a).headers["x-cache"] == "hit"
         assert client.post("/v1/tts", json=c).headers["x-cache"] == "hit"
         assert client.post("/v1/tts", json=b).headers["x-cache"] == "miss"
+
+
+class SlowStreamingHume:
+    """A stand-in for Hume's /v0/tts/stream/file that sends one chunk, then holds the rest until released.
+
+    The emulator streams everything at once, so it cannot show whether we forward bytes as they come.
+    """
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+        async def stream_file(request: Request) -> StreamingResponse:
+            async def body() -> AsyncIterator[bytes]:
+                yield b"\xff\xfb" + b"first" * 200
+                await asyncio.to_thread(self.release.wait, 20)  # released by the test (or after 20 s)
+                yield b"rest" * 200
+
+            return StreamingResponse(body(), media_type="audio/mpeg")
+
+        app = Starlette(routes=[Route("/v0/tts/stream/file", stream_file, methods=["POST"])])
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> SlowStreamingHume:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def test_stream_forwards_bytes_before_hume_finishes(make_service: ServiceFactory) -> None:
+    """The caller receives the first audio bytes while Hume is still synthesizing the rest."""
+    with SlowStreamingHume() as hume:
+        service = make_service(hume_base_url=hume.base_url)
+        body = {"text": "Stream me as you go.", "stream": True}
+        started = time.monotonic()
+        with service.client() as client, client.stream("POST", "/v1/tts", json=body) as response:
+            assert response.status_code == 200
+            assert response.headers["x-cache"] == "miss"
+            chunks = response.iter_raw()
+            first = next(chunks)
+            # Hume holds the rest for up to 20 s: a service that buffered would take that long.
+            assert time.monotonic() - started < 5
+            assert first.startswith(b"\xff\xfb")
+            hume.release.set()
+            audio = first + b"".join(chunks)
+    assert audio.endswith(b"rest")
