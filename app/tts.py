@@ -160,9 +160,6 @@ class Broadcast:
                 return
             await changed.wait()
 
-    async def result(self) -> bytes:
-        return b"".join([chunk async for chunk in self.read()])
-
 
 @dataclass
 class Counters:
@@ -181,7 +178,6 @@ class Outcome:
     cache: Literal["hit", "miss"]
     content_type: str
     chunks: AsyncIterator[bytes]
-    coalesced: bool = False
 
 
 async def _once(content: bytes) -> AsyncIterator[bytes]:
@@ -217,7 +213,6 @@ class TtsService:
         self.counters.misses += 1
         metrics.TTS_CACHE.labels("miss").inc()
         broadcast = self._inflight.get(key)
-        coalesced = broadcast is not None
         if broadcast is None:
             content_type = "application/json" if kind == "json" else request.spec.content_type
             broadcast = Broadcast(content_type=content_type)
@@ -227,7 +222,7 @@ class TtsService:
             task.add_done_callback(self._tasks.discard)
         else:
             self.counters.coalesced += 1
-        return Outcome("miss", broadcast.content_type, broadcast.read(), coalesced=coalesced)
+        return Outcome("miss", broadcast.content_type, broadcast.read())
 
     async def _produce(self, key: str, kind: Kind, request: TtsRequest, broadcast: Broadcast) -> None:
         spec = request.spec
