@@ -25,6 +25,7 @@ log = structlog.get_logger(__name__)
 TOKEN_PATH = "/oauth2-cc/token"  # noqa: S105  # a URL path, not a password
 DEFAULT_LIFETIME_S = 1800.0  # "Access tokens expire after 30 minutes" (HUME.md 4), if Hume omits expires_in
 HARD_MARGIN_FRACTION = 0.2  # below this share of the refresh margin a token is too close to expiry to hand out
+BACKGROUND_RETRY_S = 5.0  # after a failed background refresh, wait this long before the next one
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class TokenProvider:
         self._token: AccessToken | None = None
         self._flight: SingleFlight[str, AccessToken] = SingleFlight()
         self._background: set[asyncio.Task[AccessToken]] = set()
-        self.upstream_calls = 0
+        self._next_background_at = 0.0
 
     async def aclose(self) -> None:
         for task in list(self._background):
@@ -87,7 +88,8 @@ class TokenProvider:
         return fresh.value, fresh.remaining(self._clock())
 
     def _refresh_in_background(self) -> None:
-        if self._flight.busy("token"):
+        # While Hume is down, requests in the margin must not each send it another refresh.
+        if self._flight.busy("token") or self._clock() < self._next_background_at:
             return
         task = asyncio.ensure_future(self._flight.do("token", self._fetch))
         self._background.add(task)
@@ -96,11 +98,11 @@ class TokenProvider:
     def _background_done(self, task: asyncio.Task[AccessToken]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            # The current token is still valid; the next request past the hard margin retries.
+            # The current token is still valid; try again shortly (and at once past the hard margin).
+            self._next_background_at = self._clock() + BACKGROUND_RETRY_S
             log.warning("background token refresh failed", error=str(task.exception()))
 
     async def _fetch(self) -> AccessToken:
-        self.upstream_calls += 1
         try:
             token = await self._request()
         except HumeError:

@@ -173,3 +173,25 @@ def test_built_in_emulator_mints_tokens_out_of_the_box(make_service: ServiceFact
         headers={"Authorization": f"Bearer {response.json()['accessToken']}"},
     )
     assert accepted.status_code == 200
+
+
+def test_refresh_failure_keeps_serving_the_valid_token(
+    make_service: ServiceFactory, short_lived_emulator: EmulatorServer
+) -> None:
+    """If Hume fails while the cached token is still good, callers keep getting it (one failed refresh,
+    not one per request); once it is about to lapse, callers get a 502 instead of a dying token."""
+    service = make_service(hume_base_url=short_lived_emulator.base_url, hume_secret_key="right-secret")
+    with service.client() as client:
+        issued = time.monotonic()
+        first = client.get("/api/hume/auth").json()
+        short_lived_emulator.set_faults(path="/oauth2-cc/token", status=503)
+        time.sleep(1.2)  # inside the refresh margin: 0.8 s of its 2 s left
+        during = [client.get("/api/hume/auth") for _ in range(10)]
+        assert time.monotonic() - issued < 1.7, "too slow to observe the margin"
+        assert [r.status_code for r in during] == [200] * 10
+        assert {r.json()["accessToken"] for r in during} == {first["accessToken"]}
+        assert short_lived_emulator.calls()[TOKEN_CALL] == 2  # the first fetch and one background refresh
+        time.sleep(max(0.0, 1.9 - (time.monotonic() - issued)))
+        late = client.get("/api/hume/auth")
+    assert late.status_code == 502
+    assert late.json()["error"]["code"] == "bad_gateway"
