@@ -80,7 +80,9 @@ def _voice(raw: Any) -> tuple[str | None, str | None, str]:
     ref = raw[which]
     if not isinstance(ref, str) or not ref.strip() or len(ref) > MAX_VOICE_REF:
         raise InvalidInput(f"voice.{which}", f"must be a non-empty string of at most {MAX_VOICE_REF} characters")
-    provider = raw.get("provider", PROVIDERS[1])
+    provider = raw.get("provider")
+    if provider is None:
+        provider = PROVIDERS[1]  # Hume's default
     if provider not in PROVIDERS:
         raise InvalidInput("voice.provider", f"must be one of {', '.join(PROVIDERS)}")
     ref = ref.strip()
