@@ -299,8 +299,11 @@ class SlowStreamingHume:
 
     def __init__(self) -> None:
         self.release = threading.Event()
+        self.calls = 0
 
         async def stream_file(request: Request) -> StreamingResponse:
+            self.calls += 1
+
             async def body() -> AsyncIterator[bytes]:
                 yield b"\xff\xfb" + b"first" * 200
                 await asyncio.to_thread(self.release.wait, 20)  # released by the test (or after 20 s)
@@ -345,3 +348,25 @@ def test_stream_forwards_bytes_before_hume_finishes(make_service: ServiceFactory
             hume.release.set()
             audio = first + b"".join(chunks)
     assert audio.endswith(b"rest")
+
+
+def test_client_hanging_up_mid_stream_still_fills_the_cache(make_service: ServiceFactory) -> None:
+    """A listener that disconnects after the first bytes does not waste the synthesis: it finishes and the
+    next identical request is a cache hit with the whole audio."""
+    with SlowStreamingHume() as hume:
+        service = make_service(hume_base_url=hume.base_url)
+        body = {"text": "Hang up on me.", "stream": True}
+        with service.client() as client:
+            with client.stream("POST", "/v1/tts", json=body) as response:
+                assert next(response.iter_raw()).startswith(b"\xff\xfb")
+            # The response is closed before Hume sent the rest; now Hume finishes.
+            hume.release.set()
+            deadline = time.monotonic() + 10
+            while True:
+                again = client.post("/v1/tts", json=body)
+                if again.headers["x-cache"] == "hit" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        assert again.headers["x-cache"] == "hit"
+        assert again.content.endswith(b"rest" * 200)
+        assert hume.calls == 1  # the abandoned synthesis was the one stored
