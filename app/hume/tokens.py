@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 TOKEN_PATH = "/oauth2-cc/token"  # noqa: S105  # a URL path, not a password
 DEFAULT_LIFETIME_S = 1800.0  # "Access tokens expire after 30 minutes" (HUME.md 4), if Hume omits expires_in
 HARD_MARGIN_FRACTION = 0.2  # below this share of the refresh margin a token is too close to expiry to hand out
-BACKGROUND_RETRY_S = 5.0  # after a failed background refresh, wait this long before the next one
+BACKGROUND_RETRY_S = 5.0  # at most one background refresh this often (matters only while they fail)
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,10 @@ class TokenProvider:
 
     def _refresh_in_background(self) -> None:
         # While Hume is down, requests in the margin must not each send it another refresh.
-        if self._flight.busy("token") or self._clock() < self._next_background_at:
+        now = self._clock()
+        if self._flight.busy("token") or now < self._next_background_at:
             return
+        self._next_background_at = now + BACKGROUND_RETRY_S
         task = asyncio.ensure_future(self._flight.do("token", self._fetch))
         self._background.add(task)
         task.add_done_callback(self._background_done)
@@ -98,8 +100,7 @@ class TokenProvider:
     def _background_done(self, task: asyncio.Task[AccessToken]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            # The current token is still valid; try again shortly (and at once past the hard margin).
-            self._next_background_at = self._clock() + BACKGROUND_RETRY_S
+            # The current token is still valid; the next try comes shortly (at once past the hard margin).
             log.warning("background token refresh failed", error=str(task.exception()))
 
     async def _fetch(self) -> AccessToken:
