@@ -78,7 +78,7 @@ class Databases:
 
     def _execute(self, sql: str, **params: Any) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql, params)  # type: ignore[arg-type]
+            conn.execute(sql, params)
 
     def clone(self) -> tuple[str, str]:
         name = f"{self.prefix}_{next(self._counter)}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 from hume import AsyncHumeClient, HumeClient
 from hume.expression_measurement.batch import InferenceJob
@@ -15,7 +15,7 @@ def wait_done(client: HumeClient, job_id: str, timeout: float = 10.0) -> Inferen
     while True:
         job = client.expression_measurement.batch.get_job_details(job_id)
         if job.state.status in ("COMPLETED", "FAILED") or time.monotonic() > deadline:
-            return job
+            return cast(InferenceJob, job)
         time.sleep(0.02)
 
 
@@ -24,7 +24,7 @@ async def await_done(client: AsyncHumeClient, job_id: str, within_s: float = 10.
     while True:
         job = await client.expression_measurement.batch.get_job_details(job_id)
         if job.state.status in ("COMPLETED", "FAILED") or time.monotonic() > deadline:
-            return job
+            return cast(InferenceJob, job)
         await asyncio.sleep(0.02)
 
 

@@ -15,6 +15,7 @@ from hume.expression_measurement.batch import (
     InferenceSourcePredictResult,
     Language,
     Models,
+    Ner,
     Prosody,
 )
 
@@ -78,7 +79,7 @@ def test_predictions_for_every_model_validate_and_are_plausible(client: HumeClie
         prosody=Prosody(granularity="sentence", identify_speakers=True),
         language=Language(granularity="utterance", sentiment={}, toxicity={}, identify_speakers=True),
         burst={},
-        ner={},
+        ner=Ner(),
         facemesh={},
     )
     url = "https://cdn.example.com/interview.mp4?sig=abc#duration=60&faces=3&speakers=2"
@@ -165,7 +166,7 @@ def test_prosody_granularities_and_window(client: HumeClient) -> None:
         wait_done(client, job_id)
         res = batch.get_job_predictions(job_id)[0].results
         assert res is not None
-        preds = [p for g in res.predictions[0].models.prosody.grouped_predictions for p in g.predictions]  # type: ignore[union-attr]
+        preds = [p for g in res.predictions[0].models.prosody.grouped_predictions for p in g.predictions]
         lengths[gran] = len(preds)
     assert lengths["word"] > lengths["utterance"] >= lengths["conversational_turn"] >= 1
     job_id = batch.start_inference_job(
@@ -175,7 +176,7 @@ def test_prosody_granularities_and_window(client: HumeClient) -> None:
     wait_done(client, job_id)
     res = batch.get_job_predictions(job_id)[0].results
     assert res is not None
-    preds = res.predictions[0].models.prosody.grouped_predictions[0].predictions  # type: ignore[union-attr]
+    preds = res.predictions[0].models.prosody.grouped_predictions[0].predictions
     assert len(preds) == 15 and all(p.text is None for p in preds)
     assert preds[1].time.begin == 2 and preds[0].time.end == 4
 
@@ -199,9 +200,9 @@ def test_same_url_same_predictions(client: HumeClient, emu: EmulatorServer, mode
     """Predictions are deterministic per input: the same URL and models give identical bytes."""
     batch = client.expression_measurement.batch
     kwargs = {"models": models} if models else {}
-    a = batch.start_inference_job(urls=["https://example.com/same.mp4"], **kwargs)  # type: ignore[arg-type]
-    b = batch.start_inference_job(urls=["https://example.com/same.mp4"], **kwargs)  # type: ignore[arg-type]
-    c = batch.start_inference_job(urls=["https://example.com/other.mp4"], **kwargs)  # type: ignore[arg-type]
+    a = batch.start_inference_job(urls=["https://example.com/same.mp4"], **kwargs)
+    b = batch.start_inference_job(urls=["https://example.com/same.mp4"], **kwargs)
+    c = batch.start_inference_job(urls=["https://example.com/other.mp4"], **kwargs)
     for j in (a, b, c):
         wait_done(client, j)
     assert _raw_predictions(emu, a) == _raw_predictions(emu, b)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from hume import HumeClient
 from hume.core.api_error import ApiError
-from hume.expression_measurement.batch import Face, InferenceBaseRequest, Language, Models, Prosody
+from hume.expression_measurement.batch import Face, InferenceBaseRequest, Language, Models, Ner, Prosody
 
 from app.emulator.labels import EMOTIONS_48
 from app.emulator.testing import EmulatorServer
@@ -58,7 +58,7 @@ def test_local_files_upload_as_multipart(client: HumeClient) -> None:
     ]
     results = batch.get_job_predictions(job_id)
     assert [r.source.type for r in results] == ["file", "file"]
-    assert results[0].source.filename == "speech.wav"  # type: ignore[union-attr]
+    assert results[0].source.filename == "speech.wav"
     speech = results[0].results
     assert speech is not None and speech.predictions[0].model_extra == {"file_type": "audio"}
     prosody = speech.predictions[0].models.prosody
@@ -98,7 +98,7 @@ def test_text_sources_give_language_and_ner(client: HumeClient) -> None:
     """Raw text forms one `text` source; positions index into the caller's strings."""
     batch = client.expression_measurement.batch
     texts = ["I moved to Paris on Monday. It was great!", "Thanks, Google."]
-    job_id = batch.start_inference_job(text=texts, models=Models(language=Language(sentiment={}), ner={}))
+    job_id = batch.start_inference_job(text=texts, models=Models(language=Language(sentiment={}), ner=Ner()))
     wait_done(client, job_id)
     (result,) = batch.get_job_predictions(job_id)
     assert result.source.type == "text" and result.results is not None
@@ -127,7 +127,7 @@ def test_source_and_file_errors(client: HumeClient) -> None:
     )
     job = wait_done(client, job_id)
     assert job.state.status == "COMPLETED"
-    assert job.state.num_errors == 2 and job.state.num_predictions == 3  # type: ignore[union-attr]
+    assert job.state.num_errors == 2 and job.state.num_predictions == 3
     gone, archive, ok = batch.get_job_predictions(job_id)
     assert gone.results is None and gone.error and "404" in gone.error
     assert archive.results is not None and len(archive.results.predictions) == 2
@@ -158,7 +158,7 @@ def test_invalid_requests_are_rejected(client: HumeClient) -> None:
         {"urls": ["https://example.com/a.mp4"], "models": Models(prosody=Prosody(granularity="paragraph"))},
     ):
         with pytest.raises(ApiError) as err:
-            batch.start_inference_job(**kwargs)  # type: ignore[arg-type]
+            batch.start_inference_job(**kwargs)
         assert err.value.status_code == 400
     with pytest.raises(ApiError) as err:
         batch.get_job_details("00000000-0000-0000-0000-000000000000")
@@ -205,10 +205,10 @@ def test_list_jobs_filters_sort_and_limit(client: HumeClient) -> None:
         third,
     ]
     by_end = batch.list_jobs(sort_by="ended", direction="asc")
-    ends = [j.state.ended_timestamp_ms for j in by_end]  # type: ignore[union-attr]
+    ends = [j.state.ended_timestamp_ms for j in by_end]
     assert ends == sorted(ends)
     with pytest.raises(ApiError) as err:
-        batch.list_jobs(status="DONE")  # type: ignore[arg-type]
+        batch.list_jobs(status="DONE")
     assert err.value.status_code == 400
 
 
@@ -231,8 +231,10 @@ def test_json_as_form_field_like_curl_and_the_raw_client(client: HumeClient, emu
         json=InferenceBaseRequest(models=Models(prosody=Prosody(granularity="word"))),
     )
     job = wait_done(client, raw.data)
-    assert job.request.models.prosody is not None and job.request.models.prosody.granularity == "word"
-    assert job.request.models.face is None
+    models = job.request.models
+    assert models is not None
+    assert models.prosody is not None and models.prosody.granularity == "word"
+    assert models.face is None
     res = client.expression_measurement.batch.get_job_predictions(raw.data)[0].results
     assert res is not None and res.predictions[0].model_extra == {"file_type": "audio"}
     resp = httpx.post(

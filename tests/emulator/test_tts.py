@@ -30,7 +30,7 @@ TEXT = "Hello there. This emulator speaks in tones, not words, but it takes the 
 def _wav_seconds(data: bytes) -> float:
     with wave.open(io.BytesIO(data)) as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 48_000)
-        return w.getnframes() / w.getframerate()
+        return float(w.getnframes()) / float(w.getframerate())
 
 
 def test_synthesize_json_returns_generations_with_real_audio(client: HumeClient) -> None:
@@ -128,7 +128,7 @@ async def test_async_tts_and_validation_errors(async_client: AsyncHumeClient) ->
     with pytest.raises(UnprocessableEntityError) as err:
         await async_client.tts.synthesize_json(utterances=[PostedUtterance(text="x" * 5001)])
     assert err.value.status_code == 422
-    assert err.value.body.detail[0].loc == ["body", "utterances", 0, "text"]  # type: ignore[union-attr]
+    assert err.value.body.detail[0].loc == ["body", "utterances", 0, "text"]
     with pytest.raises(UnprocessableEntityError):
         await async_client.tts.synthesize_json(utterances=[PostedUtterance(text="hi", speed=3.0)])
     with pytest.raises(UnprocessableEntityError):
