@@ -44,14 +44,11 @@ def server_url() -> Iterator[str]:
         yield url
         return
     if _docker_answers():
-        try:
-            from testcontainers.postgres import PostgresContainer  # type: ignore[import-not-found]
-        except ImportError:
-            pass
-        else:
-            with PostgresContainer("postgres:16", driver=None) as container:
-                yield container.get_connection_url()
-            return
+        from testcontainers.community.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as container:
+            yield container.get_connection_url()
+        return
     from app import embedded
 
     directory = Path(tempfile.mkdtemp(prefix="hes-test-pg-"))
