@@ -201,7 +201,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     document = Path(args.file).read_bytes()
 
     async def run(deps: Any) -> int:
-        job_id, count = await importer.import_document(deps, document, url=args.url, name=Path(args.file).name)
+        job_id, count = await importer.import_document(
+            deps.sessionmaker, document, url=args.url, name=Path(args.file).name
+        )
         print(f"Imported {count} predictions", file=sys.stderr)
         print(job_id)
         return 0

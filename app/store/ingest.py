@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.hume import predictions
 from app.hume.predictions import EmotionScore, PredictionRow
 from app.store.db import driver_connection
 
@@ -29,6 +30,30 @@ class SourceRecord:
     error: str | None = None
     file_errors: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
+
+
+def source_records(
+    sources: Sequence[predictions.SourceResult], *, default_url: str | None = None
+) -> list[SourceRecord]:
+    """What the source table keeps of each element of Hume's array: where it came from and what failed."""
+    return [
+        SourceRecord(
+            kind=s.source.type,
+            url=s.source.url or (default_url if s.source.type == "url" else None),
+            filename=s.source.filename,
+            content_type=s.source.content_type,
+            md5sum=s.source.md5sum,
+            error=s.error,
+            file_errors=predictions.file_errors(s),
+            files=predictions.source_files(s),
+        )
+        for s in sources
+    ]
+
+
+def error_count(records: Sequence[SourceRecord]) -> int:
+    """Failed sources plus failed files inside sources: Hume's `num_errors`."""
+    return sum(len(r.file_errors) + (1 if r.error else 0) for r in records)
 
 
 _COPY = (
