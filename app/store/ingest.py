@@ -1,22 +1,28 @@
-"""Bulk load of one job's predictions: sources by INSERT, predictions by binary COPY, stats by one query.
+"""Bulk load of one job's predictions: sources by INSERT, predictions by binary COPY, and the per-source
+emotion stats computed during that same pass (summaries and top-emotion queries read those, never the
+predictions).
 
-Runs inside the caller's transaction, so a job's rows appear all at once or not at all.
+Runs inside the caller's transaction, so a job's rows appear all at once or not at all; the source
+table's unique (job_id, position) makes a second load of the same job fail rather than duplicate.
 """
 
 from __future__ import annotations
 
+import itertools
+import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.hume import predictions
 from app.hume.predictions import EmotionScore, PredictionRow
+from app.store import pgbinary as pg
 from app.store.db import driver_connection
 
 
@@ -61,61 +67,70 @@ _COPY = (
     " text, position_begin, position_end, confidence, speaker_confidence, scores, extras)"
     " FROM STDIN (FORMAT BINARY)"
 )
-_TYPES = [
-    "uuid", "int8", "text", "text", "text", "int4", "float8", "float8", "float8", "float4[]",
-    "text", "int4", "int4", "float8", "float8", "float4[]", "jsonb",
-]  # fmt: skip
-
-_STATS = text(
-    """
-    INSERT INTO emotion_stat (job_id, source_id, model, position, name, count, mean, max)
-    SELECT p.job_id, p.source_id, p.model, (u.ord - 1)::smallint, e.name,
-           count(u.score), avg(u.score), max(u.score)
-    FROM prediction p
-    CROSS JOIN LATERAL unnest(p.scores) WITH ORDINALITY AS u(score, ord)
-    JOIN emotion e ON e.model = p.model AND e.position = u.ord - 1
-    WHERE p.job_id = :job_id AND u.score IS NOT NULL
-    GROUP BY p.job_id, p.source_id, p.model, u.ord, e.name
-    """
-)
+_FIELDS = 17
+_COPY_STATS = "COPY emotion_stat (job_id, source_id, model, position, name, predictions, count, mean, max) FROM STDIN"
+# Bytes handed to COPY at a time: large enough that per-call overhead vanishes, small enough to stay flat.
+_CHUNK = 1 << 20
 
 
-def _identity(value: Any) -> Any:
-    return value
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where each of a score list's entries goes in the model's array."""
+
+    width: int
+    slots: tuple[int, ...]
+    identity: bool
+    """Scores arrive in canonical order with nothing missing: copied as they are."""
 
 
 class EmotionOrder:
     """Maps Hume's (name, score) lists to arrays in each model's canonical order.
 
     Real lists can come in any order, so scores are placed by name; a name we have never seen
-    extends the model's order (stored in the emotion table) rather than being dropped.
+    extends the model's order (stored in the emotion table) rather than being dropped. An array is
+    as long as the highest position it fills: positions after it are simply not scored.
     """
 
     def __init__(self, positions: dict[str, dict[str, int]]) -> None:
         self.positions = positions
-        self.new_names: dict[str, list[str]] = {}
-        self._plans: dict[tuple[str, tuple[str, ...]], tuple[int, list[int]]] = {}
+        self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}
+
+    def names(self, model: str) -> list[str]:
+        known = self.positions.get(model, {})
+        ordered = [""] * (max(known.values(), default=-1) + 1)
+        for name, position in known.items():
+            ordered[position] = name
+        return ordered
+
+    def unknown(self, model: str, scores: Sequence[EmotionScore]) -> list[str]:
+        known = self.positions.get(model, {})
+        return list(dict.fromkeys(s.name for s in scores if s.name not in known))
+
+    def plan(self, model: str, scores: Sequence[EmotionScore]) -> Plan | None:
+        """The placement for this list of names, or None when a name is not in the order yet."""
+        names = tuple(s.name for s in scores)
+        key = (model, names)
+        plan = self._plans.get(key)
+        if plan is None:
+            known = self.positions.get(model, {})
+            if any(n not in known for n in names):
+                return None
+            slots = tuple(known[n] for n in names)
+            width = max(slots, default=-1) + 1
+            # A name listed twice keeps its last score, as a JSON object would.
+            plan = Plan(width, slots, slots == tuple(range(width)))
+            self._plans[key] = plan
+        return plan
 
     def place(self, model: str, scores: Sequence[EmotionScore]) -> list[float | None]:
-        names = tuple(s.name for s in scores)
-        plan = self._plans.get((model, names))
+        """Scores in canonical positions (None where this list has no score); every name must be known."""
+        plan = self.plan(model, scores)
         if plan is None:
-            plan = self._plan(model, names)
-        width, slots = plan
-        out: list[float | None] = [None] * width
-        for slot, score in zip(slots, scores, strict=True):
+            raise KeyError(f"unknown emotion names for {model}: {self.unknown(model, scores)}")
+        out: list[float | None] = [None] * plan.width
+        for slot, score in zip(plan.slots, scores, strict=True):
             out[slot] = score.score
         return out
-
-    def _plan(self, model: str, names: tuple[str, ...]) -> tuple[int, list[int]]:
-        known = self.positions.setdefault(model, {})
-        for name in names:
-            if name not in known:
-                known[name] = len(known)
-                self.new_names.setdefault(model, []).append(name)
-        plan = (len(known), [known[n] for n in names])
-        self._plans[(model, names)] = plan
-        return plan
 
 
 async def load_emotion_order(session: AsyncSession) -> EmotionOrder:
@@ -126,15 +141,123 @@ async def load_emotion_order(session: AsyncSession) -> EmotionOrder:
     return EmotionOrder(positions)
 
 
-async def _save_new_emotions(session: AsyncSession, order: EmotionOrder) -> None:
-    for model, names in order.new_names.items():
-        # Serialize writers of one model's order; positions were chosen from what we read.
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('emotion:' || :m))"), {"m": model})
-        for name in names:
-            await session.execute(
-                text("INSERT INTO emotion (model, position, name) VALUES (:m, :p, :n) ON CONFLICT DO NOTHING"),
-                {"m": model, "p": order.positions[model][name], "n": name},
-            )
+async def extend_emotion_order(session: AsyncSession, order: EmotionOrder, model: str, names: list[str]) -> None:
+    """Append names to a model's order. A transaction-scoped lock per model serializes writers, and the
+    order is re-read under it, so two jobs meeting the same new name agree on its position."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('emotion:' || :m))"), {"m": model})
+    rows = await session.execute(text("SELECT name, position FROM emotion WHERE model = :m"), {"m": model})
+    known = order.positions.setdefault(model, {})
+    known.update({name: int(position) for name, position in rows})
+    for name in names:
+        if name in known:
+            continue
+        known[name] = max(known.values(), default=-1) + 1
+        await session.execute(
+            text("INSERT INTO emotion (model, position, name) VALUES (:m, :p, :n)"),
+            {"m": model, "p": known[name], "n": name},
+        )
+
+
+class StatsAccumulator:
+    """count, mean and max per (source, model, position), gathered while rows stream to COPY.
+
+    Complete rows (the normal case) keep only their packed float4 bytes, 4 bytes a score, and are
+    reduced column by column at the end in C (`sum`/`max` over array slices); rows with gaps are
+    folded in one by one. Stats are computed from the stored float4 values, as SQL over the table would.
+    """
+
+    def __init__(self) -> None:
+        self.packed: dict[tuple[int, str, int], bytearray] = {}
+        self.sparse: dict[tuple[int, str], list[list[float | None]]] = {}
+        self.rows: dict[tuple[int, str], int] = {}
+
+    def add_packed(self, source: int, model: str, width: int, packed: bytes) -> None:
+        key = (source, model, width)
+        buffer = self.packed.get(key)
+        if buffer is None:
+            buffer = self.packed[key] = bytearray()
+        buffer += packed
+
+    def add_sparse(self, source: int, model: str, values: list[float | None]) -> None:
+        self.sparse.setdefault((source, model), []).append(values)
+
+    def count(self, source: int, model: str) -> None:
+        key = (source, model)
+        self.rows[key] = self.rows.get(key, 0) + 1
+
+    def results(self) -> Iterator[tuple[int, str, int, int, int, float, float]]:
+        """(source, model, position, predictions, count, mean, max) for every scored position."""
+        for (source, model), n_rows in self.rows.items():
+            column = _Columns()
+            for (src, mdl, width), buffer in self.packed.items():
+                if src == source and mdl == model and width:
+                    values = array("f", bytes(buffer))
+                    if sys.byteorder == "little":
+                        values.byteswap()
+                    for position in range(width):
+                        scores = values[position::width]
+                        column.fold(position, len(scores), sum(scores), max(scores))
+            for values_row in self.sparse.get((source, model), []):
+                for position, v in enumerate(values_row):
+                    if v is not None:
+                        column.fold(position, 1, v, v)
+            for position in sorted(column.count):
+                n = column.count[position]
+                yield source, model, position, n_rows, n, column.total[position] / n, column.peak[position]
+
+
+class _Columns:
+    def __init__(self) -> None:
+        self.count: dict[int, int] = {}
+        self.total: dict[int, float] = {}
+        self.peak: dict[int, float] = {}
+
+    def fold(self, position: int, n: int, total: float, peak: float) -> None:
+        self.count[position] = self.count.get(position, 0) + n
+        self.total[position] = self.total.get(position, 0.0) + total
+        self.peak[position] = max(self.peak.get(position, peak), peak)
+
+
+def _field_prefix(job_id: uuid.UUID, source_id: int, r: PredictionRow) -> bytes:
+    return (
+        pg.row_start(_FIELDS)
+        + pg.uuid_(job_id)
+        + pg.int8(source_id)
+        + pg.text(r.file)
+        + pg.text(r.model)
+        + pg.text(r.group_id)
+    )
+
+
+def _encode(r: PredictionRow, plan: Plan, stats: StatsAccumulator) -> bytes:
+    """Everything after the (job, source, file, model, group) prefix, and the row's stats."""
+    if plan.identity:
+        packed = pg.float4_values([s.score for s in r.scores])
+        scores = pg.float4_array(packed)
+        stats.add_packed(r.source_index, r.model, plan.width, packed)
+    else:
+        placed: list[float | None] = [None] * plan.width
+        for slot, score in zip(plan.slots, r.scores, strict=True):
+            placed[slot] = score.score
+        if None in placed:
+            # Round through float4 so the stats describe what is stored.
+            stored = [None if v is None else array("f", [v])[0] for v in placed]
+            scores = pg.float4_array_nullable(placed)
+            stats.add_sparse(r.source_index, r.model, stored)
+        else:
+            packed = pg.float4_values(placed)  # type: ignore[arg-type]  # no None left
+            scores = pg.float4_array(packed)
+            stats.add_packed(r.source_index, r.model, plan.width, packed)
+    stats.count(r.source_index, r.model)
+    box = r.box
+    return b"".join(
+        (
+            pg.int4(r.frame), pg.float8(r.time_begin), pg.float8(r.time_end), pg.float8(r.prob),
+            pg.float4_array(pg.float4_values(box)) if box is not None else pg.NULL,
+            pg.text(r.text), pg.int4(r.position_begin), pg.int4(r.position_end), pg.float8(r.confidence),
+            pg.float8(r.speaker_confidence), scores, pg.jsonb(r.extras),
+        )
+    )  # fmt: skip
 
 
 async def insert_sources(session: AsyncSession, job_id: uuid.UUID, sources: Sequence[SourceRecord]) -> list[int]:
@@ -173,19 +296,52 @@ async def ingest(
     source_ids = await insert_sources(session, job_id, sources)
     order = await load_emotion_order(session)
     conn = await driver_connection(session)
+    stats = StatsAccumulator()
+    prefixes: dict[tuple[int, str | None, str, str | None], bytes] = {}
+    remaining: Iterator[PredictionRow] = iter(rows)
     count = 0
-    async with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
-        copy.set_types(_TYPES)
-        for r in rows:
-            await copy.write_row(
-                (
-                    job_id, source_ids[r.source_index], r.file, r.model, r.group_id, r.frame,
-                    r.time_begin, r.time_end, r.prob, r.box, r.text, r.position_begin, r.position_end,
-                    r.confidence, r.speaker_confidence, order.place(r.model, r.scores),
-                    Jsonb(r.extras.decode(), dumps=_identity) if r.extras is not None else None,
-                )
-            )  # fmt: skip
-            count += 1
-    await _save_new_emotions(session, order)
-    await session.execute(_STATS, {"job_id": job_id})
+    while True:
+        # One COPY until a row names an emotion we do not know; the order is extended between COPYs
+        # (no other statement can run on the connection while one is open), then loading resumes.
+        stalled: PredictionRow | None = None
+        async with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+            parts: list[bytes] = [pg.SIGNATURE]
+            size = 0
+            for r in remaining:
+                plan = order.plan(r.model, r.scores)
+                if plan is None:
+                    stalled = r
+                    break
+                key = (r.source_index, r.file, r.model, r.group_id)
+                prefix = prefixes.get(key)
+                if prefix is None:
+                    prefix = prefixes[key] = _field_prefix(job_id, source_ids[r.source_index], r)
+                data = _encode(r, plan, stats)
+                parts.append(prefix)
+                parts.append(data)
+                size += len(prefix) + len(data)
+                count += 1
+                if size >= _CHUNK:
+                    await copy.write(b"".join(parts))
+                    parts.clear()
+                    size = 0
+            parts.append(pg.TRAILER)
+            await copy.write(b"".join(parts))
+        if stalled is None:
+            break
+        await extend_emotion_order(session, order, stalled.model, order.unknown(stalled.model, stalled.scores))
+        remaining = itertools.chain([stalled], remaining)
+    await _write_stats(session, job_id, source_ids, order, stats)
     return count
+
+
+async def _write_stats(
+    session: AsyncSession, job_id: uuid.UUID, source_ids: list[int], order: EmotionOrder, stats: StatsAccumulator
+) -> None:
+    names = {model: order.names(model) for (_, model) in stats.rows}
+    conn = await driver_connection(session)
+    async with conn.cursor() as cursor, cursor.copy(_COPY_STATS) as copy:
+        for source, model, position, n_rows, n, mean, peak in stats.results():
+            await copy.write_row(
+                (job_id, source_ids[source], model, position, names[model][position], n_rows, n, mean, peak)
+            )

@@ -20,12 +20,12 @@ async def emotion_names(session: AsyncSession) -> dict[str, list[str]]:
 
 
 async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
-    """Per model: prediction count and every emotion's mean and max, highest mean first."""
-    counts = await session.execute(
-        text("SELECT model, count(*) FROM prediction WHERE job_id = :id GROUP BY model"), {"id": job_id}
-    )
-    models: dict[str, Any] = {m: {"predictions": int(n), "emotions": []} for m, n in counts}
-    stats = await session.execute(
+    """Per model: prediction count and every emotion's mean and max, highest mean first.
+
+    Read from the per-source aggregates written at ingest: a one-hour job is a few hundred rows here
+    against tens of thousands of predictions.
+    """
+    rows = await session.execute(
         text(
             """
             SELECT model, name, sum(mean * count) / sum(count) AS mean, max(max) AS max
@@ -36,10 +36,20 @@ async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
         ),
         {"id": job_id},
     )
-    for model, name, mean, peak in stats:
-        models.setdefault(model, {"predictions": 0, "emotions": []})["emotions"].append(
-            {"name": name, "mean": float(mean), "max": float(peak)}
-        )
+    counts = await session.execute(
+        text(
+            """
+            SELECT model, sum(predictions) FROM (
+                SELECT DISTINCT ON (source_id, model) source_id, model, predictions
+                FROM emotion_stat WHERE job_id = :id
+            ) per_source GROUP BY model
+            """
+        ),
+        {"id": job_id},
+    )
+    models: dict[str, Any] = {m: {"predictions": int(n), "emotions": []} for m, n in counts}
+    for model, name, mean, peak in rows:
+        models[model]["emotions"].append({"name": name, "mean": float(mean), "max": float(peak)})
     return models
 
 

@@ -178,14 +178,17 @@ class EmotionStat(Base):
     predictions."""
 
     __tablename__ = "emotion_stat"
-    __table_args__ = (Index("ix_emotion_stat_model_name_max", "model", "name", "max"),)
+    __table_args__ = (Index("ix_emotion_stat_model_name_mean", "model", "name", "mean"),)
 
     job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
     source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("source.id", ondelete="CASCADE"), primary_key=True)
     model: Mapped[str] = mapped_column(Text, primary_key=True)
     position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
+    predictions: Mapped[int] = mapped_column(BigInteger)
+    """The source's predictions of this model (the same on each of its emotions' rows)."""
     count: Mapped[int] = mapped_column(BigInteger)
+    """Of those, how many scored this emotion."""
     mean: Mapped[float] = mapped_column(Float)
     max: Mapped[float] = mapped_column(Float)
 

@@ -156,6 +156,7 @@ def upgrade() -> None:
         sa.Column("model", sa.Text(), nullable=False),
         sa.Column("position", sa.SmallInteger(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("predictions", sa.BigInteger(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.Column("mean", sa.Float(), nullable=False),
         sa.Column("max", sa.Float(), nullable=False),
@@ -165,7 +166,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("job_id", "source_id", "model", "position", name=op.f("pk_emotion_stat")),
     )
-    op.create_index("ix_emotion_stat_model_name_max", "emotion_stat", ["model", "name", "max"], unique=False)
+    op.create_index("ix_emotion_stat_model_name_mean", "emotion_stat", ["model", "name", "mean"], unique=False)
     op.create_table(
         "prediction",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -244,7 +245,7 @@ def downgrade() -> None:
     op.execute(DROP_PROCRASTINATE)
     op.drop_index("ix_prediction_job_model_time", table_name="prediction")
     op.drop_table("prediction")
-    op.drop_index("ix_emotion_stat_model_name_max", table_name="emotion_stat")
+    op.drop_index("ix_emotion_stat_model_name_mean", table_name="emotion_stat")
     op.drop_table("emotion_stat")
     op.drop_table("source")
     op.drop_index("ix_inbox_event_state", table_name="inbox_event")
