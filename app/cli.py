@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import csv
-import io
 import signal
 import sys
 import time
@@ -242,49 +240,46 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+    from app.store import jobs as job_store
     from app.store import queries
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
+    try:
+        job_id = uuid.UUID(args.job_id)
+    except ValueError:
+        print(f"error: {args.job_id!r} is not a job id", file=sys.stderr)
+        return 2
 
     async def run(deps: Any) -> int:
         async with deps.sessionmaker() as session:
-            models = await queries.summary(session, uuid.UUID(args.job_id))
-        print(orjson.dumps({"job_id": args.job_id, "models": models}, option=orjson.OPT_INDENT_2).decode())
+            if await job_store.get(session, job_id) is None:
+                print(f"error: no job {job_id}", file=sys.stderr)
+                return 1
+            models = await queries.summary(session, job_id)
+        print(orjson.dumps({"job_id": str(job_id), "models": models}, option=orjson.OPT_INDENT_2).decode())
         return 0
 
     return _run_async(run, settings)
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from app import exports
     from app.store import queries
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
+    try:
+        job_id = uuid.UUID(args.job_id)
+    except ValueError:
+        print(f"error: {args.job_id!r} is not a job id", file=sys.stderr)
+        return 2
 
     async def run(deps: Any) -> int:
-        filt = queries.PredictionFilter(job_id=uuid.UUID(args.job_id))
-        out = sys.stdout
-        async with deps.sessionmaker() as session:
-            header, slots = await queries.csv_header(session, filt)
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(header)
-            width = len(header) - len(queries.CSV_FIXED)
-            async for r in queries.stream_rows(session, filt):
-                wide: list[Any] = [""] * width
-                for slot, score in zip(slots[r.model], r.scores, strict=False):
-                    if score is not None:
-                        wide[slot] = repr(score)
-                writer.writerow(
-                    [r.url, r.file, r.model, r.group_id, r.frame, r.time_begin, r.time_end, r.prob, r.text,
-                     r.confidence, *wide]
-                )  # fmt: skip
-                if buffer.tell() > 1 << 16:
-                    out.write(buffer.getvalue())
-                    buffer.seek(0)
-                    buffer.truncate()
-            out.write(buffer.getvalue())
+        out = sys.stdout.buffer
+        async for chunk in exports.csv_chunks(deps.sessionmaker, queries.PredictionFilter(job_id=job_id)):
+            out.write(chunk)
+        out.flush()
         return 0
 
     return _run_async(run, settings)

@@ -127,6 +127,22 @@ SPEC: dict[str, Any] = {
                 "responses": {"200": _json(_OBJ), **_errors(401, 403, 404, 422)},
             }
         },
+        "/v1/emotions/top": {
+            "get": {
+                "summary": "Across jobs: the sources where an emotion is strongest (scope: read)",
+                "parameters": [
+                    {"name": "model", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "emotion", "in": "query", "required": True, "schema": {"type": "string"}},
+                    {"name": "by", "in": "query", "schema": {"type": "string", "enum": ["mean", "max"]}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    {"name": "created_after", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "created_before", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "metadata", "in": "query", "description": "JSON object the job's metadata contains",
+                     "schema": {"type": "string"}},
+                ],
+                "responses": {"200": _json(_OBJ), **_errors(401, 403, 422)},
+            }
+        },
         "/v1/webhooks/hume/batch": {
             "post": {
                 "security": [],

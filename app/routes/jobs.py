@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import base64
-import csv
-import io
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from app import exports
 from app import jobs as job_service
 from app.errors import InvalidInput, NotFound
 from app.http import JSON, authorize, deps, query_float, query_int, read_body
@@ -209,7 +207,7 @@ async def predictions(request: Request) -> Response:
     filt = _filter(request, job.id)
     if _wants_csv(request):
         return StreamingResponse(
-            _csv(request, filt),
+            exports.csv_chunks(deps(request).sessionmaker, filt),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="job-{job.id}.csv"'},
         )
@@ -226,31 +224,6 @@ async def predictions(request: Request) -> Response:
     more = len(items) > limit
     items = items[:limit]
     return JSON({"items": items, "next_cursor": str(items[-1]["id"]) if more and items else None})
-
-
-async def _csv(request: Request, filt: queries.PredictionFilter) -> AsyncIterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    async with deps(request).sessionmaker() as session:
-        header, slots = await queries.csv_header(session, filt)
-        writer.writerow(header)
-        width = len(header) - len(queries.CSV_FIXED)
-        rows = 0
-        async for r in queries.stream_rows(session, filt):
-            wide: list[Any] = [""] * width
-            for slot, score in zip(slots[r.model], r.scores, strict=False):
-                if score is not None:
-                    wide[slot] = repr(score)
-            writer.writerow(
-                [r.url, r.file, r.model, r.group_id, r.frame, r.time_begin, r.time_end, r.prob, r.text,
-                 r.confidence, *wide]
-            )  # fmt: skip
-            rows += 1
-            if rows % 500 == 0:
-                yield buffer.getvalue().encode()
-                buffer.seek(0)
-                buffer.truncate()
-    yield buffer.getvalue().encode()
 
 
 routes = [

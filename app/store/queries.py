@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -210,6 +212,16 @@ async def stream_rows(session: AsyncSession, f: PredictionFilter, *, batch: int 
         yield row
 
 
+async def emotion_name(session: AsyncSession, model: str, emotion: str) -> str | None:
+    """The stored spelling of an emotion of a model, matched case-insensitively (joy -> Joy)."""
+    result = await session.execute(
+        text("SELECT name FROM emotion WHERE model = :m AND lower(name) = lower(:n) ORDER BY position LIMIT 1"),
+        {"m": model, "n": emotion},
+    )
+    value = result.scalar_one_or_none()
+    return None if value is None else str(value)
+
+
 async def top_emotion(
     session: AsyncSession,
     *,
@@ -217,13 +229,17 @@ async def top_emotion(
     emotion: str,
     limit: int,
     by: str = "mean",
-    created_after: Any = None,
-    created_before: Any = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """The sources (with their jobs) where an emotion is strongest, from the ingest-time aggregates."""
+    """The sources (with their jobs) where an emotion is strongest, from the ingest-time aggregates.
+
+    `emotion` must be the stored spelling (see emotion_name), so the (model, name, mean) index serves
+    the ordering; filters on the job (creation time, metadata containment) apply as the index is walked.
+    """
     order = "st.max" if by == "max" else "st.mean"
-    clauses = ["st.model = :model", "lower(st.name) = lower(:emotion)"]
+    clauses = ["st.model = :model", "st.name = :emotion"]
     params: dict[str, Any] = {"model": model, "emotion": emotion, "limit": limit}
     if created_after is not None:
         clauses.append("j.created_at >= :after")
@@ -233,16 +249,15 @@ async def top_emotion(
         params["before"] = created_before
     if metadata:
         clauses.append("j.metadata @> CAST(:meta AS jsonb)")
-        import orjson
-
         params["meta"] = orjson.dumps(metadata).decode()
     rows = await session.execute(
         text(
             f"""
-            SELECT st.job_id, st.source_id, s.url, st.name, st.mean, st.max, st.count, j.created_at, j.metadata
+            SELECT st.job_id, st.source_id, s.url, s.filename, st.name, st.mean, st.max, st.count, j.created_at,
+                   j.metadata
             FROM emotion_stat st JOIN job j ON j.id = st.job_id JOIN source s ON s.id = st.source_id
             WHERE {" AND ".join(clauses)}
-            ORDER BY {order} DESC LIMIT :limit
+            ORDER BY {order} DESC, st.job_id, st.source_id LIMIT :limit
             """
         ),
         params,
@@ -252,6 +267,7 @@ async def top_emotion(
             "job_id": str(r.job_id),
             "source_id": r.source_id,
             "source_url": r.url,
+            "source_filename": r.filename,
             "emotion": r.name,
             "mean": r.mean,
             "max": r.max,
