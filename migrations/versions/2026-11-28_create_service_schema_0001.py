@@ -209,7 +209,7 @@ def upgrade() -> None:
     op.execute(SchemaManager.get_schema())
 
 
-# Long form for BI tools and plain SQL: one row per (prediction, emotion).
+# Long form for BI tools and plain SQL: one row per (prediction, emotion it scored).
 PREDICTION_SCORE_VIEW = """
 CREATE VIEW prediction_score AS
 SELECT p.job_id, p.source_id, s.url AS source_url, p.file, p.model, p.group_id, p.frame,
@@ -218,6 +218,7 @@ FROM prediction p
 JOIN source s ON s.id = p.source_id
 CROSS JOIN LATERAL unnest(p.scores) WITH ORDINALITY AS u(score, ord)
 JOIN emotion e ON e.model = p.model AND e.position = u.ord - 1
+WHERE u.score IS NOT NULL
 """
 
 DROP_PROCRASTINATE = """
