@@ -1,0 +1,86 @@
+"""EVI webhook signatures (HUME.md 2.2): verify the raw bytes before anything parses them.
+
+Hume signs `raw_body + "." + timestamp` with HMAC-SHA256 and sends the lowercase hex digest in
+`X-Hume-AI-Webhook-Signature` and the Unix-seconds timestamp in `X-Hume-AI-Webhook-Timestamp`. The key
+is the dedicated webhook signing key (the API key for older set-ups).
+
+`verify` is pure: no framework, no environment, no wall clock (the caller passes `now`). Every way a
+delivery can be wrong raises the one `WebhookVerificationError`, so a caller has a single thing to map
+to a 401 and nothing a sender controls can escape as another exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping, Sequence
+
+SIGNATURE_HEADER = "X-Hume-AI-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Hume-AI-Webhook-Timestamp"
+
+# A SHA-256 hex digest, and a timestamp of at most 12 digits (seconds until the year 33658): anything
+# else is refused before doing arithmetic or comparisons on it.
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+class WebhookVerificationError(Exception):
+    """The delivery is not a fresh webhook signed with one of our keys."""
+
+
+def sign(body: bytes, timestamp: str, key: str) -> str:
+    """Hume's signature of `body` sent at `timestamp` (Unix seconds, as the header carries it)."""
+    return hmac.new(key.encode(), body + b"." + timestamp.encode(), hashlib.sha256).hexdigest()
+
+
+def signed_headers(body: bytes, key: str, *, now: float) -> dict[str, str]:
+    """The two headers Hume would send with `body` at `now`: for tests and tools producing deliveries."""
+    timestamp = str(int(now))
+    return {SIGNATURE_HEADER: sign(body, timestamp, key), TIMESTAMP_HEADER: timestamp}
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    wanted = name.lower()
+    values = [v for k, v in headers.items() if k.lower() == wanted]
+    if not values:
+        raise WebhookVerificationError(f"missing {name} header")
+    if len(values) > 1:
+        raise WebhookVerificationError(f"more than one {name} header")
+    return values[0].strip()
+
+
+def verify(
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    keys: Sequence[str],
+    now: float,
+    tolerance_s: float,
+) -> int:
+    """Check `body` against its signature headers; returns the delivery's timestamp (Unix seconds).
+
+    `keys` are tried in order (the current key, then the previous one during a rotation). A timestamp
+    more than `tolerance_s` away from `now`, in either direction, is refused: a captured delivery
+    cannot be replayed later, nor one forged ahead of time.
+    """
+    usable = [k for k in keys if k]
+    if not usable:
+        raise WebhookVerificationError("no webhook signing key is configured")
+    signature = _header(headers, SIGNATURE_HEADER)
+    timestamp = _header(headers, TIMESTAMP_HEADER)
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise WebhookVerificationError(f"{TIMESTAMP_HEADER} is not a Unix time in seconds")
+    if not _SIGNATURE.fullmatch(signature):
+        raise WebhookVerificationError(f"{SIGNATURE_HEADER} is not a SHA-256 hex digest")
+    sent = int(timestamp)
+    if sent < now - tolerance_s:
+        raise WebhookVerificationError("timestamp is too old")
+    if sent > now + tolerance_s:
+        raise WebhookVerificationError("timestamp is in the future")
+    given = signature.lower().encode()
+    # Every key is compared (no early exit), so timing says nothing about which key matched.
+    matched = [hmac.compare_digest(sign(body, timestamp, key).encode(), given) for key in usable]
+    if not any(matched):
+        raise WebhookVerificationError("signature does not match")
+    return sent
