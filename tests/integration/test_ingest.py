@@ -105,7 +105,7 @@ async def test_every_model_imports_and_matches_independent_means(sessionmaker: S
     async with sessionmaker() as session:
         stored = await queries.summary(session, job_id)
         assert_summary_matches(stored, expected)
-        view = dict(
+        view: dict[str, int] = dict(
             (
                 await session.execute(
                     text("SELECT model, count(*) FROM prediction_score WHERE job_id = :j GROUP BY model"), {"j": job_id}
@@ -164,7 +164,7 @@ async def test_stats_written_during_the_pass_equal_sql_over_the_stored_rows(sess
 
 
 def _face_doc(names: list[str], rng: random.Random, url: str) -> tuple[bytes, list[dict[str, float]]]:
-    preds = []
+    preds: list[dict[str, Any]] = []
     for frame in range(5):
         emotions = [{"name": n, "score": rng.random()} for n in rng.sample(names, len(names))]
         preds.append({"frame": frame, "time": frame / 3, "prob": 0.99, "box": None, "emotions": emotions})

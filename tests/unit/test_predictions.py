@@ -123,8 +123,9 @@ def test_every_model_round_trips_into_rows() -> None:
     assert by_model["face"].group_id in {"face_0", "face_1"}
     assert json.loads(by_model["face"].extras or b"{}")["facs"]
     assert json.loads(by_model["burst"].extras or b"{}")["descriptions"]
-    assert by_model["prosody"].time_end is not None and by_model["prosody"].time_end > by_model["prosody"].time_begin
-    assert by_model["prosody"].group_id.startswith("spk_")
+    prosody = by_model["prosody"]
+    assert prosody.time_begin is not None and prosody.time_end is not None and prosody.time_end > prosody.time_begin
+    assert (prosody.group_id or "").startswith("spk_")
     language = [r for r in rows if r.model == "language"]
     assert any(r.time_begin is None for r in language)  # from raw text
     assert all(r.position_begin is not None for r in language)
