@@ -92,9 +92,8 @@ async def _many_predictions(sessionmaker: async_sessionmaker[AsyncSession]) -> i
                 for v in col:
                     acc.append(acc[-1] + v)
                 prefix.append(acc)
-            source_ids = dict(
-                await (await cur.execute("SELECT job_id, id FROM source WHERE job_id = ANY(%s)", (job_ids,))).fetchall()
-            )
+            await cur.execute("SELECT job_id, id FROM source WHERE job_id = ANY(%s)", (job_ids,))
+            source_ids: dict[Any, Any] = {job: source for job, source in await cur.fetchall()}
             async with cur.copy(
                 "COPY emotion_stat (job_id, source_id, model, position, name, predictions, count, mean, max) FROM STDIN"
             ) as copy:
