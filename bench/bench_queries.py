@@ -93,7 +93,8 @@ async def _many_predictions(sessionmaker: async_sessionmaker[AsyncSession]) -> i
                     acc.append(acc[-1] + v)
                 prefix.append(acc)
             await cur.execute("SELECT job_id, id FROM source WHERE job_id = ANY(%s)", (job_ids,))
-            source_ids: dict[Any, Any] = {job: source for job, source in await cur.fetchall()}
+            rows: list[Any] = await cur.fetchall()
+            source_ids: dict[uuid.UUID, int] = {row[0]: row[1] for row in rows}
             async with cur.copy(
                 "COPY emotion_stat (job_id, source_id, model, position, name, predictions, count, mean, max) FROM STDIN"
             ) as copy:
