@@ -196,12 +196,22 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
-    document = Path(args.file).read_bytes()
+    try:
+        document = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+
+    from app.hume.predictions import PredictionFormatError
 
     async def run(deps: Any) -> int:
-        job_id, count = await importer.import_document(
-            deps.sessionmaker, document, url=args.url, name=Path(args.file).name
-        )
+        try:
+            job_id, count = await importer.import_document(
+                deps.sessionmaker, document, url=args.url, name=Path(args.file).name
+            )
+        except PredictionFormatError as exc:
+            print(f"error: {args.file}: {exc}", file=sys.stderr)
+            return 2
         print(f"Imported {count} predictions", file=sys.stderr)
         print(job_id)
         return 0
