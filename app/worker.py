@@ -15,6 +15,7 @@ from procrastinate import JobContext, RetryDecision
 from procrastinate.jobs import Job as QueueJob
 from procrastinate.retry import BaseRetryStrategy
 
+from app import evi_chats
 from app import jobs as job_service
 from app.config import libpq_url
 from app.deps import Deps
@@ -109,6 +110,7 @@ def make_queue(database_url: str) -> procrastinate.App:
     app = procrastinate.App(connector=connector)
     app.task(name="submit_job", pass_context=True, retry=RETRY)(submit_job)
     app.task(name="process_event", pass_context=True, retry=RETRY)(process_event)
+    app.task(name="process_evi_event", pass_context=True, retry=RETRY)(evi_chats.process_event_task)
     app.periodic(cron="* * * * * */15", periodic_id="reconcile")(
         app.task(name="reconcile", pass_context=True, queueing_lock="reconcile")(reconcile)
     )
