@@ -136,7 +136,9 @@ _COLUMNS = (
 
 def _as_dict(row: Any, names: dict[str, list[str]]) -> dict[str, Any]:
     model_names = names.get(row.model, [])
+    # Extras (facs, sentiment, entity, ...) first: they never shadow the columns' own keys.
     return {
+        **(row.extras or {}),
         "id": row.id,
         "source_id": row.source_id,
         "source_url": row.url,
@@ -154,7 +156,6 @@ def _as_dict(row: Any, names: dict[str, list[str]]) -> dict[str, Any]:
         "confidence": row.confidence,
         "speaker_confidence": row.speaker_confidence,
         "emotions": {n: s for n, s in zip(model_names, row.scores, strict=False) if s is not None},
-        **(row.extras or {}),
     }
 
 
