@@ -295,6 +295,35 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return _run_async(run, settings)
 
 
+def cmd_evi_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from app import evi_chats
+
+    keep: list[Any] = []
+    settings = _with_db(settings, keep)
+    try:
+        since = datetime.fromisoformat(args.since)
+    except ValueError:
+        print(f"error: --since {args.since!r} is not an ISO 8601 date or time", file=sys.stderr)
+        return 2
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+
+    async def run(deps: Any) -> int:
+        result = await evi_chats.backfill(deps, since=since)
+        for chat_id, error in result.failed.items():
+            print(f"failed {chat_id}: {error}", file=sys.stderr)
+        print(
+            f"{result.listed} chats since {since.isoformat()}: {len(result.ingested)} ingested, "
+            f"{len(result.already_stored)} already stored, {len(result.active)} still active, "
+            f"{len(result.failed)} failed",
+            flush=True,
+        )
+        return 1 if result.failed else 0
+
+    return _run_async(run, settings)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -319,6 +348,8 @@ def parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a job's predictions")
     ex.add_argument("job_id")
     ex.add_argument("--format", choices=["csv"], default="csv")
+    eb = sub.add_parser("evi-backfill", help="ingest past EVI chats (listed through Hume's API) not stored yet")
+    eb.add_argument("--since", required=True, help="ISO 8601 date or time (UTC unless it says otherwise)")
     return p
 
 
@@ -332,6 +363,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "submit": cmd_submit,
     "summary": cmd_summary,
     "export": cmd_export,
+    "evi-backfill": cmd_evi_backfill,
 }
 
 

@@ -133,7 +133,7 @@ async def _started(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookE
     async with deps.sessionmaker.begin() as session:
         job = await jobs.lock(session, job_id)
         if job is None:
-            await inbox.mark(session, event_id, "ignored", error="chat job no longer exists")
+            await evi_chats.settle(session, event_id, "ignored", "chat job no longer exists")
             return "job gone"
         # Details only fill gaps and the status only moves forward: a chat_started arriving after
         # chat_ended adds its facts (caller, start type) without reopening the chat.
@@ -165,7 +165,7 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
         async with deps.sessionmaker.begin() as session:
             job = await jobs.lock(session, job_id)
             if job is None or job.status in jobs.FINAL:
-                await inbox.mark(session, event_id, "ignored", error="chat already final")
+                await evi_chats.settle(session, event_id, "ignored", "chat already final")
                 return "duplicate"
             count = await ingest.ingest(session, job_id, [record], rows)
             details = _fill(job.details, evi.ended_details(event))
@@ -190,7 +190,7 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
 
 async def _finish(deps: Deps, event_id: int, state: str, note: str | None) -> str:
     async with deps.sessionmaker.begin() as session:
-        await inbox.mark(session, event_id, state, error=note)
+        await evi_chats.settle(session, event_id, state, note)
     return note or state
 
 
@@ -218,7 +218,7 @@ async def process_event_task(context: JobContext, event_id: int) -> None:
         async with deps.sessionmaker.begin() as session:
             attempts = await inbox.record_attempt(session, event_id, error)
             if last:
-                await inbox.mark(session, event_id, "dead", error=error)
+                await evi_chats.settle(session, event_id, "dead", error)
         log.warning("evi event failed", event_id=event_id, attempts=attempts, error=error, dead=last)
         if last:
             return

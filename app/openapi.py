@@ -155,6 +155,25 @@ SPEC: dict[str, Any] = {
                 "responses": {"202": _json(_OBJ), "200": _json(_OBJ), **_errors(400, 401, 404, 413, 503)},
             }
         },
+        "/v1/webhooks/hume/evi": {
+            "post": {
+                "security": [],
+                "summary": "Hume's EVI webhooks (chat_started, chat_ended, tool_call), verified by HMAC-SHA256 over"
+                           " body + '.' + timestamp; an ended chat becomes an evi_chat job with prosody predictions",
+                "parameters": [
+                    {"name": "X-Hume-AI-Webhook-Signature", "in": "header", "required": True,
+                     "schema": {"type": "string"}, "description": "hex HMAC-SHA256 with HUME_WEBHOOK_SIGNING_KEY"},
+                    {"name": "X-Hume-AI-Webhook-Timestamp", "in": "header", "required": True,
+                     "schema": {"type": "string"}, "description": "Unix seconds; within HUME_WEBHOOK_TOLERANCE_S"},
+                ],
+                "requestBody": {"content": {"application/json": {"schema": _OBJ}}},
+                "responses": {
+                    "202": _json(_OBJ, "stored and queued"),
+                    "200": _json(_OBJ, "a replay: already stored, nothing done"),
+                    **_errors(401, 413, 422, 503),
+                },
+            }
+        },
         "/api/hume/auth": {
             "get": {
                 "summary": "A Hume access token for a browser frontend (scope: token); cached until near expiry",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,3 +34,12 @@ async def chat_job(session: AsyncSession, chat_id: str) -> uuid.UUID:
 async def event_id(session: AsyncSession, dedup_key: str) -> int | None:
     result = await session.execute(select(InboxEvent.id).where(InboxEvent.dedup_key == dedup_key))
     return result.scalar_one_or_none()
+
+
+async def settle(session: AsyncSession, event_id: int, state: str, note: str | None) -> None:
+    """Mark an event finished unless a racing run already marked it done: its outcome is the true one."""
+    await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == event_id, InboxEvent.state != "done")
+        .values(state=state, last_error=note, processed_at=func.now())
+    )

@@ -1,0 +1,132 @@
+"""EVI chat service against real Postgres and the emulator over HTTP: exactly-once ingest under races,
+chats still active when chat_ended arrives, and backfill through the same inbox key as webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import evi_chats
+from app.deps import Deps
+from app.emulator.testing import EmulatorServer
+from app.hume.gateway import HumeGateway
+from app.hume.signatures import signed_headers
+from app.jobs import RetryLater
+from app.worker import make_queue
+from tests.conftest import EMULATOR_KEY, service_settings
+
+
+@pytest.fixture
+async def deps(
+    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], emulator: EmulatorServer
+) -> AsyncIterator[Deps]:
+    gateway = HumeGateway(api_key=EMULATOR_KEY, base_url=emulator.base_url)
+    queue = make_queue(database_url)
+    await queue.open_async()
+    try:
+        yield Deps(
+            settings=service_settings(database_url, emulator), sessionmaker=sessionmaker, gateway=gateway, queue=queue
+        )
+    finally:
+        await queue.close_async()
+        await gateway.aclose()
+
+
+def ended_payload(chat: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_name": "chat_ended",
+        "chat_group_id": chat["chat_group_id"],
+        "chat_id": chat["id"],
+        "end_time": chat["end_timestamp"] or int(time.time() * 1000),
+        "duration_seconds": 10,
+        "end_reason": "USER_ENDED",
+    }
+
+
+async def deliver(deps: Deps, payload: dict[str, Any]) -> evi_chats.Accepted:
+    body = orjson.dumps(payload)
+    now = time.time()
+    return await evi_chats.accept_webhook(deps, body=body, headers=signed_headers(body, EMULATOR_KEY, now=now), now=now)
+
+
+async def scalar(deps: Deps, sql: str, **params: Any) -> Any:
+    async with deps.sessionmaker() as session:
+        return (await session.execute(text(sql), params)).scalar_one()
+
+
+async def test_racing_processors_store_a_chat_once(deps: Deps, emulator: EmulatorServer) -> None:
+    """Three workers processing the same chat_ended at once (a retry racing a slow run) store its rows
+    once: one completes, the others find it final; a later run is a no-op."""
+    chat = emulator.create_chat(turns=4, seed="race", send_webhooks=False)
+    accepted = await deliver(deps, ended_payload(chat))
+    assert accepted.event_id is not None and not accepted.duplicate
+    outcomes = await asyncio.gather(*(evi_chats.process_event(deps, accepted.event_id) for _ in range(3)))
+    assert outcomes.count("completed") == 1, outcomes
+    assert set(outcomes) <= {"completed", "duplicate", "already processed"}
+    assert await scalar(deps, "SELECT count(*) FROM prediction") == 8
+    assert await scalar(deps, "SELECT count(*) FROM source") == 1
+    assert await evi_chats.process_event(deps, accepted.event_id) == "already processed"
+    assert await scalar(deps, "SELECT state FROM inbox_event WHERE id = :id", id=accepted.event_id) == "done"
+
+
+async def test_chat_still_active_in_history_is_retried_not_stored(deps: Deps, emulator: EmulatorServer) -> None:
+    """If EVI's history still says ACTIVE when chat_ended arrives, nothing is stored and the task retries;
+    once the history shows the end, the same event completes the chat."""
+    chat = emulator.create_chat(turns=2, seed="active", active=True, send_webhooks=False)
+    accepted = await deliver(deps, ended_payload(chat))
+    assert accepted.event_id is not None
+    with pytest.raises(RetryLater):
+        await evi_chats.process_event(deps, accepted.event_id)
+    assert await scalar(deps, "SELECT count(*) FROM prediction") == 0
+    assert await scalar(deps, "SELECT status FROM job") == "in_progress"
+    emulator_end(emulator, chat["id"])
+    assert await evi_chats.process_event(deps, accepted.event_id) == "completed"
+    assert await scalar(deps, "SELECT status FROM job") == "completed"
+    assert await scalar(deps, "SELECT count(*) FROM prediction") == 4
+
+
+def emulator_end(emulator: EmulatorServer, chat_id: str) -> None:
+    import httpx
+
+    response = httpx.post(f"{emulator.base_url}/_emulator/evi/chats/{chat_id}/end", json={}, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+async def test_backfill_ingests_what_is_missing_once(deps: Deps, emulator: EmulatorServer) -> None:
+    """Backfill lists chats since the date, skips active ones and ones already stored by a webhook,
+    ingests the rest; run again it ingests nothing; a webhook for a backfilled chat is a replay."""
+    via_webhook = emulator.create_chat(turns=2, seed="b-webhook", send_webhooks=False)
+    missing = [emulator.create_chat(turns=3, seed=f"b-{i}", send_webhooks=False) for i in range(2)]
+    active = emulator.create_chat(turns=1, seed="b-active", active=True, send_webhooks=False)
+    old = emulator.create_chat(turns=1, seed="b-old", duration_s=3 * 3600, send_webhooks=False)
+    accepted = await deliver(deps, ended_payload(via_webhook))
+    assert accepted.event_id is not None
+    assert await evi_chats.process_event(deps, accepted.event_id) == "completed"
+
+    since = datetime.now(UTC) - timedelta(hours=1)
+    first = await evi_chats.backfill(deps, since=since)
+    assert first.listed == 4  # the three-hour-old chat started before `since`
+    assert sorted(first.ingested) == sorted(c["id"] for c in missing)
+    assert first.already_stored == [via_webhook["id"]] and first.active == [active["id"]] and not first.failed
+    jobs = await scalar(deps, "SELECT count(*) FROM job WHERE kind = 'evi_chat' AND status = 'completed'")
+    assert jobs == 3
+    assert await scalar(deps, "SELECT count(*) FROM prediction") == 2 * 2 + 2 * 3 * 2
+    assert await scalar(deps, "SELECT count(*) FROM job WHERE hume_job_id = :id", id=old["id"]) == 0
+
+    again = await evi_chats.backfill(deps, since=since)
+    assert again.ingested == [] and sorted(again.already_stored) == sorted(
+        [via_webhook["id"], *(c["id"] for c in missing)]
+    )
+    late = await deliver(deps, ended_payload(missing[0]))
+    assert late.duplicate
+    assert await scalar(deps, "SELECT count(*) FROM prediction") == 16
+    details = await scalar(deps, "SELECT details FROM job WHERE hume_job_id = :id", id=missing[0]["id"])
+    assert details["end_reason"] == "USER_ENDED" and details["chat_group_id"] == missing[0]["chat_group_id"]
