@@ -202,7 +202,7 @@ def _deps(context: JobContext) -> Deps:
 
 def _last_attempt(context: JobContext) -> bool:
     job = context.job
-    strategy = context.task.retry_strategy if context.task is not None else None
+    strategy = context.task.retry_strategy
     max_attempts = int(getattr(strategy, "max_attempts", 1) or 1)
     return job is not None and job.attempts + 1 >= max_attempts
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import procrastinate
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import evi_chats
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
+from app.hume.errors import HumeNotFoundError
 from app.hume.gateway import HumeGateway
 from app.hume.signatures import signed_headers
 from app.jobs import RetryLater
-from app.worker import make_queue
+from app.worker import MAX_ATTEMPTS, make_queue
 from tests.conftest import EMULATOR_KEY, service_settings
 
 
@@ -130,3 +132,30 @@ async def test_backfill_ingests_what_is_missing_once(deps: Deps, emulator: Emula
     assert await scalar(deps, "SELECT count(*) FROM prediction") == 16
     details = await scalar(deps, "SELECT details FROM job WHERE hume_job_id = :id", id=missing[0]["id"])
     assert details["end_reason"] == "USER_ENDED" and details["chat_group_id"] == missing[0]["chat_group_id"]
+
+
+def task_context(deps: Deps, event_id: int, attempts: int) -> procrastinate.JobContext:
+    job = procrastinate.jobs.Job(
+        id=1, queue="default", lock=None, queueing_lock=None, task_name=evi_chats.TASK,
+        task_kwargs={"event_id": event_id}, attempts=attempts,
+    )  # fmt: skip
+    return procrastinate.JobContext(
+        app=deps.queue, job=job, start_timestamp=time.time(), additional_context={"deps": deps},
+        abort_reason=lambda: None,
+    )  # fmt: skip
+
+
+async def test_failing_event_is_retried_then_left_dead_and_visible(deps: Deps) -> None:
+    """A chat_ended for a chat EVI does not know fails: each attempt is counted on the inbox event and
+    re-raised for procrastinate to retry; on the last attempt the event is marked dead with the error."""
+    accepted = await deliver(deps, {**ended_payload({"id": "ghost", "chat_group_id": "g", "end_timestamp": 1})})
+    assert accepted.event_id is not None
+    with pytest.raises(HumeNotFoundError):
+        await evi_chats.process_event_task(task_context(deps, accepted.event_id, attempts=0), accepted.event_id)
+    state = "SELECT state || ':' || attempts FROM inbox_event WHERE id = :id"
+    assert await scalar(deps, state, id=accepted.event_id) == "received:1"
+    await evi_chats.process_event_task(task_context(deps, accepted.event_id, MAX_ATTEMPTS - 1), accepted.event_id)
+    assert await scalar(deps, state, id=accepted.event_id) == "dead:2"
+    error = await scalar(deps, "SELECT last_error FROM inbox_event WHERE id = :id", id=accepted.event_id)
+    assert "ghost" in error and "404" in error
+    assert await scalar(deps, "SELECT status FROM job") == "in_progress"
