@@ -49,15 +49,29 @@ async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
         ),
         {"id": job_id},
     )
-    models: dict[str, Any] = {m: {"predictions": int(n), "emotions": []} for m, n in counts}
+    per_model = {m: int(n) for m, n in counts}
+    stored = await session.execute(text("SELECT num_predictions FROM job WHERE id = :id"), {"id": job_id})
+    if sum(per_model.values()) < (stored.scalar_one_or_none() or 0):
+        # A model whose predictions scored no emotion at all has no aggregate rows: count the table
+        # (rare, so the common path stays on the aggregates).
+        exact = await session.execute(
+            text("SELECT model, count(*) FROM prediction WHERE job_id = :id GROUP BY model"), {"id": job_id}
+        )
+        per_model = {m: int(n) for m, n in exact}
+    models: dict[str, Any] = {m: {"predictions": n, "emotions": []} for m, n in sorted(per_model.items())}
     for model, name, mean, peak in rows:
         models[model]["emotions"].append({"name": name, "mean": float(mean), "max": float(peak)})
     return models
 
 
 async def emotion_position(session: AsyncSession, model: str, emotion: str) -> int | None:
+    """An emotion's position in a model's arrays, matched case-insensitively, the exact spelling first
+    (names appended at ingest may differ from a canonical one only by case)."""
     result = await session.execute(
-        text("SELECT position FROM emotion WHERE model = :m AND lower(name) = lower(:n)"),
+        text(
+            "SELECT position FROM emotion WHERE model = :m AND lower(name) = lower(:n)"
+            " ORDER BY name = :n DESC, position LIMIT 1"
+        ),
         {"m": model, "n": emotion},
     )
     value = result.scalar_one_or_none()
@@ -216,7 +230,10 @@ async def stream_rows(session: AsyncSession, f: PredictionFilter, *, batch: int 
 async def emotion_name(session: AsyncSession, model: str, emotion: str) -> str | None:
     """The stored spelling of an emotion of a model, matched case-insensitively (joy -> Joy)."""
     result = await session.execute(
-        text("SELECT name FROM emotion WHERE model = :m AND lower(name) = lower(:n) ORDER BY position LIMIT 1"),
+        text(
+            "SELECT name FROM emotion WHERE model = :m AND lower(name) = lower(:n)"
+            " ORDER BY name = :n DESC, position LIMIT 1"
+        ),
         {"m": model, "n": emotion},
     )
     value = result.scalar_one_or_none()
