@@ -88,6 +88,42 @@ def _floor(path: Path, database_url: str) -> int:
     return count
 
 
+def _export(job_id: str, database_url: str) -> dict[str, Any]:
+    """Our CSV export of the job, written to /dev/null; returns its size and row count."""
+    import uuid
+
+    from app import exports
+    from app.store import queries
+    from app.store.db import make_engine, make_sessionmaker
+
+    async def run() -> dict[str, Any]:
+        engine = make_engine(database_url, pool_size=1)
+        size = 0
+        try:
+            filt = queries.PredictionFilter(job_id=uuid.UUID(job_id))
+            with open(os.devnull, "wb") as sink:  # noqa: ASYNC230  # /dev/null never blocks
+                async for chunk in exports.csv_chunks(make_sessionmaker(engine), filt):
+                    sink.write(chunk)
+                    size += len(chunk)
+        finally:
+            await engine.dispose()
+        return {"bytes": size}
+
+    return asyncio.run(run())
+
+
+def _copy_out(job_id: str, database_url: str) -> dict[str, Any]:
+    """The floor for an export: psycopg COPY ... TO STDOUT of the job's rows, discarded."""
+    import psycopg
+
+    size = 0
+    with psycopg.connect(database_url) as conn, conn.cursor() as cur:
+        with cur.copy("COPY (SELECT * FROM prediction WHERE job_id = %s ORDER BY id) TO STDOUT", (job_id,)) as copy:
+            for block in copy:
+                size += len(block)
+    return {"bytes": size}
+
+
 def _ours(path: Path, database_url: str) -> int:
     from app import importer
     from app.store.db import make_engine, make_sessionmaker
@@ -109,17 +145,24 @@ def child(side: str, path: Path, database_url: str) -> dict[str, Any]:
     # Same imports on both sides, so the idle baseline is the same interpreter.
     import psycopg  # noqa: F401
 
+    import app.exports
     import app.importer
     import app.store.db  # noqa: F401
 
     idle = _rss_mb()
     started = time.perf_counter()
-    count = (_ours if side == "ours" else _floor)(path, database_url)
+    result: dict[str, Any] = {}
+    if side == "export":
+        result = _export(str(path), database_url)
+    elif side == "copy_out":
+        result = _copy_out(str(path), database_url)
+    else:
+        result["rows"] = (_ours if side == "ours" else _floor)(path, database_url)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_mb": _rss_mb() - idle, "rows": count}
+    return {**result, "seconds": seconds, "peak_mb": _rss_mb() - idle}
 
 
-def _spawn(side: str, path: Path, database_url: str) -> dict[str, Any]:
+def _spawn(side: str, path: Path | str, database_url: str) -> dict[str, Any]:
     out = subprocess.run(  # noqa: S603  # our own interpreter and module
         [sys.executable, "-m", "bench.bench_ingest", side, str(path), database_url],
         capture_output=True,
@@ -143,6 +186,9 @@ def run(ctx: Context) -> None:
         for _ in range(RUNS):  # alternated, so drift on a noisy machine hits both sides alike
             floor.append(_spawn("floor", path, url))
             ours.append(_spawn("ours", path, url))
+        job_id = _latest_job(url)
+        export = [_spawn("export", job_id, url) for _ in range(RUNS)]
+        copy_out = [_spawn("copy_out", job_id, url) for _ in range(RUNS)]
     rows = ours[0]["rows"]
     assert rows == floor[0]["rows"], (rows, floor[0]["rows"])
     ours_s = statistics.median(r["seconds"] for r in ours)
@@ -170,6 +216,32 @@ def run(ctx: Context) -> None:
         baseline=size_mb,
         baseline_name="payload_MB(VmHWM-idle)",
     )
+    export_s = statistics.median(r["seconds"] for r in export)
+    copy_s = statistics.median(r["seconds"] for r in copy_out)
+    ctx.report(
+        "export_csv_3h_rows_per_s",
+        rows / export_s,
+        "rows/s",
+        baseline=rows / copy_s,
+        baseline_name="copy_to_stdout_rows/s",
+    )
+    csv_mb = export[0]["bytes"] / 2**20
+    ctx.report(
+        "export_csv_3h_peak_memory",
+        max(r["peak_mb"] for r in export),
+        "MB",
+        baseline=csv_mb,
+        baseline_name="csv_MB(VmHWM-idle)",
+    )
+
+
+def _latest_job(database_url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT id FROM job ORDER BY created_at DESC LIMIT 1").fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ async def _many_predictions(sessionmaker: async_sessionmaker[AsyncSession]) -> i
             rows: list[Any] = await cur.fetchall()
             source_ids: dict[uuid.UUID, int] = {row[0]: row[1] for row in rows}
             async with cur.copy(
-                "COPY emotion_stat (job_id, source_id, model, position, name, predictions, count, mean, max) FROM STDIN"
+                "COPY emotion_stat (job_id, source_id, model, position, name, count, mean, max) FROM STDIN"
             ) as copy:
                 for job_id, n, start in zip(job_ids, sizes, starts, strict=True):
                     full, rest = divmod(n, POOL)
@@ -104,7 +104,10 @@ async def _many_predictions(sessionmaker: async_sessionmaker[AsyncSession]) -> i
                         p = prefix[c]
                         total = full * p[POOL] + p[start + rest] - p[start]
                         peak = max(columns[c][:POOL] if full else columns[c][start : start + rest])
-                        await copy.write_row((job_id, source_ids[job_id], "face", c, name, n, n, total / n, peak))
+                        await copy.write_row((job_id, source_ids[job_id], "face", c, name, n, total / n, peak))
+            async with cur.copy("COPY model_stat (job_id, source_id, model, predictions) FROM STDIN") as copy:
+                for job_id, n in zip(job_ids, sizes, strict=True):
+                    await copy.write_row((job_id, source_ids[job_id], "face", n))
             await cur.execute("ANALYZE prediction")
             await cur.execute("ANALYZE emotion_stat")
             await cur.execute("ANALYZE job")

@@ -68,7 +68,8 @@ _COPY = (
     " FROM STDIN (FORMAT BINARY)"
 )
 _FIELDS = 17
-_COPY_STATS = "COPY emotion_stat (job_id, source_id, model, position, name, predictions, count, mean, max) FROM STDIN"
+_COPY_STATS = "COPY emotion_stat (job_id, source_id, model, position, name, count, mean, max) FROM STDIN"
+_COPY_COUNTS = "COPY model_stat (job_id, source_id, model, predictions) FROM STDIN"
 # Bytes handed to COPY at a time: large enough that per-call overhead vanishes, small enough to stay flat.
 _CHUNK = 1 << 20
 
@@ -185,9 +186,9 @@ class StatsAccumulator:
         key = (source, model)
         self.rows[key] = self.rows.get(key, 0) + 1
 
-    def results(self) -> Iterator[tuple[int, str, int, int, int, float, float]]:
-        """(source, model, position, predictions, count, mean, max) for every scored position."""
-        for (source, model), n_rows in self.rows.items():
+    def results(self) -> Iterator[tuple[int, str, int, int, float, float]]:
+        """(source, model, position, count, mean, max) for every scored position."""
+        for source, model in self.rows:
             column = _Columns()
             for (src, mdl, width), buffer in self.packed.items():
                 if src == source and mdl == model and width:
@@ -203,7 +204,7 @@ class StatsAccumulator:
                         column.fold(position, 1, v, v)
             for position in sorted(column.count):
                 n = column.count[position]
-                yield source, model, position, n_rows, n, column.total[position] / n, column.peak[position]
+                yield source, model, position, n, column.total[position] / n, column.peak[position]
 
 
 class _Columns:
@@ -340,8 +341,12 @@ async def _write_stats(
 ) -> None:
     names = {model: order.names(model) for (_, model) in stats.rows}
     conn = await driver_connection(session)
-    async with conn.cursor() as cursor, cursor.copy(_COPY_STATS) as copy:
-        for source, model, position, n_rows, n, mean, peak in stats.results():
-            await copy.write_row(
-                (job_id, source_ids[source], model, position, names[model][position], n_rows, n, mean, peak)
-            )
+    async with conn.cursor() as cursor:
+        async with cursor.copy(_COPY_STATS) as copy:
+            for source, model, position, n, mean, peak in stats.results():
+                await copy.write_row(
+                    (job_id, source_ids[source], model, position, names[model][position], n, mean, peak)
+                )
+        async with cursor.copy(_COPY_COUNTS) as copy:
+            for (source, model), n_rows in stats.rows.items():
+                await copy.write_row((job_id, source_ids[source], model, n_rows))

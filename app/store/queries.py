@@ -9,8 +9,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.db import driver_connection
 
 
 async def emotion_names(session: AsyncSession) -> dict[str, list[str]]:
@@ -38,26 +41,11 @@ async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
         ),
         {"id": job_id},
     )
+    # model_stat also counts models whose predictions scored no emotion (they have no emotion_stat rows).
     counts = await session.execute(
-        text(
-            """
-            SELECT model, sum(predictions) FROM (
-                SELECT DISTINCT ON (source_id, model) source_id, model, predictions
-                FROM emotion_stat WHERE job_id = :id
-            ) per_source GROUP BY model
-            """
-        ),
-        {"id": job_id},
+        text("SELECT model, sum(predictions) FROM model_stat WHERE job_id = :id GROUP BY model"), {"id": job_id}
     )
     per_model = {m: int(n) for m, n in counts}
-    stored = await session.execute(text("SELECT num_predictions FROM job WHERE id = :id"), {"id": job_id})
-    if sum(per_model.values()) < (stored.scalar_one_or_none() or 0):
-        # A model whose predictions scored no emotion at all has no aggregate rows: count the table
-        # (rare, so the common path stays on the aggregates).
-        exact = await session.execute(
-            text("SELECT model, count(*) FROM prediction WHERE job_id = :id GROUP BY model"), {"id": job_id}
-        )
-        per_model = {m: int(n) for m, n in exact}
     models: dict[str, Any] = {m: {"predictions": n, "emotions": []} for m, n in sorted(per_model.items())}
     for model, name, mean, peak in rows:
         models[model]["emotions"].append({"name": name, "mean": float(mean), "max": float(peak)})
@@ -194,37 +182,58 @@ async def predictions_page(
 CSV_FIXED = (
     "source_url", "file", "model", "group", "frame", "time_begin", "time_end", "prob", "text", "confidence",
 )  # fmt: skip
+_CSV_FIXED_SQL = (
+    "s.url", "p.file", "p.model", "p.group_id", "p.frame", "p.time_begin", "p.time_end", "p.prob", "p.text",
+    "p.confidence",
+)  # fmt: skip
 
 
-async def csv_header(session: AsyncSession, f: PredictionFilter) -> tuple[list[str], dict[str, list[int]]]:
-    """Columns: fixed fields, then one per emotion (the union over the job's models, in canonical order)."""
-    where, params = _where(f)
-    models = [
-        m for (m,) in await session.execute(text(f"SELECT DISTINCT p.model FROM prediction p WHERE {where}"), params)
-    ]
+def _copy_where(f: PredictionFilter) -> sql.Composable:
+    """The filter as literals: COPY takes no bind parameters (psycopg quotes each value)."""
+    clauses: list[sql.Composable] = [sql.SQL("p.job_id = {}").format(sql.Literal(f.job_id))]
+    for column, op, value in (
+        ("model", "=", f.model),
+        ("source_id", "=", f.source_id),
+        ("group_id", "=", f.group),
+        ("time_end", ">=", f.time_from),
+        ("time_begin", "<", f.time_to),
+    ):
+        if value is not None:
+            clauses.append(sql.SQL("p.{} {} {}").format(sql.Identifier(column), sql.SQL(op), sql.Literal(value)))
+    return sql.SQL(" AND ").join(clauses)
+
+
+async def csv_copy(session: AsyncSession, f: PredictionFilter) -> AsyncIterator[bytes]:
+    """Matching predictions as CSV made by Postgres (COPY ... TO STDOUT): fixed columns, then one column per
+    emotion (the union over the job's models, in canonical order), rows in id order, streamed as the
+    server sends them. Names come from the emotion table and are quoted as identifiers."""
+    stat_models = await session.execute(
+        text("SELECT DISTINCT model FROM emotion_stat WHERE job_id = :id"), {"id": f.job_id}
+    )
+    models = sorted(m for (m,) in stat_models if f.model is None or m == f.model)
     names = await emotion_names(session)
     columns: list[str] = []
     for model in sorted(models, key=lambda m: -len(names.get(m, []))):
-        for name in names.get(model, []):
-            if name not in columns:
-                columns.append(name)
-    slots = {m: [columns.index(n) for n in names.get(m, [])] for m in models}
-    return [*CSV_FIXED, *columns], slots
-
-
-async def stream_rows(session: AsyncSession, f: PredictionFilter, *, batch: int = 2000) -> AsyncIterator[Any]:
-    """All matching predictions in id order, fetched by a server-side cursor: memory stays flat."""
-    where, params = _where(f)
-    result = await session.stream(
-        text(
-            f"SELECT s.url, p.file, p.model, p.group_id, p.frame, p.time_begin, p.time_end, p.prob, p.text,"
-            f" p.confidence, p.scores FROM prediction p JOIN source s ON s.id = p.source_id"
-            f" WHERE {where} ORDER BY p.id"
-        ).execution_options(yield_per=batch),
-        params,
-    )
-    async for row in result:
-        yield row
+        columns += [n for n in names.get(model, []) if n not in columns]
+    select: list[sql.Composable] = [
+        sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(alias))
+        for expr, alias in zip(_CSV_FIXED_SQL, CSV_FIXED, strict=True)
+    ]
+    for name in columns:
+        cases = [
+            sql.SQL("WHEN {} THEN p.scores[{}]").format(sql.Literal(m), sql.Literal(names[m].index(name) + 1))
+            for m in models
+            if name in names[m]
+        ]
+        select.append(sql.SQL("CASE p.model {} END AS {}").format(sql.SQL(" ").join(cases), sql.Identifier(name)))
+    query = sql.SQL(
+        "COPY (SELECT {} FROM prediction p JOIN source s ON s.id = p.source_id WHERE {} ORDER BY p.id)"
+        " TO STDOUT (FORMAT csv, HEADER true)"
+    ).format(sql.SQL(", ").join(select), _copy_where(f))
+    conn = await driver_connection(session)
+    async with conn.cursor() as cursor, cursor.copy(query) as copy:
+        async for block in copy:
+            yield bytes(block)
 
 
 async def emotion_name(session: AsyncSession, model: str, emotion: str) -> str | None:

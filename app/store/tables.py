@@ -150,7 +150,8 @@ class Prediction(Base):
     """One row per Hume prediction; scores in the model's canonical emotion order (see Emotion)."""
 
     __tablename__ = "prediction"
-    __table_args__ = (Index("ix_prediction_job_model_time", "job_id", "model", "time_begin"),)
+    # (job_id, id): a job's rows in id order, so cursor pages and CSV exports read only what they return.
+    __table_args__ = (Index("ix_prediction_job_id_id", "job_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
@@ -185,12 +186,22 @@ class EmotionStat(Base):
     model: Mapped[str] = mapped_column(Text, primary_key=True)
     position: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
-    predictions: Mapped[int] = mapped_column(BigInteger)
-    """The source's predictions of this model (the same on each of its emotions' rows)."""
     count: Mapped[int] = mapped_column(BigInteger)
-    """Of those, how many scored this emotion."""
+    """How many of the source's predictions of this model scored this emotion."""
     mean: Mapped[float] = mapped_column(Float)
     max: Mapped[float] = mapped_column(Float)
+
+
+class ModelStat(Base):
+    """Predictions per source and model, written at ingest (also for models whose predictions scored
+    nothing, which have no emotion_stat rows)."""
+
+    __tablename__ = "model_stat"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("source.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(Text, primary_key=True)
+    predictions: Mapped[int] = mapped_column(BigInteger)
 
 
 class TtsCacheEntry(Base):

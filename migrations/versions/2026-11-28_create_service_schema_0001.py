@@ -156,7 +156,6 @@ def upgrade() -> None:
         sa.Column("model", sa.Text(), nullable=False),
         sa.Column("position", sa.SmallInteger(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
-        sa.Column("predictions", sa.BigInteger(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
         sa.Column("mean", sa.Float(), nullable=False),
         sa.Column("max", sa.Float(), nullable=False),
@@ -167,6 +166,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("job_id", "source_id", "model", "position", name=op.f("pk_emotion_stat")),
     )
     op.create_index("ix_emotion_stat_model_name_mean", "emotion_stat", ["model", "name", "mean"], unique=False)
+    op.create_table(
+        "model_stat",
+        sa.Column("job_id", sa.UUID(), nullable=False),
+        sa.Column("source_id", sa.BigInteger(), nullable=False),
+        sa.Column("model", sa.Text(), nullable=False),
+        sa.Column("predictions", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["job_id"], ["job.id"], name=op.f("fk_model_stat_job_id_job"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["source_id"], ["source.id"], name=op.f("fk_model_stat_source_id_source"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("job_id", "source_id", "model", name=op.f("pk_model_stat")),
+    )
     op.create_table(
         "prediction",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -193,7 +204,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prediction")),
     )
-    op.create_index("ix_prediction_job_model_time", "prediction", ["job_id", "model", "time_begin"], unique=False)
+    op.create_index("ix_prediction_job_id_id", "prediction", ["job_id", "id"], unique=False)
     op.bulk_insert(
         sa.table(
             "emotion",
@@ -244,9 +255,10 @@ END $$;
 def downgrade() -> None:
     op.execute("DROP VIEW prediction_score")
     op.execute(DROP_PROCRASTINATE)
-    op.drop_index("ix_prediction_job_model_time", table_name="prediction")
+    op.drop_index("ix_prediction_job_id_id", table_name="prediction")
     op.drop_table("prediction")
     op.drop_index("ix_emotion_stat_model_name_mean", table_name="emotion_stat")
+    op.drop_table("model_stat")
     op.drop_table("emotion_stat")
     op.drop_table("source")
     op.drop_index("ix_inbox_event_state", table_name="inbox_event")

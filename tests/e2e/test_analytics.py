@@ -222,3 +222,28 @@ def test_top_emotion_ranks_sources_across_jobs_with_filters(service: Service) ->
             assert response.json()["error"]["code"] == "invalid_input"
     with service.client(key=create_key(service.database_url, ["submit"])) as client:
         assert client.get("/v1/emotions/top", params={"model": "face", "emotion": "Anger"}).status_code == 403
+
+
+def test_csv_of_several_models_has_the_union_of_their_emotions(service: Service) -> None:
+    """A job with face (48 emotions) and language (53) exports one header with all 53 names; each row fills
+    its own model's columns with its scores, leaves the others empty, and keeps text with commas intact."""
+    document = payloads.every_model()
+    [job_id] = import_documents(service.database_url, document)
+    with service.client() as client:
+        body = client.get(f"/v1/jobs/{job_id}/predictions.csv").text
+        language_page = client.get(f"/v1/jobs/{job_id}/predictions", params={"model": "language", "limit": 5000})
+        summary = client.get(f"/v1/jobs/{job_id}/summary").json()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert len(rows) == sum(m["predictions"] for m in summary["models"].values())
+    header = next(csv.reader(io.StringIO(body)))
+    assert "Annoyance" in header and "Admiration" in header and header.count("Joy") == 1
+    language = [r for r in rows if r["model"] == "language"]
+    face = [r for r in rows if r["model"] == "face"]
+    assert language and face
+    assert all(r["Annoyance"] != "" for r in language) and all(r["Annoyance"] == "" for r in face)
+    items = language_page.json()["items"]
+    assert [r["text"] for r in language] == [i["text"] for i in items]
+    assert any("," in (r["text"] or "") for r in language)  # the raw text "Alice met Bob in Paris and ..."
+    for row, item in zip(language, items, strict=True):
+        for name, score in item["emotions"].items():
+            assert abs(float(row[name]) - score) < 1e-6
