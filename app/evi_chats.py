@@ -148,6 +148,14 @@ async def _started(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookE
 
 
 async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEventChatEnded) -> str:
+    # The end (when, why, how long) is recorded before Hume is asked for the history, so it shows on
+    # the job while EVI's history is not ready or Hume is unreachable and the task retries.
+    async with deps.sessionmaker.begin() as session:
+        job = await jobs.lock(session, job_id)
+        if job is None or job.status in jobs.FINAL:
+            await evi_chats.settle(session, event_id, "ignored", "chat already final")
+            return "duplicate"
+        await jobs.touch(session, job_id, details=_fill(job.details, evi.ended_details(event)))
     # Hume is called outside any transaction: no row lock is held across the network.
     history = await evi.chat_history(deps.gateway.client, event.chat_id)
     if history.status == "ACTIVE":

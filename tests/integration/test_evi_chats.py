@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import evi_chats
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
-from app.hume.errors import HumeNotFoundError
+from app.hume.errors import HumeNotFoundError, HumeTransientError
 from app.hume.gateway import HumeGateway
 from app.hume.signatures import signed_headers
 from app.jobs import RetryLater
@@ -89,10 +89,34 @@ async def test_chat_still_active_in_history_is_retried_not_stored(deps: Deps, em
         await evi_chats.process_event(deps, accepted.event_id)
     assert await scalar(deps, "SELECT count(*) FROM prediction") == 0
     assert await scalar(deps, "SELECT status FROM job") == "in_progress"
+    # The end is on the job already, while the predictions wait for the history.
+    assert (await scalar(deps, "SELECT details FROM job"))["end_reason"] == "USER_ENDED"
     emulator_end(emulator, chat["id"])
     assert await evi_chats.process_event(deps, accepted.event_id) == "completed"
     assert await scalar(deps, "SELECT status FROM job") == "completed"
     assert await scalar(deps, "SELECT count(*) FROM prediction") == 4
+
+
+async def test_hume_outage_leaves_the_chat_ended_but_unstored_until_a_retry(
+    deps: Deps, emulator: EmulatorServer
+) -> None:
+    """When Hume answers 503 for the chat history, the task fails (to be retried) with the chat's end
+    recorded and nothing else stored; the retry after Hume recovers stores the chat once."""
+    chat = emulator.create_chat(turns=3, seed="outage", send_webhooks=False)
+    accepted = await deliver(deps, ended_payload(chat))
+    assert accepted.event_id is not None
+    emulator.set_faults(path="/v0/evi/chats/*", status=503)
+    with pytest.raises(HumeTransientError):
+        await evi_chats.process_event(deps, accepted.event_id)
+    assert await scalar(deps, "SELECT status FROM job") == "in_progress"
+    details = await scalar(deps, "SELECT details FROM job")
+    assert details["end_reason"] == "USER_ENDED" and details["duration_seconds"] == 10
+    assert await scalar(deps, "SELECT count(*) FROM prediction") == 0
+    assert await scalar(deps, "SELECT state FROM inbox_event") == "received"
+    emulator.set_faults(clear=True)
+    assert await evi_chats.process_event(deps, accepted.event_id) == "completed"
+    assert await scalar(deps, "SELECT count(*) FROM prediction") == 6
+    assert await scalar(deps, "SELECT state FROM inbox_event") == "done"
 
 
 def emulator_end(emulator: EmulatorServer, chat_id: str) -> None:
