@@ -22,6 +22,7 @@ from hume.empathic_voice.types import WebhookEventChatEnded, WebhookEventChatSta
 from procrastinate import JobContext
 
 from app import metrics
+from app.config import Settings
 from app.deps import Deps, defer
 from app.errors import InvalidInput, Unauthorized
 from app.hume import evi, signatures
@@ -49,6 +50,16 @@ def _fill(details: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def signing_keys(settings: Settings) -> tuple[str, ...]:
+    """The configured keys; with the built-in emulator and no key set, the key it signs with, so that
+    `make run` ingests the emulator's chats out of the box."""
+    if settings.webhook_signing_keys or not settings.uses_emulator:
+        return settings.webhook_signing_keys
+    from app.main import EMULATOR_API_KEY  # late: app.main imports this module through the routes
+
+    return (EMULATOR_API_KEY,)
+
+
 @dataclass(frozen=True)
 class Accepted:
     event_id: int | None
@@ -60,7 +71,7 @@ async def accept_webhook(deps: Deps, *, body: bytes, headers: Mapping[str, str],
     settings = deps.settings
     try:
         signatures.verify(
-            body, headers, keys=settings.webhook_signing_keys, now=now, tolerance_s=settings.hume_webhook_tolerance_s
+            body, headers, keys=signing_keys(settings), now=now, tolerance_s=settings.hume_webhook_tolerance_s
         )
     except signatures.WebhookVerificationError as exc:
         metrics.WEBHOOKS.labels("evi", "rejected").inc()

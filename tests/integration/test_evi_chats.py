@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app import evi_chats
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
+from app.errors import Unauthorized
 from app.hume.errors import HumeNotFoundError, HumeTransientError
 from app.hume.gateway import HumeGateway
 from app.hume.signatures import signed_headers
 from app.jobs import RetryLater
-from app.worker import MAX_ATTEMPTS, make_queue
+from app.worker import make_queue
 from tests.conftest import EMULATOR_KEY, service_settings
 
 
@@ -178,8 +180,25 @@ async def test_failing_event_is_retried_then_left_dead_and_visible(deps: Deps) -
         await evi_chats.process_event_task(task_context(deps, accepted.event_id, attempts=0), accepted.event_id)
     state = "SELECT state || ':' || attempts FROM inbox_event WHERE id = :id"
     assert await scalar(deps, state, id=accepted.event_id) == "received:1"
-    await evi_chats.process_event_task(task_context(deps, accepted.event_id, MAX_ATTEMPTS - 1), accepted.event_id)
+    max_attempts = int(getattr(deps.queue.tasks[evi_chats.TASK].retry_strategy, "max_attempts", 0))
+    assert max_attempts > 1
+    await evi_chats.process_event_task(task_context(deps, accepted.event_id, max_attempts - 1), accepted.event_id)
     assert await scalar(deps, state, id=accepted.event_id) == "dead:2"
     error = await scalar(deps, "SELECT last_error FROM inbox_event WHERE id = :id", id=accepted.event_id)
     assert "ghost" in error and "404" in error
     assert await scalar(deps, "SELECT status FROM job") == "in_progress"
+
+
+async def test_built_in_emulator_deliveries_verify_without_configuration(deps: Deps) -> None:
+    """With no Hume key at all (`make run` on the built-in emulator) the emulator's signed deliveries are
+    accepted; once any key is configured, only configured keys count."""
+    from app.main import EMULATOR_API_KEY
+
+    body = orjson.dumps({"event_name": "chat_paused", "chat_id": "dev-chat"})
+    now = time.time()
+    headers = signed_headers(body, EMULATOR_API_KEY, now=now)
+    dev = replace(deps, settings=replace(deps.settings, hume_api_key=None, hume_base_url=None))
+    assert not (await evi_chats.accept_webhook(dev, body=body, headers=headers, now=now)).duplicate
+    configured = replace(dev, settings=replace(dev.settings, hume_webhook_signing_key="real-key"))
+    with pytest.raises(Unauthorized):
+        await evi_chats.accept_webhook(configured, body=body, headers=headers, now=now)
