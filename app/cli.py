@@ -63,7 +63,7 @@ async def _deps_for_cli(settings: Settings) -> Any:
         gateway = HumeGateway(api_key=EMULATOR_API_KEY, base_url=f"http://127.0.0.1:{settings.emulator_port}")
     else:
         gateway = HumeGateway(api_key=settings.hume_api_key or "", base_url=settings.hume_base_url)
-    queue = make_queue(settings.database_url)
+    queue = make_queue(settings.database_url, settings)
     await queue.open_async()
     return Deps(settings=settings, sessionmaker=make_sessionmaker(engine), gateway=gateway, queue=queue), engine
 
@@ -143,14 +143,14 @@ async def _dev_key(settings: Settings, remembered: str | None) -> str:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from app.worker import worker_options
+    from app.worker import run_worker
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
 
     async def work(deps: Any) -> int:
         print("Worker running; Ctrl-C stops it", flush=True)
-        await deps.queue.run_worker_async(**worker_options(deps, install_signal_handlers=True))
+        await run_worker(deps, install_signal_handlers=True)
         return 0
 
     return _run_async(work, settings)
@@ -324,6 +324,25 @@ def cmd_evi_backfill(args: argparse.Namespace, settings: Settings) -> int:
     return _run_async(run, settings)
 
 
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from app import events
+    from app.errors import AppError
+
+    keep: list[Any] = []
+    settings = _with_db(settings, keep)
+
+    async def run(deps: Any) -> int:
+        try:
+            event = await events.replay(deps, args.event_id)
+        except AppError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        print(f"Event {event.id} ({event.provider} {event.event_type}) queued again; a worker will process it")
+        return 0
+
+    return _run_async(run, settings)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -350,6 +369,8 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=["csv"], default="csv")
     eb = sub.add_parser("evi-backfill", help="ingest past EVI chats (listed through Hume's API) not stored yet")
     eb.add_argument("--since", required=True, help="ISO 8601 date or time (UTC unless it says otherwise)")
+    rp = sub.add_parser("replay", help="process a stored webhook event again (e.g. a dead one)")
+    rp.add_argument("event_id", type=int)
     return p
 
 
@@ -364,6 +385,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "summary": cmd_summary,
     "export": cmd_export,
     "evi-backfill": cmd_evi_backfill,
+    "replay": cmd_replay,
 }
 
 

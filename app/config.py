@@ -81,6 +81,15 @@ class Settings:
     reconcile_after_s: float = 600.0
     """A submitted job with no callback after this long is polled."""
     reconcile_interval_s: float = 60.0
+    """How often the reconciler runs (it also requeues stalled tasks and orphaned inbox events)."""
+    worker_max_attempts: int = 8
+    """Tries of one task before its event is marked dead (visible at /v1/admin/events?state=dead)."""
+    worker_retry_base_s: float = 2.0
+    worker_retry_cap_s: float = 300.0
+    """Exponential backoff between tries: base * 2**attempt, capped; Hume's Retry-After wins if longer."""
+    worker_heartbeat_s: float = 5.0
+    stalled_after_s: float = 30.0
+    """A task whose worker sent no heartbeat for this long (killed, frozen) is run again."""
     emulator_port: int = 8001
     cors_allow_origins: tuple[str, ...] = ()
     """Browser origins allowed to call the API (CORS_ALLOW_ORIGINS, comma-separated; "*" for any)."""
@@ -117,6 +126,11 @@ class Settings:
             max_webhook_body_bytes=int(_number(env, "MAX_WEBHOOK_BODY_BYTES", 256 << 20)),
             reconcile_after_s=_number(env, "RECONCILE_AFTER_S", 600.0),
             reconcile_interval_s=_number(env, "RECONCILE_INTERVAL_S", 60.0),
+            worker_max_attempts=int(_number(env, "WORKER_MAX_ATTEMPTS", 8)),
+            worker_retry_base_s=_number(env, "WORKER_RETRY_BASE_S", 2.0),
+            worker_retry_cap_s=_number(env, "WORKER_RETRY_CAP_S", 300.0),
+            worker_heartbeat_s=_number(env, "WORKER_HEARTBEAT_S", 5.0),
+            stalled_after_s=_number(env, "STALLED_AFTER_S", 30.0),
             emulator_port=int(_number(env, "EMULATOR_PORT", 8001)),
             cors_allow_origins=tuple(o.strip() for o in env.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()),
             hume_token_refresh_margin_s=_number(env, "HUME_TOKEN_REFRESH_MARGIN_S", 300.0),

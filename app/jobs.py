@@ -16,22 +16,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import metrics
 from app.deps import Deps, defer
 from app.errors import Conflict, NotFound, Unauthorized
 from app.hume import callbacks, predictions
+from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeError, HumeNotFoundError, HumeRejectedError, HumeSunsetError
 from app.hume.gateway import JobState
 from app.store import inbox, ingest, jobs
 from app.store.api_keys import Principal
+from app.store.db import driver_connection
 from app.store.tables import Job
 from app.validation import SubmitRequest
 
 log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_CONSTRAINT = "uq_job_api_key_id_idempotency_key"
+# Hume calls back when a job ends; nothing else is a callback.
+CALLBACK_STATUSES = frozenset({"COMPLETED", "FAILED"})
 
 
 class RetryLater(Exception):
@@ -76,7 +82,7 @@ async def submit(
                     request_fingerprint=fingerprint,
                     deadline_at=_now() + timedelta(seconds=deps.settings.reconcile_after_s),
                 )
-                await defer(session, deps.queue, "submit_job", job_id=str(job.id))
+                await defer_submit(session, deps, job.id)
             metrics.JOBS_SUBMITTED.inc()
             return job, True
         except IntegrityError as exc:
@@ -84,6 +90,22 @@ async def submit(
             if IDEMPOTENCY_CONSTRAINT not in str(exc.orig):
                 raise
     raise Conflict("Idempotency-Key is in use by a concurrent request")
+
+
+async def defer_submit(session: AsyncSession, deps: Deps, job_id: uuid.UUID) -> bool:
+    """Enqueue the job's submission unless one is already waiting; runs of one job never overlap, so
+    the reconciler re-enqueueing a slow submission cannot start two Hume jobs. True if enqueued."""
+    connection = await driver_connection(session)
+    task = deps.queue.configure_task(
+        "submit_job", connection=connection, lock=f"job:{job_id}", queueing_lock=f"submit:{job_id}"
+    )
+    try:
+        # A savepoint: the refused insert must not abort the caller's transaction.
+        async with session.begin_nested():
+            await task.defer_async(job_id=str(job_id))
+    except AlreadyEnqueued:
+        return False
+    return True
 
 
 def callback_url(deps: Deps, job_id: uuid.UUID, token: str) -> str:
@@ -147,25 +169,31 @@ class Accepted:
 async def accept_batch_callback(
     deps: Deps, *, job_id: str | None, token: str | None, body: bytes, headers: dict[str, str]
 ) -> Accepted:
-    """Verify a batch callback by its per-job URL secret, then store it and enqueue its processing."""
+    """Verify a batch callback by its per-job URL secret, then store it and enqueue its processing.
+
+    One transaction (one pooled connection) does the lookup, the insert and the defer: the ack stays fast
+    and an event is stored if and only if its task is.
+    """
     if not job_id or not token:
         raise Unauthorized("callback URL lacks job_id or token")
     try:
         our_id = uuid.UUID(job_id)
     except ValueError:
         raise NotFound("unknown job") from None
-    async with deps.sessionmaker() as session:
-        job = await jobs.get(session, our_id)
-    if job is None or job.kind != "batch":
-        raise NotFound("unknown job")
-    if job.callback_token_hash is None or not hmac.compare_digest(job.callback_token_hash, token_hash(token)):
-        metrics.WEBHOOKS.labels("batch", "rejected").inc()
-        raise Unauthorized("callback token does not match this job")
-    hume_job_id, status = callbacks.head(body)
-    if job.hume_job_id is not None and job.hume_job_id != hume_job_id:
-        metrics.WEBHOOKS.labels("batch", "rejected").inc()
-        raise Unauthorized("callback is for another Hume job")
     async with deps.sessionmaker.begin() as session:
+        job = await jobs.get(session, our_id)
+        if job is None or job.kind != "batch":
+            raise NotFound("unknown job")
+        if job.callback_token_hash is None or not hmac.compare_digest(job.callback_token_hash, token_hash(token)):
+            metrics.WEBHOOKS.labels("batch", "rejected").inc()
+            raise Unauthorized("callback token does not match this job")
+        # Parsed only once the sender is known: a stranger learns nothing from our parser.
+        hume_job_id, status = callbacks.head(body)
+        if status not in CALLBACK_STATUSES:
+            raise CallbackFormatError(f"status must be COMPLETED or FAILED, got {status!r}")
+        if job.hume_job_id is not None and job.hume_job_id != hume_job_id:
+            metrics.WEBHOOKS.labels("batch", "rejected").inc()
+            raise Unauthorized("callback is for another Hume job")
         event_id = await inbox.insert_event(
             session,
             provider="hume_batch",
@@ -293,7 +321,7 @@ async def reconcile(deps: Deps) -> int:
                 session, job_id, deadline_at=_now() + timedelta(seconds=wait), details={**job.details, "polls": polls}
             )
             if job.status == "pending":
-                await defer(session, deps.queue, "submit_job", job_id=str(job_id))
+                await defer_submit(session, deps, job_id)
                 continue
         if job.hume_job_id is None:
             continue

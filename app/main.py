@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import procrastinate.exceptions
 import psycopg
 import sqlalchemy.exc
 import structlog
@@ -38,7 +39,7 @@ from app.hume.tts import HumeTts
 from app.routes.auth import cors_middleware
 from app.store.db import make_engine, make_sessionmaker
 from app.tts import TtsService
-from app.worker import make_queue, worker_options
+from app.worker import make_queue, run_worker
 
 log = structlog.get_logger(__name__)
 
@@ -159,7 +160,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             secret_key = settings.hume_secret_key
         engine = make_engine(settings.database_url)
         gateway = HumeGateway(api_key=api_key, base_url=base_url)
-        queue = make_queue(settings.database_url)
+        queue = make_queue(settings.database_url, settings)
         await queue.open_async()
         sessionmaker = make_sessionmaker(engine)
         tokens = None
@@ -175,7 +176,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         deps = Deps(settings=settings, sessionmaker=sessionmaker, gateway=gateway, queue=queue, tokens=tokens, tts=tts)
         worker = None
         if settings.run_worker:
-            worker = asyncio.create_task(queue.run_worker_async(**worker_options(deps)))
+            worker = asyncio.create_task(run_worker(deps))
         try:
             yield {"deps": deps}
         finally:
@@ -204,6 +205,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         HumeError: _hume_error,
         sqlalchemy.exc.OperationalError: _database_down,
         sqlalchemy.exc.InterfaceError: _database_down,
+        sqlalchemy.exc.TimeoutError: _database_down,  # pool exhausted while connections hang
+        procrastinate.exceptions.ConnectorException: _database_down,  # a defer when the database went away
         psycopg.OperationalError: _database_down,
         OSError: _database_down,
         Exception: _unexpected,

@@ -207,6 +207,25 @@ SPEC: dict[str, Any] = {
         },
         "/v1/tts/cache/stats": {"get": {"summary": "TTS cache size, bound and hit counts (scope: tts)",
                                         "responses": {"200": _json(_OBJ), **_errors(401, 403)}}},
+        "/v1/admin/events": {
+            "get": {
+                "summary": "Stored webhook events, newest first (scope: admin); state=dead lists what needs a replay",
+                "parameters": [
+                    {"name": "state", "in": "query",
+                     "schema": {"type": "string", "enum": ["received", "processing", "done", "dead", "ignored"]}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                ],
+                "responses": {"200": _json(_OBJ), **_errors(401, 403, 422)},
+            }
+        },
+        "/v1/admin/events/{event_id}/replay": {
+            "post": {
+                "summary": "Process a stored event again (scope: admin); a done event answers 409",
+                "parameters": [{"name": "event_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"202": _json(_OBJ, "queued again"), **_errors(401, 403, 404, 409)},
+            }
+        },
         "/healthz": {"get": {"security": [], "responses": {"200": _json(_OBJ)}}},
         "/readyz": {"get": {"security": [], "responses": {"200": _json(_OBJ), "503": _json(_OBJ)}}},
     },

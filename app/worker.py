@@ -1,12 +1,14 @@
 """The queue: procrastinate tasks for submission, event processing and the reconciler.
 
 Tasks read their dependencies from the worker's `additional_context["deps"]`, so the same task code runs
-in the server process and in `python -m app worker`.
+in the server process and in `python -m app worker`. Retry timings come from Settings (WORKER_*).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
@@ -15,18 +17,22 @@ from procrastinate import JobContext, RetryDecision
 from procrastinate.jobs import Job as QueueJob
 from procrastinate.retry import BaseRetryStrategy
 
-from app import evi_chats
+from app import events, evi_chats
 from app import jobs as job_service
-from app.config import libpq_url
+from app.config import Settings, libpq_url
 from app.deps import Deps
-from app.hume.errors import HumeTransientError
+from app.hume.callbacks import CallbackFormatError
+from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError, HumeTransientError
+from app.hume.predictions import PredictionFormatError
 from app.store import inbox
 
 log = structlog.get_logger(__name__)
 
-MAX_ATTEMPTS = 8
-BASE_WAIT_S = 2.0
-MAX_WAIT_S = 300.0
+MAX_ATTEMPTS = Settings().worker_max_attempts
+"""The default; WORKER_MAX_ATTEMPTS sets it per deployment."""
+
+# Retrying cannot fix these: the event goes dead at once (an operator can replay it after a fix).
+PERMANENT = (HumeRejectedError, HumeNotFoundError, HumeSunsetError, PredictionFormatError, CallbackFormatError)
 
 
 class Backoff(BaseRetryStrategy):
@@ -37,16 +43,16 @@ class Backoff(BaseRetryStrategy):
         self.base_s = base_s
         self.cap_s = cap_s
 
+    def wait_s(self, attempts: int, exception: BaseException) -> float:
+        wait = min(self.base_s * float(2**attempts), self.cap_s)
+        if isinstance(exception, HumeTransientError) and exception.retry_after is not None:
+            wait = max(wait, min(exception.retry_after, self.cap_s))
+        return wait
+
     def get_retry_decision(self, *, exception: BaseException, job: QueueJob) -> RetryDecision | None:
         if job.attempts + 1 >= self.max_attempts:
             return None
-        wait = min(self.base_s * (2**job.attempts), self.cap_s)
-        if isinstance(exception, HumeTransientError) and exception.retry_after is not None:
-            wait = max(wait, min(exception.retry_after, self.cap_s))
-        return RetryDecision(retry_in={"seconds": wait})
-
-
-RETRY = Backoff(max_attempts=MAX_ATTEMPTS, base_s=BASE_WAIT_S, cap_s=MAX_WAIT_S)
+        return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=self.wait_s(job.attempts, exception)))
 
 
 def _deps(context: JobContext) -> Deps:
@@ -55,9 +61,9 @@ def _deps(context: JobContext) -> Deps:
     return deps
 
 
-def _last_attempt(context: JobContext) -> bool:
+def _last_attempt(context: JobContext, deps: Deps) -> bool:
     job = context.job
-    return job is not None and job.attempts + 1 >= MAX_ATTEMPTS
+    return job is not None and job.attempts + 1 >= deps.settings.worker_max_attempts
 
 
 async def submit_job(context: JobContext, job_id: str) -> None:
@@ -65,7 +71,7 @@ async def submit_job(context: JobContext, job_id: str) -> None:
     try:
         await job_service.send_to_hume(deps, uuid.UUID(job_id))
     except HumeTransientError as exc:
-        if _last_attempt(context):
+        if _last_attempt(context, deps):
             await job_service.give_up_submit(deps, uuid.UUID(job_id), str(exc))
             return
         raise
@@ -77,16 +83,14 @@ async def process_event(context: JobContext, event_id: int) -> None:
         outcome = await job_service.process_event(deps, event_id)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        last = _last_attempt(context)
+        dead = _last_attempt(context, deps) or isinstance(exc, PERMANENT)
         async with deps.sessionmaker.begin() as session:
             attempts = await inbox.record_attempt(session, event_id, error)
-            if last:
+            if dead:
                 # Out of retries: the event stays visible as dead until someone replays it.
                 await inbox.mark(session, event_id, "dead", error=error)
-        log.warning(
-            "event processing failed", event_id=event_id, attempts=attempts, error=error, dead=last, exc_info=True
-        )
-        if last:
+        log.warning("event processing failed", event_id=event_id, attempts=attempts, error=error, dead=dead)
+        if dead:
             return
         raise
     log.info("event processed", event_id=event_id, outcome=outcome)
@@ -94,24 +98,39 @@ async def process_event(context: JobContext, event_id: int) -> None:
 
 async def reconcile(context: JobContext, timestamp: int) -> None:
     deps = _deps(context)
-    looked_at = await job_service.reconcile(deps)
     # Jobs whose worker died mid-run (no heartbeat) go back to the queue: procrastinate's recipe.
     manager = context.app.job_manager
-    stalled = list(await manager.get_stalled_jobs())
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=deps.settings.stalled_after_s))
     for stalled_job in stalled:
-        await manager.retry_job(stalled_job)
-    if looked_at or stalled:
-        log.info("reconciled", jobs_polled=looked_at, stalled_requeued=len(stalled))
+        if stalled_job.id != (context.job.id if context.job else None):
+            await manager.retry_job(stalled_job)
+    orphans = await events.requeue_orphans(deps)
+    looked_at = await job_service.reconcile(deps)
+    if looked_at or stalled or orphans:
+        log.info("reconciled", jobs_polled=looked_at, stalled_requeued=len(stalled), orphans_requeued=orphans)
 
 
-def make_queue(database_url: str) -> procrastinate.App:
+def _cron(interval_s: float) -> str:
+    """procrastinate's cron takes a sixth field for seconds; intervals of a minute or more use minutes."""
+    if interval_s < 60:
+        return f"* * * * * */{max(1, int(interval_s))}"
+    return f"*/{max(1, min(59, int(interval_s // 60)))} * * * *"
+
+
+def make_queue(database_url: str, settings: Settings | None = None) -> procrastinate.App:
     """A procrastinate app with our tasks; one per process (tests build several)."""
+    settings = settings or Settings()
+    retry = Backoff(
+        max_attempts=settings.worker_max_attempts,
+        base_s=settings.worker_retry_base_s,
+        cap_s=settings.worker_retry_cap_s,
+    )
     connector = procrastinate.PsycopgConnector(conninfo=libpq_url(database_url), min_size=1, max_size=4)
     app = procrastinate.App(connector=connector)
-    app.task(name="submit_job", pass_context=True, retry=RETRY)(submit_job)
-    app.task(name="process_event", pass_context=True, retry=RETRY)(process_event)
-    app.task(name="process_evi_event", pass_context=True, retry=RETRY)(evi_chats.process_event_task)
-    app.periodic(cron="* * * * * */15", periodic_id="reconcile")(
+    app.task(name="submit_job", pass_context=True, retry=retry)(submit_job)
+    app.task(name="process_event", pass_context=True, retry=retry)(process_event)
+    app.task(name="process_evi_event", pass_context=True, retry=retry)(evi_chats.process_event_task)
+    app.periodic(cron=_cron(settings.reconcile_interval_s), periodic_id="reconcile")(
         app.task(name="reconcile", pass_context=True, queueing_lock="reconcile")(reconcile)
     )
     return app
@@ -123,5 +142,24 @@ def worker_options(deps: Deps, *, install_signal_handlers: bool = False) -> dict
         "additional_context": {"deps": deps},
         "install_signal_handlers": install_signal_handlers,
         "shutdown_graceful_timeout": 10,
+        "update_heartbeat_interval": deps.settings.worker_heartbeat_s,
+        "stalled_worker_timeout": deps.settings.stalled_after_s,
+        # LISTEN/NOTIFY wakes the worker at once; polling is the fallback after a lost connection.
+        "fetch_job_polling_interval": 2.0,
         "wait": True,
     }
+
+
+async def run_worker(deps: Deps, *, install_signal_handlers: bool = False) -> None:
+    """Run the worker until cancelled, starting it again when it dies (e.g. the database went away)."""
+    delay = 0.5
+    while True:
+        try:
+            await deps.queue.run_worker_async(**worker_options(deps, install_signal_handlers=install_signal_handlers))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("worker stopped; restarting", error=f"{type(exc).__name__}: {exc}", in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from app.routes import analytics, auth, evi, health, jobs, tts, webhooks
+from app.routes import admin, analytics, auth, evi, health, jobs, tts, webhooks
 
 
 def routes() -> list[BaseRoute]:
-    return [*health.routes, *jobs.routes, *webhooks.routes, *evi.routes, *auth.routes, *tts.routes, *analytics.routes]
+    return [
+        *health.routes, *jobs.routes, *webhooks.routes, *evi.routes, *auth.routes, *tts.routes, *analytics.routes,
+        *admin.routes,
+    ]  # fmt: skip

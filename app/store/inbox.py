@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,3 +76,41 @@ async def count_pending(session: AsyncSession) -> int:
         select(func.count()).select_from(InboxEvent).where(InboxEvent.state.in_(("received", "processing")))
     )
     return int(result.scalar_one())
+
+
+async def orphaned(
+    session: AsyncSession, *, tasks: tuple[str, ...], older_than_s: float, limit: int = 100
+) -> list[InboxEvent]:
+    """Events still waiting whose queue task is gone (failed while the database was unreachable, deleted):
+    without this they would wait forever."""
+    result = await session.execute(
+        text(
+            """
+            SELECT e.id FROM inbox_event e
+             WHERE e.state = 'received'
+               AND e.received_at < now() - make_interval(secs => :older_than_s)
+               AND NOT EXISTS (
+                   SELECT 1 FROM procrastinate_jobs j
+                    WHERE j.task_name = ANY(:tasks) AND j.status IN ('todo', 'doing')
+                      AND j.args ->> 'event_id' = e.id::text)
+             ORDER BY e.id
+             LIMIT :limit
+            """
+        ),
+        {"older_than_s": older_than_s, "tasks": list(tasks), "limit": limit},
+    )
+    ids = [row[0] for row in result]
+    if not ids:
+        return []
+    return list((await session.execute(select(InboxEvent).where(InboxEvent.id.in_(ids)))).scalars())
+
+
+async def reopen(session: AsyncSession, event_id: int) -> InboxEvent | None:
+    """Put an event back to `received` for another round of processing (replay); None if unknown."""
+    result = await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == event_id)
+        .values(state="received", processed_at=None)
+        .returning(InboxEvent)
+    )
+    return result.scalar_one_or_none()
