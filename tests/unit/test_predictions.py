@@ -174,3 +174,26 @@ def test_binary_real_array_encodes_what_postgres_expects() -> None:
     sparse = pgbinary.float4_array_nullable([0.5, None])
     assert struct.unpack(">6i", sparse[:24])[:3] == (len(sparse) - 4, 1, 1)
     assert sparse[24:32] == struct.pack(">if", 4, 0.5) and sparse[32:36] == pgbinary.NULL
+
+
+def test_stats_merge_complete_rows_of_two_widths_and_rows_with_gaps() -> None:
+    """Per-position count, mean and max fold together complete rows (packed, two widths after the order
+    grew) and rows with gaps, using the float4 values that are stored."""
+    stats = ingest.StatsAccumulator()
+    rows: list[list[float | None]] = [[0.5, 0.25], [0.75, 0.5], [0.125, 0.5, 1.0], [None, 0.25, 0.5]]
+    for values in rows:
+        stats.count(0, "face")
+        if None in values:
+            stats.add_sparse(0, "face", values)
+        else:
+            clean = [v for v in values if v is not None]
+            stats.add_packed(0, "face", len(clean), pgbinary.float4_values(clean))
+    stats.count(1, "face")
+    stats.add_packed(1, "face", 1, pgbinary.float4_values([0.3]))
+    got = {(s, m, p): (n, mean, peak) for s, m, p, n, mean, peak in stats.results()}
+    assert got[(0, "face", 0)] == (3, (0.5 + 0.75 + 0.125) / 3, 0.75)
+    assert got[(0, "face", 1)] == (4, (0.25 + 0.5 + 0.5 + 0.25) / 4, 0.5)
+    assert got[(0, "face", 2)] == (2, 0.75, 1.0)
+    n, mean, peak = got[(1, "face", 0)]
+    assert n == 1 and mean == peak == struct.unpack(">f", struct.pack(">f", 0.3))[0]
+    assert stats.rows == {(0, "face"): 4, (1, "face"): 1}
