@@ -114,7 +114,7 @@ def decode(document: bytes | bytearray | memoryview) -> list[SourceResult]:
     """Decode a predictions array; raises PredictionFormatError naming what is wrong."""
     try:
         return _DOCUMENT.decode(document)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
         raise PredictionFormatError(f"not a Hume predictions array: {exc}") from None
 
 
