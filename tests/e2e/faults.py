@@ -18,13 +18,13 @@ FINAL = {"completed", "failed", "rejected"}
 
 def scalar(database_url: str, sql: str, *params: Any) -> Any:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(sql, params).fetchone()
     return None if row is None else row[0]
 
 
 def rows(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        return list(conn.execute(sql, params).fetchall())  # type: ignore[arg-type]
+        return list(conn.execute(sql, params).fetchall())
 
 
 def inbox_count(database_url: str) -> int:
