@@ -131,8 +131,23 @@ async def _run(url: str) -> dict[str, float]:
             async def summary() -> None:
                 await queries.summary(session, job_id)
 
+            joy = await queries.emotion_position(session, "face", "Joy")
+            assert joy is not None
+            middle = (
+                await session.execute(text("SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY id) FROM prediction"))
+            ).scalar_one()
+            filt = queries.PredictionFilter(job_id=job_id)
+
+            async def timeline() -> None:
+                await queries.timeline(session, job_id, model="face", position=joy, bucket_s=1.0, by_group=True)
+
+            async def page() -> None:
+                await queries.predictions_page(session, filt, after_id=int(middle), limit=500)
+
             out["select_1"] = await _p50_ms(select_1, 500)
             out["summary"] = await _p50_ms(summary, 500)
+            out["timeline"] = await _p50_ms(timeline, 50)
+            out["page"] = await _p50_ms(page, 100)
         out["predictions"] = await _many_predictions(sessionmaker)
         async with sessionmaker() as session:
 
@@ -160,6 +175,12 @@ def run(ctx: Context) -> None:
         figures = asyncio.run(_run(url))
     ctx.report(
         "summary_1h_job_p50", figures["summary"], "ms", baseline=figures["select_1"], baseline_name="select_1_p50"
+    )
+    ctx.report(
+        "timeline_1h_job_p50", figures["timeline"], "ms", baseline=figures["select_1"], baseline_name="select_1_p50"
+    )
+    ctx.report(
+        "predictions_page_500_p50", figures["page"], "ms", baseline=figures["select_1"], baseline_name="select_1_p50"
     )
     n = int(figures["predictions"])
     ctx.report(
