@@ -20,13 +20,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def bind() -> socket.socket:
+    """A listening-ready socket on a free port."""
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and without
+    # it every keep-alive response waits ~40 ms for a delayed ACK (Nagle between headers and body).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class ServiceServer:
-    def __init__(self, settings: Settings) -> None:
-        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and without
-        # it every keep-alive response waits ~40 ms for a delayed ACK (Nagle between headers and body).
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+    def __init__(self, settings: Settings, sock: socket.socket | None = None) -> None:
+        # `sock`: bound beforehand (see `bind`) when something started earlier must know our URL.
+        self.sock = sock or bind()
         self.port = int(self.sock.getsockname()[1])
         self.settings = replace(settings, port=self.port, public_base_url=settings.public_base_url or self.url)
         self.server = uvicorn.Server(
