@@ -1,0 +1,104 @@
+"""A worker process killed with SIGKILL in the middle of ingesting a one-hour job, then started again.
+
+The service runs without an in-process worker; `python -m app worker` runs in a subprocess. The test
+freezes the ingest after its predictions COPY (it holds a lock on the stats table the same transaction
+writes next), so the kill lands mid-ingest every time, not by luck of timing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from app.emulator.testing import EmulatorServer
+from tests.conftest import EMULATOR_KEY, ServiceFactory
+from tests.e2e.faults import expected_rows, hume_predictions, prediction_count, rows, scalar, wait_final, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+STALLED_AFTER_S = 3.0
+
+
+@pytest.fixture
+def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def start_worker(env: dict[str, str], started: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    started.append(process)
+    return process
+
+
+def test_worker_killed_mid_ingest_then_restarted_completes_with_exact_rows(
+    make_service: ServiceFactory, emulator: EmulatorServer, workers: list[subprocess.Popen[bytes]]
+) -> None:
+    """kill -9 of the worker while a one-hour video's predictions are half written: nothing of the
+    uncommitted ingest survives, and a restarted worker takes the stalled task back (heartbeat timeout)
+    and completes the job with exactly Hume's row count."""
+    service = make_service(run_worker=False)
+    url = service.database_url
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "HUME_API_KEY": EMULATOR_KEY,
+        "HUME_BASE_URL": emulator.base_url,
+        "PUBLIC_BASE_URL": service.url,
+        "LOG_LEVEL": "WARNING",
+        "WORKER_HEARTBEAT_S": "0.5",
+        "STALLED_AFTER_S": str(STALLED_AFTER_S),
+        "RECONCILE_INTERVAL_S": "1",
+    }
+    with psycopg.connect(url) as blocker:
+        # Held until after the kill: the worker's ingest writes predictions, then waits here.
+        blocker.execute("LOCK TABLE emotion_stat IN ACCESS EXCLUSIVE MODE")
+        first = start_worker(env, workers)
+        with service.client() as client:
+            job = client.post("/v1/jobs", json={"urls": ["https://example.com/keynote.mp4#duration=3600"]}).json()
+            wait_until(
+                lambda: scalar(
+                    url,
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'COPY emotion_stat%%' AND datname = current_database()",
+                ),
+                60,
+                "the ingest to reach the stats COPY",
+            )
+            assert scalar(url, "SELECT status FROM job WHERE id = %s", job["id"]) != "completed"
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+        blocker.rollback()
+
+    assert prediction_count(url, job["id"]) == 0, "an uncommitted ingest left rows behind"
+    assert rows(url, "SELECT state FROM inbox_event") == [("received",)]
+    restarted_at = time.monotonic()
+    start_worker(env, workers)
+    with service.client() as client:
+        done = wait_final(client, job["id"], timeout=STALLED_AFTER_S + 30)
+    recovered_s = time.monotonic() - restarted_at
+    assert done["status"] == "completed", done
+    expected = expected_rows(hume_predictions(emulator, EMULATOR_KEY, done["hume_job_id"]))
+    assert expected > 10_800  # one hour of video at 3 fps, plus the audio models
+    assert done["num_predictions"] == expected
+    assert prediction_count(url, job["id"]) == expected
+    assert rows(url, "SELECT state FROM inbox_event") == [("done",)]
+    # The stalled task is picked up within the heartbeat timeout plus a reconcile round or two.
+    assert recovered_s < STALLED_AFTER_S + 20, recovered_s
+    print(f"worker kill: recovered in {recovered_s:.1f} s with {expected} predictions")
