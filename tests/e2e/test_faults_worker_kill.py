@@ -101,4 +101,4 @@ def test_worker_killed_mid_ingest_then_restarted_completes_with_exact_rows(
     assert rows(url, "SELECT state FROM inbox_event") == [("done",)]
     # The stalled task is picked up within the heartbeat timeout plus a reconcile round or two.
     assert recovered_s < STALLED_AFTER_S + 20, recovered_s
-    print(f"worker kill: recovered in {recovered_s:.1f} s with {expected} predictions")
+    sys.stderr.write(f"worker kill: recovered in {recovered_s:.1f} s with {expected} predictions\n")
