@@ -49,7 +49,7 @@ def test_open_chat_is_in_progress_then_completed_when_it_ends(
 ) -> None:
     """chat_started makes an in-progress evi_chat job carrying the config, chat group, session and start
     time, with no predictions yet; when the chat ends (inactivity) the job completes with the end reason,
-    the user and assistant prosody, and the end time as its completion time."""
+    the user and assistant prosody (apart on the timeline), and the end time as its completion time."""
     client, emulator = deployed
     chat = emulator.create_chat(turns=3, active=True, config_id="cfg-live", custom_session_id="live-1", seed="live")
     job = wait_for(client, chat["id"], "in_progress")
@@ -71,4 +71,10 @@ def test_open_chat_is_in_progress_then_completed_when_it_ends(
     assert completed_ms == pytest.approx(ended.json()["end_timestamp"], abs=1)
     groups = [p["group"] for p in client.get(f"/v1/jobs/{done['id']}/predictions").json()["items"]]
     assert sorted(groups) == ["assistant"] * 3 + ["user"] * 3
+    # The conversation over time, the caller and the assistant apart.
+    timeline = client.get(
+        f"/v1/jobs/{done['id']}/timeline", params={"model": "prosody", "emotion": "Calmness", "per_group": "true"}
+    ).json()["points"]
+    assert {p["group"] for p in timeline} == {"user", "assistant"}
+    assert sum(p["count"] for p in timeline if p["group"] == "user") == 3
     assert [d["status_code"] for d in emulator.deliveries("evi_webhook")] == [202, 202]
