@@ -74,6 +74,15 @@ async def authorize(request: Request, scope: str) -> Principal:
     return principal
 
 
+def query_text(request: Request, name: str) -> str | None:
+    """A text parameter, or None when absent; NUL characters are refused here because Postgres text
+    cannot hold them (left alone they would fail the query as a 500)."""
+    value = request.query_params.get(name)
+    if value is not None and "\x00" in value:
+        raise InvalidInput(name, "must not contain NUL characters")
+    return value
+
+
 def query_int(request: Request, name: str, default: int, *, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:

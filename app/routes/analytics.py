@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.errors import InvalidInput
-from app.http import JSON, authorize, deps, query_int
+from app.http import JSON, authorize, deps, query_int, query_text
 from app.hume.emotions import MODELS
 from app.store import queries
 
@@ -29,7 +29,7 @@ def _datetime(request: Request, name: str) -> datetime | None:
 
 
 def _metadata(request: Request) -> dict[str, Any] | None:
-    raw = request.query_params.get("metadata")
+    raw = query_text(request, "metadata")
     if raw is None:
         return None
     try:
@@ -38,6 +38,8 @@ def _metadata(request: Request) -> dict[str, Any] | None:
         raise InvalidInput("metadata", 'must be a JSON object, e.g. {"team": "research"}') from None
     if not isinstance(value, dict):
         raise InvalidInput("metadata", 'must be a JSON object, e.g. {"team": "research"}')
+    if b"\\u0000" in orjson.dumps(value):  # jsonb cannot hold NUL either
+        raise InvalidInput("metadata", "must not contain NUL characters")
     return value
 
 
@@ -49,7 +51,7 @@ async def top_emotion(request: Request) -> Response:
     model = params.get("model")
     if model not in MODELS:
         raise InvalidInput("model", f"required; one of {', '.join(MODELS)}")
-    emotion = params.get("emotion")
+    emotion = query_text(request, "emotion")
     if not emotion:
         raise InvalidInput("emotion", "required, e.g. emotion=Anger")
     by = params.get("by", "mean")

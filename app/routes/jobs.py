@@ -15,7 +15,7 @@ from starlette.routing import Route
 from app import exports
 from app import jobs as job_service
 from app.errors import InvalidInput, NotFound
-from app.http import JSON, authorize, deps, query_float, query_int, read_body
+from app.http import JSON, authorize, deps, query_float, query_int, query_text, read_body
 from app.hume.emotions import MODELS
 from app.store import jobs, queries
 from app.store.tables import JOB_KINDS, JOB_STATUSES, Job
@@ -163,7 +163,7 @@ async def timeline(request: Request) -> Response:
     job = await _existing_job(request)
     model = _model(request, required=True)
     assert model is not None
-    emotion = request.query_params.get("emotion")
+    emotion = query_text(request, "emotion")
     if not emotion:
         raise InvalidInput("emotion", "required, e.g. emotion=Joy")
     bucket = query_float(request, "bucket", 1.0, low=0.001, high=86_400.0)
@@ -191,7 +191,7 @@ def _filter(request: Request, job_id: uuid.UUID) -> queries.PredictionFilter:
         job_id=job_id,
         model=_model(request),
         source_id=source_id,
-        group=request.query_params.get("group"),
+        group=query_text(request, "group"),
         time_from=query_float(request, "from", None, low=0, high=1e9),
         time_to=query_float(request, "to", None, low=0, high=1e9),
     )

@@ -247,3 +247,22 @@ def test_csv_of_several_models_has_the_union_of_their_emotions(service: Service)
     for row, item in zip(language, items, strict=True):
         for name, score in item["emotions"].items():
             assert abs(float(row[name]) - score) < 1e-6
+
+
+def test_text_that_postgres_cannot_hold_is_a_422_not_a_500(service: Service) -> None:
+    """NUL characters in an emotion, a group (JSON and streamed CSV) or a metadata filter are refused with
+    invalid_input before any query runs; the connection stays usable and the job's data is untouched."""
+    [job_id] = import_documents(service.database_url, REAL_PREDICTIONS.read_bytes())
+    with service.client() as client:
+        for path, params in (
+            ("/v1/emotions/top", {"model": "face", "emotion": "An\x00ger"}),
+            ("/v1/emotions/top", {"model": "face", "emotion": "Anger", "metadata": '{"team": "a\\u0000b"}'}),
+            ("/v1/emotions/top", {"model": "face", "emotion": "Anger", "metadata": '{"a\\u0000": 1}'}),
+            (f"/v1/jobs/{job_id}/timeline", {"model": "face", "emotion": "J\x00oy"}),
+            (f"/v1/jobs/{job_id}/predictions", {"group": "face_\x000"}),
+            (f"/v1/jobs/{job_id}/predictions.csv", {"group": "face_\x000"}),
+        ):
+            response = client.get(path, params=params)
+            assert response.status_code == 422, (path, params, response.text)
+            assert response.json()["error"]["code"] == "invalid_input"
+        assert client.get(f"/v1/jobs/{job_id}/summary").json()["models"]["face"]["predictions"] == 1075
