@@ -137,6 +137,12 @@ class ChatInfo:
     config_id: str | None
 
 
+def _last_page(page_number: int, total_pages: int) -> bool:
+    # The SDK's pager asks for the next page until one comes back empty; the response already says how
+    # many there are, which saves a request per chat and never asks Hume for a page past the end.
+    return page_number + 1 >= total_pages
+
+
 async def chat_history(client: AsyncHumeClient, chat_id: str) -> ChatHistory:
     """All of a chat's events (every page); Hume errors come out as app.hume.errors types."""
     try:
@@ -146,6 +152,8 @@ async def chat_history(client: AsyncHumeClient, chat_id: str) -> ChatHistory:
         events: list[ReturnChatEvent] = []
         async for page in pager.iter_pages():
             events.extend(page.items or [])
+            if _last_page(page.response.page_number, page.response.total_pages):
+                break
     except Exception as exc:
         raise translate(exc, what=f"EVI chat {chat_id}", batch=False) from exc
     head = pager.response
@@ -168,6 +176,7 @@ async def chats_since(client: AsyncHumeClient, since_ms: int) -> list[ChatInfo]:
             page_size=PAGE_SIZE, ascending_order=False, request_options=_OPTIONS
         )
         async for page in pager.iter_pages():
+            last = _last_page(page.response.page_number, page.response.total_pages)
             for chat in page.items or []:
                 start = to_ms(chat.start_timestamp)
                 if start < since_ms:
@@ -182,6 +191,8 @@ async def chats_since(client: AsyncHumeClient, since_ms: int) -> list[ChatInfo]:
                         config_id=chat.config.id if chat.config is not None else None,
                     )
                 )
+            if last:
+                break
     except Exception as exc:
         raise translate(exc, what="EVI chat list", batch=False) from exc
     return found
