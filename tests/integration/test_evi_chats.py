@@ -202,3 +202,15 @@ async def test_built_in_emulator_deliveries_verify_without_configuration(deps: D
     configured = replace(dev, settings=replace(dev.settings, hume_webhook_signing_key="real-key"))
     with pytest.raises(Unauthorized):
         await evi_chats.accept_webhook(configured, body=body, headers=headers, now=now)
+
+
+async def test_long_chat_is_read_over_every_page(deps: Deps, emulator: EmulatorServer) -> None:
+    """A chat of 242 events spans three history pages of 100: all 240 utterances are stored, with three
+    requests for the history (no extra request for an empty page)."""
+    chat = emulator.create_chat(turns=120, seed="long", send_webhooks=False)
+    accepted = await deliver(deps, ended_payload(chat))
+    assert accepted.event_id is not None
+    assert await evi_chats.process_event(deps, accepted.event_id) == "completed"
+    assert await scalar(deps, "SELECT count(*) FROM prediction") == 240
+    assert await scalar(deps, "SELECT count(DISTINCT extras ->> 'event_id') FROM prediction") == 240
+    assert emulator.calls()["GET /v0/evi/chats/{id}"] == 3
