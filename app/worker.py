@@ -7,6 +7,7 @@ in the server process and in `python -m app worker`. Retry timings come from Set
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -151,15 +152,41 @@ def worker_options(deps: Deps, *, install_signal_handlers: bool = False) -> dict
 
 
 async def run_worker(deps: Deps, *, install_signal_handlers: bool = False) -> None:
-    """Run the worker until cancelled, starting it again when it dies (e.g. the database went away)."""
+    """Run the worker until cancelled (or SIGINT/SIGTERM with install_signal_handlers), starting it again
+    whenever it ends otherwise. procrastinate ends a worker whose heartbeat or listener lost the database,
+    and if the database is back by the time it has shut down, it returns normally: that is not a stop."""
+    stop = asyncio.Event()
+    this = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM) if install_signal_handlers else ()
+
+    def request_stop() -> None:
+        stop.set()
+        if this is not None:
+            this.cancel()  # the worker shuts down gracefully on cancellation
+
+    for sig in signals:
+        loop.add_signal_handler(sig, request_stop)
     delay = 0.5
-    while True:
-        try:
-            await deps.queue.run_worker_async(**worker_options(deps, install_signal_handlers=install_signal_handlers))
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("worker stopped; restarting", error=f"{type(exc).__name__}: {exc}", in_s=delay)
+    try:
+        while True:
+            started = loop.time()
+            try:
+                await deps.queue.run_worker_async(**worker_options(deps))
+                reason = "worker loop ended"
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            if stop.is_set():
+                return
+            if loop.time() - started > 60:
+                delay = 0.5  # it ran a while: this is a new incident, not the same one again
+            log.warning("worker stopped unexpectedly; restarting", reason=reason, in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+    except asyncio.CancelledError:
+        if stop.is_set():
+            return
+        raise
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
