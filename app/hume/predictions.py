@@ -8,6 +8,7 @@ fields are ignored and absent ones default, because real payloads carry fields t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -110,10 +111,24 @@ _DOCUMENT = msgspec.json.Decoder(list[SourceResult])
 _SCORES = msgspec.json.Decoder(list[EmotionScore])
 
 
+# An escaped NUL (`\u0000`) not preceded by an odd run of backslashes (which would make it literal text).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _without_nul(document: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+    """NUL characters become U+FFFD: Postgres text and jsonb cannot hold them, and Hume echoes submitted
+    text, so one would otherwise fail the whole job. Backslashes are rare in Hume's JSON: the cheap
+    one-byte search spares the full one on almost every document."""
+    data = bytes(document) if isinstance(document, memoryview) else document
+    if data.find(b"\\") == -1 or data.find(b"\\u0000") == -1:
+        return document
+    return _NUL_ESCAPE.sub(rb"\1\\ufffd", data)
+
+
 def decode(document: bytes | bytearray | memoryview) -> list[SourceResult]:
     """Decode a predictions array; raises PredictionFormatError naming what is wrong."""
     try:
-        return _DOCUMENT.decode(document)
+        return _DOCUMENT.decode(_without_nul(document))
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
         raise PredictionFormatError(f"not a Hume predictions array: {exc}") from None
 

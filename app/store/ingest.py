@@ -9,6 +9,7 @@ table's unique (job_id, position) makes a second load of the same job fail rathe
 from __future__ import annotations
 
 import itertools
+import struct
 import sys
 import uuid
 from array import array
@@ -301,37 +302,41 @@ async def ingest(
     prefixes: dict[tuple[int, str | None, str, str | None], bytes] = {}
     remaining: Iterator[PredictionRow] = iter(rows)
     count = 0
-    while True:
-        # One COPY until a row names an emotion we do not know; the order is extended between COPYs
-        # (no other statement can run on the connection while one is open), then loading resumes.
-        stalled: PredictionRow | None = None
-        async with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
-            parts: list[bytes] = [pg.SIGNATURE]
-            size = 0
-            for r in remaining:
-                plan = order.plan(r.model, r.scores)
-                if plan is None:
-                    stalled = r
-                    break
-                key = (r.source_index, r.file, r.model, r.group_id)
-                prefix = prefixes.get(key)
-                if prefix is None:
-                    prefix = prefixes[key] = _field_prefix(job_id, source_ids[r.source_index], r)
-                data = _encode(r, plan, stats)
-                parts.append(prefix)
-                parts.append(data)
-                size += len(prefix) + len(data)
-                count += 1
-                if size >= _CHUNK:
-                    await copy.write(b"".join(parts))
-                    parts.clear()
-                    size = 0
-            parts.append(pg.TRAILER)
-            await copy.write(b"".join(parts))
-        if stalled is None:
-            break
-        await extend_emotion_order(session, order, stalled.model, order.unknown(stalled.model, stalled.scores))
-        remaining = itertools.chain([stalled], remaining)
+    try:
+        while True:
+            # One COPY until a row names an emotion we do not know; the order is extended between COPYs
+            # (no other statement can run on the connection while one is open), then loading resumes.
+            stalled: PredictionRow | None = None
+            async with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+                parts: list[bytes] = [pg.SIGNATURE]
+                size = 0
+                for r in remaining:
+                    plan = order.plan(r.model, r.scores)
+                    if plan is None:
+                        stalled = r
+                        break
+                    key = (r.source_index, r.file, r.model, r.group_id)
+                    prefix = prefixes.get(key)
+                    if prefix is None:
+                        prefix = prefixes[key] = _field_prefix(job_id, source_ids[r.source_index], r)
+                    data = _encode(r, plan, stats)
+                    parts.append(prefix)
+                    parts.append(data)
+                    size += len(prefix) + len(data)
+                    count += 1
+                    if size >= _CHUNK:
+                        await copy.write(b"".join(parts))
+                        parts.clear()
+                        size = 0
+                parts.append(pg.TRAILER)
+                await copy.write(b"".join(parts))
+            if stalled is None:
+                break
+            await extend_emotion_order(session, order, stalled.model, order.unknown(stalled.model, stalled.scores))
+            remaining = itertools.chain([stalled], remaining)
+    except (struct.error, OverflowError) as exc:
+        # Only a malformed document gets here: a frame or position past int4, a score or box past float4.
+        raise predictions.PredictionFormatError(f"a prediction holds a value out of range: {exc}") from None
     await _write_stats(session, job_id, source_ids, order, stats)
     return count
 

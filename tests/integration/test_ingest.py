@@ -270,3 +270,29 @@ async def test_two_deliveries_through_the_job_service_store_once(
     assert stats == sum(len(m["emotions"]) for m in expected.values())
     async with sessionmaker() as session:
         assert_summary_matches(await queries.summary(session, job.id), expected)
+
+
+async def test_nul_text_is_stored_and_out_of_range_values_refuse_the_job(sessionmaker: Sessionmaker) -> None:
+    """A transcript and a sentiment label holding NUL (Postgres cannot store it) import with U+FFFD in its
+    place; a frame past int4 or a score past float4 is a PredictionFormatError and leaves no job behind."""
+
+    def one_prediction(pred: dict[str, Any], model: str = "language") -> bytes:
+        models = {model: {"grouped_predictions": [{"id": "spk_0", "predictions": [pred]}]}}
+        doc = [{"source": {"type": "text"}, "results": {"predictions": [{"file": "t.txt", "models": models}]}}]
+        return json.dumps(doc).encode()
+
+    nul = {"text": "a\x00b", "position": {"begin": 0, "end": 3}, "emotions": [{"name": "Joy", "score": 0.5}],
+           "sentiment": [{"name": "5\x00", "score": 0.9}]}  # fmt: skip
+    job_id = await _import(sessionmaker, one_prediction(nul))
+    async with sessionmaker() as session:
+        stored = (
+            await session.execute(text("SELECT text, extras FROM prediction WHERE job_id = :j"), {"j": job_id})
+        ).one()
+    assert stored.text == "a\ufffdb" and stored.extras["sentiment"] == [{"name": "5\ufffd", "score": 0.9}]
+    jobs_before = await _scalar(sessionmaker, "SELECT count(*) FROM job")
+    frame = {"frame": 2**31, "time": 0.0, "emotions": [{"name": "Joy", "score": 0.5}]}
+    score = {"text": "x", "emotions": [{"name": "Joy", "score": 1e39}]}
+    for document in (one_prediction(frame, "face"), one_prediction(score)):
+        with pytest.raises(predictions.PredictionFormatError, match="out of range"):
+            await _import(sessionmaker, document)
+    assert await _scalar(sessionmaker, "SELECT count(*) FROM job") == jobs_before

@@ -197,3 +197,23 @@ def test_stats_merge_complete_rows_of_two_widths_and_rows_with_gaps() -> None:
     n, mean, peak = got[(1, "face", 0)]
     assert n == 1 and mean == peak == struct.unpack(">f", struct.pack(">f", 0.3))[0]
     assert stats.rows == {(0, "face"): 4, (1, "face"): 1}
+
+
+def test_nul_characters_become_replacement_characters_and_literal_text_stays() -> None:
+    """An escaped NUL anywhere in the document (text, names, extras) decodes as U+FFFD, which Postgres can
+    store; the six characters `\\u0000` written as text (an escaped backslash before them) are kept as
+    they are."""
+    pred = {
+        "text": "bad\x00byte",
+        "position": {"begin": 0, "end": 8},
+        "emotions": [{"name": "Joy", "score": 0.5}],
+        "sentiment": [{"name": "1\x00", "score": 0.25}],
+    }
+    literal = {"text": "C:\\u0000", "position": {"begin": 9, "end": 17}, "emotions": [{"name": "Joy", "score": 0.1}]}
+    groups = [{"id": "g\x00", "predictions": [pred, literal]}]
+    doc = _document({"language": {"grouped_predictions": groups}})
+    assert b"\\u0000" in doc  # json.dumps escapes NUL
+    first, second = predictions.rows(predictions.decode(doc))
+    assert first.text == "bad\ufffdbyte" and first.group_id == "g\ufffd"
+    assert json.loads(first.extras or b"{}")["sentiment"][0]["name"] == "1\ufffd"
+    assert second.text == "C:\\u0000"
