@@ -164,6 +164,8 @@ async def give_up_submit(deps: Deps, job_id: uuid.UUID, error: str) -> None:
 class Accepted:
     event_id: int | None
     duplicate: bool
+    hume_job_id: str | None = None
+    status: str | None = None
 
 
 async def accept_batch_callback(
@@ -185,14 +187,12 @@ async def accept_batch_callback(
         if job is None or job.kind != "batch":
             raise NotFound("unknown job")
         if job.callback_token_hash is None or not hmac.compare_digest(job.callback_token_hash, token_hash(token)):
-            metrics.WEBHOOKS.labels("batch", "rejected").inc()
             raise Unauthorized("callback token does not match this job")
         # Parsed only once the sender is known: a stranger learns nothing from our parser.
         hume_job_id, status = callbacks.head(body)
         if status not in CALLBACK_STATUSES:
             raise CallbackFormatError(f"status must be COMPLETED or FAILED, got {status!r}")
         if job.hume_job_id is not None and job.hume_job_id != hume_job_id:
-            metrics.WEBHOOKS.labels("batch", "rejected").inc()
             raise Unauthorized("callback is for another Hume job")
         event_id = await inbox.insert_event(
             session,
@@ -205,8 +205,7 @@ async def accept_batch_callback(
         )
         if event_id is not None:
             await defer(session, deps.queue, "process_event", event_id=event_id)
-    metrics.WEBHOOKS.labels("batch", "duplicate" if event_id is None else "accepted").inc()
-    return Accepted(event_id=event_id, duplicate=event_id is None)
+    return Accepted(event_id=event_id, duplicate=event_id is None, hume_job_id=hume_job_id, status=status)
 
 
 async def record_poll_outcome(deps: Deps, job: Job, state: JobState) -> None:

@@ -13,10 +13,11 @@ from app import events
 from app.errors import InvalidInput, NotFound
 from app.http import JSON, authorize, deps, query_int
 from app.store import inbox
-from app.store.tables import EVENT_STATES, InboxEvent
+from app.store.inbox import EventSummary
+from app.store.tables import EVENT_STATES
 
 
-def event_json(event: InboxEvent) -> dict[str, Any]:
+def event_json(event: EventSummary) -> dict[str, Any]:
     def ts(value: datetime | None) -> str | None:
         return value.isoformat() if value else None
 
@@ -31,7 +32,7 @@ def event_json(event: InboxEvent) -> dict[str, Any]:
         "last_error": event.last_error,
         "received_at": ts(event.received_at),
         "processed_at": ts(event.processed_at),
-        "body_bytes": len(event.body),
+        "body_bytes": event.body_bytes,
     }
 
 
@@ -70,7 +71,7 @@ async def replay_event(request: Request) -> Response:
     if not 0 < event_id < 2**63:
         raise NotFound("unknown event")
     event = await events.replay(deps(request), event_id)
-    return JSON(event_json(event), status_code=202)
+    return JSON(event_json(inbox.summary(event)), status_code=202)
 
 
 routes = [

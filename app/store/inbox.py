@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -60,15 +62,55 @@ async def record_attempt(session: AsyncSession, event_id: int, error: str) -> in
     return int(result.scalar_one())
 
 
+@dataclass(frozen=True)
+class EventSummary:
+    """An event as listed for operators: everything but the body, which can be tens of MB."""
+
+    id: int
+    provider: str
+    dedup_key: str
+    event_type: str
+    job_id: uuid.UUID | None
+    state: str
+    attempts: int
+    last_error: str | None
+    received_at: datetime
+    processed_at: datetime | None
+    body_bytes: int
+
+
+_SUMMARY_COLUMNS = (
+    InboxEvent.id,
+    InboxEvent.provider,
+    InboxEvent.dedup_key,
+    InboxEvent.event_type,
+    InboxEvent.job_id,
+    InboxEvent.state,
+    InboxEvent.attempts,
+    InboxEvent.last_error,
+    InboxEvent.received_at,
+    InboxEvent.processed_at,
+    func.octet_length(InboxEvent.body),
+)
+
+
 async def page(
     session: AsyncSession, *, state: str | None, limit: int, after_id: int | None = None
-) -> list[InboxEvent]:
-    query = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(limit)
+) -> list[EventSummary]:
+    """Newest first, after the cursor (an event id); bodies are never read, only their size."""
+    query = select(*_SUMMARY_COLUMNS).order_by(InboxEvent.id.desc()).limit(limit)
     if state is not None:
         query = query.where(InboxEvent.state == state)
     if after_id is not None:
         query = query.where(InboxEvent.id < after_id)
-    return list((await session.execute(query)).scalars())
+    return [EventSummary(*row) for row in await session.execute(query)]
+
+
+def summary(event: InboxEvent) -> EventSummary:
+    return EventSummary(
+        event.id, event.provider, event.dedup_key, event.event_type, event.job_id, event.state, event.attempts,
+        event.last_error, event.received_at, event.processed_at, len(event.body),
+    )  # fmt: skip
 
 
 async def count_pending(session: AsyncSession) -> int:
