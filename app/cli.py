@@ -60,9 +60,15 @@ async def _deps_for_cli(settings: Settings) -> Any:
     assert settings.database_url is not None
     engine = make_engine(settings.database_url, pool_size=2)
     if settings.uses_emulator:
-        gateway = HumeGateway(api_key=EMULATOR_API_KEY, base_url=f"http://127.0.0.1:{settings.emulator_port}")
+        gateway = HumeGateway(
+            api_key=EMULATOR_API_KEY,
+            base_url=f"http://127.0.0.1:{settings.emulator_port}",
+            max_retries=settings.hume_max_retries,
+        )
     else:
-        gateway = HumeGateway(api_key=settings.hume_api_key or "", base_url=settings.hume_base_url)
+        gateway = HumeGateway(
+            api_key=settings.hume_api_key or "", base_url=settings.hume_base_url, max_retries=settings.hume_max_retries
+        )
     queue = make_queue(settings.database_url, settings)
     await queue.open_async()
     return Deps(settings=settings, sessionmaker=make_sessionmaker(engine), gateway=gateway, queue=queue), engine

@@ -90,6 +90,8 @@ class Settings:
     worker_heartbeat_s: float = 5.0
     stalled_after_s: float = 30.0
     """A task whose worker sent no heartbeat for this long (killed, frozen) is run again."""
+    hume_max_retries: int = 2
+    """The SDK's own quick retries of a Hume 429/5xx (honouring Retry-After) before the worker's backoff."""
     emulator_port: int = 8001
     cors_allow_origins: tuple[str, ...] = ()
     """Browser origins allowed to call the API (CORS_ALLOW_ORIGINS, comma-separated; "*" for any)."""
@@ -131,6 +133,7 @@ class Settings:
             worker_retry_cap_s=_number(env, "WORKER_RETRY_CAP_S", 300.0),
             worker_heartbeat_s=_number(env, "WORKER_HEARTBEAT_S", 5.0),
             stalled_after_s=_number(env, "STALLED_AFTER_S", 30.0),
+            hume_max_retries=int(_number(env, "HUME_MAX_RETRIES", 2)),
             emulator_port=int(_number(env, "EMULATOR_PORT", 8001)),
             cors_allow_origins=tuple(o.strip() for o in env.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()),
             hume_token_refresh_margin_s=_number(env, "HUME_TOKEN_REFRESH_MARGIN_S", 300.0),

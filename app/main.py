@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             api_key = settings.hume_api_key or ""
             secret_key = settings.hume_secret_key
         engine = make_engine(settings.database_url)
-        gateway = HumeGateway(api_key=api_key, base_url=base_url)
+        gateway = HumeGateway(api_key=api_key, base_url=base_url, max_retries=settings.hume_max_retries)
         queue = make_queue(settings.database_url, settings)
         await queue.open_async()
         sessionmaker = make_sessionmaker(engine)
