@@ -7,6 +7,7 @@ in the server process and in `python -m app worker`. Retry timings come from Set
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ import structlog
 from procrastinate import JobContext, RetryDecision
 from procrastinate.jobs import Job as QueueJob
 from procrastinate.retry import BaseRetryStrategy
+from sqlalchemy import text
 
 from app import events, evi_chats
 from app import jobs as job_service
@@ -137,11 +139,12 @@ def make_queue(database_url: str, settings: Settings | None = None) -> procrasti
     return app
 
 
-def worker_options(deps: Deps, *, install_signal_handlers: bool = False) -> dict[str, Any]:
+def worker_options(deps: Deps) -> dict[str, Any]:
     return {
         "concurrency": deps.settings.worker_concurrency,
         "additional_context": {"deps": deps},
-        "install_signal_handlers": install_signal_handlers,
+        # run_worker owns signals: procrastinate's handlers would end the worker where we restart it.
+        "install_signal_handlers": False,
         "shutdown_graceful_timeout": 10,
         "update_heartbeat_interval": deps.settings.worker_heartbeat_s,
         "stalled_worker_timeout": deps.settings.stalled_after_s,
@@ -151,42 +154,52 @@ def worker_options(deps: Deps, *, install_signal_handlers: bool = False) -> dict
     }
 
 
-async def run_worker(deps: Deps, *, install_signal_handlers: bool = False) -> None:
-    """Run the worker until cancelled (or SIGINT/SIGTERM with install_signal_handlers), starting it again
-    whenever it ends otherwise. procrastinate ends a worker whose heartbeat or listener lost the database,
-    and if the database is back by the time it has shut down, it returns normally: that is not a stop."""
-    stop = asyncio.Event()
-    this = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM) if install_signal_handlers else ()
-
-    def request_stop() -> None:
-        stop.set()
-        if this is not None:
-            this.cancel()  # the worker shuts down gracefully on cancellation
-
-    for sig in signals:
-        loop.add_signal_handler(sig, request_stop)
-    delay = 0.5
+async def _database_answers(deps: Deps) -> bool:
     try:
-        while True:
-            started = loop.time()
-            try:
-                await deps.queue.run_worker_async(**worker_options(deps))
-                reason = "worker loop ended"
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-            if stop.is_set():
-                return
-            if loop.time() - started > 60:
-                delay = 0.5  # it ran a while: this is a new incident, not the same one again
-            log.warning("worker stopped unexpectedly; restarting", reason=reason, in_s=delay)
+        async with deps.sessionmaker() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+async def run_worker(deps: Deps, *, install_signal_handlers: bool = False, watch_every_s: float = 1.0) -> None:
+    """Run the worker until cancelled (or SIGINT/SIGTERM with `install_signal_handlers`), restarting it
+    when it stops by itself and after every database outage.
+
+    procrastinate stops a worker whose heartbeat or listener fails, and a task that ended while the
+    database was away stays `doing` under the live worker's id, where no stalled-job check finds it. A
+    fresh worker (a new id) after the outage turns those into stalled jobs the reconciler requeues.
+    """
+    stopping = asyncio.Event()
+    if install_signal_handlers:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+    delay = 0.5
+    while not stopping.is_set():
+        run = asyncio.create_task(deps.queue.run_worker_async(**worker_options(deps)))
+        outage = False
+        try:
+            while not run.done() and not stopping.is_set():
+                await asyncio.wait({run}, timeout=watch_every_s)
+                if run.done() or stopping.is_set():
+                    break
+                if not await _database_answers(deps):
+                    outage = True
+                elif outage:
+                    log.warning("database is back; starting a fresh worker")
+                    break
+        finally:
+            if not run.done():
+                run.cancel()  # procrastinate shuts down gracefully on cancellation
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await run
+        if stopping.is_set():
+            return
+        if run.done() and not run.cancelled() and run.exception() is not None:
+            log.warning("worker failed; restarting", error=repr(run.exception()), in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
-    except asyncio.CancelledError:
-        if stop.is_set():
-            return
-        raise
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+        else:
+            delay = 0.5
