@@ -80,7 +80,7 @@ class Settings:
     """Callback bodies carry predictions: a one-hour video is tens of MB."""
     reconcile_after_s: float = 600.0
     """A submitted job with no callback after this long is polled."""
-    reconcile_interval_s: float = 60.0
+    reconcile_interval_s: float = 15.0
     """How often the reconciler runs (it also requeues stalled tasks and orphaned inbox events)."""
     worker_max_attempts: int = 8
     """Tries of one task before its event is marked dead (visible at /v1/admin/events?state=dead)."""
@@ -127,7 +127,7 @@ class Settings:
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", 1 << 20)),
             max_webhook_body_bytes=int(_number(env, "MAX_WEBHOOK_BODY_BYTES", 256 << 20)),
             reconcile_after_s=_number(env, "RECONCILE_AFTER_S", 600.0),
-            reconcile_interval_s=_number(env, "RECONCILE_INTERVAL_S", 60.0),
+            reconcile_interval_s=_number(env, "RECONCILE_INTERVAL_S", 15.0),
             worker_max_attempts=int(_number(env, "WORKER_MAX_ATTEMPTS", 8)),
             worker_retry_base_s=_number(env, "WORKER_RETRY_BASE_S", 2.0),
             worker_retry_cap_s=_number(env, "WORKER_RETRY_CAP_S", 300.0),
