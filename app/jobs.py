@@ -38,6 +38,8 @@ log = structlog.get_logger(__name__)
 IDEMPOTENCY_CONSTRAINT = "uq_job_api_key_id_idempotency_key"
 # Hume calls back when a job ends; nothing else is a callback.
 CALLBACK_STATUSES = frozenset({"COMPLETED", "FAILED"})
+# A dead outcome event is revived by a poll at most this many rounds of retries in all.
+_REVIVE_ROUNDS = 3
 
 
 class RetryLater(Exception):
@@ -211,16 +213,27 @@ async def accept_batch_callback(
 async def record_poll_outcome(deps: Deps, job: Job, state: JobState) -> None:
     """A poll found the job ended: route it through the inbox, exactly like a callback."""
     body = callbacks.encode_poll(job.hume_job_id or "", state.status)
+    dedup_key = f"batch:{job.hume_job_id}:{state.status}"
     async with deps.sessionmaker.begin() as session:
         event_id = await inbox.insert_event(
             session,
             provider="poll",
-            dedup_key=f"batch:{job.hume_job_id}:{state.status}",
+            dedup_key=dedup_key,
             event_type=state.status,
             job_id=job.id,
             headers={},
             body=body,
         )
+        if event_id is None:
+            # This outcome is already stored, but may have gone dead (Hume unreachable through every
+            # retry, or the callback came before Hume's API agreed): Hume now says the job ended, so it
+            # is tried again instead of leaving the job waiting forever. Bounded: a truly broken event
+            # stays dead after a few rounds (replay is then the operator's call).
+            event_id = await inbox.revive_dead(
+                session, dedup_key, max_attempts=_REVIVE_ROUNDS * deps.settings.worker_max_attempts
+            )
+            if event_id is not None:
+                log.warning("dead event revived by a poll", event_id=event_id, job_id=str(job.id))
         if event_id is not None:
             await defer(session, deps.queue, "process_event", event_id=event_id)
 

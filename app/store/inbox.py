@@ -156,3 +156,15 @@ async def reopen(session: AsyncSession, event_id: int) -> InboxEvent | None:
         .returning(InboxEvent)
     )
     return result.scalar_one_or_none()
+
+
+async def revive_dead(session: AsyncSession, dedup_key: str, *, max_attempts: int) -> int | None:
+    """Put the dead event with this key back to `received` (unless it already failed `max_attempts`
+    times in all); its id, or None when there is no such event."""
+    result = await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.dedup_key == dedup_key, InboxEvent.state == "dead", InboxEvent.attempts < max_attempts)
+        .values(state="received", processed_at=None)
+        .returning(InboxEvent.id)
+    )
+    return result.scalar_one_or_none()
