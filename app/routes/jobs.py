@@ -102,7 +102,7 @@ def _datetime(request: Request, name: str) -> datetime | None:
 async def list_jobs(request: Request) -> Response:
     await authorize(request, "read")
     limit = query_int(request, "limit", 50, low=1, high=500)
-    metadata_raw = request.query_params.get("metadata")
+    metadata_raw = query_text(request, "metadata")
     metadata = None
     if metadata_raw is not None:
         try:
@@ -111,6 +111,8 @@ async def list_jobs(request: Request) -> Response:
             raise InvalidInput("metadata", "must be a JSON object") from None
         if not isinstance(metadata, dict):
             raise InvalidInput("metadata", "must be a JSON object")
+        if b"\\u0000" in orjson.dumps(metadata):  # jsonb cannot hold NUL
+            raise InvalidInput("metadata", "must not contain NUL characters")
     async with deps(request).sessionmaker() as session:
         rows = await jobs.page(
             session,
@@ -118,7 +120,7 @@ async def list_jobs(request: Request) -> Response:
             cursor=_cursor(request.query_params.get("cursor")),
             status=_choice(request, "status", JOB_STATUSES),
             kind=_choice(request, "kind", JOB_KINDS),
-            hume_id=request.query_params.get("hume_id"),
+            hume_id=query_text(request, "hume_id"),
             created_after=_datetime(request, "created_after"),
             created_before=_datetime(request, "created_before"),
             metadata=metadata,

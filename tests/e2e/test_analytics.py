@@ -261,6 +261,8 @@ def test_text_that_postgres_cannot_hold_is_a_422_not_a_500(service: Service) -> 
             (f"/v1/jobs/{job_id}/timeline", {"model": "face", "emotion": "J\x00oy"}),
             (f"/v1/jobs/{job_id}/predictions", {"group": "face_\x000"}),
             (f"/v1/jobs/{job_id}/predictions.csv", {"group": "face_\x000"}),
+            ("/v1/jobs", {"hume_id": "x\x00"}),
+            ("/v1/jobs", {"metadata": '{"team": "\\u0000"}'}),
         ):
             response = client.get(path, params=params)
             assert response.status_code == 422, (path, params, response.text)
