@@ -128,17 +128,33 @@ def build_chat(spec: Json, seed: int, now_ms: int) -> Chat:
             }
         )
         t += step_ms
+        agent_id = _uuid(rng)
+        chat.events.append(
+            {
+                "id": agent_id,
+                "chat_id": chat.id,
+                "timestamp": t,
+                "role": "AGENT",
+                "type": "AGENT_MESSAGE",
+                "message_text": _AGENT_LINES[rng.randrange(len(_AGENT_LINES))],
+                "emotion_features": None,
+                "metadata": None,
+                "related_event_id": None,
+            }
+        )
+        # As Hume does: the assistant's expression scores come in their own event pointing back to
+        # the assistant message (the SDK: related_event_id is "only seen on ASSISTANT_PROSODY events").
         chat.events.append(
             {
                 "id": _uuid(rng),
                 "chat_id": chat.id,
                 "timestamp": t,
                 "role": "AGENT",
-                "type": "AGENT_MESSAGE",
-                "message_text": _AGENT_LINES[rng.randrange(len(_AGENT_LINES))],
+                "type": "ASSISTANT_PROSODY",
+                "message_text": None,
                 "emotion_features": _emotion_features(rng),
                 "metadata": None,
-                "related_event_id": user_id,
+                "related_event_id": agent_id,
             }
         )
     if not spec.get("active"):

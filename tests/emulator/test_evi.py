@@ -38,7 +38,7 @@ def test_list_chats_and_events_over_all_pages(emu: EmulatorServer, client: HumeC
     first = client.empathic_voice.chats.list_chats(page_size=5, ascending_order=False)
     assert first.response.total_pages == 3 and first.response.pagination_direction == "DESC"
     events = list(client.empathic_voice.chats.list_chat_events(chats[0].id, page_size=3))
-    assert len(events) == chats[0].event_count == 1 + 4 * 2 + 1
+    assert len(events) == chats[0].event_count == 1 + 4 * 3 + 1
     assert events[0].type == "SYSTEM_PROMPT" and events[-1].type == "CHAT_END_MESSAGE"
     users = [e for e in events if e.type == "USER_MESSAGE"]
     assert len(users) == 4 and all(e.role == "USER" and e.message_text for e in users)

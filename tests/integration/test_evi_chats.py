@@ -205,7 +205,7 @@ async def test_built_in_emulator_deliveries_verify_without_configuration(deps: D
 
 
 async def test_long_chat_is_read_over_every_page(deps: Deps, emulator: EmulatorServer) -> None:
-    """A chat of 242 events spans three history pages of 100: all 240 utterances are stored, with three
+    """A chat of 362 events spans four history pages of 100: all 240 scored utterances are stored, with four
     requests for the history (no extra request for an empty page)."""
     chat = emulator.create_chat(turns=120, seed="long", send_webhooks=False)
     accepted = await deliver(deps, ended_payload(chat))
@@ -213,4 +213,4 @@ async def test_long_chat_is_read_over_every_page(deps: Deps, emulator: EmulatorS
     assert await evi_chats.process_event(deps, accepted.event_id) == "completed"
     assert await scalar(deps, "SELECT count(*) FROM prediction") == 240
     assert await scalar(deps, "SELECT count(DISTINCT extras ->> 'event_id') FROM prediction") == 240
-    assert emulator.calls()["GET /v0/evi/chats/{id}"] == 3
+    assert emulator.calls()["GET /v0/evi/chats/{id}"] == 4

@@ -25,12 +25,12 @@ async def gateway(emulator: EmulatorServer) -> AsyncIterator[HumeGateway]:
 
 
 async def test_long_chat_is_read_across_every_page(gateway: HumeGateway, emulator: EmulatorServer) -> None:
-    """A chat of 120 exchanges (242 events, three pages of 100) is read whole, in order, and becomes one
+    """A chat of 120 exchanges (362 events, four pages of 100) is read whole, in order, and becomes one
     row per scored utterance: none lost at a page boundary, none read twice."""
     chat = emulator.create_chat(turns=120, seed="long", send_webhooks=False)
     history = await evi.chat_history(gateway.client, chat["id"])
-    assert len(history.events) == 242 == chat["event_count"]
-    assert len({e.id for e in history.events}) == 242
+    assert len(history.events) == 362 == chat["event_count"]
+    assert len({e.id for e in history.events}) == 362
     stamps = [e.timestamp for e in history.events]
     assert stamps == sorted(stamps)
     assert history.start_ms == chat["start_timestamp"] and history.end_ms == chat["end_timestamp"]
@@ -40,12 +40,14 @@ async def test_long_chat_is_read_across_every_page(gateway: HumeGateway, emulato
     assert [r.group_id for r in rows].count("user") == 120 and [r.group_id for r in rows].count("assistant") == 120
     times = [r.time_begin or 0.0 for r in rows]
     assert times == sorted(times) and times[0] > 0
-    last = history.events[-2]  # the last agent message, before CHAT_END_MESSAGE
-    assert rows[-1].text == last.message_text
-    assert rows[-1].time_begin == pytest.approx((last.timestamp - chat["start_timestamp"]) / 1000)
-    assert last.emotion_features is not None
+    # The last scored event is an ASSISTANT_PROSODY pointing back to the last agent message.
+    prosody, message = history.events[-2], history.events[-3]
+    assert prosody.type == "ASSISTANT_PROSODY" and prosody.related_event_id == message.id
+    assert rows[-1].text == message.message_text
+    assert rows[-1].time_begin == pytest.approx((prosody.timestamp - chat["start_timestamp"]) / 1000)
+    assert prosody.emotion_features is not None
     scores = {s.name: s.score for s in rows[-1].scores}
-    assert scores == pytest.approx(orjson.loads(last.emotion_features))
+    assert scores == pytest.approx(orjson.loads(prosody.emotion_features))
 
 
 async def test_chat_listing_reads_every_page_and_stops_at_older_chats(
