@@ -15,8 +15,6 @@ from typing import Any
 
 import msgspec
 
-from app.hume.emotions import MODELS
-
 # msgspec cannot decode `Raw | None`; a Raw holding `null` stands for absent.
 NULL = msgspec.Raw(b"null")
 
@@ -182,13 +180,14 @@ def _extras(pred: RawPrediction) -> bytes | None:
 
 
 def rows(sources: list[SourceResult]) -> Iterator[PredictionRow]:
-    """Every prediction of every source, in document order; models we do not know are skipped."""
+    """Every prediction of every source, in document order. A model we do not know is kept like the others
+    (its emotion names extend the order at ingest): nothing Hume said is dropped."""
     for index, source in enumerate(sources):
         if source.results is None:
             continue
         for file_pred in source.results.predictions:
             for model, result in file_pred.models.items():
-                if result is None or model not in MODELS:
+                if result is None:
                     continue
                 for group in result.grouped_predictions:
                     for pred in group.predictions:

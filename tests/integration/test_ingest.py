@@ -296,3 +296,32 @@ async def test_nul_text_is_stored_and_out_of_range_values_refuse_the_job(session
         with pytest.raises(predictions.PredictionFormatError, match="out of range"):
             await _import(sessionmaker, document)
     assert await _scalar(sessionmaker, "SELECT count(*) FROM job") == jobs_before
+
+
+async def test_a_model_we_do_not_know_is_stored_not_dropped(sessionmaker: Sessionmaker) -> None:
+    """Predictions of a model outside our list (a newer Hume model, say) are stored like any other: its
+    emotion names start the model's own order, and the summary and long-form view include it."""
+    preds = [
+        {"time": {"begin": i, "end": i + 1}, "emotions": [{"name": "Poise", "score": s}, {"name": "Joy", "score": 0.5}]}
+        for i, s in enumerate((0.2, 0.4))
+    ]
+    models = {
+        "gesture": {"grouped_predictions": [{"id": "hands", "predictions": preds}]},
+        "face": {"grouped_predictions": [{"id": "face_0", "predictions": preds[:1]}]},
+    }
+    results = {"predictions": [{"file": "g.mp4", "models": models}]}
+    doc = [{"source": {"type": "url", "url": "https://e.com/g.mp4"}, "results": results}]
+    document = json.dumps(doc).encode()
+    job_id = await _import(sessionmaker, document)
+    async with sessionmaker() as session:
+        summary = await queries.summary(session, job_id)
+        order = (
+            (await session.execute(text("SELECT name FROM emotion WHERE model = 'gesture' ORDER BY position")))
+            .scalars()
+            .all()
+        )
+        view = await session.execute(
+            text("SELECT count(*) FROM prediction_score WHERE job_id = :j AND model = 'gesture'"), {"j": job_id}
+        )
+    assert_summary_matches(summary, independent_summary(document))
+    assert order == ["Poise", "Joy"] and view.scalar_one() == 4
