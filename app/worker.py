@@ -148,8 +148,8 @@ def worker_options(deps: Deps) -> dict[str, Any]:
         "shutdown_graceful_timeout": 10,
         "update_heartbeat_interval": deps.settings.worker_heartbeat_s,
         "stalled_worker_timeout": deps.settings.stalled_after_s,
-        # LISTEN/NOTIFY wakes the worker at once; polling is the fallback after a lost connection.
-        "fetch_job_polling_interval": 2.0,
+        # NOTIFY wakes the worker for new tasks; polling finds retries whose time has come (no NOTIFY).
+        "fetch_job_polling_interval": 1.0,
         "wait": True,
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,7 +35,8 @@ from tests.e2e.faults import (
 )
 
 # Fast retries so failures and dead ends show up within a test's time.
-FAST = {"worker_retry_base_s": 0.1, "worker_retry_cap_s": 0.5}
+# The SDK's own quick retries are off: each Hume call failure reaches the worker's retry strategy.
+FAST = {"worker_retry_base_s": 0.1, "worker_retry_cap_s": 0.5, "hume_max_retries": 0}
 
 
 def submit(client: httpx.Client, url: str, **extra: Any) -> dict[str, Any]:
@@ -237,12 +239,17 @@ def test_submit_retries_transient_hume_errors_honouring_retry_after(
 ) -> None:
     """Hume answering 429/503 (with Retry-After) to the submission: the job stays pending, the worker
     retries (no sooner than Retry-After) and the job completes; one Hume job is created."""
-    service = make_service(**FAST)
+    service = make_service(**{**FAST, "worker_retry_cap_s": 5.0})
     emulator.set_faults(path="/v0/batch/jobs", method="POST", status=status, times=4, retry_after=1)
     with service.client() as client:
+        started = time.monotonic()
         job = submit(client, f"https://example.com/{uuid.uuid4().hex}.mp4#duration=6")
+        wait_queued(client, job["id"])
+        waited = time.monotonic() - started
         done = wait_final(client, job["id"], timeout=40)
     assert done["status"] == "completed"
+    # Our own backoff alone (0.1, 0.2, 0.4, 0.8 s) would be done in 1.5 s; four Retry-After: 1 take 4 s.
+    assert waited >= 3.8, waited
     assert emulator.calls()["POST /v0/batch/jobs"] == 5
     assert len(httpx.get(f"{emulator.base_url}/_emulator/jobs", timeout=10).json()["jobs"]) == 1
 
