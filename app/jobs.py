@@ -339,6 +339,16 @@ async def reconcile(deps: Deps) -> int:
             continue
         try:
             state = await deps.gateway.job_state(job.hume_job_id)
+        except (HumeSunsetError, HumeNotFoundError) as exc:
+            # Hume accepted this job, so a 404/410 now means its batch API is gone: waiting cannot help.
+            message = f"Hume answered {exc.status} for job {job.hume_job_id}. {HumeSunsetError.__doc__}"
+            async with deps.sessionmaker.begin() as session:
+                await jobs.advance(
+                    session, job_id, "failed", error=" ".join(message.split()), error_code="hume_sunset",
+                    completed_at=_now(),
+                )  # fmt: skip
+            log.warning("job failed: Hume no longer knows it", job_id=str(job_id), status=exc.status)
+            continue
         except HumeError as exc:
             log.warning("reconcile poll failed", job_id=str(job_id), error=str(exc))
             continue

@@ -275,3 +275,36 @@ def _key(service: Service, scopes: list[str]) -> str:
     from tests.conftest import create_key
 
     return create_key(service.database_url, scopes)
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_submit_to_a_sunset_batch_api_is_rejected_naming_the_sunset(
+    make_service: ServiceFactory, emulator: EmulatorServer, status: int
+) -> None:
+    """Hume's batch API answering 404 or 410 to a submission: the job is rejected, not retried, with an
+    error that names the 2026-06-15 shutdown."""
+    service = make_service(**FAST)
+    emulator.set_faults(sunset=True, status=status)
+    with service.client() as client:
+        done = wait_final(client, submit(client, f"https://example.com/{uuid.uuid4().hex}.mp4")["id"])
+    assert done["status"] == "rejected"
+    assert done["error"]["code"] == "hume_sunset"
+    assert "2026-06-15" in done["error"]["message"]
+    assert emulator.calls()["POST /v0/batch/jobs"] == 1
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_sunset_while_a_job_waits_fails_it_naming_the_sunset(
+    make_service: ServiceFactory, emulator: EmulatorServer, status: int
+) -> None:
+    """The batch API goes away (404/410) while a submitted job still waits for its callback: the
+    reconciler's poll ends the job `failed` with an error naming the sunset instead of polling forever."""
+    service = make_service(reconcile_after_s=2, reconcile_interval_s=1, **FAST)
+    job, _ = silent_job(service, emulator)
+    emulator.set_faults(sunset=True, status=status)
+    with service.client() as client:
+        done = wait_final(client, job["id"], timeout=30)
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "hume_sunset"
+    assert "2026-06-15" in done["error"]["message"] and str(status) in done["error"]["message"]
+    assert prediction_count(service.database_url, job["id"]) == 0
