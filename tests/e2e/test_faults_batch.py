@@ -308,3 +308,24 @@ def test_sunset_while_a_job_waits_fails_it_naming_the_sunset(
     assert done["error"]["code"] == "hume_sunset"
     assert "2026-06-15" in done["error"]["message"] and str(status) in done["error"]["message"]
     assert prediction_count(service.database_url, job["id"]) == 0
+
+
+def test_racing_submissions_with_one_idempotency_key_make_one_job(
+    make_service: ServiceFactory, emulator: EmulatorServer
+) -> None:
+    """An upstream retrying eagerly: eight identical submissions with one Idempotency-Key at once give one
+    job (one 202, the rest 200 with the same id) and one Hume job."""
+    service = make_service()
+    url = f"https://example.com/{uuid.uuid4().hex}.mp4#duration=4"
+
+    def send(_: int) -> httpx.Response:
+        with service.client() as client:
+            return client.post("/v1/jobs", json={"urls": [url]}, headers={"Idempotency-Key": "upstream-7"})
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(send, range(8)))
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [202]
+    assert len({r.json()["id"] for r in responses}) == 1
+    with service.client() as client:
+        assert wait_final(client, responses[0].json()["id"])["status"] == "completed"
+    assert emulator.calls()["POST /v0/batch/jobs"] == 1
