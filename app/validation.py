@@ -56,6 +56,8 @@ def _string_list(data: dict[str, Any], key: str) -> list[str]:
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
             raise InvalidInput(f"{key}[{i}]", "must be a non-empty string")
+        if "\x00" in item:
+            raise InvalidInput(f"{key}[{i}]", "must not contain NUL characters")
     return list(value)
 
 

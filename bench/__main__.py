@@ -12,6 +12,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,13 +55,22 @@ def main(argv: list[str]) -> int:
         databases = Databases(url)
         try:
             ctx = Context(databases=databases)
+            failed: list[str] = []
             for name in modules:
                 if selected and not any(s in name for s in selected):
                     continue
                 module = importlib.import_module(f"bench.{name}")
-                module.run(ctx)
+                try:
+                    module.run(ctx)
+                except Exception:
+                    # One broken benchmark must not hide the others' figures; the exit code still says so.
+                    failed.append(name)
+                    traceback.print_exc()
         finally:
             databases.close()
+    if failed:
+        print(f"benchmarks failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -78,7 +78,7 @@ def _ingest(ctx: Context, emulator: EmulatorServer) -> None:
         started = time.perf_counter()
         events = list(sdk.empathic_voice.chats.list_chat_events(chat["id"], page_size=100))
         fetch.append((time.perf_counter() - started) * 1000)
-        assert len(events) == 2 * TURNS + 2
+        assert len(events) == 3 * TURNS + 2  # system prompt, per turn: user, agent, assistant prosody; end
     with ctx.database() as url:
         settings = Settings(
             database_url=url, hume_api_key=EMULATOR_KEY, hume_base_url=emulator.base_url,

@@ -52,6 +52,7 @@ def test_scope_is_enforced(service: Service) -> None:
         ({"urls": "https://example.com/a.mp4"}, "urls"),
         ({"urls": [URL], "metadata": []}, "metadata"),
         ({"urls": [URL], "colour": "blue"}, "colour"),
+        ({"text": ["fine", "bad\x00byte"]}, "text[1]"),
     ],
 )
 def test_invalid_submissions_are_422_naming_the_field(service: Service, body: dict[str, object], field: str) -> None:
