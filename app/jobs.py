@@ -27,6 +27,7 @@ from app.hume import callbacks, predictions
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeError, HumeNotFoundError, HumeRejectedError, HumeSunsetError
 from app.hume.gateway import JobState
+from app.hume.predictions import PredictionFormatError
 from app.store import inbox, ingest, jobs
 from app.store.api_keys import Principal
 from app.store.db import driver_connection
@@ -254,11 +255,17 @@ async def process_event(deps: Deps, event_id: int) -> str:
     state = await deps.gateway.job_state(hume_job_id)
     if state.status == "COMPLETED":
         use_body = (payload.status or "COMPLETED").upper() == "COMPLETED"
+        sources = None
         if use_body and predictions.is_present(payload.predictions):
-            document = bytes(payload.predictions)
-        else:
-            document = await deps.gateway.predictions(hume_job_id)
-        return await _complete(deps, job.id, event_id, hume_job_id, state, document)
+            try:
+                sources = predictions.decode(bytes(payload.predictions))
+            except PredictionFormatError as exc:
+                # A damaged delivery must not sink the job (it would go dead, and every poll after it
+                # would find its key taken): Hume's API has the same predictions intact.
+                log.warning("callback predictions unreadable; fetching them", event_id=event_id, error=str(exc))
+        if sources is None:
+            sources = predictions.decode(await deps.gateway.predictions(hume_job_id))
+        return await _complete(deps, job.id, event_id, hume_job_id, state, sources)
     if state.status == "FAILED":
         message = state.message or payload.message or payload.error or "Hume reported the job failed"
         async with deps.sessionmaker.begin() as session:
@@ -276,9 +283,13 @@ async def process_event(deps: Deps, event_id: int) -> str:
 
 
 async def _complete(
-    deps: Deps, job_id: uuid.UUID, event_id: int, hume_job_id: str, state: JobState, document: bytes
+    deps: Deps,
+    job_id: uuid.UUID,
+    event_id: int,
+    hume_job_id: str,
+    state: JobState,
+    sources: list[predictions.SourceResult],
 ) -> str:
-    sources = predictions.decode(document)
     records = [
         ingest.SourceRecord(
             kind=s.source.type,

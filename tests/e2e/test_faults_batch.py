@@ -329,3 +329,24 @@ def test_racing_submissions_with_one_idempotency_key_make_one_job(
     with service.client() as client:
         assert wait_final(client, responses[0].json()["id"])["status"] == "completed"
     assert emulator.calls()["POST /v0/batch/jobs"] == 1
+
+
+def test_early_callback_with_damaged_predictions_waits_for_hume_then_uses_its_api(
+    make_service: ServiceFactory, emulator: EmulatorServer
+) -> None:
+    """A callback (right token) that says COMPLETED while Hume's API still says IN_PROGRESS, carrying
+    predictions that cannot be read: nothing is stored until Hume confirms the job ended, then the
+    predictions come from Hume's API and the job completes with exactly its rows."""
+    service = make_service(**FAST)
+    job, genuine = silent_job(service, emulator, "&slow=2")
+    damaged = b'{"job_id": "%s", "status": "COMPLETED", "predictions": [{"source": 5}]}' % job["hume_job_id"].encode()
+    assert post(genuine, damaged).status_code == 202
+    time.sleep(0.5)
+    with service.client() as client:
+        assert client.get(f"/v1/jobs/{job['id']}").json()["status"] in {"queued", "in_progress"}
+        done = wait_final(client, job["id"], timeout=30)
+    assert done["status"] == "completed", done
+    assert emulator.calls()["GET /v0/batch/jobs/{id}/predictions"] == 1  # the service's own fetch
+    document = hume_predictions(emulator, EMULATOR_KEY, job["hume_job_id"])
+    assert prediction_count(service.database_url, job["id"]) == expected_rows(document) == done["num_predictions"]
+    assert rows(service.database_url, "SELECT state FROM inbox_event") == [("done",)]
