@@ -127,6 +127,20 @@ SPEC: dict[str, Any] = {
                 "responses": {"200": _json(_OBJ), **_errors(401, 403, 404, 422)},
             }
         },
+        "/v1/jobs/{job_id}/predictions.csv": {
+            "get": {
+                "summary": "A job's predictions as CSV, one column per emotion (scope: read; streamed)",
+                "parameters": [
+                    _JOB_ID,
+                    *[{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("model", "group")],
+                    {"name": "source", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "from", "in": "query", "schema": {"type": "number"}},
+                    {"name": "to", "in": "query", "schema": {"type": "number"}},
+                ],
+                "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                              **_errors(401, 403, 404, 422)},
+            }
+        },
         "/v1/emotions/top": {
             "get": {
                 "summary": "Across jobs: the sources where an emotion is strongest (scope: read)",
@@ -228,6 +242,9 @@ SPEC: dict[str, Any] = {
         },
         "/healthz": {"get": {"security": [], "responses": {"200": _json(_OBJ)}}},
         "/readyz": {"get": {"security": [], "responses": {"200": _json(_OBJ), "503": _json(_OBJ)}}},
+        "/metrics": {"get": {"security": [], "summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "Prometheus text format",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
     },
 }  # fmt: skip
 
