@@ -25,7 +25,7 @@ test: $(STAMP) ## run the whole suite (TEST_DATABASE_URL, else Docker, else embe
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-faults: $(STAMP) ## only the fault-injection tests (forgery, duplicates, kill -9, Postgres outage, fuzzing); also in `test`
-	$(BIN)/python -m pytest tests/reliability $(wildcard tests/e2e/test_faults_*.py) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check app tests bench migrations

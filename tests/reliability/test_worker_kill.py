@@ -20,7 +20,15 @@ import pytest
 
 from app.emulator.testing import EmulatorServer
 from tests.conftest import EMULATOR_KEY, ServiceFactory
-from tests.e2e.faults import expected_rows, hume_predictions, prediction_count, rows, scalar, wait_final, wait_until
+from tests.reliability.helpers import (
+    expected_rows,
+    hume_predictions,
+    prediction_count,
+    rows,
+    scalar,
+    wait_final,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STALLED_AFTER_S = 3.0

@@ -20,7 +20,7 @@ import pytest
 
 from app.emulator.testing import EmulatorServer
 from tests.conftest import EMULATOR_KEY, Service, ServiceFactory
-from tests.e2e.faults import (
+from tests.reliability.helpers import (
     callback_url_of,
     completed_body,
     expected_rows,
