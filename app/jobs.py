@@ -290,20 +290,8 @@ async def _complete(
     state: JobState,
     sources: list[predictions.SourceResult],
 ) -> str:
-    records = [
-        ingest.SourceRecord(
-            kind=s.source.type,
-            url=s.source.url,
-            filename=s.source.filename,
-            content_type=s.source.content_type,
-            md5sum=s.source.md5sum,
-            error=s.error,
-            file_errors=predictions.file_errors(s),
-            files=predictions.source_files(s),
-        )
-        for s in sources
-    ]
-    num_errors = sum(len(r.file_errors) + (1 if r.error else 0) for r in records)
+    records = ingest.source_records(sources)
+    num_errors = ingest.error_count(records)
     with metrics.INGEST_SECONDS.time():
         async with deps.sessionmaker.begin() as session:
             job = await jobs.lock(session, job_id)
