@@ -255,16 +255,22 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     return _run_async(run, settings)
 
 
+def _job_id(raw: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        print(f"error: {raw!r} is not a job id", file=sys.stderr)
+        return None
+
+
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     from app.store import jobs as job_store
     from app.store import queries
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
-    try:
-        job_id = uuid.UUID(args.job_id)
-    except ValueError:
-        print(f"error: {args.job_id!r} is not a job id", file=sys.stderr)
+    job_id = _job_id(args.job_id)
+    if job_id is None:
         return 2
 
     async def run(deps: Any) -> int:
@@ -285,10 +291,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
-    try:
-        job_id = uuid.UUID(args.job_id)
-    except ValueError:
-        print(f"error: {args.job_id!r} is not a job id", file=sys.stderr)
+    job_id = _job_id(args.job_id)
+    if job_id is None:
         return 2
 
     async def run(deps: Any) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -107,3 +108,13 @@ def query_float(request: Request, name: str, default: float | None, *, low: floa
     if not low <= value <= high:
         raise InvalidInput(name, f"must be between {low} and {high}")
     return value
+
+
+def query_datetime(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(name, "must be an ISO 8601 date or time") from None

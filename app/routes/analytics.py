@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -11,21 +10,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.errors import InvalidInput
-from app.http import JSON, authorize, deps, query_int, query_text
+from app.http import JSON, authorize, deps, query_datetime, query_int, query_text
 from app.hume.emotions import MODELS
 from app.store import queries
 
 ORDERS = ("mean", "max")
-
-
-def _datetime(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(name, "must be an ISO 8601 date or time") from None
 
 
 def _metadata(request: Request) -> dict[str, Any] | None:
@@ -58,7 +47,7 @@ async def top_emotion(request: Request) -> Response:
     if by not in ORDERS:
         raise InvalidInput("by", f"must be one of {', '.join(ORDERS)}")
     limit = query_int(request, "limit", 20, low=1, high=500)
-    after, before = _datetime(request, "created_after"), _datetime(request, "created_before")
+    after, before = query_datetime(request, "created_after"), query_datetime(request, "created_before")
     metadata = _metadata(request)
     async with deps(request).sessionmaker() as session:
         name = await queries.emotion_name(session, model, emotion)

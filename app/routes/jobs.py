@@ -15,7 +15,7 @@ from starlette.routing import Route
 from app import exports
 from app import jobs as job_service
 from app.errors import InvalidInput, NotFound
-from app.http import JSON, authorize, deps, query_float, query_int, query_text, read_body
+from app.http import JSON, authorize, deps, query_datetime, query_float, query_int, query_text, read_body
 from app.hume.emotions import MODELS
 from app.store import jobs, queries
 from app.store.tables import JOB_KINDS, JOB_STATUSES, Job
@@ -89,16 +89,6 @@ def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None
     return value
 
 
-def _datetime(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(name, "must be an ISO 8601 date or time") from None
-
-
 async def list_jobs(request: Request) -> Response:
     await authorize(request, "read")
     limit = query_int(request, "limit", 50, low=1, high=500)
@@ -121,8 +111,8 @@ async def list_jobs(request: Request) -> Response:
             status=_choice(request, "status", JOB_STATUSES),
             kind=_choice(request, "kind", JOB_KINDS),
             hume_id=query_text(request, "hume_id"),
-            created_after=_datetime(request, "created_after"),
-            created_before=_datetime(request, "created_before"),
+            created_after=query_datetime(request, "created_after"),
+            created_before=query_datetime(request, "created_before"),
             metadata=metadata,
         )
     more = len(rows) > limit
