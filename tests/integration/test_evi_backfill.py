@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import evi_chats
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
-from app.hume.gateway import HumeGateway
 from app.hume.signatures import signed_headers
 from app.store import evi_chats as evi_store
-from app.worker import make_queue
-from tests.conftest import EMULATOR_KEY, service_settings
+from tests.conftest import EMULATOR_KEY
 
 SINCE = timedelta(hours=1)
-
-
-@pytest.fixture
-async def deps(
-    database_url: str, sessionmaker: async_sessionmaker[AsyncSession], emulator: EmulatorServer
-) -> AsyncIterator[Deps]:
-    gateway = HumeGateway(api_key=EMULATOR_KEY, base_url=emulator.base_url)
-    queue = make_queue(database_url)
-    await queue.open_async()
-    try:
-        yield Deps(
-            settings=service_settings(database_url, emulator), sessionmaker=sessionmaker, gateway=gateway, queue=queue
-        )
-    finally:
-        await queue.close_async()
-        await gateway.aclose()
 
 
 async def deliver(deps: Deps, payload: dict[str, Any]) -> int:
