@@ -52,18 +52,24 @@ async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
     return models
 
 
-async def emotion_position(session: AsyncSession, model: str, emotion: str) -> int | None:
-    """An emotion's position in a model's arrays, matched case-insensitively, the exact spelling first
+async def _find_emotion(session: AsyncSession, model: str, emotion: str) -> tuple[int, str] | None:
+    """(position, stored name) of a model's emotion, matched case-insensitively, the exact spelling first
     (names appended at ingest may differ from a canonical one only by case)."""
     result = await session.execute(
         text(
-            "SELECT position FROM emotion WHERE model = :m AND lower(name) = lower(:n)"
+            "SELECT position, name FROM emotion WHERE model = :m AND lower(name) = lower(:n)"
             " ORDER BY name = :n DESC, position LIMIT 1"
         ),
         {"m": model, "n": emotion},
     )
-    value = result.scalar_one_or_none()
-    return None if value is None else int(value)
+    row = result.first()
+    return None if row is None else (int(row.position), str(row.name))
+
+
+async def emotion_position(session: AsyncSession, model: str, emotion: str) -> int | None:
+    """An emotion's position in a model's score arrays."""
+    found = await _find_emotion(session, model, emotion)
+    return None if found is None else found[0]
 
 
 async def timeline(
@@ -237,16 +243,9 @@ async def csv_copy(session: AsyncSession, f: PredictionFilter) -> AsyncIterator[
 
 
 async def emotion_name(session: AsyncSession, model: str, emotion: str) -> str | None:
-    """The stored spelling of an emotion of a model, matched case-insensitively (joy -> Joy)."""
-    result = await session.execute(
-        text(
-            "SELECT name FROM emotion WHERE model = :m AND lower(name) = lower(:n)"
-            " ORDER BY name = :n DESC, position LIMIT 1"
-        ),
-        {"m": model, "n": emotion},
-    )
-    value = result.scalar_one_or_none()
-    return None if value is None else str(value)
+    """The stored spelling of an emotion of a model (joy -> Joy)."""
+    found = await _find_emotion(session, model, emotion)
+    return None if found is None else found[1]
 
 
 async def top_emotion(
