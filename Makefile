@@ -27,8 +27,10 @@ test: $(STAMP) ## run the whole suite (TEST_DATABASE_URL, else Docker, else embe
 test-faults: $(STAMP) ## only the fault-injection tests (forgery, duplicates, kill -9, Postgres outage, fuzzing); also in `test`
 	$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, the import-layer contracts (import-linter) and declared dependencies (deptry)
 	$(BIN)/ruff check app tests bench migrations
+	$(BIN)/lint-imports
+	$(BIN)/deptry app
 
 typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy

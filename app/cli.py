@@ -49,44 +49,13 @@ def _with_db(settings: Settings, keep: list[Any]) -> Settings:
     return replace(settings, database_url=_database_url(settings, keep))
 
 
-async def _deps_for_cli(settings: Settings) -> Any:
-    """Engine, gateway and queue for one-shot commands (no worker, no server)."""
-    from app.deps import Deps
-    from app.hume.gateway import HumeGateway
-    from app.main import EMULATOR_API_KEY
-    from app.store.db import make_engine, make_sessionmaker
-    from app.worker import make_queue
-
-    assert settings.database_url is not None
-    engine = make_engine(settings.database_url, pool_size=2)
-    if settings.uses_emulator:
-        gateway = HumeGateway(
-            api_key=EMULATOR_API_KEY,
-            base_url=f"http://127.0.0.1:{settings.emulator_port}",
-            max_retries=settings.hume_max_retries,
-        )
-    else:
-        gateway = HumeGateway(
-            api_key=settings.hume_api_key or "", base_url=settings.hume_base_url, max_retries=settings.hume_max_retries
-        )
-    queue = make_queue(settings.database_url, settings)
-    await queue.open_async()
-    return Deps(settings=settings, sessionmaker=make_sessionmaker(engine), gateway=gateway, queue=queue), engine
-
-
-async def _close(deps: Any, engine: Any) -> None:
-    await deps.queue.close_async()
-    await deps.gateway.aclose()
-    await engine.dispose()
-
-
 def _run_async(func: Callable[[Any], Awaitable[int]], settings: Settings) -> int:
+    """Run a command against the resources `build_deps` makes (the same wiring as the server's)."""
+    from app.wiring import build_deps
+
     async def runner() -> int:
-        deps, engine = await _deps_for_cli(settings)
-        try:
+        async with build_deps(settings, pool_size=2) as deps:
             return await func(deps)
-        finally:
-            await _close(deps, engine)
 
     return asyncio.run(runner())
 
@@ -94,7 +63,7 @@ def _run_async(func: Callable[[Any], Awaitable[int]], settings: Settings) -> int
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from app.main import create_app
+    from app.web.application import create_app
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
@@ -149,7 +118,7 @@ async def _dev_key(settings: Settings, remembered: str | None) -> str:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from app.worker import run_worker
+    from app.inbox.task_queue import run_worker
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
@@ -198,7 +167,7 @@ def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from app import importer
+    from app.batch import prediction_import as importer
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
@@ -208,7 +177,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
 
-    from app.hume.predictions import PredictionFormatError
+    from app.prediction_rows import PredictionFormatError
 
     async def run(deps: Any) -> int:
         try:
@@ -226,9 +195,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from app import jobs
+    from app.jobs import job_submission
+    from app.jobs.job_schemas import submit_request
     from app.store import jobs as job_store
-    from app.validation import submit_request
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
@@ -236,7 +205,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     request = submit_request({"urls": args.urls, **({"models": models} if models else {})})
 
     async def run(deps: Any) -> int:
-        job, _ = await jobs.submit(deps, None, request, None)
+        job, _ = await job_submission.submit(deps, None, request, None)
         print(job.id, flush=True)
         if not args.wait:
             return 0
@@ -286,7 +255,7 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from app import exports
+    from app.analytics import csv_export as exports
     from app.store import queries
 
     keep: list[Any] = []
@@ -308,7 +277,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_evi_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
-    from app import evi_chats
+    from app.evi import chat_events as evi_chats
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
@@ -335,8 +304,8 @@ def cmd_evi_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from app import events
     from app.errors import AppError
+    from app.inbox import replay as events
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)

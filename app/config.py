@@ -9,6 +9,11 @@ from typing import Literal
 
 LogFormat = Literal["console", "json"]
 
+# The built-in emulator's development credentials: not secrets, they only open the local emulator.
+EMULATOR_API_KEY = "emulator-dev-key"
+EMULATOR_SECRET_KEY = "emulator-dev-secret"  # noqa: S105
+PRODUCTION_HUME_URL = "https://api.hume.ai"
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -152,7 +157,30 @@ class Settings:
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
+    def emulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.emulator_port}"
+
+    @property
+    def hume_url(self) -> str:
+        """Where Hume calls go: the built-in emulator, HUME_BASE_URL, or Hume itself."""
+        if self.uses_emulator:
+            return self.emulator_url
+        return self.hume_base_url or PRODUCTION_HUME_URL
+
+    @property
+    def hume_key(self) -> str:
+        return EMULATOR_API_KEY if self.uses_emulator else (self.hume_api_key or "")
+
+    @property
+    def hume_secret(self) -> str | None:
+        return EMULATOR_SECRET_KEY if self.uses_emulator else self.hume_secret_key
+
+    @property
     def webhook_signing_keys(self) -> tuple[str, ...]:
-        """Current key first; the previous one stays valid during a rotation."""
+        """Current key first; the previous one stays valid during a rotation. With the built-in emulator
+        and no key set, the key it signs with, so `make run` ingests the emulator's chats out of the box."""
         keys = [self.hume_webhook_signing_key or self.hume_api_key, self.hume_webhook_previous_signing_key]
-        return tuple(k for k in keys if k)
+        configured = tuple(k for k in keys if k)
+        if configured or not self.uses_emulator:
+            return configured
+        return (EMULATOR_API_KEY,)

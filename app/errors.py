@@ -1,6 +1,7 @@
 """Errors a client can cause, each with its HTTP status; routes never build error bodies by hand.
 
 AppError
+ +-- BadPayload (400)        a webhook body we cannot read
  +-- InvalidInput (422)      a field is wrong; `field` names it
  +-- Unauthorized (401)      missing or unknown API key / webhook credentials
  +-- Forbidden (403)         the key lacks the scope
@@ -25,6 +26,13 @@ class AppError(Exception):
         self.message = message or (self.__doc__ or self.code).strip()
         self.details = details
         self.headers = headers or {}
+
+
+class BadPayload(AppError):
+    """The body cannot be read."""
+
+    status = 400
+    code = "bad_payload"
 
 
 class InvalidInput(AppError):

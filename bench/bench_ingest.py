@@ -92,7 +92,7 @@ def _export(job_id: str, database_url: str) -> dict[str, Any]:
     """Our CSV export of the job, written to /dev/null; returns its size and row count."""
     import uuid
 
-    from app import exports
+    from app.analytics import csv_export as exports
     from app.store import queries
     from app.store.db import make_engine, make_sessionmaker
 
@@ -125,7 +125,7 @@ def _copy_out(job_id: str, database_url: str) -> dict[str, Any]:
 
 
 def _ours(path: Path, database_url: str) -> int:
-    from app import importer
+    from app.batch import prediction_import as importer
     from app.store.db import make_engine, make_sessionmaker
 
     document = path.read_bytes()
@@ -145,8 +145,8 @@ def child(side: str, path: Path, database_url: str) -> dict[str, Any]:
     # Same imports on both sides, so the idle baseline is the same interpreter.
     import psycopg  # noqa: F401
 
-    import app.exports
-    import app.importer
+    import app.analytics.csv_export
+    import app.batch.prediction_import
     import app.store.db  # noqa: F401
 
     idle = _rss_mb()

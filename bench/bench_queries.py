@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import importer
+from app.batch import prediction_import as importer
 from app.hume.emotions import EXPRESSIONS_48
 from app.store import queries
 from app.store.db import driver_connection, make_engine, make_sessionmaker

@@ -27,10 +27,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.api.request_helpers import JSON, deps, read_body
 from app.config import Settings
 from app.emulator import EmulatorConfig
 from app.emulator.testing import EmulatorServer
-from app.http import JSON, deps, read_body
 from bench.__main__ import Context
 from tests.servers import free_port
 
@@ -88,7 +88,7 @@ def serve() -> None:
     """The service (settings from the environment) plus the baseline route, as its own process."""
     import uvicorn
 
-    from app.main import create_app
+    from app.web.application import create_app
 
     settings = Settings.from_env()
     app = create_app(settings)

@@ -16,10 +16,9 @@ from app.config import Settings
 from app.deps import Deps
 from app.emulator import EmulatorConfig
 from app.emulator.testing import EmulatorServer
-from app.hume.gateway import HumeGateway
 from app.store import api_keys
 from app.store.db import make_engine, make_sessionmaker
-from app.worker import make_queue
+from app.wiring import build_deps
 from tests.database import Databases, server_url
 from tests.servers import ServiceServer
 
@@ -139,13 +138,5 @@ async def deps(
     database_url: str, sessionmaker: async_sessionmaker[AsyncSession], emulator: EmulatorServer
 ) -> AsyncIterator[Deps]:
     """The service's dependencies without its HTTP server: for calling service functions directly."""
-    gateway = HumeGateway(api_key=EMULATOR_KEY, base_url=emulator.base_url)
-    queue = make_queue(database_url)
-    await queue.open_async()
-    try:
-        yield Deps(
-            settings=service_settings(database_url, emulator), sessionmaker=sessionmaker, gateway=gateway, queue=queue
-        )
-    finally:
-        await queue.close_async()
-        await gateway.aclose()
+    async with build_deps(service_settings(database_url, emulator), pool_size=2) as built:
+        yield built

@@ -11,7 +11,7 @@ from types import TracebackType
 import uvicorn
 
 from app.config import Settings
-from app.main import create_app
+from app.web.application import create_app
 
 
 def free_port() -> int:

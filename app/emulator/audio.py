@@ -94,10 +94,6 @@ def mp3_frames(seconds: float) -> bytes:
     return _MP3_FRAME * max(1, math.ceil(seconds / MP3_FRAME_SECONDS))
 
 
-def mp3_seconds(data: bytes) -> float:
-    return len(data) // len(_MP3_FRAME) * MP3_FRAME_SECONDS
-
-
 def encode(fmt: str, pcm: bytes, header: bool = True) -> bytes:
     """``pcm`` in the requested container; ``header=False`` gives bare WAV data (strip_headers)."""
     if fmt == "wav":

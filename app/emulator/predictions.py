@@ -413,8 +413,3 @@ def predict_file(f: MediaFile, models: Json, transcription: Json | None) -> Json
         if result is not None:
             out[name] = result
     return {"file": f.name, "file_type": f.file_type, "models": out}
-
-
-def count_items(prediction: Json) -> int:
-    """Number of per-frame/per-segment predictions in one file's result (for sizing tests)."""
-    return sum(len(g["predictions"]) for m in prediction["models"].values() for g in m["grouped_predictions"])

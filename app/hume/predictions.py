@@ -10,26 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+
+from app.prediction_rows import EmotionScore, PredictionFormatError, PredictionRow
 
 # msgspec cannot decode `Raw | None`; a Raw holding `null` stands for absent.
 NULL = msgspec.Raw(b"null")
 
 
-class PredictionFormatError(ValueError):
-    """The document is not a Hume predictions array."""
-
-
 def is_present(raw: msgspec.Raw) -> bool:
     return bytes(raw) not in (b"null", b"")
-
-
-class EmotionScore(msgspec.Struct, gc=False):
-    name: str
-    score: float
 
 
 class Interval(msgspec.Struct, gc=False):
@@ -136,29 +128,6 @@ def decode_scores(raw: msgspec.Raw) -> list[EmotionScore]:
         return _SCORES.decode(raw)
     except msgspec.DecodeError as exc:
         raise PredictionFormatError(f"bad emotion scores: {exc}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionRow:
-    """One prediction, flattened; `scores` keeps Hume's (name, score) pairs for the store to order."""
-
-    source_index: int
-    file: str | None
-    model: str
-    group_id: str | None
-    frame: int | None
-    time_begin: float | None
-    time_end: float | None
-    prob: float | None
-    box: list[float] | None
-    text: str | None
-    position_begin: int | None
-    position_end: int | None
-    confidence: float | None
-    speaker_confidence: float | None
-    scores: list[EmotionScore]
-    extras: bytes | None
-    """A JSON object of everything else Hume said (facs, descriptions, sentiment, toxicity, ner)."""
 
 
 _EXTRA_RAW = ("facs", "descriptions", "sentiment", "toxicity")

@@ -21,8 +21,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.hume import predictions
-from app.hume.predictions import EmotionScore, PredictionRow
+from app.prediction_rows import EmotionScore, PredictionFormatError, PredictionRow
 from app.store import pgbinary as pg
 from app.store.db import driver_connection
 
@@ -37,25 +36,6 @@ class SourceRecord:
     error: str | None = None
     file_errors: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
-
-
-def source_records(
-    sources: Sequence[predictions.SourceResult], *, default_url: str | None = None
-) -> list[SourceRecord]:
-    """What the source table keeps of each element of Hume's array: where it came from and what failed."""
-    return [
-        SourceRecord(
-            kind=s.source.type,
-            url=s.source.url or (default_url if s.source.type == "url" else None),
-            filename=s.source.filename,
-            content_type=s.source.content_type,
-            md5sum=s.source.md5sum,
-            error=s.error,
-            file_errors=predictions.file_errors(s),
-            files=predictions.source_files(s),
-        )
-        for s in sources
-    ]
 
 
 def error_count(records: Sequence[SourceRecord]) -> int:
@@ -336,7 +316,7 @@ async def ingest(
             remaining = itertools.chain([stalled], remaining)
     except (struct.error, OverflowError) as exc:
         # Only a malformed document gets here: a frame or position past int4, a score or box past float4.
-        raise predictions.PredictionFormatError(f"a prediction holds a value out of range: {exc}") from None
+        raise PredictionFormatError(f"a prediction holds a value out of range: {exc}") from None
     await _write_stats(session, job_id, source_ids, order, stats)
     return count
 

@@ -38,11 +38,6 @@ async def lock(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
     return result.scalar_one_or_none()
 
 
-async def by_hume_id(session: AsyncSession, kind: str, hume_job_id: str) -> Job | None:
-    result = await session.execute(select(Job).where(Job.kind == kind, Job.hume_job_id == hume_job_id))
-    return result.scalar_one_or_none()
-
-
 async def by_idempotency_key(session: AsyncSession, api_key_id: uuid.UUID | None, key: str) -> Job | None:
     result = await session.execute(select(Job).where(Job.api_key_id == api_key_id, Job.idempotency_key == key))
     return result.scalar_one_or_none()

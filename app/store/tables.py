@@ -71,6 +71,7 @@ class Job(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     kind: Mapped[str] = mapped_column(Text, server_default="batch")
+    backend: Mapped[str] = mapped_column(Text, server_default="batch")
     status: Mapped[str] = mapped_column(Text, server_default="pending")
     hume_job_id: Mapped[str | None] = mapped_column(Text)
     callback_token_hash: Mapped[str | None] = mapped_column(Text)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from app import importer
+from app.batch import prediction_import as importer
 from app.store.db import make_engine, make_sessionmaker
 from bench import payloads
 from tests.conftest import Service, create_key

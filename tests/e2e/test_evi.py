@@ -248,7 +248,7 @@ def test_bad_deliveries_are_refused_and_store_nothing(service: Service) -> None:
     assert rows(service.database_url, "SELECT count(*) FROM inbox_event") == 0
     assert rows(service.database_url, "SELECT count(*) FROM job") == 0
     assert (
-        rows(service.database_url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'process_evi_event'") == 0
+        rows(service.database_url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'process_event'") == 0
     )
 
 

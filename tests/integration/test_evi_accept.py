@@ -11,13 +11,12 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from app import evi_chats
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
-from app.hume.gateway import HumeGateway
+from app.evi import chat_events as evi_chats
 from app.hume.signatures import signed_headers
-from app.store.db import make_engine, make_sessionmaker
-from app.worker import make_queue
+from app.inbox.acceptance import Accepted
+from app.wiring import build_deps
 from tests.conftest import EMULATOR_KEY, service_settings
 
 PARALLEL = 8
@@ -25,24 +24,11 @@ PARALLEL = 8
 
 @pytest.fixture
 async def deps(database_url: str, emulator: EmulatorServer) -> AsyncIterator[Deps]:
-    engine = make_engine(database_url, pool_size=PARALLEL)
-    gateway = HumeGateway(api_key=EMULATOR_KEY, base_url=emulator.base_url)
-    queue = make_queue(database_url)
-    await queue.open_async()
-    try:
-        yield Deps(
-            settings=service_settings(database_url, emulator),
-            sessionmaker=make_sessionmaker(engine),
-            gateway=gateway,
-            queue=queue,
-        )
-    finally:
-        await queue.close_async()
-        await gateway.aclose()
-        await engine.dispose()
+    async with build_deps(service_settings(database_url, emulator), pool_size=PARALLEL) as built:
+        yield built
 
 
-async def deliver(deps: Deps, payload: dict[str, Any]) -> evi_chats.Accepted:
+async def deliver(deps: Deps, payload: dict[str, Any]) -> Accepted:
     body = orjson.dumps(payload)
     now = time.time()
     return await evi_chats.accept_webhook(deps, body=body, headers=signed_headers(body, EMULATOR_KEY, now=now), now=now)
@@ -54,7 +40,7 @@ async def counts(deps: Deps) -> tuple[int, int, int]:
             await session.execute(
                 text(
                     "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM inbox_event),"
-                    " (SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'process_evi_event')"
+                    " (SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'process_event')"
                 )
             )
         ).one()

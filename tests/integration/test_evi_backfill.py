@@ -9,11 +9,12 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
-from app import evi_chats
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
+from app.evi import chat_events as evi_chats
 from app.hume.signatures import signed_headers
-from app.store import evi_chats as evi_store
+from app.inbox.event_runner import run_event
+from app.store import chat_jobs as evi_store
 from tests.conftest import EMULATOR_KEY
 
 SINCE = timedelta(hours=1)
@@ -45,7 +46,7 @@ async def test_backfill_completes_a_chat_whose_chat_ended_never_came(deps: Deps,
             "start_time": chat["start_timestamp"], "chat_start_type": "new_chat_group", "caller_number": "+4712345678",
         },
     )  # fmt: skip
-    assert await evi_chats.process_event(deps, started) == "chat started"
+    assert await run_event(deps, started) == "chat started"
     job_id, status = await one(deps, "SELECT id, status FROM job")
     assert status == "in_progress"
 

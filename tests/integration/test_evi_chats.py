@@ -14,13 +14,16 @@ import procrastinate
 import pytest
 from sqlalchemy import text
 
-from app import evi_chats
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
 from app.errors import Unauthorized
-from app.hume.errors import HumeNotFoundError, HumeTransientError
+from app.evi import chat_events as evi_chats
+from app.hume.errors import HumeTransientError
 from app.hume.signatures import signed_headers
-from app.jobs import RetryLater
+from app.inbox import event_runner
+from app.inbox.acceptance import Accepted
+from app.inbox.event_runner import run_event
+from app.inbox.pipeline import PROCESS_EVENT, RetryLater
 from tests.conftest import EMULATOR_KEY
 
 
@@ -35,7 +38,7 @@ def ended_payload(chat: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def deliver(deps: Deps, payload: dict[str, Any]) -> evi_chats.Accepted:
+async def deliver(deps: Deps, payload: dict[str, Any]) -> Accepted:
     body = orjson.dumps(payload)
     now = time.time()
     return await evi_chats.accept_webhook(deps, body=body, headers=signed_headers(body, EMULATOR_KEY, now=now), now=now)
@@ -52,12 +55,12 @@ async def test_racing_processors_store_a_chat_once(deps: Deps, emulator: Emulato
     chat = emulator.create_chat(turns=4, seed="race", send_webhooks=False)
     accepted = await deliver(deps, ended_payload(chat))
     assert accepted.event_id is not None and not accepted.duplicate
-    outcomes = await asyncio.gather(*(evi_chats.process_event(deps, accepted.event_id) for _ in range(3)))
+    outcomes = await asyncio.gather(*(run_event(deps, accepted.event_id) for _ in range(3)))
     assert outcomes.count("completed") == 1, outcomes
     assert set(outcomes) <= {"completed", "duplicate", "already processed"}
     assert await scalar(deps, "SELECT count(*) FROM prediction") == 8
     assert await scalar(deps, "SELECT count(*) FROM source") == 1
-    assert await evi_chats.process_event(deps, accepted.event_id) == "already processed"
+    assert await run_event(deps, accepted.event_id) == "already processed"
     assert await scalar(deps, "SELECT state FROM inbox_event WHERE id = :id", id=accepted.event_id) == "done"
 
 
@@ -68,13 +71,13 @@ async def test_chat_still_active_in_history_is_retried_not_stored(deps: Deps, em
     accepted = await deliver(deps, ended_payload(chat))
     assert accepted.event_id is not None
     with pytest.raises(RetryLater):
-        await evi_chats.process_event(deps, accepted.event_id)
+        await run_event(deps, accepted.event_id)
     assert await scalar(deps, "SELECT count(*) FROM prediction") == 0
     assert await scalar(deps, "SELECT status FROM job") == "in_progress"
     # The end is on the job already, while the predictions wait for the history.
     assert (await scalar(deps, "SELECT details FROM job"))["end_reason"] == "USER_ENDED"
     emulator_end(emulator, chat["id"])
-    assert await evi_chats.process_event(deps, accepted.event_id) == "completed"
+    assert await run_event(deps, accepted.event_id) == "completed"
     assert await scalar(deps, "SELECT status FROM job") == "completed"
     assert await scalar(deps, "SELECT count(*) FROM prediction") == 4
 
@@ -89,14 +92,14 @@ async def test_hume_outage_leaves_the_chat_ended_but_unstored_until_a_retry(
     assert accepted.event_id is not None
     emulator.set_faults(path="/v0/evi/chats/*", status=503)
     with pytest.raises(HumeTransientError):
-        await evi_chats.process_event(deps, accepted.event_id)
+        await run_event(deps, accepted.event_id)
     assert await scalar(deps, "SELECT status FROM job") == "in_progress"
     details = await scalar(deps, "SELECT details FROM job")
     assert details["end_reason"] == "USER_ENDED" and details["duration_seconds"] == 10
     assert await scalar(deps, "SELECT count(*) FROM prediction") == 0
     assert await scalar(deps, "SELECT state FROM inbox_event") == "received"
     emulator.set_faults(clear=True)
-    assert await evi_chats.process_event(deps, accepted.event_id) == "completed"
+    assert await run_event(deps, accepted.event_id) == "completed"
     assert await scalar(deps, "SELECT count(*) FROM prediction") == 6
     assert await scalar(deps, "SELECT state FROM inbox_event") == "done"
 
@@ -117,7 +120,7 @@ async def test_backfill_ingests_what_is_missing_once(deps: Deps, emulator: Emula
     old = emulator.create_chat(turns=1, seed="b-old", duration_s=3 * 3600, send_webhooks=False)
     accepted = await deliver(deps, ended_payload(via_webhook))
     assert accepted.event_id is not None
-    assert await evi_chats.process_event(deps, accepted.event_id) == "completed"
+    assert await run_event(deps, accepted.event_id) == "completed"
 
     since = datetime.now(UTC) - timedelta(hours=1)
     first = await evi_chats.backfill(deps, since=since)
@@ -142,7 +145,7 @@ async def test_backfill_ingests_what_is_missing_once(deps: Deps, emulator: Emula
 
 def task_context(deps: Deps, event_id: int, attempts: int) -> procrastinate.JobContext:
     job = procrastinate.jobs.Job(
-        id=1, queue="default", lock=None, queueing_lock=None, task_name=evi_chats.TASK,
+        id=1, queue="default", lock=None, queueing_lock=None, task_name=PROCESS_EVENT,
         task_kwargs={"event_id": event_id}, attempts=attempts,
     )  # fmt: skip
     return procrastinate.JobContext(
@@ -151,19 +154,35 @@ def task_context(deps: Deps, event_id: int, attempts: int) -> procrastinate.JobC
     )  # fmt: skip
 
 
-async def test_failing_event_is_retried_then_left_dead_and_visible(deps: Deps) -> None:
-    """A chat_ended for a chat EVI does not know fails: each attempt is counted on the inbox event and
-    re-raised for procrastinate to retry; on the last attempt the event is marked dead with the error."""
-    accepted = await deliver(deps, {**ended_payload({"id": "ghost", "chat_group_id": "g", "end_timestamp": 1})})
+async def test_failing_event_is_retried_then_left_dead_and_visible(deps: Deps, emulator: EmulatorServer) -> None:
+    """A chat_ended whose history Hume cannot serve (503) is retried: each attempt is counted on the inbox
+    event and re-raised for procrastinate; on the last attempt the event is dead with the error. The same
+    policy as batch events (one runner)."""
+    chat = emulator.create_chat(turns=2, seed="retry", send_webhooks=False)
+    accepted = await deliver(deps, ended_payload(chat))
     assert accepted.event_id is not None
-    with pytest.raises(HumeNotFoundError):
-        await evi_chats.process_event_task(task_context(deps, accepted.event_id, attempts=0), accepted.event_id)
+    emulator.set_faults(path="/v0/evi/chats/*", status=503)
+    with pytest.raises(HumeTransientError):
+        await event_runner.process_event(task_context(deps, accepted.event_id, attempts=0), accepted.event_id)
     state = "SELECT state || ':' || attempts FROM inbox_event WHERE id = :id"
     assert await scalar(deps, state, id=accepted.event_id) == "received:1"
-    max_attempts = int(getattr(deps.queue.tasks[evi_chats.TASK].retry_strategy, "max_attempts", 0))
+    max_attempts = int(getattr(deps.queue.tasks[PROCESS_EVENT].retry_strategy, "max_attempts", 0))
     assert max_attempts > 1
-    await evi_chats.process_event_task(task_context(deps, accepted.event_id, max_attempts - 1), accepted.event_id)
+    await event_runner.process_event(task_context(deps, accepted.event_id, max_attempts - 1), accepted.event_id)
     assert await scalar(deps, state, id=accepted.event_id) == "dead:2"
+    error = await scalar(deps, "SELECT last_error FROM inbox_event WHERE id = :id", id=accepted.event_id)
+    assert "503" in error
+    assert await scalar(deps, "SELECT status FROM job") == "in_progress"
+
+
+async def test_chat_hume_does_not_know_goes_dead_at_once(deps: Deps) -> None:
+    """A chat_ended for a chat EVI answers 404 for is a permanent error: dead on the first attempt (no
+    pointless retries), the error naming the chat; the job stays in progress until a replay."""
+    accepted = await deliver(deps, {**ended_payload({"id": "ghost", "chat_group_id": "g", "end_timestamp": 1})})
+    assert accepted.event_id is not None
+    await event_runner.process_event(task_context(deps, accepted.event_id, attempts=0), accepted.event_id)
+    state = "SELECT state || ':' || attempts FROM inbox_event WHERE id = :id"
+    assert await scalar(deps, state, id=accepted.event_id) == "dead:1"
     error = await scalar(deps, "SELECT last_error FROM inbox_event WHERE id = :id", id=accepted.event_id)
     assert "ghost" in error and "404" in error
     assert await scalar(deps, "SELECT status FROM job") == "in_progress"
@@ -172,7 +191,7 @@ async def test_failing_event_is_retried_then_left_dead_and_visible(deps: Deps) -
 async def test_built_in_emulator_deliveries_verify_without_configuration(deps: Deps) -> None:
     """With no Hume key at all (`make run` on the built-in emulator) the emulator's signed deliveries are
     accepted; once any key is configured, only configured keys count."""
-    from app.main import EMULATOR_API_KEY
+    from app.config import EMULATOR_API_KEY
 
     body = orjson.dumps({"event_name": "chat_paused", "chat_id": "dev-chat"})
     now = time.time()
@@ -190,7 +209,7 @@ async def test_long_chat_is_read_over_every_page(deps: Deps, emulator: EmulatorS
     chat = emulator.create_chat(turns=120, seed="long", send_webhooks=False)
     accepted = await deliver(deps, ended_payload(chat))
     assert accepted.event_id is not None
-    assert await evi_chats.process_event(deps, accepted.event_id) == "completed"
+    assert await run_event(deps, accepted.event_id) == "completed"
     assert await scalar(deps, "SELECT count(*) FROM prediction") == 240
     assert await scalar(deps, "SELECT count(DISTINCT extras ->> 'event_id') FROM prediction") == 240
     assert emulator.calls()["GET /v0/evi/chats/{id}"] == 4

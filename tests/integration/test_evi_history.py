@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from app.emulator.testing import EmulatorServer
-from app.hume import evi
+from app.hume import evi_chats as evi
 from app.hume.errors import HumeNotFoundError
 from app.hume.gateway import HumeGateway
 from tests.conftest import EMULATOR_KEY

@@ -14,16 +14,17 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import importer
-from app import jobs as job_service
+from app.batch import prediction_import as importer
+from app.batch.hume_documents import source_records
 from app.config import Settings
-from app.deps import Deps
 from app.emulator.testing import EmulatorServer
 from app.hume import callbacks, predictions
 from app.hume.emotions import EXPRESSIONS_48
-from app.hume.gateway import HumeGateway
-from app.store import inbox, ingest, jobs, queries
-from app.worker import make_queue
+from app.inbox.event_runner import run_event
+from app.prediction_rows import PredictionFormatError
+from app.store import inbox_events as inbox
+from app.store import ingest, jobs, queries
+from app.wiring import build_deps
 from bench import payloads
 from tests.conftest import EMULATOR_KEY
 from tests.fixtures import REAL_PREDICTIONS
@@ -223,7 +224,7 @@ async def test_ingesting_the_same_job_twice_fails_instead_of_duplicating(session
     sources = predictions.decode(document)
     with pytest.raises(IntegrityError):
         async with sessionmaker.begin() as session:
-            await ingest.ingest(session, job_id, ingest.source_records(sources), predictions.rows(sources))
+            await ingest.ingest(session, job_id, source_records(sources), predictions.rows(sources))
     assert await _scalar(sessionmaker, "SELECT count(*) FROM prediction WHERE job_id = :j", j=job_id) == 1075
 
 
@@ -231,11 +232,10 @@ async def test_two_deliveries_through_the_job_service_store_once(
     sessionmaker: Sessionmaker, database_url: str, emulator: EmulatorServer
 ) -> None:
     """A callback and a poll for the same finished Hume job, processed at the same time by
-    app/jobs.py's process_event, store each prediction, source and stat once."""
-    gateway = HumeGateway(api_key=EMULATOR_KEY, base_url=emulator.base_url)
+    the inbox's event runner, store each prediction, source and stat once."""
     settings = Settings(database_url=database_url, hume_api_key=EMULATOR_KEY, hume_base_url=emulator.base_url)
-    deps = Deps(settings=settings, sessionmaker=sessionmaker, gateway=gateway, queue=make_queue(database_url))
-    try:
+    async with build_deps(settings, pool_size=2) as deps:
+        gateway = deps.gateway
         hume_id = await gateway.start_job(
             urls=["https://example.com/talk.mp4#duration=20"], text=[], models={"face": {}, "prosody": {}},
             callback_url=None,
@@ -248,8 +248,9 @@ async def test_two_deliveries_through_the_job_service_store_once(
         async with sessionmaker.begin() as session:
             job = await jobs.create(session, kind="batch", status="queued", hume_job_id=hume_id)
             events = [
-                await inbox.insert_event(
+                await inbox.insert_and_queue(
                     session,
+                    task=None,
                     provider=provider,
                     dedup_key=f"{provider}:{hume_id}",
                     event_type="COMPLETED",
@@ -259,9 +260,7 @@ async def test_two_deliveries_through_the_job_service_store_once(
                 )
                 for provider in ("hume_batch", "poll")
             ]
-        outcomes = await asyncio.gather(*(job_service.process_event(deps, e) for e in events if e is not None))
-    finally:
-        await gateway.aclose()
+        outcomes = await asyncio.gather(*(run_event(deps, e) for e in events if e is not None))
     assert sorted(outcomes) == ["completed", "duplicate"]
     total = sum(m["predictions"] for m in expected.values())
     assert await _scalar(sessionmaker, "SELECT count(*) FROM prediction WHERE job_id = :j", j=job.id) == total
@@ -293,7 +292,7 @@ async def test_nul_text_is_stored_and_out_of_range_values_refuse_the_job(session
     frame = {"frame": 2**31, "time": 0.0, "emotions": [{"name": "Joy", "score": 0.5}]}
     score = {"text": "x", "emotions": [{"name": "Joy", "score": 1e39}]}
     for document in (one_prediction(frame, "face"), one_prediction(score)):
-        with pytest.raises(predictions.PredictionFormatError, match="out of range"):
+        with pytest.raises(PredictionFormatError, match="out of range"):
             await _import(sessionmaker, document)
     assert await _scalar(sessionmaker, "SELECT count(*) FROM job") == jobs_before
 

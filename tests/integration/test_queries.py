@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import exports, importer
+from app.analytics import csv_export as exports
+from app.batch import prediction_import as importer
 from app.hume.emotions import EXPRESSIONS_48, EXPRESSIONS_53
 from app.store import queries
 from bench import payloads

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from hume.empathic_voice.types import ReturnChatEvent, WebhookEventChatEnded, WebhookEventToolCall
 
-from app.hume import evi
+from app.hume import evi_chats as evi
 from app.hume.emotions import EXPRESSIONS_48
 
 START_MS = 1_800_000_000_000

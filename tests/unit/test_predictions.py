@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from app.batch.hume_documents import source_records
 from app.hume import predictions
 from app.hume.emotions import CANONICAL, EXPRESSIONS_48
+from app.prediction_rows import EmotionScore, PredictionFormatError
 from app.store import ingest, pgbinary
 from bench import payloads
 from tests.fixtures import REAL_PREDICTIONS
@@ -75,7 +77,7 @@ def test_unknown_emotion_names_are_reported_not_dropped() -> None:
     position and the others keep theirs."""
     order = _order()
     rng = random.Random(1)
-    scores = [predictions.EmotionScore(e["name"], e["score"]) for e in _scores([*EXPRESSIONS_48, "Wistfulness"], rng)]
+    scores = [EmotionScore(e["name"], e["score"]) for e in _scores([*EXPRESSIONS_48, "Wistfulness"], rng)]
     assert order.plan("face", scores) is None
     assert order.unknown("face", scores) == ["Wistfulness"]
     order.positions["face"]["Wistfulness"] = len(EXPRESSIONS_48)
@@ -130,7 +132,7 @@ def test_every_model_round_trips_into_rows() -> None:
     assert any(r.time_begin is None for r in language)  # from raw text
     assert all(r.position_begin is not None for r in language)
     assert len(language[0].scores) == 53
-    records = ingest.source_records(sources)
+    records = source_records(sources)
     assert [r.kind for r in records] == ["url", "url", "url", "text"]
     archive = records[1]
     assert len(archive.files) >= 2 and all(f["file"].startswith("clips/") for f in archive.files)
@@ -145,12 +147,12 @@ def test_file_sources_keep_name_type_and_md5() -> None:
     only URL sources that lack one."""
     source = {"type": "file", "filename": "call.wav", "content_type": "audio/wav", "md5sum": "d41d8cd98f00b204"}
     sources = predictions.decode(_document({}, source=source))
-    [record] = ingest.source_records(sources, default_url="https://example.com/ignored")
+    [record] = source_records(sources, default_url="https://example.com/ignored")
     assert (record.kind, record.filename, record.content_type, record.md5sum) == (
         "file", "call.wav", "audio/wav", "d41d8cd98f00b204",
     )  # fmt: skip
     assert record.url is None
-    [url_record] = ingest.source_records(
+    [url_record] = source_records(
         predictions.decode(_document({}, source={"type": "url"})), default_url="https://example.com/given.mp4"
     )
     assert url_record.url == "https://example.com/given.mp4"
@@ -159,7 +161,7 @@ def test_file_sources_keep_name_type_and_md5() -> None:
 @pytest.mark.parametrize("body", [b"{}", b"not json", b'[{"results": {"predictions": 3}}]'])
 def test_not_a_predictions_array_is_refused_clearly(body: bytes) -> None:
     """A document that is not Hume's predictions array raises PredictionFormatError, not a crash."""
-    with pytest.raises(predictions.PredictionFormatError):
+    with pytest.raises(PredictionFormatError):
         predictions.decode(body)
 
 

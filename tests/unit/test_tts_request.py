@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app.errors import InvalidInput
-from app.tts import Kind, parse_request
+from app.tts.tts_service import Kind, parse_request
 
 
 def key(body: dict[str, Any], kind: Kind = "audio") -> str:

@@ -1,0 +1,147 @@
+"""Small HTTP helpers shared by the routes: JSON responses, bounded bodies, API-key auth."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.deps import Deps
+from app.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from app.store import api_keys, jobs
+from app.store.api_keys import Principal
+from app.store.tables import Job
+
+# Key lookups are cached briefly: a revoked key stops working within this many seconds.
+_KEY_CACHE_TTL_S = 10.0
+_key_cache: dict[str, tuple[float, Principal | None]] = {}
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def deps(request: Request) -> Deps:
+    value = request.state.deps
+    assert isinstance(value, Deps)
+    return value
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes before reading them all (413)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"body exceeds {limit} bytes")
+        except ValueError:
+            raise InvalidInput("content-length", "not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput("body", f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("body", "must be a JSON object")
+    return data
+
+
+def _job_id(request: Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params["job_id"])
+    except ValueError:
+        raise NotFound("unknown job") from None
+
+
+async def existing_job(request: Request) -> Job:
+    async with deps(request).sessionmaker() as session:
+        job = await jobs.get(session, _job_id(request))
+    if job is None:
+        raise NotFound("unknown job")
+    return job
+
+
+async def authorize(request: Request, scope: str) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized()
+    digest = api_keys.hash_key(key.strip())
+    now = time.monotonic()
+    cached = _key_cache.get(digest)
+    if cached is not None and cached[0] > now:
+        principal = cached[1]
+    else:
+        async with deps(request).sessionmaker() as session:
+            principal = await api_keys.find_by_hash(session, digest)
+        if len(_key_cache) > 10_000:
+            _key_cache.clear()
+        _key_cache[digest] = (now + _KEY_CACHE_TTL_S, principal)
+    if principal is None:
+        raise Unauthorized("unknown or revoked API key")
+    if scope not in principal.scopes and "admin" not in principal.scopes:
+        raise Forbidden(f"this key lacks the '{scope}' scope")
+    return principal
+
+
+def query_text(request: Request, name: str) -> str | None:
+    """A text parameter, or None when absent; NUL characters are refused here because Postgres text
+    cannot hold them (left alone they would fail the query as a 500)."""
+    value = request.query_params.get(name)
+    if value is not None and "\x00" in value:
+        raise InvalidInput(name, "must not contain NUL characters")
+    return value
+
+
+def query_int(request: Request, name: str, default: int, *, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(name, "must be an integer") from None
+    if not low <= value <= high:
+        raise InvalidInput(name, f"must be between {low} and {high}")
+    return value
+
+
+def query_float(request: Request, name: str, default: float | None, *, low: float, high: float) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(name, "must be a number") from None
+    if not low <= value <= high:
+        raise InvalidInput(name, f"must be between {low} and {high}")
+    return value
+
+
+def query_datetime(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(name, "must be an ISO 8601 date or time") from None

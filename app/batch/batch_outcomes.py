@@ -1,0 +1,235 @@
+"""The batch backend's outcomes: Hume's callbacks accepted, overdue jobs polled, and every outcome applied
+exactly once.
+
+Every path that learns a job ended (callback, poll, replay) goes through `handle_event`, which confirms
+the state with Hume's API and then, under the job's row lock, stores predictions and marks the job done
+in one transaction. A second delivery finds the job final and does nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from app import metrics
+from app.batch.batch_submission import token_hash
+from app.batch.hume_documents import source_records
+from app.deps import Deps
+from app.errors import BadPayload, NotFound, Unauthorized
+from app.hume import callbacks, predictions
+from app.hume.callbacks import CallbackFormatError
+from app.hume.errors import HumeError, HumeNotFoundError, HumeSunsetError
+from app.hume.gateway import JobState
+from app.inbox.acceptance import Accepted, defer, store_and_queue
+from app.inbox.job_starter import defer_start
+from app.inbox.pipeline import PROCESS_EVENT, RetryLater
+from app.prediction_rows import PredictionFormatError
+from app.store import inbox_events, ingest, jobs
+from app.store.tables import InboxEvent, Job
+
+log = structlog.get_logger(__name__)
+
+PROVIDERS = ("hume_batch", "poll")
+# Hume calls back when a job ends; nothing else is a callback.
+CALLBACK_STATUSES = frozenset({"COMPLETED", "FAILED"})
+# A dead outcome event is revived by a poll at most this many rounds of retries in all.
+_REVIVE_ROUNDS = 3
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ms(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value / 1000, UTC) if value else None
+
+
+async def accept_callback(
+    deps: Deps, *, job_id: str | None, token: str | None, body: bytes, headers: dict[str, str]
+) -> Accepted:
+    """Verify a batch callback by its per-job URL secret, then store it and enqueue its processing.
+
+    One transaction (one pooled connection) does the lookup, the insert and the defer: the ack stays fast
+    and an event is stored if and only if its task is.
+    """
+    if not job_id or not token:
+        raise Unauthorized("callback URL lacks job_id or token")
+    try:
+        our_id = uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound("unknown job") from None
+    async with deps.sessionmaker.begin() as session:
+        job = await jobs.get(session, our_id)
+        if job is None or job.kind != "batch":
+            raise NotFound("unknown job")
+        if job.callback_token_hash is None or not hmac.compare_digest(job.callback_token_hash, token_hash(token)):
+            raise Unauthorized("callback token does not match this job")
+        # Parsed only once the sender is known: a stranger learns nothing from our parser.
+        try:
+            hume_job_id, status = callbacks.head(body)
+        except CallbackFormatError as exc:
+            raise BadPayload(str(exc)) from None
+        if status not in CALLBACK_STATUSES:
+            raise BadPayload(f"status must be COMPLETED or FAILED, got {status!r}")
+        if job.hume_job_id is not None and job.hume_job_id != hume_job_id:
+            raise Unauthorized("callback is for another Hume job")
+        event_id = await store_and_queue(
+            session,
+            deps,
+            provider="hume_batch",
+            dedup_key=f"batch:{hume_job_id}:{status}",
+            event_type=status,
+            job_id=our_id,
+            headers=headers,
+            body=body,
+        )
+    return Accepted(event_id, {"hume_job_id": hume_job_id, "status": status, "bytes": len(body)})
+
+
+async def record_poll_outcome(deps: Deps, job: Job, state: JobState) -> None:
+    """A poll found the job ended: route it through the inbox, exactly like a callback."""
+    body = callbacks.encode_poll(job.hume_job_id or "", state.status)
+    dedup_key = f"batch:{job.hume_job_id}:{state.status}"
+    async with deps.sessionmaker.begin() as session:
+        event_id = await store_and_queue(
+            session,
+            deps,
+            provider="poll",
+            dedup_key=dedup_key,
+            event_type=state.status,
+            job_id=job.id,
+            headers={},
+            body=body,
+        )
+        if event_id is None:
+            # This outcome is already stored, but may have gone dead (Hume unreachable through every
+            # retry, or the callback came before Hume's API agreed): Hume now says the job ended, so it
+            # is tried again instead of leaving the job waiting forever. Bounded: a truly broken event
+            # stays dead after a few rounds (replay is then the operator's call).
+            event_id = await inbox_events.revive_dead(
+                session, dedup_key, max_attempts=_REVIVE_ROUNDS * deps.settings.worker_max_attempts
+            )
+            if event_id is not None:
+                log.warning("dead event revived by a poll", event_id=event_id, job_id=str(job.id))
+                await defer(session, deps, PROCESS_EVENT, event_id=event_id)
+
+
+async def handle_event(deps: Deps, event: InboxEvent) -> str:
+    """Apply one stored batch outcome (callback or poll); returns what happened (for logs)."""
+    event_id = event.id
+    async with deps.sessionmaker() as session:
+        job = await jobs.get(session, event.job_id) if event.job_id else None
+    if job is None:
+        return await _finish(deps, event_id, "ignored", "job no longer exists")
+    if job.status in jobs.FINAL:
+        return await _finish(deps, event_id, "ignored", f"job already {job.status}")
+    payload = callbacks.full(event.body)
+    hume_job_id = job.hume_job_id or payload.job_id
+    state = await deps.gateway.job_state(hume_job_id)
+    if state.status == "COMPLETED":
+        use_body = (payload.status or "COMPLETED").upper() == "COMPLETED"
+        sources = None
+        if use_body and predictions.is_present(payload.predictions):
+            try:
+                sources = predictions.decode(bytes(payload.predictions))
+            except PredictionFormatError as exc:
+                # A damaged delivery must not sink the job (it would go dead, and every poll after it
+                # would find its key taken): Hume's API has the same predictions intact.
+                log.warning("callback predictions unreadable; fetching them", event_id=event_id, error=str(exc))
+        if sources is None:
+            sources = predictions.decode(await deps.gateway.predictions(hume_job_id))
+        return await _complete(deps, job.id, event_id, hume_job_id, state, sources)
+    if state.status == "FAILED":
+        message = state.message or payload.message or payload.error or "Hume reported the job failed"
+        async with deps.sessionmaker.begin() as session:
+            await jobs.advance(
+                session, job.id, "failed", hume_job_id=hume_job_id, error=message, error_code="hume_failed",
+                started_at=_ms(state.started_ms), completed_at=_ms(state.ended_ms) or _now(),
+            )  # fmt: skip
+            await inbox_events.finish(session, event_id, "done")
+        return "failed"
+    if state.status == "IN_PROGRESS":
+        async with deps.sessionmaker.begin() as session:
+            await jobs.advance(session, job.id, "in_progress", started_at=_ms(state.started_ms))
+    # Hume says the job has not ended: the callback is early or forged; ask again later.
+    raise RetryLater(f"Hume reports job {hume_job_id} as {state.status}")
+
+
+async def _complete(
+    deps: Deps,
+    job_id: uuid.UUID,
+    event_id: int,
+    hume_job_id: str,
+    state: JobState,
+    sources: list[predictions.SourceResult],
+) -> str:
+    records = source_records(sources)
+    num_errors = ingest.error_count(records)
+    with metrics.INGEST_SECONDS.time():
+        async with deps.sessionmaker.begin() as session:
+            job = await jobs.lock(session, job_id)
+            if job is None or job.status in jobs.FINAL:
+                await inbox_events.finish(session, event_id, "ignored", "job already final")
+                return "duplicate"
+            count = await ingest.ingest(session, job_id, records, predictions.rows(sources))
+            await jobs.advance(
+                session, job_id, "completed", hume_job_id=hume_job_id, num_predictions=count,
+                num_errors=num_errors, started_at=_ms(state.started_ms),
+                completed_at=_ms(state.ended_ms) or _now(),
+            )  # fmt: skip
+            await inbox_events.finish(session, event_id, "done")
+    metrics.INGEST_ROWS.inc(count)
+    log.info("job ingested", job_id=str(job_id), hume_job_id=hume_job_id, predictions=count)
+    return "completed"
+
+
+async def _finish(deps: Deps, event_id: int, state: str, note: str) -> str:
+    async with deps.sessionmaker.begin() as session:
+        await inbox_events.finish(session, event_id, state, note)
+    return note
+
+
+async def poll_overdue(deps: Deps) -> int:
+    """Poll jobs whose callback is overdue; resubmit stuck pending ones. Returns how many were looked at."""
+    async with deps.sessionmaker() as session:
+        due = await jobs.due_for_reconcile(session)
+    for job_id in due:
+        async with deps.sessionmaker.begin() as session:
+            job = await jobs.get(session, job_id)
+            if job is None:
+                continue
+            polls = int((job.details or {}).get("polls", 0)) + 1
+            # Back off: a long job is polled less and less often, never more than once per hour.
+            wait = min(deps.settings.reconcile_after_s * (2 ** min(polls, 6)), 3600.0)
+            await jobs.touch(
+                session, job_id, deadline_at=_now() + timedelta(seconds=wait), details={**job.details, "polls": polls}
+            )
+            if job.status == "pending":
+                await defer_start(session, deps, job_id)
+                continue
+        if job.hume_job_id is None:
+            continue
+        try:
+            state = await deps.gateway.job_state(job.hume_job_id)
+        except (HumeSunsetError, HumeNotFoundError) as exc:
+            # Hume accepted this job, so a 404/410 now means its batch API is gone: waiting cannot help.
+            message = f"Hume answered {exc.status} for job {job.hume_job_id}. {HumeSunsetError.__doc__}"
+            async with deps.sessionmaker.begin() as session:
+                await jobs.advance(
+                    session, job_id, "failed", error=" ".join(message.split()), error_code="hume_sunset",
+                    completed_at=_now(),
+                )  # fmt: skip
+            log.warning("job failed: Hume no longer knows it", job_id=str(job_id), status=exc.status)
+            continue
+        except HumeError as exc:
+            log.warning("reconcile poll failed", job_id=str(job_id), error=str(exc))
+            continue
+        if state.status in {"COMPLETED", "FAILED"}:
+            await record_poll_outcome(deps, job, state)
+        elif state.status == "IN_PROGRESS":
+            async with deps.sessionmaker.begin() as session:
+                await jobs.advance(session, job_id, "in_progress", started_at=_ms(state.started_ms))
+    return len(due)

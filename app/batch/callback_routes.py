@@ -1,0 +1,32 @@
+"""POST /v1/webhooks/hume/batch: Hume's batch callback, verified by the per-job secret in its URL."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.api.request_helpers import deps, read_body
+from app.api.webhook_ack import acknowledge
+from app.batch import batch_outcomes
+from app.inbox.acceptance import Accepted
+
+# Headers worth keeping with an event for audit; never Authorization or cookies.
+_KEPT_HEADERS = ("content-type", "user-agent", "x-hume-ai-webhook-timestamp", "x-hume-ai-webhook-signature")
+
+
+async def hume_batch(request: Request) -> Response:
+    d = deps(request)
+    job_id = request.query_params.get("job_id")
+
+    async def accept() -> Accepted:
+        body = await read_body(request, d.settings.max_webhook_body_bytes)
+        headers = {k: v for k, v in request.headers.items() if k.lower() in _KEPT_HEADERS}
+        return await batch_outcomes.accept_callback(
+            d, job_id=job_id, token=request.query_params.get("token"), body=body, headers=headers
+        )
+
+    return await acknowledge("batch", accept, job_id=job_id)
+
+
+routes = [Route("/v1/webhooks/hume/batch", hume_batch, methods=["POST"])]

@@ -1,0 +1,229 @@
+"""EVI chats: Hume's signed webhooks in, each chat stored as a job of kind `evi_chat` with its prosody.
+
+A delivery is verified over its raw bytes, then in ONE transaction the chat's job is found or created,
+the event goes into the inbox under a unique key (`evi:{chat_id}:{event_name}`) and a task is deferred.
+The task applies the event: `chat_started` records the chat's details, `chat_ended` pulls the chat's
+events from EVI's history API and, under the job's row lock, stores the predictions and completes the
+job in one transaction. A replay finds its key taken; a late `chat_started` only fills in details it
+does not overwrite; a completed chat is never touched again. Backfill routes listed chats through the
+same inbox key, so a webhook and a backfill of one chat store it once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from hume.empathic_voice.types import WebhookEventChatEnded, WebhookEventChatStarted, WebhookEventToolCall
+
+from app import metrics
+from app.deps import Deps
+from app.errors import InvalidInput, Unauthorized
+from app.hume import evi_chats as evi
+from app.hume import signatures
+from app.hume.errors import HumeError
+from app.inbox.acceptance import Accepted, store_and_queue
+from app.inbox.event_runner import run_event
+from app.inbox.pipeline import RetryLater
+from app.store import chat_jobs, inbox_events, ingest, jobs
+from app.store.tables import InboxEvent
+
+log = structlog.get_logger(__name__)
+
+PROVIDER = "hume_evi"
+BACKFILL_PROVIDER = "evi_backfill"
+PROVIDERS = (PROVIDER, BACKFILL_PROVIDER)
+
+
+def _at(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
+
+
+def _fill(details: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Add what is new and known; never overwrite: whichever event arrives first, the result is the same."""
+    merged = dict(details)
+    for key, value in new.items():
+        if value is not None and merged.get(key) is None:
+            merged[key] = value
+    return merged
+
+
+async def accept_webhook(deps: Deps, *, body: bytes, headers: Mapping[str, str], now: float) -> Accepted:
+    """Verify, then store the event and enqueue its processing in one transaction."""
+    settings = deps.settings
+    try:
+        signatures.verify(
+            body, headers, keys=settings.webhook_signing_keys, now=now, tolerance_s=settings.hume_webhook_tolerance_s
+        )
+    except signatures.WebhookVerificationError as exc:
+        raise Unauthorized(f"webhook signature verification failed: {exc}") from None
+    try:
+        event = evi.parse_webhook(body)
+    except evi.EviPayloadError as exc:
+        raise InvalidInput("body", str(exc)) from None
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() in _KEPT_HEADERS}
+    event_id = await _store(deps, event, body, kept, provider=PROVIDER)
+    return Accepted(event_id, {"chat_id": event.chat_id, "event_name": evi.event_name(event)})
+
+
+# Worth keeping with an event for audit; never Authorization or cookies.
+_KEPT_HEADERS = frozenset(
+    {"content-type", "user-agent", signatures.SIGNATURE_HEADER.lower(), signatures.TIMESTAMP_HEADER.lower()}
+)
+
+
+async def _store(
+    deps: Deps, event: evi.WebhookEvent, body: bytes, headers: dict[str, str], *, provider: str
+) -> int | None:
+    """The new inbox event's id, or None when this event is already stored (a replay)."""
+    name = evi.event_name(event)
+    unknown = isinstance(event, evi.UnknownEvent)
+    async with deps.sessionmaker.begin() as session:
+        job_id = await chat_jobs.chat_job(session, event.chat_id)
+        event_id = await store_and_queue(
+            session,
+            deps,
+            provider=provider,
+            dedup_key=evi.dedup_key(event, body),
+            event_type=name,
+            job_id=job_id,
+            headers=headers,
+            body=body,
+            queue=not unknown,
+        )
+        if event_id is not None and unknown:
+            await inbox_events.finish(session, event_id, "ignored", f"unknown EVI event {name!r}: stored only")
+    return event_id
+
+
+async def handle_event(deps: Deps, stored: InboxEvent) -> str:
+    """Apply one stored EVI event; returns what happened (for logs)."""
+    event_id = stored.id
+    async with deps.sessionmaker() as session:
+        job = await jobs.get(session, stored.job_id) if stored.job_id else None
+    if job is None:
+        return await _finish(deps, event_id, "ignored", "chat job no longer exists")
+    event = evi.parse_webhook(stored.body)
+    if isinstance(event, WebhookEventChatStarted):
+        return await _started(deps, job.id, event_id, event)
+    if isinstance(event, WebhookEventChatEnded):
+        if job.status in jobs.FINAL:
+            return await _finish(deps, event_id, "ignored", f"chat already {job.status}")
+        return await _ended(deps, job.id, event_id, event)
+    if isinstance(event, WebhookEventToolCall):
+        return await _finish(deps, event_id, "done", None)
+    return await _finish(deps, event_id, "ignored", "unknown EVI event")
+
+
+async def _started(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEventChatStarted) -> str:
+    async with deps.sessionmaker.begin() as session:
+        job = await jobs.lock(session, job_id)
+        if job is None:
+            await inbox_events.finish(session, event_id, "ignored", "chat job no longer exists")
+            return "job gone"
+        # Details only fill gaps and the status only moves forward: a chat_started arriving after
+        # chat_ended adds its facts (caller, start type) without reopening the chat.
+        await jobs.touch(
+            session,
+            job_id,
+            details=_fill(job.details, evi.started_details(event)),
+            started_at=job.started_at or _at(event.start_time),
+        )
+        await inbox_events.finish(session, event_id, "done")
+    return "chat started"
+
+
+async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEventChatEnded) -> str:
+    # The end (when, why, how long) is recorded before Hume is asked for the history, so it shows on
+    # the job while EVI's history is not ready or Hume is unreachable and the task retries.
+    async with deps.sessionmaker.begin() as session:
+        job = await jobs.lock(session, job_id)
+        if job is None or job.status in jobs.FINAL:
+            await inbox_events.finish(session, event_id, "ignored", "chat already final")
+            return "duplicate"
+        await jobs.touch(session, job_id, details=_fill(job.details, evi.ended_details(event)))
+    # Hume is called outside any transaction: no row lock is held across the network.
+    history = await evi.chat_history(deps.gateway.client, event.chat_id)
+    if history.status == "ACTIVE":
+        raise RetryLater(f"EVI still reports chat {event.chat_id} as ACTIVE")
+    rows, errors = evi.prediction_rows(history)
+    record = ingest.SourceRecord(
+        kind="evi_chat",
+        file_errors=errors,
+        files=[
+            {"chat_id": history.chat_id, "events": len(history.events), "event_types": evi.event_counts(history.events)}
+        ],
+    )
+    end_ms = event.end_time or history.end_ms
+    with metrics.INGEST_SECONDS.time():
+        async with deps.sessionmaker.begin() as session:
+            job = await jobs.lock(session, job_id)
+            if job is None or job.status in jobs.FINAL:
+                await inbox_events.finish(session, event_id, "ignored", "chat already final")
+                return "duplicate"
+            count = await ingest.ingest(session, job_id, [record], rows)
+            details = _fill(job.details, evi.ended_details(event))
+            details = _fill(
+                details,
+                {
+                    "chat_group_id": history.chat_group_id,
+                    "config_id": history.config_id,
+                    "start_time_ms": history.start_ms,
+                    "end_time_ms": history.end_ms,
+                },
+            )
+            await jobs.advance(
+                session, job_id, "completed", num_predictions=count, num_errors=len(errors), details=details,
+                started_at=job.started_at or _at(history.start_ms), completed_at=_at(end_ms) or datetime.now(UTC),
+            )  # fmt: skip
+            await inbox_events.finish(session, event_id, "done")
+    metrics.INGEST_ROWS.inc(count)
+    log.info("evi chat ingested", job_id=str(job_id), chat_id=event.chat_id, predictions=count)
+    return "completed"
+
+
+async def _finish(deps: Deps, event_id: int, state: str, note: str | None) -> str:
+    async with deps.sessionmaker.begin() as session:
+        await inbox_events.finish(session, event_id, state, note)
+    return note or state
+
+
+@dataclass(frozen=True)
+class Backfill:
+    listed: int
+    ingested: list[str]
+    already_stored: list[str]
+    active: list[str]
+    failed: dict[str, str]
+
+
+async def backfill(deps: Deps, *, since: datetime) -> Backfill:
+    """Ingest chats that started since `since` and are not stored yet, through the same inbox key a
+    chat_ended webhook uses (so a webhook arriving later, or earlier, is a replay)."""
+    chats = await evi.chats_since(deps.gateway.client, int(since.timestamp() * 1000))
+    ingested: list[str] = []
+    stored: list[str] = []
+    active: list[str] = []
+    failed: dict[str, str] = {}
+    for chat in chats:
+        if chat.status == "ACTIVE":
+            active.append(chat.chat_id)
+            continue
+        body = evi.ended_body(chat)
+        event = evi.parse_webhook(body)
+        event_id = await _store(deps, event, body, {}, provider=BACKFILL_PROVIDER)
+        if event_id is None:
+            async with deps.sessionmaker() as session:
+                event_id = await inbox_events.id_by_key(session, evi.dedup_key(event, body))
+        assert event_id is not None
+        try:
+            outcome = await run_event(deps, event_id)
+        except (HumeError, RetryLater) as exc:
+            failed[chat.chat_id] = str(exc)
+            continue
+        (ingested if outcome == "completed" else stored).append(chat.chat_id)
+    return Backfill(listed=len(chats), ingested=ingested, already_stored=stored, active=active, failed=failed)

@@ -1,0 +1,27 @@
+"""POST /v1/webhooks/hume/evi: Hume's EVI webhooks, verified over the raw bytes, stored and queued."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.api.request_helpers import deps, read_body
+from app.api.webhook_ack import acknowledge
+from app.evi import chat_events
+from app.inbox.acceptance import Accepted
+
+
+async def hume_evi(request: Request) -> Response:
+    d = deps(request)
+
+    async def accept() -> Accepted:
+        body = await read_body(request, d.settings.max_webhook_body_bytes)
+        return await chat_events.accept_webhook(d, body=body, headers=request.headers, now=time.time())
+
+    return await acknowledge("evi", accept)
+
+
+routes = [Route("/v1/webhooks/hume/evi", hume_evi, methods=["POST"])]

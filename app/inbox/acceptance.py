@@ -1,0 +1,72 @@
+"""Accepting a verified delivery: its inbox row and its processing task in ONE transaction, and one log
+line and one metrics sample per delivery, whatever the provider."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import metrics
+from app.deps import Deps
+from app.inbox.pipeline import PROCESS_EVENT
+from app.store import inbox_events
+from app.store.db import driver_connection
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A verified delivery's fate: stored under `event_id`, or a duplicate of a stored one."""
+
+    event_id: int | None
+    log_fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duplicate(self) -> bool:
+        return self.event_id is None
+
+
+async def defer(session: AsyncSession, deps: Deps, task: str, **kwargs: Any) -> None:
+    """Enqueue on the session's own connection: the task exists if and only if the transaction commits."""
+    connection = await driver_connection(session)
+    await deps.queue.configure_task(task, connection=connection).defer_async(**kwargs)
+
+
+async def store_and_queue(
+    session: AsyncSession,
+    deps: Deps,
+    *,
+    provider: str,
+    dedup_key: str,
+    event_type: str,
+    job_id: uuid.UUID | None,
+    headers: dict[str, str],
+    body: bytes,
+    queue: bool = True,
+) -> int | None:
+    """The new event's id (stored, and queued unless `queue` is false), or None for a duplicate."""
+    event_id = await inbox_events.insert_and_queue(
+        session,
+        provider=provider,
+        dedup_key=dedup_key,
+        event_type=event_type,
+        job_id=job_id,
+        headers=headers,
+        body=body,
+        task=PROCESS_EVENT if queue else None,
+    )
+    return event_id
+
+
+def record_delivery(kind: str, outcome: str, **fields: Any) -> None:
+    """The one place a webhook delivery is counted and logged: accepted, duplicate, rejected, unavailable."""
+    metrics.WEBHOOKS.labels(kind, outcome).inc()
+    if outcome in {"accepted", "duplicate"}:
+        log.info("webhook", kind=kind, outcome=outcome, **fields)
+    else:
+        log.warning("webhook", kind=kind, outcome=outcome, **fields)

@@ -1,0 +1,57 @@
+"""The one task runner for stored events: look up the provider's handler, run it, and apply the one retry
+and dead-letter policy (every failure recorded on the event; out of tries or a permanent error: dead)."""
+
+from __future__ import annotations
+
+import structlog
+from procrastinate import JobContext
+
+from app.deps import Deps
+from app.inbox.pipeline import pipeline
+from app.store import inbox_events
+
+log = structlog.get_logger(__name__)
+
+
+def task_deps(context: JobContext) -> Deps:
+    deps = context.additional_context["deps"]
+    assert isinstance(deps, Deps)
+    return deps
+
+
+def last_attempt(context: JobContext, deps: Deps) -> bool:
+    job = context.job
+    return job is not None and job.attempts + 1 >= deps.settings.worker_max_attempts
+
+
+async def run_event(deps: Deps, event_id: int) -> str:
+    """Apply one stored event with its provider's handler; what happened, for logs. Failures propagate."""
+    async with deps.sessionmaker() as session:
+        event = await inbox_events.get(session, event_id)
+    if event is None or event.state in {"done", "ignored"}:
+        return "already processed"
+    handler = pipeline(deps).handlers.get(event.provider)
+    if handler is None:
+        async with deps.sessionmaker.begin() as session:
+            await inbox_events.finish(session, event_id, "ignored", f"no handler for provider {event.provider!r}")
+        return "no handler"
+    return await handler(deps, event)
+
+
+async def process_event(context: JobContext, event_id: int) -> None:
+    deps = task_deps(context)
+    try:
+        outcome = await run_event(deps, event_id)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        dead = last_attempt(context, deps) or isinstance(exc, pipeline(deps).permanent)
+        async with deps.sessionmaker.begin() as session:
+            attempts = await inbox_events.record_attempt(session, event_id, error)
+            if dead:
+                # Out of retries: the event stays visible as dead until someone replays it.
+                await inbox_events.finish(session, event_id, "dead", error)
+        log.warning("event processing failed", event_id=event_id, attempts=attempts, error=error, dead=dead)
+        if dead:
+            return
+        raise
+    log.info("event processed", event_id=event_id, outcome=outcome)

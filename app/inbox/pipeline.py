@@ -1,0 +1,57 @@
+"""The inbox pipeline's registry: what processes each provider's events, what starts each backend's jobs,
+and what the reconciler checks. Features register here (through `app.wiring`); the task runner, replay and
+the reconciler only ever look things up, so a new provider or backend plugs in without touching them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from app.deps import Deps
+from app.store.tables import InboxEvent
+
+# procrastinate task names: the one event runner, the job starter and the periodic reconciler.
+PROCESS_EVENT = "process_event"
+START_JOB = "submit_job"
+RECONCILE = "reconcile"
+# Tasks queued by an earlier release under another name are still run by the event runner.
+LEGACY_EVENT_TASKS = ("process_evi_event",)
+
+EventHandler = Callable[[Deps, InboxEvent], Awaitable[str]]
+"""Applies one stored event; returns what happened (for logs). It ends the event itself, with
+`inbox_events.finish`, in the same transaction as its effect; raising leaves it for a retry."""
+
+Check = Callable[[Deps], Awaitable[int]]
+"""A reconciler check; returns how many things it looked at."""
+
+
+class RetryLater(Exception):
+    """The outcome is not known yet (Hume says the job or chat has not ended); retried with backoff."""
+
+
+@dataclass(frozen=True)
+class JobBackend:
+    """How a job of one backend starts; `give_up` ends it when every try failed transiently."""
+
+    start: Callable[[Deps, uuid.UUID], Awaitable[None]]
+    give_up: Callable[[Deps, uuid.UUID, str], Awaitable[None]]
+
+
+@dataclass
+class Pipeline:
+    handlers: dict[str, EventHandler] = field(default_factory=dict)
+    """By provider (the inbox row's `provider`): hume_batch, poll, hume_evi, evi_backfill, ..."""
+    backends: dict[str, JobBackend] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    permanent: tuple[type[BaseException], ...] = ()
+    """Errors retrying cannot fix: the event goes dead at once (an operator can replay it after a fix)."""
+
+    def handle(self, providers: tuple[str, ...], handler: EventHandler) -> None:
+        for provider in providers:
+            self.handlers[provider] = handler
+
+
+def pipeline(deps: Deps) -> Pipeline:
+    return deps.get(Pipeline)

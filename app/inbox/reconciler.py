@@ -1,0 +1,29 @@
+"""The periodic safety net: tasks whose worker died are requeued, events whose task vanished get a new
+one, and every feature's registered check runs (overdue batch jobs are polled, stuck starts resubmitted)."""
+
+from __future__ import annotations
+
+import structlog
+from procrastinate import JobContext
+
+from app.inbox import replay
+from app.inbox.event_runner import task_deps
+from app.inbox.pipeline import pipeline
+
+log = structlog.get_logger(__name__)
+
+
+async def reconcile(context: JobContext, timestamp: int) -> None:
+    deps = task_deps(context)
+    # Jobs whose worker died mid-run (no heartbeat) go back to the queue: procrastinate's recipe.
+    manager = context.app.job_manager
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=deps.settings.stalled_after_s))
+    for stalled_job in stalled:
+        if stalled_job.id != (context.job.id if context.job else None):
+            await manager.retry_job(stalled_job)
+    orphans = await replay.requeue_orphans(deps)
+    looked_at = 0
+    for check in pipeline(deps).checks:
+        looked_at += await check(deps)
+    if looked_at or stalled or orphans:
+        log.info("reconciled", looked_at=looked_at, stalled_requeued=len(stalled), orphans_requeued=orphans)

@@ -1,0 +1,140 @@
+"""The queue: one procrastinate app with the pipeline's tasks (the event runner, the job starter, the
+reconciler), its retry strategy, and the worker loop that survives database outages.
+
+Tasks read their dependencies from the worker's `additional_context["deps"]`, so the same task code runs
+in the server process and in `python -m app worker`. Retry timings come from Settings (WORKER_*).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import procrastinate
+import structlog
+from procrastinate import RetryDecision
+from procrastinate.jobs import Job as QueueJob
+from procrastinate.retry import BaseRetryStrategy
+from sqlalchemy import text
+
+from app.config import Settings, libpq_url
+from app.deps import Deps
+from app.hume.errors import HumeTransientError
+from app.inbox import event_runner, job_starter, reconciler
+from app.inbox.pipeline import LEGACY_EVENT_TASKS, PROCESS_EVENT, RECONCILE, START_JOB
+
+log = structlog.get_logger(__name__)
+
+
+class Backoff(BaseRetryStrategy):
+    """Exponential backoff with a cap; a Retry-After from Hume wins when it asks for longer."""
+
+    def __init__(self, *, max_attempts: int, base_s: float, cap_s: float) -> None:
+        self.max_attempts = max_attempts
+        self.base_s = base_s
+        self.cap_s = cap_s
+
+    def wait_s(self, attempts: int, exception: BaseException) -> float:
+        wait = min(self.base_s * float(2**attempts), self.cap_s)
+        if isinstance(exception, HumeTransientError) and exception.retry_after is not None:
+            wait = max(wait, min(exception.retry_after, self.cap_s))
+        return wait
+
+    def get_retry_decision(self, *, exception: BaseException, job: QueueJob) -> RetryDecision | None:
+        if job.attempts + 1 >= self.max_attempts:
+            return None
+        return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=self.wait_s(job.attempts, exception)))
+
+
+def _cron(interval_s: float) -> str:
+    """procrastinate's cron takes a sixth field for seconds; intervals of a minute or more use minutes."""
+    if interval_s < 60:
+        return f"* * * * * */{max(1, int(interval_s))}"
+    return f"*/{max(1, min(59, int(interval_s // 60)))} * * * *"
+
+
+def make_queue(database_url: str, settings: Settings) -> procrastinate.App:
+    """A procrastinate app with the pipeline's tasks; one per process (tests build several)."""
+    retry = Backoff(
+        max_attempts=settings.worker_max_attempts,
+        base_s=settings.worker_retry_base_s,
+        cap_s=settings.worker_retry_cap_s,
+    )
+    connector = procrastinate.PsycopgConnector(conninfo=libpq_url(database_url), min_size=1, max_size=4)
+    app = procrastinate.App(connector=connector)
+    app.task(name=START_JOB, pass_context=True, retry=retry)(job_starter.submit_job)
+    for name in (PROCESS_EVENT, *LEGACY_EVENT_TASKS):
+        app.task(name=name, pass_context=True, retry=retry)(event_runner.process_event)
+    app.periodic(cron=_cron(settings.reconcile_interval_s), periodic_id=RECONCILE)(
+        app.task(name=RECONCILE, pass_context=True, queueing_lock=RECONCILE)(reconciler.reconcile)
+    )
+    return app
+
+
+def worker_options(deps: Deps) -> dict[str, Any]:
+    return {
+        "concurrency": deps.settings.worker_concurrency,
+        "additional_context": {"deps": deps},
+        # run_worker owns signals: procrastinate's handlers would end the worker where we restart it.
+        "install_signal_handlers": False,
+        "shutdown_graceful_timeout": 10,
+        "update_heartbeat_interval": deps.settings.worker_heartbeat_s,
+        "stalled_worker_timeout": deps.settings.stalled_after_s,
+        # NOTIFY wakes the worker for new tasks; polling finds retries whose time has come (no NOTIFY).
+        "fetch_job_polling_interval": 1.0,
+        "wait": True,
+    }
+
+
+async def _database_answers(deps: Deps) -> bool:
+    try:
+        async with deps.sessionmaker() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+async def run_worker(deps: Deps, *, install_signal_handlers: bool = False, watch_every_s: float = 1.0) -> None:
+    """Run the worker until cancelled (or SIGINT/SIGTERM with `install_signal_handlers`), restarting it
+    when it stops by itself and after every database outage.
+
+    procrastinate stops a worker whose heartbeat or listener fails, and a task that ended while the
+    database was away stays `doing` under the live worker's id, where no stalled-job check finds it. A
+    fresh worker (a new id) after the outage turns those into stalled jobs the reconciler requeues.
+    """
+    stopping = asyncio.Event()
+    if install_signal_handlers:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+    delay = 0.5
+    while not stopping.is_set():
+        run = asyncio.create_task(deps.queue.run_worker_async(**worker_options(deps)))
+        outage = False
+        try:
+            while not run.done() and not stopping.is_set():
+                await asyncio.wait({run}, timeout=watch_every_s)
+                if run.done() or stopping.is_set():
+                    break
+                if not await _database_answers(deps):
+                    outage = True
+                elif outage:
+                    log.warning("database is back; starting a fresh worker")
+                    break
+        finally:
+            if not run.done():
+                run.cancel()  # procrastinate shuts down gracefully on cancellation
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await run
+        if stopping.is_set():
+            return
+        if run.done() and not run.cancelled() and run.exception() is not None:
+            log.warning("worker failed; restarting", error=repr(run.exception()), in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        else:
+            delay = 0.5

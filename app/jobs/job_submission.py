@@ -1,0 +1,59 @@
+"""Submitting a job: stored first, its start queued in the same transaction; the backend (batch or v1)
+is called by the worker. `Idempotency-Key` makes an upstream retry return the same job."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from app import metrics
+from app.deps import Deps
+from app.errors import Conflict
+from app.inbox.job_starter import defer_start
+from app.jobs.job_schemas import SubmitRequest
+from app.store import jobs
+from app.store.api_keys import Principal
+from app.store.tables import Job
+
+IDEMPOTENCY_CONSTRAINT = "uq_job_api_key_id_idempotency_key"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def submit(
+    deps: Deps, principal: Principal | None, request: SubmitRequest, idempotency_key: str | None
+) -> tuple[Job, bool]:
+    """Store the job and enqueue its submission; (job, created). Hume is called by the worker."""
+    fingerprint = request.fingerprint()
+    key_id = principal.key_id if principal else None
+    for _ in range(2):
+        try:
+            async with deps.sessionmaker.begin() as session:
+                if idempotency_key is not None:
+                    existing = await jobs.by_idempotency_key(session, key_id, idempotency_key)
+                    if existing is not None:
+                        if existing.request_fingerprint != fingerprint:
+                            raise Conflict("Idempotency-Key was already used with a different request body")
+                        return existing, False
+                job = await jobs.create(
+                    session,
+                    kind="batch",
+                    status="pending",
+                    request=request.as_json(),
+                    job_metadata=request.metadata,
+                    api_key_id=key_id,
+                    idempotency_key=idempotency_key,
+                    request_fingerprint=fingerprint,
+                    deadline_at=_now() + timedelta(seconds=deps.settings.reconcile_after_s),
+                )
+                await defer_start(session, deps, job.id)
+            metrics.JOBS_SUBMITTED.inc()
+            return job, True
+        except IntegrityError as exc:
+            # Two requests with one Idempotency-Key raced; the loser answers like a retry.
+            if IDEMPOTENCY_CONSTRAINT not in str(exc.orig):
+                raise
+    raise Conflict("Idempotency-Key is in use by a concurrent request")

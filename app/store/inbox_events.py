@@ -1,0 +1,200 @@
+"""The inbox: every accepted webhook delivery, deduplicated by a unique key, kept for audit and replay."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.db import driver_connection
+from app.store.tables import InboxEvent
+
+# One round trip on the hot path: the row and (unless it is a duplicate) its procrastinate task, through
+# procrastinate's own defer function, so the worker is woken by its NOTIFY trigger as for any defer.
+_INSERT_AND_QUEUE = """
+WITH ins AS (
+    INSERT INTO inbox_event (provider, dedup_key, event_type, job_id, headers, body)
+    VALUES (%(provider)s, %(dedup_key)s, %(event_type)s, %(job_id)s, %(headers)s::jsonb, %(body)s)
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING id
+), queued AS (
+    SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
+        'default', %(task)s::varchar, 0, NULL, NULL, jsonb_build_object('event_id', ins.id), NULL
+    )::procrastinate_job_to_defer_v1]) AS job_ids
+    FROM ins WHERE %(task)s::varchar IS NOT NULL
+)
+SELECT ins.id FROM ins LEFT JOIN queued ON true
+"""
+
+
+async def insert_and_queue(
+    session: AsyncSession,
+    *,
+    provider: str,
+    dedup_key: str,
+    event_type: str,
+    job_id: uuid.UUID | None,
+    headers: dict[str, str],
+    body: bytes,
+    task: str | None,
+) -> int | None:
+    """Store the event and queue `task(event_id=...)` in one statement; None when the key is taken."""
+    connection = await driver_connection(session)
+    cursor = await connection.execute(
+        _INSERT_AND_QUEUE,
+        {
+            "provider": provider,
+            "dedup_key": dedup_key,
+            "event_type": event_type,
+            "job_id": job_id,
+            "headers": orjson.dumps(headers).decode(),
+            "body": body,
+            "task": task,
+        },
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    assert isinstance(row, tuple)
+    return int(row[0])
+
+
+async def get(session: AsyncSession, event_id: int) -> InboxEvent | None:
+    return await session.get(InboxEvent, event_id)
+
+
+async def finish(session: AsyncSession, event_id: int, state: str, note: str | None = None) -> None:
+    """End an event (done, ignored, dead) unless a racing run already marked it done: that outcome is
+    the true one."""
+    await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == event_id, InboxEvent.state != "done")
+        .values(state=state, last_error=note, processed_at=func.now())
+    )
+
+
+async def id_by_key(session: AsyncSession, dedup_key: str) -> int | None:
+    result = await session.execute(select(InboxEvent.id).where(InboxEvent.dedup_key == dedup_key))
+    return result.scalar_one_or_none()
+
+
+async def record_attempt(session: AsyncSession, event_id: int, error: str) -> int:
+    result = await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == event_id)
+        .values(attempts=InboxEvent.attempts + 1, last_error=error)
+        .returning(InboxEvent.attempts)
+    )
+    return int(result.scalar_one())
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    """An event as listed for operators: everything but the body, which can be tens of MB."""
+
+    id: int
+    provider: str
+    dedup_key: str
+    event_type: str
+    job_id: uuid.UUID | None
+    state: str
+    attempts: int
+    last_error: str | None
+    received_at: datetime
+    processed_at: datetime | None
+    body_bytes: int
+
+
+_SUMMARY_COLUMNS = (
+    InboxEvent.id,
+    InboxEvent.provider,
+    InboxEvent.dedup_key,
+    InboxEvent.event_type,
+    InboxEvent.job_id,
+    InboxEvent.state,
+    InboxEvent.attempts,
+    InboxEvent.last_error,
+    InboxEvent.received_at,
+    InboxEvent.processed_at,
+    func.octet_length(InboxEvent.body),
+)
+
+
+async def page(
+    session: AsyncSession, *, state: str | None, limit: int, after_id: int | None = None
+) -> list[EventSummary]:
+    """Newest first, after the cursor (an event id); bodies are never read, only their size."""
+    query = select(*_SUMMARY_COLUMNS).order_by(InboxEvent.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(InboxEvent.state == state)
+    if after_id is not None:
+        query = query.where(InboxEvent.id < after_id)
+    return [EventSummary(*row) for row in await session.execute(query)]
+
+
+def summary(event: InboxEvent) -> EventSummary:
+    return EventSummary(
+        event.id, event.provider, event.dedup_key, event.event_type, event.job_id, event.state, event.attempts,
+        event.last_error, event.received_at, event.processed_at, len(event.body),
+    )  # fmt: skip
+
+
+async def count_pending(session: AsyncSession) -> int:
+    result = await session.execute(
+        select(func.count()).select_from(InboxEvent).where(InboxEvent.state.in_(("received", "processing")))
+    )
+    return int(result.scalar_one())
+
+
+async def orphaned(
+    session: AsyncSession, *, tasks: tuple[str, ...], older_than_s: float, limit: int = 100
+) -> list[InboxEvent]:
+    """Events still waiting whose queue task is gone (failed while the database was unreachable, deleted):
+    without this they would wait forever."""
+    result = await session.execute(
+        text(
+            """
+            SELECT e.id FROM inbox_event e
+             WHERE e.state = 'received'
+               AND e.received_at < now() - make_interval(secs => :older_than_s)
+               AND NOT EXISTS (
+                   SELECT 1 FROM procrastinate_jobs j
+                    WHERE j.task_name = ANY(:tasks) AND j.status IN ('todo', 'doing')
+                      AND j.args ->> 'event_id' = e.id::text)
+             ORDER BY e.id
+             LIMIT :limit
+            """
+        ),
+        {"older_than_s": older_than_s, "tasks": list(tasks), "limit": limit},
+    )
+    ids = [row[0] for row in result]
+    if not ids:
+        return []
+    return list((await session.execute(select(InboxEvent).where(InboxEvent.id.in_(ids)))).scalars())
+
+
+async def reopen(session: AsyncSession, event_id: int) -> InboxEvent | None:
+    """Put an event back to `received` for another round of processing (replay); None if unknown."""
+    result = await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.id == event_id)
+        .values(state="received", processed_at=None)
+        .returning(InboxEvent)
+    )
+    return result.scalar_one_or_none()
+
+
+async def revive_dead(session: AsyncSession, dedup_key: str, *, max_attempts: int) -> int | None:
+    """Put the dead event with this key back to `received` (unless it already failed `max_attempts`
+    times in all); its id, or None when there is no such event."""
+    result = await session.execute(
+        update(InboxEvent)
+        .where(InboxEvent.dedup_key == dedup_key, InboxEvent.state == "dead", InboxEvent.attempts < max_attempts)
+        .values(state="received", processed_at=None)
+        .returning(InboxEvent.id)
+    )
+    return result.scalar_one_or_none()

@@ -1,0 +1,80 @@
+"""The web application: every feature's routes, the error table, middleware, and a lifespan that owns
+the resources `build_deps` makes (plus the built-in emulator and the in-process worker when configured).
+Nothing is created at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
+
+from app import logs
+from app.admin import event_routes
+from app.analytics import emotion_routes, prediction_routes
+from app.batch import callback_routes
+from app.config import Settings
+from app.evi import evi_routes
+from app.inbox.task_queue import run_worker
+from app.jobs import job_routes
+from app.tokens import token_routes
+from app.tts import tts_routes
+from app.web import error_handlers, health_routes, openapi_document
+from app.web.request_log import RequestLog
+from app.wiring import build_deps, built_in_emulator
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        *health_routes.routes, *job_routes.routes, *prediction_routes.routes, *callback_routes.routes,
+        *evi_routes.routes, *token_routes.routes, *tts_routes.routes, *emotion_routes.routes,
+        *event_routes.routes, *openapi_document.routes,
+    ]  # fmt: skip
+
+
+def cors_middleware(settings: Settings) -> list[Middleware]:
+    """CORS for browser frontends, only for the origins configured (none by default)."""
+    if not settings.cors_allow_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "idempotency-key"],
+            expose_headers=["x-cache", "x-request-id", "retry-after"],
+            max_age=600,
+        )
+    ]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    logs.configure(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.uses_emulator:
+                await stack.enter_async_context(built_in_emulator(settings))
+            deps = await stack.enter_async_context(build_deps(settings))
+            worker = asyncio.create_task(run_worker(deps)) if settings.run_worker else None
+            try:
+                yield {"deps": deps}
+            finally:
+                if worker is not None:
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await asyncio.wait_for(worker, timeout=15)
+
+    return Starlette(
+        routes=routes(),
+        middleware=[Middleware(RequestLog), *cors_middleware(settings)],
+        exception_handlers=error_handlers.handlers(),
+        lifespan=lifespan,
+    )

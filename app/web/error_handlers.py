@@ -1,0 +1,79 @@
+"""Exceptions to HTTP answers, in one table: every error is `{"error": {"code", "message"}}` with its status,
+the database being away is a 503 with Retry-After, and Hume failures map one way for every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import procrastinate.exceptions
+import psycopg
+import sqlalchemy.exc
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.request_helpers import JSON
+from app.errors import AppError
+from app.hume.callbacks import CallbackFormatError
+from app.hume.errors import HumeError, HumeTransientError
+from app.prediction_rows import PredictionFormatError
+
+log = structlog.get_logger(__name__)
+
+
+def _error(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> JSON:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSON({"error": body}, status_code=status, headers=headers)
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return _error(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return _error(exc.status_code, code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
+
+
+async def _format_error(request: Request, exc: Exception) -> Response:
+    return _error(400, "bad_payload", str(exc))
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable", error=type(exc).__name__, path=request.url.path)
+    return _error(503, "unavailable", "database unavailable; retry later", headers={"Retry-After": "5"})
+
+
+async def _hume_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HumeError)
+    if isinstance(exc, HumeTransientError):
+        retry = str(int(exc.retry_after or 5))
+        return _error(503, "hume_unavailable", str(exc), headers={"Retry-After": retry})
+    return _error(502, "hume_error", str(exc))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", path=request.url.path)
+    return _error(500, "internal", "internal error")
+
+
+def handlers() -> dict[Any, Any]:
+    return {
+        AppError: _app_error,
+        HTTPException: _http_error,
+        CallbackFormatError: _format_error,
+        PredictionFormatError: _format_error,
+        HumeError: _hume_error,
+        sqlalchemy.exc.OperationalError: _database_down,
+        sqlalchemy.exc.InterfaceError: _database_down,
+        sqlalchemy.exc.TimeoutError: _database_down,  # pool exhausted while connections hang
+        procrastinate.exceptions.ConnectorException: _database_down,  # a defer when the database went away
+        psycopg.OperationalError: _database_down,
+        OSError: _database_down,
+        Exception: _unexpected,
+    }

@@ -1,0 +1,108 @@
+"""The one place resources are built: `build_deps(settings)` for the server's lifespan, the worker and
+every command. Features plug into the inbox pipeline here (handlers by provider, backends by name,
+reconciler checks), so the pipeline itself never imports a feature."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+import uvicorn
+
+from app.batch import batch_outcomes, batch_submission
+from app.config import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, Settings
+from app.deps import Deps
+from app.evi import chat_events
+from app.hume.callbacks import CallbackFormatError
+from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
+from app.hume.gateway import HumeGateway
+from app.hume.token_client import TokenProvider
+from app.hume.tts_client import HumeTts
+from app.inbox.pipeline import Pipeline
+from app.inbox.task_queue import make_queue
+from app.prediction_rows import PredictionFormatError
+from app.store.db import make_engine, make_sessionmaker
+from app.tts.tts_service import TtsService
+
+log = structlog.get_logger(__name__)
+
+
+def pipeline() -> Pipeline:
+    """Every feature's part in the inbox pipeline."""
+    plan = Pipeline(
+        permanent=(HumeRejectedError, HumeNotFoundError, HumeSunsetError, PredictionFormatError, CallbackFormatError)
+    )
+    plan.handle(batch_outcomes.PROVIDERS, batch_outcomes.handle_event)
+    plan.handle(chat_events.PROVIDERS, chat_events.handle_event)
+    plan.backends["batch"] = batch_submission.BACKEND
+    plan.checks.append(batch_outcomes.poll_overdue)
+    return plan
+
+
+@contextlib.asynccontextmanager
+async def built_in_emulator(settings: Settings) -> AsyncIterator[None]:
+    """The Hume emulator on EMULATOR_PORT, in this process, for development without Hume credentials."""
+    from app import emulator  # only imported when used
+
+    config = emulator.EmulatorConfig(api_key=EMULATOR_API_KEY, secret_key=EMULATOR_SECRET_KEY)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            emulator.create_app(config), host="127.0.0.1", port=settings.emulator_port, log_level="warning",
+            lifespan="on",
+        )
+    )  # fmt: skip
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError(f"the built-in emulator could not listen on port {settings.emulator_port}")
+        await asyncio.sleep(0.02)
+    log.info("using the built-in Hume emulator", url=settings.emulator_url)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=5)
+
+
+@contextlib.asynccontextmanager
+async def build_deps(settings: Settings, *, pool_size: int = 10) -> AsyncIterator[Deps]:
+    """Engine, Hume clients, queue and feature services, closed in reverse order on exit."""
+    if settings.database_url is None:
+        raise RuntimeError("DATABASE_URL is not set (`make run` starts an embedded Postgres)")
+    async with contextlib.AsyncExitStack() as stack:
+        engine = make_engine(settings.database_url, pool_size=pool_size)
+        stack.push_async_callback(engine.dispose)
+        gateway = HumeGateway(
+            api_key=settings.hume_key, base_url=settings.hume_url, max_retries=settings.hume_max_retries
+        )
+        stack.push_async_callback(gateway.aclose)
+        queue = make_queue(settings.database_url, settings)
+        await queue.open_async()
+        stack.push_async_callback(queue.close_async)
+        sessionmaker = make_sessionmaker(engine)
+        tokens = None
+        secret = settings.hume_secret
+        if secret:
+            tokens = TokenProvider(
+                api_key=settings.hume_key,
+                secret_key=secret,
+                base_url=settings.hume_url,
+                refresh_margin_s=settings.hume_token_refresh_margin_s,
+            )
+            stack.push_async_callback(tokens.aclose)
+        hume_tts = HumeTts(api_key=settings.hume_key, base_url=settings.hume_url)
+        stack.push_async_callback(hume_tts.aclose)
+        tts = TtsService(hume=hume_tts, sessionmaker=sessionmaker, max_bytes=settings.tts_cache_max_bytes)
+        stack.push_async_callback(tts.aclose)
+        yield Deps(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            gateway=gateway,
+            queue=queue,
+            tokens=tokens,
+            services={Pipeline: pipeline(), TtsService: tts},
+        )
