@@ -57,7 +57,7 @@ def parse_jpeg(data: bytes) -> Jpeg:
         if length < 2 or len(segment) != length - 2:
             raise ExpressionError("image_decode_failed", "The JPEG is truncated or malformed.")
         if marker == 0xFE:
-            comment = segment.decode("latin-1")
+            comment += " " + segment.decode("latin-1")
         elif marker in _SOF:
             if len(segment) < 5:
                 raise ExpressionError("image_decode_failed", "The JPEG frame header is truncated.")
