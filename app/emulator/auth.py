@@ -1,11 +1,14 @@
-"""Hume's credential checks: ``X-Hume-Api-Key`` everywhere, bearer tokens for TTS and EVI only."""
+"""Hume's credential checks: ``X-Hume-Api-Key`` everywhere, bearer tokens for TTS, EVI and v1 expression."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from .expression_errors import auth_error_body
 from .state import EmulatorState
+
+V1_PREFIX = "/v1/expression"
 
 # Hume sits behind an Apigee gateway; these bodies mirror its fault format (our assumption,
 # the exact text is not in HUME.md).
@@ -37,14 +40,19 @@ def token_ok(state: EmulatorState, token: str) -> bool:
 
 def check(state: EmulatorState, path: str, headers: dict[str, str]) -> dict[str, Any] | None:
     """None when the request may proceed, else the 401 body."""
-    bearer_allowed = path.startswith(("/v0/tts", "/v0/evi"))
+    v1 = path.startswith(V1_PREFIX)
+    bearer_allowed = v1 or path.startswith(("/v0/tts", "/v0/evi"))
     needs_auth = bearer_allowed or path.startswith("/v0/")
     if not needs_auth:
         return None
     key = headers.get("x-hume-api-key")
     if key is not None:
-        return None if key_ok(state, key) else INVALID_KEY
+        if key_ok(state, key):
+            return None
+        return auth_error_body("Invalid API key.", with_request_id=True) if v1 else INVALID_KEY
     authz = headers.get("authorization", "")
     if bearer_allowed and authz.lower().startswith("bearer "):
-        return None if token_ok(state, authz[7:].strip()) else INVALID_TOKEN
-    return MISSING_KEY
+        if token_ok(state, authz[7:].strip()):
+            return None
+        return auth_error_body("Invalid access token.", with_request_id=False) if v1 else INVALID_TOKEN
+    return auth_error_body("No API key or access token.", with_request_id=False) if v1 else MISSING_KEY

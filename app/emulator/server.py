@@ -13,8 +13,9 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import auth, batch, control
+from . import auth, batch, control, expression_api, expression_runs
 from .config import EmulatorConfig
+from .expression_errors import code_for_status, error_body
 from .state import EmulatorState
 
 SUNSET_MESSAGE = "The batch Expression Measurement API (v0) was sunset on 2026-06-14 and is no longer available."
@@ -27,6 +28,14 @@ async def _send_json(send: Send, status: int, body: object, headers: dict[str, s
         raw_headers.append((k.lower().encode(), v.encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _fault_body(path: str, status: int) -> object:
+    message = f"Injected fault: HTTP {status}"
+    if path.startswith(auth.V1_PREFIX):
+        # The v1 SDK parses error bodies into its models: a bare {"message"} would fail as ParsingError.
+        return error_body(code_for_status(status), message)
+    return {"message": message}
 
 
 class HumeMiddleware:
@@ -66,7 +75,7 @@ class HumeMiddleware:
                 if rule.retry_after is not None:
                     # HTTP allows whole seconds only; round up so clients never retry early.
                     headers["retry-after"] = str(math.ceil(rule.retry_after))
-                body = rule.body if rule.body is not None else {"message": f"Injected fault: HTTP {rule.status}"}
+                body = rule.body if rule.body is not None else _fault_body(path, rule.status)
                 await _send_json(send, rule.status, body, headers)
                 return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -97,7 +106,15 @@ def create_app(config: EmulatorConfig) -> Starlette:
                     await asyncio.gather(*state.tasks, return_exceptions=True)
                 state.http = None
 
-    routes: list[BaseRoute] = [*batch.routes, *tokens.routes, *tts.routes, *evi.routes, *control.routes]
+    routes: list[BaseRoute] = [
+        *batch.routes,
+        *expression_api.routes,
+        *expression_runs.routes,
+        *tokens.routes,
+        *tts.routes,
+        *evi.routes,
+        *control.routes,
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.emu = state
     app.add_middleware(HumeMiddleware, state=state, routes=routes)

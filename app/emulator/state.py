@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from .faults import Faults
 
 if TYPE_CHECKING:
     from .evi import Chat
+    from .expression_runs import Run
     from .jobs import Job
 
 
@@ -29,6 +31,9 @@ class EmulatorState:
     chats: dict[str, Chat] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=dict)  # access token -> expiry (epoch s)
     tts_generations: set[str] = field(default_factory=set)  # ids usable as TTS context
+    runs: dict[str, Run] = field(default_factory=dict)  # v1 expression measurement runs
+    # Signs v1 face_state tokens; per instance, so a state from another emulator is ignored.
+    face_state_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     http: httpx.AsyncClient | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -44,12 +49,13 @@ class EmulatorState:
             task.cancel()
 
     def reset(self) -> None:
-        """Forget jobs, chats, calls, deliveries and faults (tokens stay valid, as real ones would)."""
+        """Forget jobs, chats, runs, calls, deliveries and faults (tokens stay valid, as real ones would)."""
         self.cancel_tasks()
         with self.lock:
             self.jobs.clear()
             self.calls.clear()
             self.deliveries.clear()
             self.chats.clear()
+            self.runs.clear()
         self.faults.apply({"clear": True})
         self.faults.sunset_status = self.config.sunset_status
