@@ -28,10 +28,13 @@ def default_bucket(extent_s: float) -> float:
 
 
 def clock(seconds: float) -> str:
-    whole = int(seconds)
+    """h:mm:ss or m:ss; tenths only where a short span needs them."""
+    if seconds < 20 and seconds != int(seconds):
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
     if whole >= 3600:
         return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-    return f"{whole // 60}:{whole % 60:02d}" if seconds >= 60 or seconds == whole else f"{seconds:.1f}s"
+    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def _nice_ceiling(value: float) -> float:
@@ -71,6 +74,7 @@ def line_chart(series: Sequence[Series], *, label: str, width: int = 720, height
         ' preserveAspectRatio="xMidYMid meet">',
         f"<title>{escape(label)}</title>",
     ]
+    anchors = ("start", "middle", "middle", "middle", "end")
     for i in range(5):
         value = y_max * i / 4
         parts.append(
@@ -79,7 +83,7 @@ def line_chart(series: Sequence[Series], *, label: str, width: int = 720, height
         )
         at = t_min + span * i / 4
         parts.append(
-            f'<text class="tick" x="{x(at):.1f}" y="{height - 8}" text-anchor="middle">{clock(at)}</text>'
+            f'<text class="tick" x="{x(at):.1f}" y="{height - 8}" text-anchor="{anchors[i]}">{clock(at)}</text>'
         )
     for i, s in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
