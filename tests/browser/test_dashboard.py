@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-
 from tests.browser.conftest import sync_key
 from tests.conftest import Service
 from tests.e2e.test_evi import EVI_PATH, wait_for_chat
@@ -65,7 +64,8 @@ def test_job_page_draws_the_charts_and_redraws_for_another_emotion(
     assert series(page, "#timeline-face polyline") == face[:5]
     points = page.eval_on_selector_all("#timeline-face polyline", "els => els.map(e => +e.dataset.points)")
     assert all(n > 1 for n in points)
-    assert series(page, "#timeline-prosody polyline") == [e["name"] for e in summary["models"]["prosody"]["emotions"]][:5]
+    prosody = [e["name"] for e in summary["models"]["prosody"]["emotions"]]
+    assert series(page, "#timeline-prosody polyline") == prosody[:5]
     page.screenshot(path=str(output_dir / "dashboard-job.png"), full_page=True)
 
     # Choosing another emotion redraws the face timeline (and only it) with that line added.
