@@ -37,17 +37,25 @@ def sync_key(database_url: str, scopes: list[str], name: str = "browser-test") -
     return key
 
 
-@pytest.fixture
-def browser(service: Service) -> Iterator[Any]:
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The system browser's path; checked before any service starts, so a skip costs nothing."""
     executable = shutil.which("chromium")
     if executable is None:
         pytest.skip("no `chromium` on PATH: install Debian's chromium package (.ci/run does) to run browser tests")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         pytest.skip("the playwright package is not installed (it is in the dev extra: make install)")
+    return executable
+
+
+@pytest.fixture
+def browser(chromium: str, service: Service) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=LAUNCH_ARGS, headless=True)
+        launched = playwright.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS, headless=True)
         try:
             yield launched
         finally:
