@@ -303,3 +303,57 @@ async def top_emotion(
         }
         for r in rows
     ]
+
+
+# --- Dashboard (app/dashboard) ----------------------------------------------------------------------------
+# Reads the dashboard needs that no API endpoint made before; the pages otherwise call the functions above.
+
+
+async def job_sources(session: AsyncSession, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    """A job's sources in submission order, with their own and their files' errors."""
+    rows = await session.execute(
+        text(
+            "SELECT id, position, kind, url, filename, error, file_errors FROM source"
+            " WHERE job_id = :id ORDER BY position"
+        ),
+        {"id": job_id},
+    )
+    return [
+        {
+            "id": r.id, "position": r.position, "kind": r.kind, "url": r.url, "filename": r.filename,
+            "error": r.error, "file_errors": list(r.file_errors or []),
+        }
+        for r in rows
+    ]  # fmt: skip
+
+
+async def time_extent(session: AsyncSession, job_id: uuid.UUID) -> dict[str, float]:
+    """Per model, the latest time a prediction covers (seconds): sizes the timeline's default bucket."""
+    rows = await session.execute(
+        text(
+            "SELECT model, max(coalesce(time_end, time_begin)) FROM prediction"
+            " WHERE job_id = :id AND time_begin IS NOT NULL GROUP BY model"
+        ),
+        {"id": job_id},
+    )
+    return {model: float(latest) for model, latest in rows if latest is not None}
+
+
+async def active_key_scopes(session: AsyncSession, key_id: uuid.UUID) -> tuple[str, frozenset[str]] | None:
+    """(name, scopes) of an API key that is not revoked, looked up by id (dashboard sessions hold the id)."""
+    row = (
+        await session.execute(
+            text("SELECT name, scopes FROM api_key WHERE id = :id AND revoked_at IS NULL"), {"id": key_id}
+        )
+    ).first()
+    return None if row is None else (str(row.name), frozenset(row.scopes))
+
+
+async def queue_depth(session: AsyncSession) -> dict[str, int]:
+    """Queue tasks waiting (todo) and running (doing), over every task name."""
+    rows = await session.execute(
+        text("SELECT status::text, count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') GROUP BY 1")
+    )
+    depth = {"todo": 0, "doing": 0}
+    depth.update({status: int(n) for status, n in rows})
+    return depth

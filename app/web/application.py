@@ -19,6 +19,7 @@ from app.admin import event_routes
 from app.analytics import emotion_routes, prediction_routes
 from app.batch import callback_routes
 from app.config import Settings
+from app.dashboard import dashboard_routes
 from app.evi import evi_routes
 from app.inbox.task_queue import run_worker
 from app.jobs import job_routes
@@ -33,7 +34,7 @@ def routes() -> list[BaseRoute]:
     return [
         *health_routes.routes, *job_routes.routes, *prediction_routes.routes, *callback_routes.routes,
         *evi_routes.routes, *token_routes.routes, *tts_routes.routes, *emotion_routes.routes,
-        *event_routes.routes, *openapi_document.routes,
+        *event_routes.routes, *openapi_document.routes, *dashboard_routes.routes(),
     ]  # fmt: skip
 
 
