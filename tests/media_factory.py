@@ -107,7 +107,7 @@ def make_mp4(
             picture.time_base = Fraction(1, fps)
             out.mux(video.encode(picture))
             # Interleave audio up to the picture's time, as a real recorder would.
-            while sound is not None and pending_audio is not None and pending_audio.time <= (i + 1) / fps:
+            while sound is not None and pending_audio is not None and (pending_audio.time or 0.0) <= (i + 1) / fps:
                 out.mux(sound.encode(pending_audio))
                 pending_audio = next(tones, None)
         while sound is not None and pending_audio is not None:
