@@ -43,9 +43,7 @@ class Context:
 
 def main(argv: list[str]) -> int:
     selected = argv or []
-    modules = sorted(
-        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_")
-    )
+    modules = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
     if not modules:
         print("no benchmarks found", file=sys.stderr)
         return 1
