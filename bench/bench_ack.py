@@ -150,6 +150,11 @@ def run(ctx: Context) -> None:
         started = time.monotonic()
         drain(url)
         print(f"(bench_ack: the worker's backlog took {time.monotonic() - started:.1f} s more)", file=sys.stderr)
+        if any(r.problems() for rs in runs.values() for r in rs):
+            # The service's own account of what it refused, before its log goes with the temporary folder.
+            refused = [line for line in (work / "service.log").read_text().splitlines() if "status=" in line
+                       and "status=202" not in line and "status=200" not in line]  # fmt: skip
+            print("(bench_ack: service log, non-2xx)\n" + "\n".join(refused[-15:]), file=sys.stderr)
     invalid = []
     for kind in KINDS:
         problems = [f"{server} round {i}: {'; '.join(p)}" for (k, server), rs in runs.items() if k == kind
