@@ -322,6 +322,32 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return _run_async(run, settings)
 
 
+def cmd_webhooks(args: argparse.Namespace, settings: Settings) -> int:
+    """Our outbound webhooks: `replay --since TIME` (send undelivered messages again), `listen --port N`."""
+    import os
+    from datetime import UTC, datetime
+
+    if args.action == "listen":
+        from app.notifications import listen_command
+
+        url = args.service_url or os.environ.get("HES_SERVICE_URL") or f"http://127.0.0.1:{settings.port}"
+        events = args.events.split(",") if args.events else None
+        dev_key = DATA_DIR / "dev-api-key"  # what `make run` made, so `listen` works there with no flags
+        key = args.key or os.environ.get("HES_API_KEY") or (dev_key.read_text().strip() if dev_key.exists() else None)
+        return listen_command.run(url, key, args.port, events)
+    from app.notifications import redelivery
+
+    since = datetime.fromisoformat(args.since)
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+
+    async def run(deps: Any) -> int:
+        replay = await redelivery.replay_since(deps, since)
+        print(f"{len(replay.queued)} undelivered message(s) since {since.isoformat()} queued again")
+        return 0
+
+    return _run_async(run, _with_db(settings, []))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -350,7 +376,26 @@ def parser() -> argparse.ArgumentParser:
     eb.add_argument("--since", required=True, help="ISO 8601 date or time (UTC unless it says otherwise)")
     rp = sub.add_parser("replay", help="process a stored webhook event again (e.g. a dead one)")
     rp.add_argument("event_id", type=int)
+    wh = sub.add_parser("webhooks", help="our outbound webhooks: replay undelivered messages, listen locally")
+    wh_sub = wh.add_subparsers(dest="action", required=True)
+    wr = wh_sub.add_parser("replay", help="send every undelivered message created since TIME again")
+    wr.add_argument("--since", required=True, type=_iso_time, help="ISO 8601 date or time (UTC unless it says)")
+    wl = wh_sub.add_parser("listen", help="register a local receiver, verify and print each delivery")
+    wl.add_argument("--port", type=int, required=True)
+    wl.add_argument("--service-url", default=None, help="default: HES_SERVICE_URL or http://127.0.0.1:PORT")
+    wl.add_argument("--key", default=None, help="webhooks/admin API key (default: HES_API_KEY, else make run's)")
+    wl.add_argument("--events", default=None, help="comma-separated event types (default: all)")
     return p
+
+
+def _iso_time(raw: str) -> str:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {raw!r}") from None
+    return raw
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
@@ -365,6 +410,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "export": cmd_export,
     "evi-backfill": cmd_evi_backfill,
     "replay": cmd_replay,
+    "webhooks": cmd_webhooks,
 }
 
 

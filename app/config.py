@@ -41,6 +41,19 @@ def _number(environ: Mapping[str, str], key: str, default: float) -> float:
         raise SettingsError(f"{key} must be a number, got {raw!r}") from None
 
 
+def _schedule(environ: Mapping[str, str], key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = environ.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        waits = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError(f"{key} must be comma-separated seconds, got {raw!r}") from None
+    if any(w < 0 for w in waits):
+        raise SettingsError(f"{key} must not contain negative waits, got {raw!r}")
+    return waits
+
+
 def _opt(environ: Mapping[str, str], key: str) -> str | None:
     value = environ.get(key, "").strip()
     return value or None
@@ -104,6 +117,16 @@ class Settings:
     """Fetch the next Hume access token this long before the current one expires."""
     tts_cache_max_bytes: int = 512 << 20
     """Size bound of the TTS cache in Postgres; least recently used entries are evicted past it."""
+    allow_private_hosts: str | None = None
+    """ALLOW_PRIVATE_HOSTS: comma-separated hosts/CIDRs outbound requests may reach although private or
+    loopback (development and tests); media fetching and our outbound webhooks share it."""
+    webhook_retry_schedule_s: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+    """WEBHOOK_RETRY_SCHEDULE_S: the wait before each attempt (the first is the send itself), Standard
+    Webhooks' schedule; each wait after the first gets +-10 % jitter."""
+    webhook_timeout_s: float = 10.0
+    """A receiver that has not answered within this long counts as failed (and is retried)."""
+    webhook_disable_after_s: float = 5 * 86400.0
+    """An endpoint whose every attempt failed for this long is disabled."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -143,6 +166,10 @@ class Settings:
             cors_allow_origins=tuple(o.strip() for o in env.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()),
             hume_token_refresh_margin_s=_number(env, "HUME_TOKEN_REFRESH_MARGIN_S", 300.0),
             tts_cache_max_bytes=int(_number(env, "TTS_CACHE_MAX_BYTES", 512 << 20)),
+            allow_private_hosts=_opt(env, "ALLOW_PRIVATE_HOSTS"),
+            webhook_retry_schedule_s=_schedule(env, "WEBHOOK_RETRY_SCHEDULE_S", cls.webhook_retry_schedule_s),
+            webhook_timeout_s=_number(env, "WEBHOOK_TIMEOUT_S", 10.0),
+            webhook_disable_after_s=_number(env, "WEBHOOK_DISABLE_AFTER_S", 5 * 86400.0),
         )
         if settings.database_url is not None:
             sqlalchemy_url(settings.database_url)
@@ -155,6 +182,14 @@ class Settings:
     @property
     def callback_base_url(self) -> str:
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def outbound_allow_list(self) -> str | None:
+        """ALLOW_PRIVATE_HOSTS, or, under `make run` with the built-in emulator and nothing set, this
+        machine's loopback: `python -m app webhooks listen` then works out of the box."""
+        if self.allow_private_hosts is None and self.uses_emulator:
+            return "127.0.0.1,::1,localhost"
+        return self.allow_private_hosts
 
     @property
     def emulator_url(self) -> str:

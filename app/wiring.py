@@ -20,8 +20,9 @@ from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetErro
 from app.hume.gateway import HumeGateway
 from app.hume.token_client import TokenProvider
 from app.hume.tts_client import HumeTts
-from app.inbox.pipeline import Pipeline
+from app.inbox.pipeline import DELIVER_MESSAGE, Pipeline
 from app.inbox.task_queue import make_queue
+from app.notifications import delivery, redelivery
 from app.prediction_rows import PredictionFormatError
 from app.store.db import make_engine, make_sessionmaker
 from app.tts.tts_service import TtsService
@@ -38,6 +39,8 @@ def pipeline() -> Pipeline:
     plan.handle(chat_events.PROVIDERS, chat_events.handle_event)
     plan.backends["batch"] = batch_submission.BACKEND
     plan.checks.append(batch_outcomes.poll_overdue)
+    plan.tasks[DELIVER_MESSAGE] = delivery.deliver
+    plan.checks.append(redelivery.count_waiting)
     return plan
 
 
@@ -80,7 +83,8 @@ async def build_deps(settings: Settings, *, pool_size: int = 10) -> AsyncIterato
             api_key=settings.hume_key, base_url=settings.hume_url, max_retries=settings.hume_max_retries
         )
         stack.push_async_callback(gateway.aclose)
-        queue = make_queue(settings.database_url, settings)
+        plan = pipeline()
+        queue = make_queue(settings.database_url, settings, plan.tasks)
         await queue.open_async()
         stack.push_async_callback(queue.close_async)
         sessionmaker = make_sessionmaker(engine)
@@ -98,11 +102,13 @@ async def build_deps(settings: Settings, *, pool_size: int = 10) -> AsyncIterato
         stack.push_async_callback(hume_tts.aclose)
         tts = TtsService(hume=hume_tts, sessionmaker=sessionmaker, max_bytes=settings.tts_cache_max_bytes)
         stack.push_async_callback(tts.aclose)
+        courier = delivery.Courier(settings.outbound_allow_list, timeout_s=settings.webhook_timeout_s)
+        stack.push_async_callback(courier.aclose)
         yield Deps(
             settings=settings,
             sessionmaker=sessionmaker,
             gateway=gateway,
             queue=queue,
             tokens=tokens,
-            services={Pipeline: pipeline(), TtsService: tts},
+            services={Pipeline: plan, TtsService: tts, delivery.Courier: courier},
         )

@@ -26,6 +26,7 @@ from app.errors import InvalidInput, Unauthorized
 from app.hume import evi_chats as evi
 from app.hume import signatures
 from app.hume.errors import HumeError
+from app.inbox import outbox
 from app.inbox.acceptance import Accepted, store_and_queue
 from app.inbox.event_runner import run_event
 from app.inbox.pipeline import RetryLater
@@ -180,6 +181,7 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
                 session, job_id, "completed", num_predictions=count, num_errors=len(errors), details=details,
                 started_at=job.started_at or _at(history.start_ms), completed_at=_at(end_ms) or datetime.now(UTC),
             )  # fmt: skip
+            await outbox.job_ended(session, deps, job_id)
             await inbox_events.finish(session, event_id, "done")
     metrics.INGEST_ROWS.inc(count)
     log.info("evi chat ingested", job_id=str(job_id), chat_id=event.chat_id, predictions=count)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.tables import ApiKey
 
-SCOPES = ("submit", "read", "token", "tts", "admin")
+SCOPES = ("submit", "read", "token", "tts", "webhooks", "admin")
 KEY_PREFIX = "hes_"
 
 

@@ -23,6 +23,7 @@ from app.dashboard import dashboard_routes
 from app.evi import evi_routes
 from app.inbox.task_queue import run_worker
 from app.jobs import job_routes
+from app.notifications import endpoint_routes, message_routes
 from app.tokens import token_routes
 from app.tts import tts_routes
 from app.web import error_handlers, health_routes, openapi_document
@@ -34,7 +35,8 @@ def routes() -> list[BaseRoute]:
     return [
         *health_routes.routes, *job_routes.routes, *prediction_routes.routes, *callback_routes.routes,
         *evi_routes.routes, *token_routes.routes, *tts_routes.routes, *emotion_routes.routes,
-        *event_routes.routes, *openapi_document.routes, *dashboard_routes.routes(),
+        *event_routes.routes, *endpoint_routes.routes, *message_routes.routes, *openapi_document.routes,
+        *dashboard_routes.routes(),
     ]  # fmt: skip
 
 
@@ -46,7 +48,7 @@ def cors_middleware(settings: Settings) -> list[Middleware]:
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_allow_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["authorization", "content-type", "idempotency-key"],
             expose_headers=["x-cache", "x-request-id", "retry-after"],
             max_age=600,

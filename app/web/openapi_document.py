@@ -249,6 +249,61 @@ SPEC: dict[str, Any] = {
     },
 }  # fmt: skip
 
+_ENDPOINT_ID = {"name": "endpoint_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_MESSAGE_ID = {"name": "message_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_EVENTS = {"type": "array", "items": {"type": "string", "enum": ["job.completed", "job.failed", "job.rejected",
+                                                                 "evi_chat.completed"]}, "minItems": 1}
+_ENDPOINT_FIELDS: dict[str, Any] = {
+    "url": {"type": "string", "maxLength": 2048}, "events": _EVENTS,
+    "description": {"type": "string", "maxLength": 500},
+}
+_ENDPOINT_BODY: dict[str, Any] = {"type": "object", "properties": _ENDPOINT_FIELDS}
+_W = "(scope: webhooks or admin)"
+# Our own outbound webhooks (app/notifications): endpoints and the delivery log.
+SPEC["paths"].update({
+    "/v1/webhook-endpoints": {
+        "post": {"summary": f"Register an endpoint; the answer holds its signing secret, shown once {_W}",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     **_ENDPOINT_BODY, "required": ["url"]}}}},
+                 "responses": {"201": _json(_OBJ), **_errors(401, 403, 413, 422)}},
+        "get": {"summary": f"This key's endpoints {_W}", "responses": {"200": _json(_OBJ), **_errors(401, 403)}},
+    },
+    "/v1/webhook-endpoints/{endpoint_id}": {
+        "get": {"parameters": [_ENDPOINT_ID], "responses": {"200": _json(_OBJ), **_errors(401, 403, 404)}},
+        "patch": {"parameters": [_ENDPOINT_ID],
+                  "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                      **_ENDPOINT_BODY, "properties": {**_ENDPOINT_FIELDS, "disabled": {"type": "boolean"}},
+                  }}}},
+                  "responses": {"200": _json(_OBJ), **_errors(401, 403, 404, 413, 422)}},
+        "delete": {"parameters": [_ENDPOINT_ID],
+                   "responses": {"204": {"description": "deleted"}, **_errors(401, 403, 404)}},
+    },
+    "/v1/webhook-endpoints/{endpoint_id}/rotate-secret": {
+        "post": {"summary": "A new secret; the old one keeps signing alongside it for 24 h",
+                 "parameters": [_ENDPOINT_ID],
+                 "responses": {"200": _json(_OBJ), **_errors(401, 403, 404)}},
+    },
+    "/v1/webhook-endpoints/{endpoint_id}/test": {
+        "post": {"summary": "Queue a ping to the endpoint", "parameters": [_ENDPOINT_ID],
+                 "responses": {"202": _json(_OBJ), **_errors(401, 403, 404)}},
+    },
+    "/v1/webhook-endpoints/{endpoint_id}/messages": {
+        "get": {"summary": "Messages sent to the endpoint, newest first",
+                "parameters": [_ENDPOINT_ID, {"name": "limit", "in": "query",
+                                              "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                               {"name": "before", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": _json(_OBJ), **_errors(401, 403, 404, 422)}},
+    },
+    "/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}/attempts": {
+        "get": {"summary": "Every attempt of one message: status, response code, first 500 bytes, duration, error",
+                "parameters": [_ENDPOINT_ID, _MESSAGE_ID], "responses": {"200": _json(_OBJ), **_errors(401, 403, 404)}},
+    },
+    "/v1/webhook-messages/{message_id}/retry": {
+        "post": {"summary": "Send the message again now (409 while its endpoint is disabled)",
+                 "parameters": [_MESSAGE_ID], "responses": {"202": _json(_OBJ), **_errors(401, 403, 404, 409)}},
+    },
+})  # fmt: skip
+
 
 async def openapi_json(request: Request) -> Response:
     return JSON(SPEC)
