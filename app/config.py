@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 LogFormat = Literal["console", "json"]
+Backend = Literal["batch", "v1"]
+BACKENDS: tuple[Backend, ...] = ("batch", "v1")
 
 # The built-in emulator's development credentials: not secrets, they only open the local emulator.
 EMULATOR_API_KEY = "emulator-dev-key"
@@ -44,6 +46,16 @@ def _number(environ: Mapping[str, str], key: str, default: float) -> float:
 def _opt(environ: Mapping[str, str], key: str) -> str | None:
     value = environ.get(key, "").strip()
     return value or None
+
+
+def _backend(environ: Mapping[str, str]) -> Backend | None:
+    raw = environ.get("HUME_BACKEND", "").strip().lower()
+    if not raw:
+        return None
+    for backend in BACKENDS:
+        if raw == backend:
+            return backend
+    raise SettingsError(f"HUME_BACKEND must be batch or v1, got {raw!r}")
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -104,6 +116,18 @@ class Settings:
     """Fetch the next Hume access token this long before the current one expires."""
     tts_cache_max_bytes: int = 512 << 20
     """Size bound of the TTS cache in Postgres; least recently used entries are evicted past it."""
+    hume_backend: Backend | None = None
+    """HUME_BACKEND: the backend of a job that names none; None means `default_backend`'s rule."""
+    allow_private_hosts: str | None = None
+    """ALLOW_PRIVATE_HOSTS: hosts or CIDRs the outbound URL guard lets through (comma-separated)."""
+    media_max_bytes: int = 2 << 30
+    """MEDIA_MAX_BYTES: the largest medium the v1 backend downloads, counted while streaming."""
+    media_read_timeout_s: float = 30.0
+    """MEDIA_FETCH_READ_TIMEOUT_S: the longest silence while downloading a medium."""
+    media_fetch_timeout_s: float = 900.0
+    """MEDIA_FETCH_TIMEOUT_S: a whole download, redirects included."""
+    v1_face_fps: float = 3.0
+    """V1_FACE_FPS: frames per second sent to Hume v1 for `face` (the batch face model's rate)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -143,6 +167,12 @@ class Settings:
             cors_allow_origins=tuple(o.strip() for o in env.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()),
             hume_token_refresh_margin_s=_number(env, "HUME_TOKEN_REFRESH_MARGIN_S", 300.0),
             tts_cache_max_bytes=int(_number(env, "TTS_CACHE_MAX_BYTES", 512 << 20)),
+            hume_backend=_backend(env),
+            allow_private_hosts=_opt(env, "ALLOW_PRIVATE_HOSTS"),
+            media_max_bytes=int(_number(env, "MEDIA_MAX_BYTES", 2 << 30)),
+            media_read_timeout_s=_number(env, "MEDIA_FETCH_READ_TIMEOUT_S", 30.0),
+            media_fetch_timeout_s=_number(env, "MEDIA_FETCH_TIMEOUT_S", 900.0),
+            v1_face_fps=_number(env, "V1_FACE_FPS", 3.0),
         )
         if settings.database_url is not None:
             sqlalchemy_url(settings.database_url)
@@ -151,6 +181,14 @@ class Settings:
     @property
     def uses_emulator(self) -> bool:
         return self.hume_api_key is None and self.hume_base_url is None
+
+    @property
+    def default_backend(self) -> Backend:
+        """HUME_BACKEND if set; else `v1` against real Hume (its batch API is gone since 2026-06-15) and
+        `batch` against the emulator or a compatible HUME_BASE_URL, which still serve batch jobs."""
+        if self.hume_backend is not None:
+            return self.hume_backend
+        return "v1" if not self.uses_emulator and self.hume_base_url is None else "batch"
 
     @property
     def callback_base_url(self) -> str:

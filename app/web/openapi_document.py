@@ -69,6 +69,11 @@ SPEC: dict[str, Any] = {
                     "text": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
                     "models": {"type": "object"},
                     "metadata": {"type": "object"},
+                    "backend": {
+                        "type": "string", "enum": ["batch", "v1"],
+                        "description": "batch: Hume's batch API (or a compatible server); v1: Hume's v1 Expression"
+                        " Measurement API, prosody and face only. Default: HUME_BACKEND.",
+                    },
                 },
             },
         },
