@@ -128,6 +128,10 @@ class Settings:
     """MEDIA_FETCH_TIMEOUT_S: a whole download, redirects included."""
     v1_face_fps: float = 3.0
     """V1_FACE_FPS: frames per second sent to Hume v1 for `face` (the batch face model's rate)."""
+    v1_frames_per_request: int = 100
+    """V1_FRAMES_PER_REQUEST: images per v1 video request (each request also stays under 24 MB)."""
+    v1_audio_chunk_bytes: int = 24_000_000
+    """V1_AUDIO_CHUNK_BYTES: the largest WAV per v1 audio request (Hume takes 25 MB a request)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -173,6 +177,8 @@ class Settings:
             media_read_timeout_s=_number(env, "MEDIA_FETCH_READ_TIMEOUT_S", 30.0),
             media_fetch_timeout_s=_number(env, "MEDIA_FETCH_TIMEOUT_S", 900.0),
             v1_face_fps=_number(env, "V1_FACE_FPS", 3.0),
+            v1_frames_per_request=int(_number(env, "V1_FRAMES_PER_REQUEST", 100)),
+            v1_audio_chunk_bytes=int(_number(env, "V1_AUDIO_CHUNK_BYTES", 24_000_000)),
         )
         if settings.database_url is not None:
             sqlalchemy_url(settings.database_url)

@@ -44,7 +44,7 @@ async def _next(items: Iterator[T]) -> T | None:
 async def measure_audio(deps: Deps, job_id: uuid.UUID, source: int, path: Path, stored: dict[int, StoredChunk]) -> int:
     """Send the audio's missing chunks; returns how many chunks the medium has."""
     client = deps.get(ExpressionClient)
-    chunks: Generator[AudioChunk, None, None] = iter_audio_chunks(path)  # type: ignore[assignment]
+    chunks: Generator[AudioChunk, None, None] = iter_audio_chunks(path, max_bytes=deps.settings.v1_audio_chunk_bytes)  # type: ignore[assignment]
     count = 0
     # closing: a failure mid-way closes the generator, and with it the decoder's file.
     with contextlib.closing(chunks):
@@ -67,7 +67,7 @@ async def measure_video(
     """Send the video's missing frame batches, chaining face_state; returns how many batches it has."""
     client = deps.get(ExpressionClient)
     frames: Generator[JpegFrame, None, None] = iter_jpeg_frames(path, fps=options.fps)  # type: ignore[assignment]
-    batches = iter_frame_batches(frames)
+    batches = iter_frame_batches(frames, max_frames=deps.settings.v1_frames_per_request)
     count = 0
     face_state: str | None = None
     with contextlib.closing(frames):
