@@ -46,6 +46,10 @@ def media_server(directory: Path) -> Iterator[str]:
     async def lying(request: Request) -> Response:
         return StreamingResponse(_bytes(8 << 20), headers={"content-length": "100"}, media_type="video/mp4")
 
+    async def huge(request: Request) -> Response:
+        # No Content-Length (chunked): only counting while streaming can stop it.
+        return StreamingResponse(_bytes(8 << 20), media_type="video/mp4")
+
     async def stall(request: Request) -> Response:
         return StreamingResponse(_bytes(1 << 20, stall_after=65536), media_type="video/mp4")
 
@@ -54,6 +58,7 @@ def media_server(directory: Path) -> Iterator[str]:
             Route("/media/{name}", file),
             Route("/to", to),
             Route("/lying.mp4", lying),
+            Route("/huge.mp4", huge),
             Route("/stall.mp4", stall),
         ]
     )
