@@ -49,6 +49,33 @@ def rows(database_url: str, sql: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
+def expect_means(database_url: str, job_id: str, summary: dict[str, Any]) -> None:
+    """Means recomputed from Hume's stored responses, apart from the store: an expression a prediction
+    lacks counts as 0; `present` is the share of predictions that listed it."""
+    scored: dict[str, list[dict[str, float]]] = {"prosody": [], "face": []}
+    for medium, result in rows(
+        database_url, "SELECT medium, result FROM v1_chunk WHERE job_id = :id AND chunk >= 0", id=job_id
+    ):
+        if medium == "audio":
+            for m in result["measurements"]:
+                scored["prosody"].append({e["name"]: e["probability"] for e in m["expressions"]})
+        else:
+            for image in result["measurements"]:
+                for face in image["faces"]:
+                    if face.get("face_id") is not None:
+                        scored["face"].append({e["name"]: e["probability"] for e in face.get("expressions", [])})
+    for model, predictions in scored.items():
+        got = {e["name"]: e for e in summary[model]["emotions"]}
+        names = {name for p in predictions for name in p}
+        assert set(got) == names and summary[model]["predictions"] == len(predictions)
+        for name in names:
+            mean = sum(p.get(name, 0.0) for p in predictions) / len(predictions)
+            present = sum(name in p for p in predictions) / len(predictions)
+            assert got[name]["mean"] == pytest.approx(mean, rel=1e-5), (model, name)
+            assert got[name]["present"] == pytest.approx(present), (model, name)
+            assert got[name]["max"] == pytest.approx(max(p.get(name, 0.0) for p in predictions), rel=1e-6)
+
+
 def test_v1_job_completes_and_is_queryable(v1_service: Service, media: str) -> None:
     urls = [f"{media}/media/talk.mp4", f"{media}/media/voice.wav"]
     with v1_service.client() as client:
@@ -78,6 +105,7 @@ def test_v1_job_completes_and_is_queryable(v1_service: Service, media: str) -> N
         csv_lines = client.get(f"/v1/jobs/{job['id']}/predictions.csv").text.strip().splitlines()
         assert len(csv_lines) == job["num_predictions"] + 1
 
+    expect_means(v1_service.database_url, job["id"], summary)
     chunks = rows(
         v1_service.database_url,
         "SELECT source_index, medium, chunk, start_ms, request_id, run_id FROM v1_chunk"
