@@ -144,7 +144,7 @@ async def start(deps: Deps, job_id: uuid.UUID) -> None:
             await jobs.advance(session, job_id, "rejected", error=str(exc), error_code=code, completed_at=_now())
         log.warning("v1 job rejected by hume", job_id=str(job_id), error=str(exc))
         return
-    await complete(deps, job_id, urls)
+    await complete(deps.sessionmaker, job_id, urls)
 
 
 async def give_up(deps: Deps, job_id: uuid.UUID, error: str) -> None:

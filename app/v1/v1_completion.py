@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import metrics
-from app.deps import Deps
 from app.hume.expression_rows import audio_rows, video_rows
 from app.prediction_rows import PredictionRow
 from app.store import ingest, jobs, v1_chunks
@@ -55,10 +55,10 @@ def prediction_rows(chunks: Sequence[StoredChunk]) -> Iterator[PredictionRow]:
             yield from video_rows(c.source_index, None, c.frames or [], c.result)
 
 
-async def complete(deps: Deps, job_id: uuid.UUID, urls: Sequence[str]) -> bool:
+async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, urls: Sequence[str]) -> bool:
     """Ingest and complete; False if the job was already final (a second run finds nothing to do)."""
     with metrics.INGEST_SECONDS.time():
-        async with deps.sessionmaker.begin() as session:
+        async with sessionmaker.begin() as session:
             job = await jobs.lock(session, job_id)
             if job is None or job.status in jobs.FINAL:
                 return False
