@@ -64,7 +64,12 @@ async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.
                 return False
             chunks = await v1_chunks.results(session, job_id)
             records = source_records(urls, chunks)
-            count = await ingest.ingest(session, job_id, records, prediction_rows(chunks))
+            rows = list(prediction_rows(chunks))
+            names: dict[str, dict[str, None]] = {}
+            for row in rows:
+                names.setdefault(row.model, {}).update(dict.fromkeys(s.name for s in row.scores))
+            await ingest.ensure_names(session, {model: list(listed) for model, listed in names.items()})
+            count = await ingest.ingest(session, job_id, records, rows)
             await jobs.advance(
                 session, job_id, "completed", num_predictions=count, num_errors=ingest.error_count(records),
                 completed_at=datetime.now(UTC),
