@@ -37,7 +37,14 @@ class VideoOptions:
 
 async def _next(items: Iterator[T]) -> T | None:
     """The next item, decoded off the event loop (PyAV releases the GIL while it decodes)."""
-    item = await asyncio.to_thread(next, items, _END)
+    pending = asyncio.ensure_future(asyncio.to_thread(next, items, _END))
+    try:
+        item = await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        # A decoding thread cannot be interrupted: let it finish, so the generator can then be closed.
+        with contextlib.suppress(Exception):
+            await pending
+        raise
     return None if item is _END else item  # type: ignore[return-value]
 
 
