@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 LogFormat = Literal["console", "json"]
+Backend = Literal["batch", "v1"]
+BACKENDS: tuple[Backend, ...] = ("batch", "v1")
 
 # The built-in emulator's development credentials: not secrets, they only open the local emulator.
 EMULATOR_API_KEY = "emulator-dev-key"
@@ -57,6 +59,16 @@ def _schedule(environ: Mapping[str, str], key: str, default: tuple[float, ...]) 
 def _opt(environ: Mapping[str, str], key: str) -> str | None:
     value = environ.get(key, "").strip()
     return value or None
+
+
+def _backend(environ: Mapping[str, str]) -> Backend | None:
+    raw = environ.get("HUME_BACKEND", "").strip().lower()
+    if not raw:
+        return None
+    for backend in BACKENDS:
+        if raw == backend:
+            return backend
+    raise SettingsError(f"HUME_BACKEND must be batch or v1, got {raw!r}")
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -127,6 +139,20 @@ class Settings:
     """A receiver that has not answered within this long counts as failed (and is retried)."""
     webhook_disable_after_s: float = 5 * 86400.0
     """An endpoint whose every attempt failed for this long is disabled."""
+    hume_backend: Backend | None = None
+    """HUME_BACKEND: the backend of a job that names none; None means `default_backend`'s rule."""
+    media_max_bytes: int = 2 << 30
+    """MEDIA_MAX_BYTES: the largest medium the v1 backend downloads, counted while streaming."""
+    media_read_timeout_s: float = 30.0
+    """MEDIA_FETCH_READ_TIMEOUT_S: the longest silence while downloading a medium."""
+    media_fetch_timeout_s: float = 900.0
+    """MEDIA_FETCH_TIMEOUT_S: a whole download, redirects included."""
+    v1_face_fps: float = 3.0
+    """V1_FACE_FPS: frames per second sent to Hume v1 for `face` (the batch face model's rate)."""
+    v1_frames_per_request: int = 100
+    """V1_FRAMES_PER_REQUEST: images per v1 video request (each request also stays under 24 MB)."""
+    v1_audio_chunk_bytes: int = 24_000_000
+    """V1_AUDIO_CHUNK_BYTES: the largest WAV per v1 audio request (Hume takes 25 MB a request)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -170,6 +196,13 @@ class Settings:
             webhook_retry_schedule_s=_schedule(env, "WEBHOOK_RETRY_SCHEDULE_S", cls.webhook_retry_schedule_s),
             webhook_timeout_s=_number(env, "WEBHOOK_TIMEOUT_S", 10.0),
             webhook_disable_after_s=_number(env, "WEBHOOK_DISABLE_AFTER_S", 5 * 86400.0),
+            hume_backend=_backend(env),
+            media_max_bytes=int(_number(env, "MEDIA_MAX_BYTES", 2 << 30)),
+            media_read_timeout_s=_number(env, "MEDIA_FETCH_READ_TIMEOUT_S", 30.0),
+            media_fetch_timeout_s=_number(env, "MEDIA_FETCH_TIMEOUT_S", 900.0),
+            v1_face_fps=_number(env, "V1_FACE_FPS", 3.0),
+            v1_frames_per_request=int(_number(env, "V1_FRAMES_PER_REQUEST", 100)),
+            v1_audio_chunk_bytes=int(_number(env, "V1_AUDIO_CHUNK_BYTES", 24_000_000)),
         )
         if settings.database_url is not None:
             sqlalchemy_url(settings.database_url)
@@ -178,6 +211,14 @@ class Settings:
     @property
     def uses_emulator(self) -> bool:
         return self.hume_api_key is None and self.hume_base_url is None
+
+    @property
+    def default_backend(self) -> Backend:
+        """HUME_BACKEND if set; else `v1` against real Hume (its batch API is gone since 2026-06-15) and
+        `batch` against the emulator or a compatible HUME_BASE_URL, which still serve batch jobs."""
+        if self.hume_backend is not None:
+            return self.hume_backend
+        return "v1" if not self.uses_emulator and self.hume_base_url is None else "batch"
 
     @property
     def callback_base_url(self) -> str:

@@ -22,7 +22,5 @@ WEBHOOK_ATTEMPT_SECONDS = Histogram(
     "outbound_webhook_attempt_seconds", "Time of one outbound webhook attempt",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )  # fmt: skip
-WEBHOOK_ENDPOINTS_DISABLED = Counter(
-    "outbound_webhook_endpoints_disabled_total", "Endpoints we disabled", ["reason"]
-)
+WEBHOOK_ENDPOINTS_DISABLED = Counter("outbound_webhook_endpoints_disabled_total", "Endpoints we disabled", ["reason"])
 WEBHOOK_MESSAGES_WAITING = Gauge("outbound_webhook_messages_waiting", "Outbound messages not yet delivered")

@@ -17,6 +17,7 @@ from app.deps import Deps
 from app.evi import chat_events
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
+from app.hume.expression_client import ExpressionClient
 from app.hume.gateway import HumeGateway
 from app.hume.token_client import TokenProvider
 from app.hume.tts_client import HumeTts
@@ -26,6 +27,7 @@ from app.notifications import delivery, redelivery
 from app.prediction_rows import PredictionFormatError
 from app.store.db import make_engine, make_sessionmaker
 from app.tts.tts_service import TtsService
+from app.v1 import v1_backend
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +40,7 @@ def pipeline() -> Pipeline:
     plan.handle(batch_outcomes.PROVIDERS, batch_outcomes.handle_event)
     plan.handle(chat_events.PROVIDERS, chat_events.handle_event)
     plan.backends["batch"] = batch_submission.BACKEND
+    plan.backends["v1"] = v1_backend.BACKEND
     plan.checks.append(batch_outcomes.poll_overdue)
     plan.tasks[DELIVER_MESSAGE] = delivery.deliver
     plan.checks.append(redelivery.count_waiting)
@@ -104,11 +107,15 @@ async def build_deps(settings: Settings, *, pool_size: int = 10) -> AsyncIterato
         stack.push_async_callback(tts.aclose)
         courier = delivery.Courier(settings.outbound_allow_list, timeout_s=settings.webhook_timeout_s)
         stack.push_async_callback(courier.aclose)
+        expression = ExpressionClient(
+            api_key=settings.hume_key, base_url=settings.hume_url, max_retries=settings.hume_max_retries
+        )
+        stack.push_async_callback(expression.aclose)
         yield Deps(
             settings=settings,
             sessionmaker=sessionmaker,
             gateway=gateway,
             queue=queue,
             tokens=tokens,
-            services={Pipeline: plan, TtsService: tts, delivery.Courier: courier},
+            services={Pipeline: plan, TtsService: tts, delivery.Courier: courier, ExpressionClient: expression},
         )

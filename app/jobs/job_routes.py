@@ -37,6 +37,7 @@ def job_json(job: Job) -> dict[str, Any]:
     return {
         "id": str(job.id),
         "kind": job.kind,
+        "backend": job.backend,
         "status": job.status,
         "hume_job_id": job.hume_job_id,
         "created_at": ts(job.created_at),
@@ -57,7 +58,7 @@ async def create_job(request: Request) -> Response:
     principal = await authorize(request, "submit")
     d = deps(request)
     body = await read_body(request, d.settings.max_body_bytes)
-    submit = submit_request(parse_json_object(body))
+    submit = submit_request(parse_json_object(body), d.settings.default_backend)
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 255:
         raise InvalidInput("Idempotency-Key", "must be 1 to 255 characters")

@@ -28,15 +28,17 @@ async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
     """Per model: prediction count and every emotion's mean and max, highest mean first.
 
     Read from the per-source aggregates written at ingest: a one-hour job is a few hundred rows here
-    against tens of thousands of predictions.
+    against tens of thousands of predictions. A prediction that does not score an emotion (Hume's v1 API
+    lists only the expressions it judged present) counts as 0 in the mean, so means of sparse and dense
+    models compare; `present` says in what share of the model's predictions the emotion was scored
+    (1.0 for batch models, which score every emotion every time).
     """
     rows = await session.execute(
         text(
             """
-            SELECT model, name, sum(mean * count) / sum(count) AS mean, max(max) AS max
+            SELECT model, name, sum(mean * count) AS total, sum(count) AS n, max(max) AS max
             FROM emotion_stat WHERE job_id = :id
             GROUP BY model, position, name
-            ORDER BY model, mean DESC, name
             """
         ),
         {"id": job_id},
@@ -47,8 +49,13 @@ async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
     )
     per_model = {m: int(n) for m, n in counts}
     models: dict[str, Any] = {m: {"predictions": n, "emotions": []} for m, n in sorted(per_model.items())}
-    for model, name, mean, peak in rows:
-        models[model]["emotions"].append({"name": name, "mean": float(mean), "max": float(peak)})
+    for model, name, total, n, peak in rows:
+        predictions = per_model.get(model) or int(n)
+        models[model]["emotions"].append(
+            {"name": name, "mean": float(total) / predictions, "max": float(peak), "present": int(n) / predictions}
+        )
+    for model in models.values():
+        model["emotions"].sort(key=lambda e: (-e["mean"], e["name"]))
     return models
 
 
@@ -86,7 +93,8 @@ async def timeline(
         text(
             f"""
             SELECT floor(time_begin / :bucket) * :bucket AS t, {group} AS grp,
-                   avg(scores[:pos]) AS mean, max(scores[:pos]) AS max, count(scores[:pos]) AS n
+                   avg(coalesce(scores[:pos], 0)) AS mean, max(scores[:pos]) AS max, count(*) AS n,
+                   count(scores[:pos]) AS present
             FROM prediction
             WHERE job_id = :id AND model = :model AND time_begin IS NOT NULL
             GROUP BY 1, 2 ORDER BY 2 NULLS FIRST, 1
@@ -95,10 +103,15 @@ async def timeline(
         {"bucket": bucket_s, "pos": position + 1, "id": job_id, "model": model},
     )
     out = []
-    for t, grp, mean, peak, n in rows:
-        if not n:
-            continue
-        point: dict[str, Any] = {"time": float(t), "mean": float(mean), "max": float(peak), "count": int(n)}
+    # As in the summary, a prediction without this emotion counts as 0; `present` says how many had it.
+    for t, grp, mean, peak, n, present in rows:
+        point: dict[str, Any] = {
+            "time": float(t),
+            "mean": float(mean),
+            "max": float(peak or 0.0),
+            "count": int(n),
+            "present": int(present),
+        }
         if by_group:
             point["group"] = grp
         out.append(point)

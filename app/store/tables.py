@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     Text,
     UniqueConstraint,
@@ -285,3 +286,27 @@ class WebhookAttempt(Base):
     """At most the first 500 bytes of the receiver's answer (decoded leniently)."""
     duration_ms: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class V1Chunk(Base):
+    """One measured chunk of a v1 job's source medium (chunk -1: the medium's outcome); see migration 0005."""
+
+    __tablename__ = "v1_chunk"
+    __table_args__ = (
+        PrimaryKeyConstraint("job_id", "source_index", "medium", "chunk", name="pk_v1_chunk"),
+        CheckConstraint("medium IN ('audio', 'video')", name="ck_v1_chunk_medium"),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
+    source_index: Mapped[int] = mapped_column(Integer)
+    medium: Mapped[str] = mapped_column(Text)
+    chunk: Mapped[int] = mapped_column(Integer)
+    start_ms: Mapped[int | None] = mapped_column(BigInteger)
+    request_id: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(Text)
+    face_state: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    frames: Mapped[list[Any] | None] = mapped_column(JSONB)
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()

@@ -69,6 +69,11 @@ SPEC: dict[str, Any] = {
                     "text": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
                     "models": {"type": "object"},
                     "metadata": {"type": "object"},
+                    "backend": {
+                        "type": "string", "enum": ["batch", "v1"],
+                        "description": "batch: Hume's batch API (or a compatible server); v1: Hume's v1 Expression"
+                        " Measurement API, prosody and face only. Default: HUME_BACKEND.",
+                    },
                 },
             },
         },
@@ -251,10 +256,14 @@ SPEC: dict[str, Any] = {
 
 _ENDPOINT_ID = {"name": "endpoint_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 _MESSAGE_ID = {"name": "message_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_EVENTS = {"type": "array", "items": {"type": "string", "enum": ["job.completed", "job.failed", "job.rejected",
-                                                                 "evi_chat.completed"]}, "minItems": 1}
+_EVENTS = {
+    "type": "array",
+    "items": {"type": "string", "enum": ["job.completed", "job.failed", "job.rejected", "evi_chat.completed"]},
+    "minItems": 1,
+}
 _ENDPOINT_FIELDS: dict[str, Any] = {
-    "url": {"type": "string", "maxLength": 2048}, "events": _EVENTS,
+    "url": {"type": "string", "maxLength": 2048},
+    "events": _EVENTS,
     "description": {"type": "string", "maxLength": 500},
 }
 _ENDPOINT_BODY: dict[str, Any] = {"type": "object", "properties": _ENDPOINT_FIELDS}
