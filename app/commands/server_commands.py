@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -72,7 +74,8 @@ def _listen_on(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.replace(**changes) if changes else settings
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, on_started: Callable[[], object] | None = None) -> int:
+    """Serve until Ctrl-C or SIGTERM; `on_started` runs once the server (emulator included) listens."""
     import uvicorn
 
     from app.web.application import create_app
@@ -80,10 +83,19 @@ def serve(settings: Settings) -> int:
     problem = startup_banner.taken_port(settings)
     if problem:
         raise CommandError(problem)
-    uvicorn.run(
+    server = uvicorn.Server(uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on",
         limit_concurrency=2000, timeout_graceful_shutdown=10,
-    )  # fmt: skip
+    ))  # fmt: skip
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started and on_started is not None:
+            on_started()
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run()
     return 0
 
 
@@ -95,8 +107,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if problem:
         raise CommandError(problem)
     settings = with_database(settings)
-    print(f"Serving on http://{settings.host}:{settings.port}", flush=True)
-    return serve(settings)
+    return serve(settings, lambda: print(f"Serving on http://{settings.host}:{settings.port}", flush=True))
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -119,8 +130,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         KEY_FILE.chmod(0o600)
     banner = startup_banner.make(settings, key, settings.database_url, embedded, _psql())
     banner.save()
-    print(banner.render(), flush=True)
-    return serve(settings)
+    return serve(settings, lambda: print(banner.render(), flush=True))
 
 
 def _psql() -> str:

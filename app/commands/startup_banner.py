@@ -72,8 +72,8 @@ class Banner:
             "Development API key (every scope), for the README's examples:",
             f"  export KEY={self.key}",
             "",
-            "Try every event: python -m app trigger batch-job | evi-chat | tts"
-            "   Show this again: python -m app status",
+            "Try every event: python -m app trigger batch-job | evi-chat | tts",
+            "Show this again: python -m app status.   Ctrl-C stops everything.",
         ]
         return "\n".join(lines)
 
