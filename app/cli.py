@@ -53,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
         "Run a queue worker: processes webhook events, submissions and reconciliation. Needs DATABASE_URL; "
         "scale out by running several, with RUN_WORKER=false on the servers.")  # fmt: skip
     add("migrate", servers.cmd_migrate, "apply database migrations (DATABASE_URL, else the embedded Postgres)")
-    add("status", servers.cmd_status, "print the start-up banner of the service `make run` started here again")
+    status = add("status", servers.cmd_status, "print the start-up banner of the service `make run` started here again")
+    status.add_argument("--key", action="store_true", help="print only the development API key (for export KEY=...)")
     sub.add_parser("emulator", help="run the Hume emulator alone (options: python -m app emulator --help)")
     ck = add("create-key", data.cmd_create_key, "create an API key (printed once, alone on the last line)")
     ck.add_argument("--name", required=True, help="who or what uses the key")

@@ -185,6 +185,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     banner = startup_banner.load()
     if banner is None:
         raise CommandError("no service has been started in this directory yet: run `make run`", FAILED)
+    if args.key:
+        print(banner.key)
+        return 0
     try:
         up = httpx.get(f"{banner.api_url}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
