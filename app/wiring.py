@@ -49,13 +49,20 @@ def pipeline() -> Pipeline:
 
 @contextlib.asynccontextmanager
 async def built_in_emulator(settings: Settings) -> AsyncIterator[None]:
-    """The Hume emulator on EMULATOR_PORT, in this process, for development without Hume credentials."""
+    """The Hume emulator on EMULATOR_PORT (PORT + 1 by default), in this process, for development without
+    Hume credentials. It sends EVI webhooks to this service, signed with the key the service verifies, so
+    a chat made at the emulator lands as a job with no arguments."""
     from app import emulator  # only imported when used
 
-    config = emulator.EmulatorConfig(api_key=EMULATOR_API_KEY, secret_key=EMULATOR_SECRET_KEY)
+    config = emulator.EmulatorConfig(
+        api_key=EMULATOR_API_KEY,
+        secret_key=EMULATOR_SECRET_KEY,
+        evi_webhook_url=f"{settings.callback_base_url}/v1/webhooks/hume/evi",
+        evi_signing_key=settings.webhook_signing_keys[0],
+    )
     server = uvicorn.Server(
         uvicorn.Config(
-            emulator.create_app(config), host="127.0.0.1", port=settings.emulator_port, log_level="warning",
+            emulator.create_app(config), host="127.0.0.1", port=settings.built_in_emulator_port, log_level="warning",
             lifespan="on",
         )
     )  # fmt: skip
@@ -63,7 +70,7 @@ async def built_in_emulator(settings: Settings) -> AsyncIterator[None]:
     while not server.started:
         if task.done():
             task.result()
-            raise RuntimeError(f"the built-in emulator could not listen on port {settings.emulator_port}")
+            raise RuntimeError(f"the built-in emulator could not listen on port {settings.built_in_emulator_port}")
         await asyncio.sleep(0.02)
     log.info("using the built-in Hume emulator", url=settings.emulator_url)
     try:

@@ -219,7 +219,7 @@ async def poll_overdue(deps: Deps) -> int:
             state = await deps.gateway.job_state(job.hume_job_id)
         except (HumeSunsetError, HumeNotFoundError) as exc:
             # Hume accepted this job, so a 404/410 now means its batch API is gone: waiting cannot help.
-            message = f"Hume answered {exc.status} for job {job.hume_job_id}. {HumeSunsetError.__doc__}"
+            message = f"Hume answered {exc.status} for job {job.hume_job_id}. {HumeSunsetError()}"
             async with deps.sessionmaker.begin() as session:
                 if await jobs.advance(
                     session, job_id, "failed", error=" ".join(message.split()), error_code="hume_sunset",

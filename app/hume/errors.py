@@ -16,7 +16,8 @@ class HumeError(Exception):
     """Hume could not be reached or refused the request."""
 
     def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
-        super().__init__(message or self.__doc__ or "")
+        # A docstring reused as the message would carry its line breaks and indentation to users.
+        super().__init__(message or " ".join((self.__doc__ or "").split()))
         self.status = status
 
 

@@ -26,7 +26,7 @@ from app.api.request_helpers import (
 from app.errors import InvalidInput
 from app.jobs import job_submission
 from app.jobs.job_schemas import submit_request
-from app.store import jobs
+from app.store import inbox_events, jobs
 from app.store.tables import JOB_KINDS, JOB_STATUSES, Job
 
 
@@ -120,7 +120,16 @@ async def list_jobs(request: Request) -> Response:
 
 async def get_job(request: Request) -> Response:
     await authorize(request, "read")
-    return JSON(job_json(await existing_job(request)))
+    job = await existing_job(request)
+    async with deps(request).sessionmaker() as session:
+        trouble = await inbox_events.trouble_for_job(session, job.id)
+    body = job_json(job)
+    # Why a job is stuck, where users look: the event retrying or dead (the admin API can replay it).
+    body["last_event"] = None if trouble is None else {
+        "id": trouble.id, "state": trouble.state, "attempts": trouble.attempts, "last_error": trouble.last_error,
+        "replay": f"/v1/admin/events/{trouble.id}/replay",
+    }  # fmt: skip
+    return JSON(body)
 
 
 routes = [

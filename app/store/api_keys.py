@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,5 +60,26 @@ async def find_by_hash(session: AsyncSession, key_hash: str) -> Principal | None
     return Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes))
 
 
-async def revoke(session: AsyncSession, key_id: uuid.UUID) -> None:
-    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=func.now()))
+async def revoke(session: AsyncSession, key_id: uuid.UUID) -> bool:
+    """Revoke a key at once; False if no such key is active."""
+    result = await session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=func.now())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: uuid.UUID
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def all_keys(session: AsyncSession) -> list[KeyInfo]:
+    """Every key, oldest first, without anything secret (only hashes are stored anyway)."""
+    rows = await session.execute(
+        select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.created_at, ApiKey.revoked_at).order_by(ApiKey.created_at)
+    )
+    return [KeyInfo(r.id, r.name, tuple(r.scopes), r.created_at, r.revoked_at) for r in rows]

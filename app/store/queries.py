@@ -198,6 +198,12 @@ async def predictions_page(
     return [_as_dict(r, names) for r in rows]
 
 
+async def count_predictions(session: AsyncSession, f: PredictionFilter) -> int:
+    """How many predictions the filter matches (an export's progress total)."""
+    where, params = _where(f)
+    return int((await session.execute(text(f"SELECT count(*) FROM prediction p WHERE {where}"), params)).scalar_one())
+
+
 CSV_FIXED = (
     "source_url", "file", "model", "group", "frame", "time_begin", "time_end", "prob", "text", "confidence",
 )  # fmt: skip

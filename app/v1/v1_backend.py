@@ -80,7 +80,7 @@ async def _measure_source(
         return
     limits = FetchLimits(
         max_bytes=deps.settings.media_max_bytes,
-        read_timeout_s=deps.settings.media_read_timeout_s,
+        read_timeout_s=deps.settings.media_fetch_read_timeout_s,
         total_timeout_s=deps.settings.media_fetch_timeout_s,
     )
     try:
@@ -125,7 +125,7 @@ async def start(deps: Deps, job_id: uuid.UUID) -> None:
     urls: list[str] = list(request.get("urls") or [])
     guard = UrlGuard.from_setting(deps.settings.allow_private_hosts)
     try:
-        async with PinnedClient(guard, read_timeout_s=deps.settings.media_read_timeout_s) as client:
+        async with PinnedClient(guard, read_timeout_s=deps.settings.media_fetch_read_timeout_s) as client:
             for source, url in enumerate(urls):
                 await _measure_source(deps, client, job_id, source, url, request, progress)
     except HumeTransientError as exc:

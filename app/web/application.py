@@ -10,9 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import logs
 from app.admin import event_routes
@@ -40,10 +43,30 @@ def routes() -> list[BaseRoute]:
     ]  # fmt: skip
 
 
+class NoCorsConfigured:
+    """Without CORS_ALLOW_ORIGINS a browser's preflight would meet a bare 405; say what to set instead."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                message = (
+                    f"Cross-origin requests from {headers['origin']} are not allowed: set CORS_ALLOW_ORIGINS "
+                    "to the frontend's origin (comma-separated), or call this API from your backend."
+                )
+                body = {"error": {"code": "cors_not_allowed", "message": message}}
+                await JSONResponse(body, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def cors_middleware(settings: Settings) -> list[Middleware]:
     """CORS for browser frontends, only for the origins configured (none by default)."""
     if not settings.cors_allow_origins:
-        return []
+        return [Middleware(NoCorsConfigured)]
     return [
         Middleware(
             CORSMiddleware,

@@ -28,7 +28,7 @@ def test_import_then_summary_and_csv_export(database_url: str) -> None:
     assert body["job_id"] == job_id and face["predictions"] == 1075
     assert {e["name"] for e in face["emotions"]} == set(EXPRESSIONS_48)
 
-    export = run_cli("export", job_id, "--format", "csv", database_url=database_url)
+    export = run_cli("export", job_id, database_url=database_url)
     assert export.returncode == 0, export.stderr
     rows = list(csv.DictReader(io.StringIO(export.stdout)))
     assert len(rows) == 1075

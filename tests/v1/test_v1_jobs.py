@@ -35,7 +35,7 @@ def media(media_dir: Path) -> Iterator[str]:
 def v1_service(make_service: ServiceFactory) -> Service:
     # The guard exempts only the local media server's address; 10.x and 169.254.x stay refused.
     return make_service(
-        allow_private_hosts="127.0.0.1", media_max_bytes=4 << 20, media_read_timeout_s=1.0,
+        allow_private_hosts="127.0.0.1", media_max_bytes=4 << 20, media_fetch_read_timeout_s=1.0,
         v1_audio_chunk_bytes=96_044, v1_frames_per_request=8,
     )  # fmt: skip
 
