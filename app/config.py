@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     """Frames per second sent to Hume v1 for `face` (the batch face model's rate)."""
     v1_frames_per_request: int = Field(default=100, ge=1)
     """Images per v1 video request (each request also stays under 24 MB)."""
-    v1_audio_chunk_bytes: int = Field(default=24_000_000, ge=100_000)
+    v1_audio_chunk_bytes: int = Field(default=24_000_000, ge=1_000)
     """The largest WAV per v1 audio request (Hume takes 25 MB a request)."""
 
     @classmethod
