@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,11 +23,20 @@ _KEY_CACHE_TTL_S = 10.0
 _key_cache: dict[str, tuple[float, Principal | None]] = {}
 
 
+def _struct(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        # Times and ids stay for orjson, which writes them as the API always has (+00:00, not Z).
+        return msgspec.to_builtins(value, builtin_types=(datetime, uuid.UUID))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 class JSON(Response):
+    """JSON made by orjson; the declared response structs (msgspec) are written field by field."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(content, default=_struct, option=orjson.OPT_NON_STR_KEYS)
 
 
 def deps(request: Request) -> Deps:
@@ -100,48 +110,3 @@ async def authorize(request: Request, scope: str) -> Principal:
     if scope not in principal.scopes and "admin" not in principal.scopes:
         raise Forbidden(f"this key lacks the '{scope}' scope")
     return principal
-
-
-def query_text(request: Request, name: str) -> str | None:
-    """A text parameter, or None when absent; NUL characters are refused here because Postgres text
-    cannot hold them (left alone they would fail the query as a 500)."""
-    value = request.query_params.get(name)
-    if value is not None and "\x00" in value:
-        raise InvalidInput(name, "must not contain NUL characters")
-    return value
-
-
-def query_int(request: Request, name: str, default: int, *, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(name, "must be an integer") from None
-    if not low <= value <= high:
-        raise InvalidInput(name, f"must be between {low} and {high}")
-    return value
-
-
-def query_float(request: Request, name: str, default: float | None, *, low: float, high: float) -> float | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(name, "must be a number") from None
-    if not low <= value <= high:
-        raise InvalidInput(name, f"must be between {low} and {high}")
-    return value
-
-
-def query_datetime(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(name, "must be an ISO 8601 date or time") from None

@@ -15,6 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import driver_connection
 
+# Scores are float4 in Postgres (about 7 significant digits, Hume's own output has fewer that mean anything);
+# answers carry 4 decimals, not the 17 digits float8 conversion invents (0.49849674271212685).
+SCORE_DECIMALS = 4
+
+
+def _score(value: Any) -> float:
+    return round(float(value), SCORE_DECIMALS)
+
 
 async def emotion_names(session: AsyncSession) -> dict[str, list[str]]:
     rows = await session.execute(text("SELECT model, name FROM emotion ORDER BY model, position"))
@@ -48,7 +56,7 @@ async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
     per_model = {m: int(n) for m, n in counts}
     models: dict[str, Any] = {m: {"predictions": n, "emotions": []} for m, n in sorted(per_model.items())}
     for model, name, mean, peak in rows:
-        models[model]["emotions"].append({"name": name, "mean": float(mean), "max": float(peak)})
+        models[model]["emotions"].append({"name": name, "mean": _score(mean), "max": _score(peak)})
     return models
 
 
@@ -98,7 +106,7 @@ async def timeline(
     for t, grp, mean, peak, n in rows:
         if not n:
             continue
-        point: dict[str, Any] = {"time": float(t), "mean": float(mean), "max": float(peak), "count": int(n)}
+        point: dict[str, Any] = {"time_begin": float(t), "mean": _score(mean), "max": _score(peak), "count": int(n)}
         if by_group:
             point["group"] = grp
         out.append(point)
@@ -154,16 +162,16 @@ def _as_dict(row: Any, names: dict[str, list[str]]) -> dict[str, Any]:
         "model": row.model,
         "group": row.group_id,
         "frame": row.frame,
-        "time": {"begin": row.time_begin, "end": row.time_end},
+        "time_begin": row.time_begin,
+        "time_end": row.time_end,
         "prob": row.prob,
         "box": dict(zip(("x", "y", "w", "h"), row.box, strict=True)) if row.box else None,
         "text": row.text,
-        "position": (
-            {"begin": row.position_begin, "end": row.position_end} if row.position_begin is not None else None
-        ),
+        "position_begin": row.position_begin,
+        "position_end": row.position_end,
         "confidence": row.confidence,
         "speaker_confidence": row.speaker_confidence,
-        "emotions": {n: s for n, s in zip(model_names, row.scores, strict=False) if s is not None},
+        "scores": {n: round(s, SCORE_DECIMALS) for n, s in zip(model_names, row.scores, strict=False) if s is not None},
     }
 
 
@@ -227,7 +235,9 @@ async def csv_copy(session: AsyncSession, f: PredictionFilter) -> AsyncIterator[
     ]
     for name in columns:
         cases = [
-            sql.SQL("WHEN {} THEN p.scores[{}]").format(sql.Literal(m), sql.Literal(names[m].index(name) + 1))
+            sql.SQL("WHEN {} THEN round(p.scores[{}]::numeric, {})").format(
+                sql.Literal(m), sql.Literal(names[m].index(name) + 1), sql.Literal(SCORE_DECIMALS)
+            )
             for m in models
             if name in names[m]
         ]
@@ -295,8 +305,8 @@ async def top_emotion(
             "source_url": r.url,
             "source_filename": r.filename,
             "emotion": r.name,
-            "mean": r.mean,
-            "max": r.max,
+            "mean": _score(r.mean),
+            "max": _score(r.max),
             "predictions": r.count,
             "job_created_at": r.created_at.isoformat(),
             "job_metadata": r.metadata,
