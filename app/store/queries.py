@@ -233,9 +233,10 @@ async def csv_copy(session: AsyncSession, f: PredictionFilter) -> AsyncIterator[
         sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(alias))
         for expr, alias in zip(_CSV_FIXED_SQL, CSV_FIXED, strict=True)
     ]
+    # Through float8, whose exact value Python rounds too: float4::numeric keeps 6 digits and rounds twice.
     for name in columns:
         cases = [
-            sql.SQL("WHEN {} THEN round(p.scores[{}]::numeric, {})").format(
+            sql.SQL("WHEN {} THEN round(p.scores[{}]::float8::numeric, {})").format(
                 sql.Literal(m), sql.Literal(names[m].index(name) + 1), sql.Literal(SCORE_DECIMALS)
             )
             for m in models
