@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import datetime
@@ -30,13 +31,26 @@ def _struct(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return _struct(value)
+
+
 class JSON(Response):
     """JSON made by orjson; the declared response structs (msgspec) are written field by field."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=_struct, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, default=_struct, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            # An integer beyond 64 bits (jsonb returns a client's 1e19 as an exact integer): the standard
+            # library writes it; anything truly unserializable fails there too.
+            return json.dumps(content, default=_plain, separators=(",", ":")).encode()
 
 
 def deps(request: Request) -> Deps:
