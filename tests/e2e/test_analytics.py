@@ -112,14 +112,16 @@ def test_timeline_means_per_bucket_and_per_group(service: Service) -> None:
         overall[math.floor(p["time"] / 2) * 2.0].append(joy)
         per_group[(group, math.floor(p["time"] / 2) * 2.0)].append(joy)
     with service.client() as client:
-        body = client.get(f"/v1/jobs/{job_id}/timeline", params={"model": "face", "emotion": "joy", "bucket_s": 2}).json()
+        params: dict[str, Any] = {"model": "face", "emotion": "joy", "bucket_s": 2}
+        body = client.get(f"/v1/jobs/{job_id}/timeline", params=params).json()
         assert body["bucket_s"] == 2
         points = {p["time_begin"]: p["mean"] for p in body["points"]}
         assert points.keys() == overall.keys()
         for t, values in overall.items():
             assert abs(points[t] - sum(values) / len(values)) <= ROUNDED
         grouped = client.get(
-            f"/v1/jobs/{job_id}/timeline", params={"model": "face", "emotion": "Joy", "bucket": 2, "per_group": "true"}  # the old name still works
+            f"/v1/jobs/{job_id}/timeline",
+            params={"model": "face", "emotion": "Joy", "bucket": 2, "per_group": "true"},  # old name
         ).json()
         got = {(p["group"], p["time_begin"]): p["mean"] for p in grouped["points"]}
         assert got.keys() == per_group.keys()
