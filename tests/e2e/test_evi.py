@@ -247,9 +247,7 @@ def test_bad_deliveries_are_refused_and_store_nothing(service: Service) -> None:
         assert set(response.json()["error"]) >= {"code", "message"}, name
     assert rows(service.database_url, "SELECT count(*) FROM inbox_event") == 0
     assert rows(service.database_url, "SELECT count(*) FROM job") == 0
-    assert (
-        rows(service.database_url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'process_event'") == 0
-    )
+    assert rows(service.database_url, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'process_event'") == 0
 
 
 def test_oversized_body_is_refused_before_reading(make_service: ServiceFactory) -> None:
