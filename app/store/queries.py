@@ -15,6 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import driver_connection
 
+# Scores are float4 in Postgres (about 7 significant digits, Hume's own output has fewer that mean anything);
+# answers carry 4 decimals, not the 17 digits float8 conversion invents (0.49849674271212685).
+SCORE_DECIMALS = 4
+
+
+def _score(value: Any) -> float:
+    return round(float(value), SCORE_DECIMALS)
+
 
 async def emotion_names(session: AsyncSession) -> dict[str, list[str]]:
     rows = await session.execute(text("SELECT model, name FROM emotion ORDER BY model, position"))
@@ -52,7 +60,12 @@ async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
     for model, name, total, n, peak in rows:
         predictions = per_model.get(model) or int(n)
         models[model]["emotions"].append(
-            {"name": name, "mean": float(total) / predictions, "max": float(peak), "present": int(n) / predictions}
+            {
+                "name": name,
+                "mean": _score(float(total) / predictions),
+                "max": _score(peak),
+                "present": _score(int(n) / predictions),
+            }
         )
     for model in models.values():
         model["emotions"].sort(key=lambda e: (-e["mean"], e["name"]))
@@ -105,10 +118,12 @@ async def timeline(
     out = []
     # As in the summary, a prediction without this emotion counts as 0; `present` says how many had it.
     for t, grp, mean, peak, n, present in rows:
+        if not n:
+            continue
         point: dict[str, Any] = {
-            "time": float(t),
-            "mean": float(mean),
-            "max": float(peak or 0.0),
+            "time_begin": float(t),
+            "mean": _score(mean),
+            "max": _score(peak or 0.0),
             "count": int(n),
             "present": int(present),
         }
@@ -167,16 +182,16 @@ def _as_dict(row: Any, names: dict[str, list[str]]) -> dict[str, Any]:
         "model": row.model,
         "group": row.group_id,
         "frame": row.frame,
-        "time": {"begin": row.time_begin, "end": row.time_end},
+        "time_begin": row.time_begin,
+        "time_end": row.time_end,
         "prob": row.prob,
         "box": dict(zip(("x", "y", "w", "h"), row.box, strict=True)) if row.box else None,
         "text": row.text,
-        "position": (
-            {"begin": row.position_begin, "end": row.position_end} if row.position_begin is not None else None
-        ),
+        "position_begin": row.position_begin,
+        "position_end": row.position_end,
         "confidence": row.confidence,
         "speaker_confidence": row.speaker_confidence,
-        "emotions": {n: s for n, s in zip(model_names, row.scores, strict=False) if s is not None},
+        "scores": {n: round(s, SCORE_DECIMALS) for n, s in zip(model_names, row.scores, strict=False) if s is not None},
     }
 
 
@@ -244,9 +259,12 @@ async def csv_copy(session: AsyncSession, f: PredictionFilter) -> AsyncIterator[
         sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(alias))
         for expr, alias in zip(_CSV_FIXED_SQL, CSV_FIXED, strict=True)
     ]
+    # Through float8, whose exact value Python rounds too: float4::numeric keeps 6 digits and rounds twice.
     for name in columns:
         cases = [
-            sql.SQL("WHEN {} THEN p.scores[{}]").format(sql.Literal(m), sql.Literal(names[m].index(name) + 1))
+            sql.SQL("WHEN {} THEN round(p.scores[{}]::float8::numeric, {})").format(
+                sql.Literal(m), sql.Literal(names[m].index(name) + 1), sql.Literal(SCORE_DECIMALS)
+            )
             for m in models
             if name in names[m]
         ]
@@ -314,8 +332,8 @@ async def top_emotion(
             "source_url": r.url,
             "source_filename": r.filename,
             "emotion": r.name,
-            "mean": r.mean,
-            "max": r.max,
+            "mean": _score(r.mean),
+            "max": _score(r.max),
             "predictions": r.count,
             "job_created_at": r.created_at.isoformat(),
             "job_metadata": r.metadata,
