@@ -181,6 +181,8 @@ OPERATIONS = (
 _PATH_PARAMS = {
     "job_id": {"type": "string", "format": "uuid"},
     "event_id": {"type": "integer", "minimum": 1},
+    "endpoint_id": {"type": "string", "format": "uuid"},
+    "message_id": {"type": "integer", "minimum": 1},
 }
 _REF = "#/components/schemas/{name}"
 

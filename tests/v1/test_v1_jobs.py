@@ -71,9 +71,10 @@ def expect_means(database_url: str, job_id: str, summary: dict[str, Any]) -> Non
         for name in names:
             mean = sum(p.get(name, 0.0) for p in predictions) / len(predictions)
             present = sum(name in p for p in predictions) / len(predictions)
-            assert got[name]["mean"] == pytest.approx(mean, rel=1e-5), (model, name)
-            assert got[name]["present"] == pytest.approx(present), (model, name)
-            assert got[name]["max"] == pytest.approx(max(p.get(name, 0.0) for p in predictions), rel=1e-6)
+            # The API rounds scores to 4 decimals (what a float4 score carries).
+            assert got[name]["mean"] == pytest.approx(mean, abs=5.1e-5), (model, name)
+            assert got[name]["present"] == pytest.approx(present, abs=5.1e-5), (model, name)
+            assert got[name]["max"] == pytest.approx(max(p.get(name, 0.0) for p in predictions), abs=5.1e-5)
 
 
 def test_v1_job_completes_and_is_queryable(v1_service: Service, media: str) -> None:
@@ -100,7 +101,7 @@ def test_v1_job_completes_and_is_queryable(v1_service: Service, media: str) -> N
             points = client.get(
                 f"/v1/jobs/{job['id']}/timeline", params={"model": model, "emotion": top, "bucket": 1}
             ).json()["points"]
-            assert points and all(p["time"] < 9 for p in points)
+            assert points and all(p["time_begin"] < 9 for p in points)
 
         csv_lines = client.get(f"/v1/jobs/{job['id']}/predictions.csv").text.strip().splitlines()
         assert len(csv_lines) == job["num_predictions"] + 1
