@@ -60,11 +60,11 @@ async def _job(request: Request) -> Job:
 def _combine(points: list[dict[str, Any]], group: str) -> list[tuple[float, float]]:
     """One group's points, or all groups merged per bucket (count-weighted mean, exact)."""
     if group != ALL_GROUPS:
-        return [(p["time"], p["mean"]) for p in points if p["group"] == group]
+        return [(p["time_begin"], p["mean"]) for p in points if p["group"] == group]
     sums: dict[float, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for p in points:
-        sums[p["time"]][0] += p["mean"] * p["count"]
-        sums[p["time"]][1] += p["count"]
+        sums[p["time_begin"]][0] += p["mean"] * p["count"]
+        sums[p["time_begin"]][1] += p["count"]
     return [(t, total / n) for t, (total, n) in sorted(sums.items()) if n]
 
 
@@ -104,10 +104,10 @@ async def transcript(db: AsyncSession, job_id: uuid.UUID) -> list[dict[str, Any]
     rows = await queries.predictions_page(
         db, queries.PredictionFilter(job_id=job_id, model="prosody"), after_id=None, limit=5000
     )
-    rows.sort(key=lambda r: (r["time"]["begin"] or 0.0, r["id"]))
+    rows.sort(key=lambda r: (r["time_begin"] or 0.0, r["id"]))
     return [
-        {"speaker": r["group"] or "unknown", "time": r["time"]["begin"], "text": r["text"] or "",
-         "top": _top3(r["emotions"])}
+        {"speaker": r["group"] or "unknown", "time": r["time_begin"], "text": r["text"] or "",
+         "top": _top3(r["scores"])}
         for r in rows
     ]  # fmt: skip
 

@@ -104,12 +104,12 @@ def test_evi_chat_page_shows_the_transcript_and_the_chat_timeline(
     page.goto(f"{service.url}/dashboard/jobs/{job['id']}")
     utterances = page.locator(".transcript .utterance")
     assert utterances.count() == len(rows) == 12
-    rows.sort(key=lambda r: (r["time"]["begin"], r["id"]))
+    rows.sort(key=lambda r: (r["time_begin"], r["id"]))
     for i in (0, 1, 11):
         item = utterances.nth(i)
         assert item.locator(".speaker").inner_text().lower() == rows[i]["group"]
         assert item.locator("p").inner_text() == rows[i]["text"].strip()
-        top = sorted(rows[i]["emotions"].items(), key=lambda kv: -kv[1])[:3]
+        top = sorted(rows[i]["scores"].items(), key=lambda kv: -kv[1])[:3]
         assert [li.split(" ")[0] for li in item.locator(".top3 li").all_inner_texts()] == [n for n, _ in top]
     assert len(series(page, "#timeline-prosody polyline")) == 5
     page.select_option("#group-prosody", "user")
