@@ -99,10 +99,18 @@ async def submit_all(urls: list[str], key: str) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(headers=headers, timeout=30) as client:
 
         async def one(i: int) -> dict[str, Any]:
-            async with limit:
-                response = await client.post(
-                    f"{urls[i % len(urls)]}/v1/jobs", json={"urls": [f"https://example.com/scale-{i}.mp4#duration=4"]}
-                )
+            # As upstream does: 503 means "retry later" (e.g. Postgres out of connection slots), and the
+            # Idempotency-Key makes the retry safe.
+            for _ in range(20):
+                async with limit:
+                    response = await client.post(
+                        f"{urls[i % len(urls)]}/v1/jobs",
+                        json={"urls": [f"https://example.com/scale-{i}.mp4#duration=4"]},
+                        headers={"Idempotency-Key": f"scale-{i}"},
+                    )
+                if response.status_code != 503:
+                    break
+                await asyncio.sleep(0.5)
             assert response.status_code == 202, response.text
             job: dict[str, Any] = response.json()
             return job
