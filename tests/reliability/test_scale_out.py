@@ -162,6 +162,14 @@ def run_scale_out(
         "STALLED_AFTER_S": str(STALLED_AFTER_S),
         "RECONCILE_INTERVAL_S": "1",
     }
+    def watch(check: Any, timeout: float, what: str) -> None:
+        """wait_until, with the processes' logs in the failure (a worker restarted after an outage shows there)."""
+        try:
+            wait_until(check, timeout, what, every=0.2)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nworkers seen: {rows('SELECT * FROM procrastinate_workers')}\n"
+                                 f"{processes.logs()}") from None
+
     api_urls: list[str] = []
     for n in (1, 2):
         port = free_port()
@@ -171,9 +179,9 @@ def run_scale_out(
         wait_ready(api_url, api, processes)
     # Each worker sends Hume a different API as the callback target, so both APIs take callbacks.
     doomed = processes.start("worker1", "worker", {**base, "PUBLIC_BASE_URL": api_urls[0]})
-    wait_until(lambda: scalar("SELECT count(*) FROM procrastinate_workers") == 1, 30, "worker 1 to register")
+    watch(lambda: scalar("SELECT count(*) FROM procrastinate_workers") == 1, 30, "worker 1 to register")
     processes.start("worker2", "worker", {**base, "PUBLIC_BASE_URL": api_urls[1]})
-    wait_until(lambda: scalar("SELECT count(*) FROM procrastinate_workers") == 2, 30, "worker 2 to register")
+    watch(lambda: scalar("SELECT count(*) FROM procrastinate_workers") == 2, 30, "worker 2 to register")
     doomed_id, survivor_id = (int(r[0]) for r in rows("SELECT id FROM procrastinate_workers ORDER BY id"))
 
     marks = {"ready": time.monotonic() - started}
@@ -183,10 +191,10 @@ def run_scale_out(
     marks["submitted"] = time.monotonic() - started
 
     # Mid-run: both workers have run job tasks, and the one to be killed holds some right now.
-    wait_until(lambda: job_workers(db) == {doomed_id, survivor_id}, 60, "both workers to take job tasks")
+    watch(lambda: {doomed_id, survivor_id} <= job_workers(db), 60, "both workers to take job tasks")
     holding = f"SELECT count(*) FROM procrastinate_jobs WHERE worker_id = {doomed_id} AND status = 'doing'"
     while True:
-        wait_until(lambda: scalar(holding) > 0, 30, "worker 1 to hold tasks")
+        watch(lambda: scalar(holding) > 0, 30, "worker 1 to hold tasks")
         # Frozen first, so the tasks it holds are known for certain when SIGKILL lands.
         doomed.send_signal(signal.SIGSTOP)
         orphaned = rows(f"SELECT id FROM procrastinate_jobs WHERE worker_id = {doomed_id} AND status = 'doing'")
@@ -203,7 +211,7 @@ def run_scale_out(
     def all_final() -> bool:
         return int(scalar("SELECT count(*) FROM job WHERE status IN ('completed', 'failed', 'rejected')")) == JOBS
 
-    wait_until(all_final, 75, "every job to end", every=0.5)
+    watch(all_final, 75, "every job to end")
     marks["done"] = time.monotonic() - started
     statuses = dict(rows("SELECT status, count(*) FROM job GROUP BY status"))
     assert statuses == {"completed": JOBS}, f"{statuses}\n{processes.logs()}"
