@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-faults lint typecheck check migrate bench emulator clean
+.PHONY: help install run test test-faults lint typecheck check migrate bench emulator lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,6 +49,10 @@ emulator: $(STAMP) ## run the Hume emulator alone on PORT (default 8001)
 
 bench: $(STAMP) ## benchmarks, as ratios against baselines measured in the same run
 	$(BIN)/python -m bench $(BENCH)
+
+lock: $(STAMP) ## pin the main dependencies with hashes into requirements.lock (what the container image installs)
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --python-platform linux \
+		--no-header --quiet --output-file requirements.lock
 
 clean: ## remove the virtualenv and caches (keeps .data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
