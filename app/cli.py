@@ -64,13 +64,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.web.application import create_app
+    from app.web.wire_limits import uvicorn_options
 
     keep: list[Any] = []
     settings = _with_db(settings, keep)
     print(f"Serving on http://{settings.host}:{settings.port}", flush=True)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on",
-        limit_concurrency=2000, timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=10, **uvicorn_options(settings),
     )  # fmt: skip
     return 0
 

@@ -83,6 +83,20 @@ class Settings:
     """Request body cap for the API."""
     max_webhook_body_bytes: int = 256 << 20
     """Callback bodies carry predictions: a one-hour video is tens of MB."""
+    max_evi_body_bytes: int = 1 << 20
+    """EVI webhook bodies: a chat event is a few kB; anything past this is refused unread."""
+    body_read_timeout_s: float = 30.0
+    """A request body must arrive within this long (slow senders are cut off with 408)."""
+    header_read_timeout_s: float = 10.0
+    """A connection must deliver its request line and headers within this long (slowloris)."""
+    limit_concurrency: int = 512
+    """Open connections plus running requests past which uvicorn answers 503 at once."""
+    timeout_keep_alive_s: float = 5.0
+    """An idle keep-alive connection is closed after this long."""
+    export_connections: int = 0
+    """Pooled connections CSV exports and other long reads may hold at once (0: a quarter of the pool)."""
+    export_statement_timeout_s: float = 300.0
+    """Postgres statement_timeout for those long reads; their stalled readers are cut off after this too."""
     reconcile_after_s: float = 600.0
     """A submitted job with no callback after this long is polled."""
     reconcile_interval_s: float = 15.0
@@ -131,6 +145,13 @@ class Settings:
             worker_concurrency=int(_number(env, "WORKER_CONCURRENCY", 4)),
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", 1 << 20)),
             max_webhook_body_bytes=int(_number(env, "MAX_WEBHOOK_BODY_BYTES", 256 << 20)),
+            max_evi_body_bytes=int(_number(env, "MAX_EVI_BODY_BYTES", 1 << 20)),
+            body_read_timeout_s=_number(env, "BODY_READ_TIMEOUT_S", 30.0),
+            header_read_timeout_s=_number(env, "HEADER_READ_TIMEOUT_S", 10.0),
+            limit_concurrency=int(_number(env, "LIMIT_CONCURRENCY", 512)),
+            timeout_keep_alive_s=_number(env, "TIMEOUT_KEEP_ALIVE_S", 5.0),
+            export_connections=int(_number(env, "EXPORT_CONNECTIONS", 0)),
+            export_statement_timeout_s=_number(env, "EXPORT_STATEMENT_TIMEOUT_S", 300.0),
             reconcile_after_s=_number(env, "RECONCILE_AFTER_S", 600.0),
             reconcile_interval_s=_number(env, "RECONCILE_INTERVAL_S", 15.0),
             worker_max_attempts=int(_number(env, "WORKER_MAX_ATTEMPTS", 8)),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.api.json_limits import encodable, parse_metadata_filter
 from app.api.request_helpers import JSON, authorize, deps, query_datetime, query_int, query_text
 from app.errors import InvalidInput
 from app.hume.emotions import MODELS
@@ -21,15 +21,7 @@ def _metadata(request: Request) -> dict[str, Any] | None:
     raw = query_text(request, "metadata")
     if raw is None:
         return None
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidInput("metadata", 'must be a JSON object, e.g. {"team": "research"}') from None
-    if not isinstance(value, dict):
-        raise InvalidInput("metadata", 'must be a JSON object, e.g. {"team": "research"}')
-    if b"\\u0000" in orjson.dumps(value):  # jsonb cannot hold NUL either
-        raise InvalidInput("metadata", "must not contain NUL characters")
-    return value
+    return parse_metadata_filter(raw)
 
 
 async def top_emotion(request: Request) -> Response:
@@ -57,6 +49,8 @@ async def top_emotion(request: Request) -> Response:
             session, model=model, emotion=name, limit=limit, by=by,
             created_after=after, created_before=before, metadata=metadata,
         )  # fmt: skip
+    for item in items:
+        item["job_metadata"] = encodable(item.get("job_metadata"))
     return JSON({"model": model, "emotion": name, "by": by, "items": items})
 
 

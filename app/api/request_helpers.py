@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import datetime
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from app.api.json_limits import parse_bounded
 from app.deps import Deps
-from app.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from app.errors import ClientGone, Forbidden, InvalidInput, NotFound, PayloadTooLarge, RequestTimeout, Unauthorized
 from app.store import api_keys, jobs
 from app.store.api_keys import Principal
 from app.store.tables import Job
@@ -36,29 +38,33 @@ def deps(request: Request) -> Deps:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than `limit` bytes before reading them all (413)."""
+    """The raw body, refusing more than `limit` bytes before reading them all (413), and a sender too slow to
+    finish within BODY_READ_TIMEOUT_S (408: one byte every few seconds must not hold a connection forever)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise PayloadTooLarge(f"body exceeds {limit} bytes")
+                raise PayloadTooLarge(f"body exceeds {limit} bytes", headers={"Connection": "close"})
         except ValueError:
             raise InvalidInput("content-length", "not a number") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(deps(request).settings.body_read_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body exceeds {limit} bytes", headers={"Connection": "close"})
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout("the body was not sent in time") from None
+    except ClientDisconnect:
+        raise ClientGone() from None
     return b"".join(chunks)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput("body", f"not valid JSON ({exc})") from None
+    data = parse_bounded(body)
     if not isinstance(data, dict):
         raise InvalidInput("body", "must be a JSON object")
     return data

@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.api.json_limits import encodable, parse_metadata_filter
 from app.api.request_helpers import (
     JSON,
     authorize,
@@ -47,9 +47,9 @@ def job_json(job: Job) -> dict[str, Any]:
         "num_predictions": job.num_predictions,
         "num_errors": job.num_errors,
         "error": {"code": job.error_code, "message": job.error} if job.error else None,
-        "request": job.request,
-        "metadata": job.job_metadata,
-        "details": job.details,
+        "request": encodable(job.request),
+        "metadata": encodable(job.job_metadata),
+        "details": encodable(job.details),
     }
 
 
@@ -86,16 +86,7 @@ async def list_jobs(request: Request) -> Response:
     await authorize(request, "read")
     limit = query_int(request, "limit", 50, low=1, high=500)
     metadata_raw = query_text(request, "metadata")
-    metadata = None
-    if metadata_raw is not None:
-        try:
-            metadata = orjson.loads(metadata_raw)
-        except orjson.JSONDecodeError:
-            raise InvalidInput("metadata", "must be a JSON object") from None
-        if not isinstance(metadata, dict):
-            raise InvalidInput("metadata", "must be a JSON object")
-        if b"\\u0000" in orjson.dumps(metadata):  # jsonb cannot hold NUL
-            raise InvalidInput("metadata", "must not contain NUL characters")
+    metadata = None if metadata_raw is None else parse_metadata_filter(metadata_raw)
     async with deps(request).sessionmaker() as session:
         rows = await jobs.page(
             session,

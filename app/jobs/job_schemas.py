@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from app.api.json_limits import check_metadata, check_storable
 from app.errors import InvalidInput
 from app.hume.emotions import MODELS
 from app.hume.gateway import validate_models
@@ -78,14 +79,12 @@ def submit_request(data: dict[str, Any]) -> SubmitRequest:
                 raise InvalidInput(f"models.{name}", f"unknown model (known: {', '.join(MODELS)})")
             if not isinstance(options, dict):
                 raise InvalidInput(f"models.{name}", "must be an object of model options")
+            check_storable(options, f"models.{name}")
         try:
             models = validate_models(models)
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             raise InvalidInput(field, message) from None
     metadata = data.get("metadata")
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict):
-        raise InvalidInput("metadata", "must be an object")
+    metadata = {} if metadata is None else check_metadata(metadata)
     return SubmitRequest(urls=urls, text=text, models=models, metadata=metadata)

@@ -188,9 +188,20 @@ async def predictions_page(
 CSV_FIXED = (
     "source_url", "file", "model", "group", "frame", "time_begin", "time_end", "prob", "text", "confidence",
 )  # fmt: skip
+
+
+def _cell(column: str) -> str:
+    """A text cell a spreadsheet will not run: a leading =, +, -, @, tab or CR gets a single quote in front
+    (OWASP's CSV injection advice); numbers are numeric columns and stay as they are."""
+    return (
+        f"CASE WHEN left({column}, 1) IN ('=', '+', '-', '@', chr(9), chr(13))"
+        f" THEN chr(39) || {column} ELSE {column} END"
+    )
+
+
 _CSV_FIXED_SQL = (
-    "s.url", "p.file", "p.model", "p.group_id", "p.frame", "p.time_begin", "p.time_end", "p.prob", "p.text",
-    "p.confidence",
+    _cell("s.url"), _cell("p.file"), "p.model", _cell("p.group_id"), "p.frame", "p.time_begin", "p.time_end",
+    "p.prob", _cell("p.text"), "p.confidence",
 )  # fmt: skip
 
 
