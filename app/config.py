@@ -94,9 +94,11 @@ class Settings:
     timeout_keep_alive_s: float = 5.0
     """An idle keep-alive connection is closed after this long."""
     export_connections: int = 0
-    """Pooled connections CSV exports and other long reads may hold at once (0: a quarter of the pool)."""
+    """Pooled connections CSV exports may hold at once (0: 5, a quarter of the pool's 20)."""
     export_statement_timeout_s: float = 300.0
-    """Postgres statement_timeout for those long reads; their stalled readers are cut off after this too."""
+    """Postgres statement_timeout (and idle-in-transaction timeout) for those long reads."""
+    export_write_timeout_s: float = 30.0
+    """A long read whose client accepts no bytes for this long is cut off and its connection returned."""
     reconcile_after_s: float = 600.0
     """A submitted job with no callback after this long is polled."""
     reconcile_interval_s: float = 15.0
@@ -152,6 +154,7 @@ class Settings:
             timeout_keep_alive_s=_number(env, "TIMEOUT_KEEP_ALIVE_S", 5.0),
             export_connections=int(_number(env, "EXPORT_CONNECTIONS", 0)),
             export_statement_timeout_s=_number(env, "EXPORT_STATEMENT_TIMEOUT_S", 300.0),
+            export_write_timeout_s=_number(env, "EXPORT_WRITE_TIMEOUT_S", 30.0),
             reconcile_after_s=_number(env, "RECONCILE_AFTER_S", 600.0),
             reconcile_interval_s=_number(env, "RECONCILE_INTERVAL_S", 15.0),
             worker_max_attempts=int(_number(env, "WORKER_MAX_ATTEMPTS", 8)),

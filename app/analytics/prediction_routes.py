@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from app.analytics import csv_export
+from app.api.long_reads import bounded_stream
 from app.api.request_helpers import JSON, authorize, deps, existing_job, query_float, query_int, query_text
 from app.errors import InvalidInput
 from app.hume.emotions import MODELS
@@ -84,8 +85,11 @@ async def predictions(request: Request) -> Response:
     job = await existing_job(request)
     filt = _filter(request, job.id)
     if _wants_csv(request):
-        return StreamingResponse(
-            csv_export.csv_chunks(deps(request).sessionmaker, filt),
+        d = deps(request)
+        chunks = csv_export.csv_chunks(d.sessionmaker, filt, statement_timeout_s=d.settings.export_statement_timeout_s)
+        return await bounded_stream(
+            d,
+            chunks,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="job-{job.id}.csv"'},
         )
