@@ -55,6 +55,9 @@ def _text(data: dict[str, Any], name: str, limit: int, *, required: bool) -> str
         return None
     if not isinstance(value, str):
         raise InvalidInput(name, "must be a string")
+    if "\x00" in value:
+        # Postgres text cannot hold NUL: such a request could never be cached and every repeat cost a call.
+        raise InvalidInput(name, "must not contain NUL characters")
     # NFC and trimmed: the same words typed two ways are one cache entry and one Hume request.
     value = unicodedata.normalize("NFC", value).strip()
     if not value:
@@ -78,8 +81,10 @@ def _voice(raw: Any) -> tuple[str | None, str | None, str]:
         raise InvalidInput("voice", "give exactly one of id or name")
     which = "id" if "id" in raw else "name"
     ref = raw[which]
-    if not isinstance(ref, str) or not ref.strip() or len(ref) > MAX_VOICE_REF:
-        raise InvalidInput(f"voice.{which}", f"must be a non-empty string of at most {MAX_VOICE_REF} characters")
+    if not isinstance(ref, str) or not ref.strip() or len(ref) > MAX_VOICE_REF or "\x00" in ref:
+        raise InvalidInput(
+            f"voice.{which}", f"must be a non-empty, NUL-free string of at most {MAX_VOICE_REF} characters"
+        )
     provider = raw.get("provider")
     if provider is None:
         provider = PROVIDERS[1]  # Hume's default

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from app.emulator.testing import EmulatorServer
 from app.store.db import make_engine, make_sessionmaker
 from tests.conftest import Service
 from tests.e2e.test_spine import wait_for_status
@@ -131,3 +132,15 @@ def test_csv_formula_injection_is_neutralised(service: Service) -> None:
     assert texts
     assert not any(t[0] in "=+-@\t\r" for t in texts), texts
     assert any(t.startswith("'=HYPERLINK") or t.startswith("'@") for t in texts), texts
+
+
+@pytest.mark.parametrize("body", [{"text": "hello\x00world"}, {"text": "hi", "description": "calm\x00"}])
+def test_tts_with_nul_is_422_and_costs_no_hume_call(service: Service, emulator: EmulatorServer, body: Any) -> None:
+    """Finding 7: text Postgres cannot hold was served but never cached (every repeat a paid Hume call);
+    now it is a 422 naming the field, and Hume is never called."""
+    with service.client() as client:
+        for _ in range(2):
+            answer = client.post("/v1/tts", json=body)
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["error"]["details"]["field"] in {"text", "description"}
+    assert emulator.calls().get("POST /v0/tts", 0) == 0
