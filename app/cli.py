@@ -153,7 +153,7 @@ def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
         engine = make_engine(settings.database_url, pool_size=1)
         try:
             async with make_sessionmaker(engine).begin() as session:
-                return await api_keys.create(session, name=args.name, scopes=scopes)
+                return await api_keys.create(session, name=args.name, scopes=scopes, tenant=args.tenant)
         finally:
             await engine.dispose()
 
@@ -162,7 +162,8 @@ def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"Created key '{args.name}' with scopes {','.join(scopes)}. It is shown once; store it now:")
+    print(f"Created key '{args.name}' of tenant '{args.tenant}' with scopes {','.join(scopes)}.")
+    print("It is shown once; store it now:")
     print(key)
     return 0
 
@@ -334,6 +335,7 @@ def parser() -> argparse.ArgumentParser:
     ck = sub.add_parser("create-key", help="create an API key (printed once)")
     ck.add_argument("--name", required=True)
     ck.add_argument("--scopes", default="submit,read")
+    ck.add_argument("--tenant", default="default", help="the tenant whose jobs the key submits and reads")
     im = sub.add_parser("import", help="ingest a Hume predictions JSON file as a completed job")
     im.add_argument("file")
     im.add_argument("--url", default=None, help="the media URL, when the file's sources do not say")

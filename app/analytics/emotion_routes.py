@@ -27,7 +27,7 @@ def _metadata(request: Request) -> dict[str, Any] | None:
 async def top_emotion(request: Request) -> Response:
     """The sources where an emotion is strongest (by mean or peak), newest data included as soon as it is
     ingested; filters: job creation time range and job metadata containment."""
-    await authorize(request, "read")
+    principal = await authorize(request, "read")
     params = request.query_params
     model = params.get("model")
     if model not in MODELS:
@@ -48,6 +48,7 @@ async def top_emotion(request: Request) -> Response:
         items = await queries.top_emotion(
             session, model=model, emotion=name, limit=limit, by=by,
             created_after=after, created_before=before, metadata=metadata,
+            tenant=principal.read_tenant,
         )  # fmt: skip
     for item in items:
         item["job_metadata"] = encodable(item.get("job_metadata"))

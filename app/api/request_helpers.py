@@ -78,9 +78,13 @@ def _job_id(request: Request) -> uuid.UUID:
 
 
 async def existing_job(request: Request) -> Job:
+    """The job the path names, if the caller (see `authorize`) may read it: another tenant's job is a 404,
+    indistinguishable from one that does not exist."""
     async with deps(request).sessionmaker() as session:
         job = await jobs.get(session, _job_id(request))
-    if job is None:
+    principal = getattr(request.state, "principal", None)
+    tenant = principal.read_tenant if isinstance(principal, Principal) else api_keys.DEFAULT_TENANT
+    if job is None or (tenant is not None and job.tenant != tenant):
         raise NotFound("unknown job")
     return job
 
@@ -103,8 +107,9 @@ async def authorize(request: Request, scope: str) -> Principal:
         _key_cache[digest] = (now + _KEY_CACHE_TTL_S, principal)
     if principal is None:
         raise Unauthorized("unknown or revoked API key")
-    if scope not in principal.scopes and "admin" not in principal.scopes:
+    if scope not in principal.grants:
         raise Forbidden(f"this key lacks the '{scope}' scope")
+    request.state.principal = principal
     return principal
 
 

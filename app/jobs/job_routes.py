@@ -37,6 +37,7 @@ def job_json(job: Job) -> dict[str, Any]:
     return {
         "id": str(job.id),
         "kind": job.kind,
+        "tenant": job.tenant,
         "status": job.status,
         "hume_job_id": job.hume_job_id,
         "created_at": ts(job.created_at),
@@ -83,7 +84,7 @@ def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None
 
 
 async def list_jobs(request: Request) -> Response:
-    await authorize(request, "read")
+    principal = await authorize(request, "read")
     limit = query_int(request, "limit", 50, low=1, high=500)
     metadata_raw = query_text(request, "metadata")
     metadata = None if metadata_raw is None else parse_metadata_filter(metadata_raw)
@@ -98,6 +99,7 @@ async def list_jobs(request: Request) -> Response:
             created_after=query_datetime(request, "created_after"),
             created_before=query_datetime(request, "created_before"),
             metadata=metadata,
+            tenant=principal.read_tenant,
         )
     more = len(rows) > limit
     rows = rows[:limit]

@@ -58,6 +58,9 @@ def _check_url(index: int, url: str) -> None:
         raise InvalidInput(f"urls[{index}]", "must be an absolute http(s) URL")
     if len(url) > MAX_URL_LENGTH:
         raise InvalidInput(f"urls[{index}]", f"longer than {MAX_URL_LENGTH} characters")
+    if parts.username is not None or parts.password is not None:
+        # Jobs are readable by every key of the tenant: a password in a URL would be shown to all of them.
+        raise InvalidInput(f"urls[{index}]", "must not carry credentials (user:pass@); use a presigned URL")
 
 
 def submit_request(data: dict[str, Any]) -> SubmitRequest:

@@ -269,6 +269,7 @@ async def top_emotion(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     metadata: dict[str, Any] | None = None,
+    tenant: str | None = None,
 ) -> list[dict[str, Any]]:
     """The sources (with their jobs) where an emotion is strongest, from the ingest-time aggregates.
 
@@ -284,6 +285,9 @@ async def top_emotion(
     if created_before is not None:
         clauses.append("j.created_at < :before")
         params["before"] = created_before
+    if tenant is not None:
+        clauses.append("j.tenant = :tenant")
+        params["tenant"] = tenant
     if metadata:
         clauses.append("j.metadata @> CAST(:meta AS jsonb)")
         params["meta"] = orjson.dumps(metadata).decode()
