@@ -97,8 +97,12 @@ async def _store(
     name = evi.event_name(event)
     unknown = isinstance(event, evi.UnknownEvent)
     async with deps.sessionmaker.begin() as session:
-        # An unknown event is kept for audit only: it must not create a chat job nothing will ever end.
-        job_id = None if unknown else await chat_jobs.chat_job(session, event.chat_id)
+        # An unknown event is kept for audit only: it joins its chat's job if there is one, but never
+        # creates a job that nothing would ever end.
+        if unknown:
+            job_id = await chat_jobs.existing_chat_job(session, event.chat_id)
+        else:
+            job_id = await chat_jobs.chat_job(session, event.chat_id)
         event_id = await store_and_queue(
             session,
             deps,
