@@ -35,7 +35,6 @@ log = structlog.get_logger(__name__)
 PROVIDERS = ("hume_batch", "poll")
 # Hume calls back when a job ends; nothing else is a callback.
 CALLBACK_STATUSES = frozenset({"COMPLETED", "FAILED"})
-FINAL = jobs.FINAL
 # A dead outcome event is revived by a poll at most this many rounds of retries in all.
 _REVIVE_ROUNDS = 3
 
