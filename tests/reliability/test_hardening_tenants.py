@@ -87,3 +87,15 @@ def test_create_key_takes_a_tenant(service: Service) -> None:
         client.post("/v1/jobs", json={"urls": [URL]})
     with service.client(key=key) as client:
         assert client.get("/v1/jobs").json()["items"] == []
+
+
+def test_tts_cache_is_not_shared_between_tenants(service: Service) -> None:
+    """A cache hit would tell tenant B that tenant A synthesized this text: each tenant has its own entries."""
+    alice = _key(service.database_url, ["tts"], "alice")
+    bob = _key(service.database_url, ["tts"], "bob")
+    body = {"text": "the merger closes on friday"}
+    with service.client(key=alice) as client:
+        assert client.post("/v1/tts", json=body).headers["x-cache"] == "miss"
+        assert client.post("/v1/tts", json=body).headers["x-cache"] == "hit"
+    with service.client(key=bob) as client:
+        assert client.post("/v1/tts", json=body).headers["x-cache"] == "miss"
