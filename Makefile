@@ -11,15 +11,19 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "install 1/3: creating the virtualenv in $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "install 2/3: upgrading pip"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "install 3/3: installing the service with its dev tools and the embedded Postgres (about 30 s)"
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+	@echo "install: done"
 
 install: $(STAMP) ## create .venv and install the service with its dev tools
 
 run: $(STAMP) ## start Postgres (embedded unless DATABASE_URL), migrate, the emulator (unless HUME_API_KEY), serve
-	$(BIN)/python -m app run
+	@$(BIN)/python -m app run
 
 test: $(STAMP) ## run the whole suite (TEST_DATABASE_URL, else Docker, else embedded Postgres)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,49 +1,33 @@
-"""Settings: one frozen object, read from the environment once, passed down explicitly."""
+"""Settings: one frozen, validated object, read from the environment (and a `.env` file) once, passed down
+explicitly. Each setting's default is written once, here; its variable is its name in upper case."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import DotEnvSettingsSource
 
 LogFormat = Literal["console", "json"]
+Backend = Literal["batch", "v1"]
+BACKENDS: tuple[Backend, ...] = ("batch", "v1")
 
 # The built-in emulator's development credentials: not secrets, they only open the local emulator.
 EMULATOR_API_KEY = "emulator-dev-key"
 EMULATOR_SECRET_KEY = "emulator-dev-secret"  # noqa: S105
 PRODUCTION_HUME_URL = "https://api.hume.ai"
+ENV_FILE = Path(".env")
+
+_KINDS = {"int_parsing": "a whole number", "int_from_float": "a whole number", "float_parsing": "a number",
+          "bool_parsing": "a boolean (true/false)", "literal_error": "one of"}  # fmt: skip
 
 
 class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
-
-
-def _bool(environ: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = environ.get(key)
-    if raw is None or raw == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{key} must be a boolean (true/false), got {raw!r}")
-
-
-def _number(environ: Mapping[str, str], key: str, default: float) -> float:
-    raw = environ.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{key} must be a number, got {raw!r}") from None
-
-
-def _opt(environ: Mapping[str, str], key: str) -> str | None:
-    value = environ.get(key, "").strip()
-    return value or None
+    """A setting is missing or malformed; the message (one line) names the variable."""
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -59,51 +43,76 @@ def libpq_url(url: str) -> str:
     return sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-@dataclass(frozen=True)
-class Settings:
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    name = str(error["loc"][0]).upper() if error["loc"] else "a setting"
+    kind = _KINDS.get(error["type"])
+    if kind == "one of":
+        return f"{name} must be one of {error['ctx']['expected']}, got {error['input']!r}"
+    if kind:
+        return f"{name} must be {kind}, got {error['input']!r}"
+    message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
+    return f"{name} {message}" if message.startswith("must") else f"{name}: {message}"
+
+
+class _Mapping(EnvSettingsSource):
+    """The environment source over a given mapping (os.environ merged with .env, or a test's dict)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key.lower(): value for key, value in self._environ.items()}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_ignore_empty=True, hide_input_in_errors=False)
+
     database_url: str | None = None
-    """Postgres URL; None means the embedded server (development only)."""
-    hume_api_key: str | None = field(default=None, repr=False)
-    hume_secret_key: str | None = field(default=None, repr=False)
+    """Postgres URL; None means the embedded server (`make run` only)."""
+    hume_api_key: str | None = Field(default=None, repr=False)
+    hume_secret_key: str | None = Field(default=None, repr=False)
     hume_base_url: str | None = None
     """Hume (or compatible) server; None with no API key means the built-in emulator."""
     public_base_url: str | None = None
-    """How Hume reaches us, for callback URLs; defaults to http://127.0.0.1:PORT."""
-    hume_webhook_signing_key: str | None = field(default=None, repr=False)
-    hume_webhook_previous_signing_key: str | None = field(default=None, repr=False)
+    """How Hume reaches us, for callback URLs; defaults to http://HOST:PORT."""
+    hume_webhook_signing_key: str | None = Field(default=None, repr=False)
+    hume_webhook_previous_signing_key: str | None = Field(default=None, repr=False)
     hume_webhook_tolerance_s: float = 300.0
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: LogFormat = "console"
+    """Default: console when ENVIRONMENT is development (or unset), else json (see from_env)."""
     run_worker: bool = True
     """Run the queue worker inside the server; off for deployments with `python -m app worker`."""
-    worker_concurrency: int = 4
-    max_body_bytes: int = 1 << 20
+    worker_concurrency: int = Field(default=4, ge=1)
+    max_body_bytes: int = Field(default=1 << 20, ge=1)
     """Request body cap for the API."""
-    max_webhook_body_bytes: int = 256 << 20
+    max_webhook_body_bytes: int = Field(default=256 << 20, ge=1)
     """Callback bodies carry predictions: a one-hour video is tens of MB."""
-    max_evi_body_bytes: int = 1 << 20
+    max_evi_body_bytes: int = Field(default=1 << 20, ge=1)
     """EVI webhook bodies: a chat event is a few kB; anything past this is refused unread."""
-    body_read_timeout_s: float = 30.0
+    body_read_timeout_s: float = Field(default=30.0, gt=0)
     """A request body must arrive within this long (slow senders are cut off with 408)."""
-    header_read_timeout_s: float = 10.0
+    header_read_timeout_s: float = Field(default=10.0, gt=0)
     """A connection must deliver its request line and headers within this long (slowloris)."""
-    limit_concurrency: int = 512
+    limit_concurrency: int = Field(default=512, ge=1)
     """Open connections plus running requests past which uvicorn answers 503 at once."""
-    timeout_keep_alive_s: float = 5.0
+    timeout_keep_alive_s: float = Field(default=5.0, gt=0)
     """An idle keep-alive connection is closed after this long."""
-    export_connections: int = 0
+    export_connections: int = Field(default=0, ge=0)
     """Pooled connections CSV exports may hold at once (0: 5, a quarter of the pool's 20)."""
-    export_statement_timeout_s: float = 300.0
+    export_statement_timeout_s: float = Field(default=300.0, gt=0)
     """Postgres statement_timeout (and idle-in-transaction timeout) for those long reads."""
-    export_write_timeout_s: float = 30.0
+    export_write_timeout_s: float = Field(default=30.0, gt=0)
     """A long read whose client accepts no bytes for this long is cut off and its connection returned."""
     reconcile_after_s: float = 600.0
     """A submitted job with no callback after this long is polled."""
     reconcile_interval_s: float = 15.0
     """How often the reconciler runs (it also requeues stalled tasks and orphaned inbox events)."""
-    worker_max_attempts: int = 8
+    worker_max_attempts: int = Field(default=8, ge=1)
     """Tries of one task before its event is marked dead (visible at /v1/admin/events?state=dead)."""
     worker_retry_base_s: float = 2.0
     worker_retry_cap_s: float = 300.0
@@ -111,66 +120,121 @@ class Settings:
     worker_heartbeat_s: float = 5.0
     stalled_after_s: float = 30.0
     """A task whose worker sent no heartbeat for this long (killed, frozen) is run again."""
-    hume_max_retries: int = 2
+    hume_max_retries: int = Field(default=2, ge=0)
     """The SDK's own quick retries of a Hume 429/5xx (honouring Retry-After) before the worker's backoff."""
-    emulator_port: int = 8001
-    cors_allow_origins: tuple[str, ...] = ()
+    emulator_port: int | None = Field(default=None, ge=0, le=65535)
+    """The built-in emulator's port; None means PORT + 1 (so a second `make run` on another PORT just works)."""
+    cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
     """Browser origins allowed to call the API (CORS_ALLOW_ORIGINS, comma-separated; "*" for any)."""
     hume_token_refresh_margin_s: float = 300.0
     """Fetch the next Hume access token this long before the current one expires."""
     tts_cache_max_bytes: int = 512 << 20
     """Size bound of the TTS cache in Postgres; least recently used entries are evicted past it."""
+    allow_private_hosts: str | None = None
+    """Comma-separated hosts/CIDRs outbound requests may reach although private or loopback (development
+    and tests); media fetching and our outbound webhooks share it."""
+    webhook_retry_schedule_s: Annotated[tuple[float, ...], NoDecode] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+    """The wait before each attempt of our outbound webhooks (the first is the send itself), Standard
+    Webhooks' schedule; each wait after the first gets +-10 % jitter."""
+    webhook_timeout_s: float = 10.0
+    """A receiver that has not answered within this long counts as failed (and is retried)."""
+    webhook_disable_after_s: float = 5 * 86400.0
+    """An endpoint whose every attempt failed for this long is disabled."""
+    hume_backend: Backend | None = None
+    """The backend of a job that names none; None means `default_backend`'s rule."""
+    media_max_bytes: int = Field(default=2 << 30, ge=1)
+    """The largest medium the v1 backend downloads, counted while streaming."""
+    media_fetch_read_timeout_s: float = 30.0
+    """The longest silence while downloading a medium."""
+    media_fetch_timeout_s: float = 900.0
+    """A whole download, redirects included."""
+    v1_face_fps: float = Field(default=3.0, gt=0)
+    """Frames per second sent to Hume v1 for `face` (the batch face model's rate)."""
+    v1_frames_per_request: int = Field(default=100, ge=1)
+    """Images per v1 video request (each request also stays under 24 MB)."""
+    v1_audio_chunk_bytes: int = Field(default=24_000_000, ge=1_000)
+    """The largest WAV per v1 audio request (Hume takes 25 MB a request)."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        log_format = env.get("LOG_FORMAT", "").strip().lower() or (
-            "console" if env.get("ENVIRONMENT", "development") == "development" else "json"
-        )
-        if log_format not in {"console", "json"}:
-            raise SettingsError(f"LOG_FORMAT must be console or json, got {log_format!r}")
-        port = int(_number(env, "PORT", 8000))
-        settings = cls(
-            database_url=_opt(env, "DATABASE_URL"),
-            hume_api_key=_opt(env, "HUME_API_KEY"),
-            hume_secret_key=_opt(env, "HUME_SECRET_KEY"),
-            hume_base_url=_opt(env, "HUME_BASE_URL"),
-            public_base_url=_opt(env, "PUBLIC_BASE_URL"),
-            hume_webhook_signing_key=_opt(env, "HUME_WEBHOOK_SIGNING_KEY"),
-            hume_webhook_previous_signing_key=_opt(env, "HUME_WEBHOOK_PREVIOUS_SIGNING_KEY"),
-            hume_webhook_tolerance_s=_number(env, "HUME_WEBHOOK_TOLERANCE_S", 300.0),
-            host=env.get("HOST", "127.0.0.1"),
-            port=port,
-            log_level=env.get("LOG_LEVEL", "INFO").upper(),
-            log_format=log_format,  # type: ignore[arg-type]
-            run_worker=_bool(env, "RUN_WORKER", True),
-            worker_concurrency=int(_number(env, "WORKER_CONCURRENCY", 4)),
-            max_body_bytes=int(_number(env, "MAX_BODY_BYTES", 1 << 20)),
-            max_webhook_body_bytes=int(_number(env, "MAX_WEBHOOK_BODY_BYTES", 256 << 20)),
-            max_evi_body_bytes=int(_number(env, "MAX_EVI_BODY_BYTES", 1 << 20)),
-            body_read_timeout_s=_number(env, "BODY_READ_TIMEOUT_S", 30.0),
-            header_read_timeout_s=_number(env, "HEADER_READ_TIMEOUT_S", 10.0),
-            limit_concurrency=int(_number(env, "LIMIT_CONCURRENCY", 512)),
-            timeout_keep_alive_s=_number(env, "TIMEOUT_KEEP_ALIVE_S", 5.0),
-            export_connections=int(_number(env, "EXPORT_CONNECTIONS", 0)),
-            export_statement_timeout_s=_number(env, "EXPORT_STATEMENT_TIMEOUT_S", 300.0),
-            export_write_timeout_s=_number(env, "EXPORT_WRITE_TIMEOUT_S", 30.0),
-            reconcile_after_s=_number(env, "RECONCILE_AFTER_S", 600.0),
-            reconcile_interval_s=_number(env, "RECONCILE_INTERVAL_S", 15.0),
-            worker_max_attempts=int(_number(env, "WORKER_MAX_ATTEMPTS", 8)),
-            worker_retry_base_s=_number(env, "WORKER_RETRY_BASE_S", 2.0),
-            worker_retry_cap_s=_number(env, "WORKER_RETRY_CAP_S", 300.0),
-            worker_heartbeat_s=_number(env, "WORKER_HEARTBEAT_S", 5.0),
-            stalled_after_s=_number(env, "STALLED_AFTER_S", 30.0),
-            hume_max_retries=int(_number(env, "HUME_MAX_RETRIES", 2)),
-            emulator_port=int(_number(env, "EMULATOR_PORT", 8001)),
-            cors_allow_origins=tuple(o.strip() for o in env.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()),
-            hume_token_refresh_margin_s=_number(env, "HUME_TOKEN_REFRESH_MARGIN_S", 300.0),
-            tts_cache_max_bytes=int(_number(env, "TTS_CACHE_MAX_BYTES", 512 << 20)),
-        )
-        if settings.database_url is not None:
-            sqlalchemy_url(settings.database_url)
-        return settings
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword construction is exact (tests, embedding): only `from_env` reads the environment.
+        return (init_settings,)
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("webhook_retry_schedule_s", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                waits = tuple(float(part) for part in value.split(","))
+            except ValueError:
+                raise ValueError(f"must be comma-separated seconds, got {value!r}") from None
+            if any(w < 0 for w in waits):
+                raise ValueError(f"must not contain negative waits, got {value!r}")
+            return waits
+        return value
+
+    @field_validator("hume_backend", mode="before")
+    @classmethod
+    def _backend_lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                sqlalchemy_url(value)
+            except SettingsError as exc:
+                raise ValueError(str(exc).removeprefix("DATABASE_URL ")) from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE) -> Settings:
+        """The process environment over `.env` (when `environ` is None), or exactly `environ`."""
+        if environ is None:
+            from_file = DotEnvSettingsSource(cls, env_file=env_file).env_vars if env_file else {}
+            env: dict[str, str] = {k: v for k, v in from_file.items() if v is not None}
+            env.update({k.lower(): v for k, v in os.environ.items()})
+        else:
+            env = {k.lower(): v for k, v in environ.items()}
+        if not env.get("log_format", "").strip():
+            development = env.get("environment", "development") == "development"
+            env["log_format"] = "console" if development else "json"
+        try:
+            return cls(**_Mapping(cls, env)())
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes`, validated like the original."""
+        try:
+            return type(self)(**{**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
 
     @property
     def uses_emulator(self) -> bool:
@@ -181,8 +245,12 @@ class Settings:
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
+    def built_in_emulator_port(self) -> int:
+        return self.emulator_port if self.emulator_port is not None else self.port + 1
+
+    @property
     def emulator_url(self) -> str:
-        return f"http://127.0.0.1:{self.emulator_port}"
+        return f"http://127.0.0.1:{self.built_in_emulator_port}"
 
     @property
     def hume_url(self) -> str:
@@ -208,3 +276,19 @@ class Settings:
         if configured or not self.uses_emulator:
             return configured
         return (EMULATOR_API_KEY,)
+
+    @property
+    def outbound_allow_list(self) -> str | None:
+        """ALLOW_PRIVATE_HOSTS, or, under `make run` with the built-in emulator and nothing set, this
+        machine's loopback: `python -m app webhooks listen` then works out of the box."""
+        if self.allow_private_hosts is None and self.uses_emulator:
+            return "127.0.0.1,::1,localhost"
+        return self.allow_private_hosts
+
+    @property
+    def default_backend(self) -> Backend:
+        """HUME_BACKEND if set; else `v1` against real Hume (its batch API is gone since 2026-06-15) and
+        `batch` against the emulator or a compatible HUME_BASE_URL, which still serve batch jobs."""
+        if self.hume_backend is not None:
+            return self.hume_backend
+        return "v1" if not self.uses_emulator and self.hume_base_url is None else "batch"

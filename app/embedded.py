@@ -40,3 +40,11 @@ def stop(handle: Any) -> None:
     pids = handle.global_process_id_list
     pids.put([pid for pid in pids.get() if pid == os.getpid() or _alive(pid)])
     handle.cleanup()
+
+
+def psql_path() -> str | None:
+    """The psql that ships with the embedded Postgres, for the start-up banner."""
+    import pgserver
+
+    path = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
+    return str(path) if path.exists() else None

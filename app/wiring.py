@@ -17,14 +17,17 @@ from app.deps import Deps
 from app.evi import chat_events
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
+from app.hume.expression_client import ExpressionClient
 from app.hume.gateway import HumeGateway
 from app.hume.token_client import TokenProvider
 from app.hume.tts_client import HumeTts
-from app.inbox.pipeline import Pipeline
+from app.inbox.pipeline import DELIVER_MESSAGE, Pipeline
 from app.inbox.task_queue import make_queue
+from app.notifications import delivery, redelivery
 from app.prediction_rows import PredictionFormatError
 from app.store.db import make_engine, make_sessionmaker
 from app.tts.tts_service import TtsService
+from app.v1 import v1_backend
 
 log = structlog.get_logger(__name__)
 
@@ -37,19 +40,29 @@ def pipeline() -> Pipeline:
     plan.handle(batch_outcomes.PROVIDERS, batch_outcomes.handle_event)
     plan.handle(chat_events.PROVIDERS, chat_events.handle_event)
     plan.backends["batch"] = batch_submission.BACKEND
+    plan.backends["v1"] = v1_backend.BACKEND
     plan.checks.append(batch_outcomes.poll_overdue)
+    plan.tasks[DELIVER_MESSAGE] = delivery.deliver
+    plan.checks.append(redelivery.count_waiting)
     return plan
 
 
 @contextlib.asynccontextmanager
 async def built_in_emulator(settings: Settings) -> AsyncIterator[None]:
-    """The Hume emulator on EMULATOR_PORT, in this process, for development without Hume credentials."""
+    """The Hume emulator on EMULATOR_PORT (PORT + 1 by default), in this process, for development without
+    Hume credentials. It sends EVI webhooks to this service, signed with the key the service verifies, so
+    a chat made at the emulator lands as a job with no arguments."""
     from app import emulator  # only imported when used
 
-    config = emulator.EmulatorConfig(api_key=EMULATOR_API_KEY, secret_key=EMULATOR_SECRET_KEY)
+    config = emulator.EmulatorConfig(
+        api_key=EMULATOR_API_KEY,
+        secret_key=EMULATOR_SECRET_KEY,
+        evi_webhook_url=f"{settings.callback_base_url}/v1/webhooks/hume/evi",
+        evi_signing_key=settings.webhook_signing_keys[0],
+    )
     server = uvicorn.Server(
         uvicorn.Config(
-            emulator.create_app(config), host="127.0.0.1", port=settings.emulator_port, log_level="warning",
+            emulator.create_app(config), host="127.0.0.1", port=settings.built_in_emulator_port, log_level="warning",
             lifespan="on",
         )
     )  # fmt: skip
@@ -57,7 +70,7 @@ async def built_in_emulator(settings: Settings) -> AsyncIterator[None]:
     while not server.started:
         if task.done():
             task.result()
-            raise RuntimeError(f"the built-in emulator could not listen on port {settings.emulator_port}")
+            raise RuntimeError(f"the built-in emulator could not listen on port {settings.built_in_emulator_port}")
         await asyncio.sleep(0.02)
     log.info("using the built-in Hume emulator", url=settings.emulator_url)
     try:
@@ -80,7 +93,8 @@ async def build_deps(settings: Settings, *, pool_size: int = 10) -> AsyncIterato
             api_key=settings.hume_key, base_url=settings.hume_url, max_retries=settings.hume_max_retries
         )
         stack.push_async_callback(gateway.aclose)
-        queue = make_queue(settings.database_url, settings)
+        plan = pipeline()
+        queue = make_queue(settings.database_url, settings, plan.tasks)
         await queue.open_async()
         stack.push_async_callback(queue.close_async)
         sessionmaker = make_sessionmaker(engine)
@@ -98,11 +112,17 @@ async def build_deps(settings: Settings, *, pool_size: int = 10) -> AsyncIterato
         stack.push_async_callback(hume_tts.aclose)
         tts = TtsService(hume=hume_tts, sessionmaker=sessionmaker, max_bytes=settings.tts_cache_max_bytes)
         stack.push_async_callback(tts.aclose)
+        courier = delivery.Courier(settings.outbound_allow_list, timeout_s=settings.webhook_timeout_s)
+        stack.push_async_callback(courier.aclose)
+        expression = ExpressionClient(
+            api_key=settings.hume_key, base_url=settings.hume_url, max_retries=settings.hume_max_retries
+        )
+        stack.push_async_callback(expression.aclose)
         yield Deps(
             settings=settings,
             sessionmaker=sessionmaker,
             gateway=gateway,
             queue=queue,
             tokens=tokens,
-            services={Pipeline: pipeline(), TtsService: tts},
+            services={Pipeline: plan, TtsService: tts, delivery.Courier: courier, ExpressionClient: expression},
         )

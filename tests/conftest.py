@@ -19,7 +19,7 @@ from app.emulator.testing import EmulatorServer
 from app.store import api_keys
 from app.store.db import make_engine, make_sessionmaker
 from app.wiring import build_deps
-from tests.database import Databases, server_url
+from tests.database import Databases, ladder_step, server_url
 from tests.servers import ServiceServer
 
 # The environment must not leak into tests: every setting a test uses is explicit.
@@ -27,6 +27,10 @@ for _name in ("DATABASE_URL", "HUME_API_KEY", "HUME_SECRET_KEY", "HUME_BASE_URL"
     os.environ.pop(_name, None)
 
 EMULATOR_KEY = "test-hume-key"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"database: {ladder_step()}"
 
 
 @pytest.fixture(scope="session")
@@ -82,12 +86,12 @@ def service_settings(database_url: str, emulator: EmulatorServer, **overrides: A
     return Settings(**base)
 
 
-def create_key(database_url: str, scopes: list[str], name: str = "test") -> str:
+def create_key(database_url: str, scopes: list[str], name: str = "test", tenant: str = api_keys.DEFAULT_TENANT) -> str:
     async def create() -> str:
         engine = make_engine(database_url, pool_size=1)
         try:
             async with make_sessionmaker(engine).begin() as session:
-                return await api_keys.create(session, name=name, scopes=scopes)
+                return await api_keys.create(session, name=name, scopes=scopes, tenant=tenant)
         finally:
             await engine.dispose()
 

@@ -37,6 +37,15 @@ def _docker_answers() -> bool:
         return False
 
 
+def ladder_step() -> str:
+    """Which rung `server_url` will use, for the test run's header."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return "TEST_DATABASE_URL"
+    if _docker_answers():
+        return "a testcontainers Postgres (Docker)"
+    return "an embedded Postgres (pgserver; no TEST_DATABASE_URL, no Docker)"
+
+
 @contextlib.contextmanager
 def server_url() -> Iterator[str]:
     url = os.environ.get("TEST_DATABASE_URL")

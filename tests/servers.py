@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from dataclasses import replace
 from types import TracebackType
 
 import uvicorn
@@ -36,7 +35,7 @@ class ServiceServer:
         # `sock`: bound beforehand (see `bind`) when something started earlier must know our URL.
         self.sock = sock or bind()
         self.port = int(self.sock.getsockname()[1])
-        self.settings = replace(settings, port=self.port, public_base_url=settings.public_base_url or self.url)
+        self.settings = settings.replace(port=self.port, public_base_url=settings.public_base_url or self.url)
         self.server = uvicorn.Server(
             uvicorn.Config(
                 create_app(self.settings),

@@ -2,38 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.request_helpers import JSON, authorize, deps, query_int
+from app.admin.event_schemas import Event, EventListQuery, EventPage
+from app.api.request_helpers import JSON, authorize, deps
+from app.api.typed_input import query_struct
 from app.errors import InvalidInput, NotFound
 from app.inbox import replay as events
 from app.store import inbox_events as inbox
 from app.store.inbox_events import EventSummary
-from app.store.tables import EVENT_STATES
 
 
-def event_json(event: EventSummary) -> dict[str, Any]:
-    def ts(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "id": event.id,
-        "provider": event.provider,
-        "dedup_key": event.dedup_key,
-        "event_type": event.event_type,
-        "job_id": str(event.job_id) if event.job_id else None,
-        "state": event.state,
-        "attempts": event.attempts,
-        "last_error": event.last_error,
-        "received_at": ts(event.received_at),
-        "processed_at": ts(event.processed_at),
-        "body_bytes": event.body_bytes,
-    }
+def event_out(event: EventSummary) -> Event:
+    return Event(
+        id=event.id,
+        provider=event.provider,
+        dedup_key=event.dedup_key,
+        event_type=event.event_type,
+        job_id=event.job_id,
+        state=event.state,  # type: ignore[arg-type]  # the table's CHECK holds the same values
+        attempts=event.attempts,
+        last_error=event.last_error,
+        received_at=event.received_at,
+        processed_at=event.processed_at,
+        body_bytes=event.body_bytes,
+    )
 
 
 def _int(raw: str | None, name: str) -> int | None:
@@ -50,16 +45,13 @@ def _int(raw: str | None, name: str) -> int | None:
 
 async def list_events(request: Request) -> Response:
     await authorize(request, "admin")
-    state = request.query_params.get("state")
-    if state is not None and state not in EVENT_STATES:
-        raise InvalidInput("state", f"must be one of {', '.join(EVENT_STATES)}")
-    limit = query_int(request, "limit", 50, low=1, high=500)
-    after = _int(request.query_params.get("cursor"), "cursor")
+    query = query_struct(request, EventListQuery)
+    after = _int(query.cursor, "cursor")
     async with deps(request).sessionmaker() as session:
-        rows = await inbox.page(session, state=state, limit=limit + 1, after_id=after)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return JSON({"items": [event_json(e) for e in rows], "next_cursor": str(rows[-1].id) if more else None})
+        rows = await inbox.page(session, state=query.state, limit=query.limit + 1, after_id=after)
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    return JSON(EventPage(items=[event_out(e) for e in rows], next_cursor=str(rows[-1].id) if more else None))
 
 
 async def replay_event(request: Request) -> Response:
@@ -71,7 +63,7 @@ async def replay_event(request: Request) -> Response:
     if not 0 < event_id < 2**63:
         raise NotFound("unknown event")
     event = await events.replay(deps(request), event_id)
-    return JSON(event_json(inbox.summary(event)), status_code=202)
+    return JSON(event_out(inbox.summary(event)), status_code=202)
 
 
 routes = [

@@ -23,10 +23,14 @@ MAX_METADATA_KEYS = 100
 MAX_KEY_LENGTH = 128
 MAX_SAFE_NUMBER = 2**53
 ENCODING_ERROR = {"error": "stored value cannot be encoded as JSON"}
+OBJECT_EXPECTED = 'must be a JSON object, e.g. {"team": "research"}'
 
 
-def parse_bounded(body: bytes | str, field: str = "body", *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse JSON, refusing (422) what is malformed or nested deeper than `max_depth`.
+def parse_bounded(
+    body: bytes | str, field: str = "body", *, max_depth: int = MAX_JSON_DEPTH, malformed: str | None = None
+) -> Any:
+    """Parse JSON, refusing (422) what is malformed (with `malformed` as the message, if given) or nested
+    deeper than `max_depth`.
 
     orjson bounds its recursion itself (1024 levels, reported as a decode error), so the walk below only
     ever sees a bounded tree and is iterative anyway.
@@ -34,7 +38,7 @@ def parse_bounded(body: bytes | str, field: str = "body", *, max_depth: int = MA
     try:
         value = orjson.loads(body)
     except (orjson.JSONDecodeError, RecursionError) as exc:
-        raise InvalidInput(field, f"not valid JSON ({exc})") from None
+        raise InvalidInput(field, malformed or f"not valid JSON ({exc})") from None
     if depth(value) > max_depth:
         raise InvalidInput(field, f"nested deeper than {max_depth} levels")
     return value
@@ -90,7 +94,7 @@ def check_metadata(value: Any, field: str = "metadata") -> dict[str, Any]:
     """Job metadata or a metadata filter: an object of at most 16 KiB serialized, depth 8, 100 keys per
     object, keys of at most 128 characters, storable as jsonb without change."""
     if not isinstance(value, dict):
-        raise InvalidInput(field, 'must be a JSON object, e.g. {"team": "research"}')
+        raise InvalidInput(field, OBJECT_EXPECTED)
     check_storable(value, field, max_depth=MAX_METADATA_DEPTH)
     stack: list[Any] = [value]
     while stack:
@@ -107,7 +111,9 @@ def check_metadata(value: Any, field: str = "metadata") -> dict[str, Any]:
 
 
 def parse_metadata_filter(raw: str, field: str = "metadata") -> dict[str, Any]:
-    return check_metadata(parse_bounded(raw, field, max_depth=MAX_METADATA_DEPTH + 1), field)
+    """A metadata containment filter from a query string: the same bounds as stored metadata."""
+    value = parse_bounded(raw, field, max_depth=MAX_METADATA_DEPTH + 1, malformed=OBJECT_EXPECTED)
+    return check_metadata(value, field)
 
 
 def encodable(value: Any) -> Any:

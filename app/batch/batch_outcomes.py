@@ -23,6 +23,7 @@ from app.hume import callbacks, predictions
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeError, HumeNotFoundError, HumeSunsetError
 from app.hume.gateway import JobState
+from app.inbox import outbox
 from app.inbox.acceptance import Accepted, defer, store_and_queue
 from app.inbox.job_starter import defer_start
 from app.inbox.pipeline import PROCESS_EVENT, RetryLater
@@ -167,10 +168,11 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
     if state.status == "FAILED":
         message = state.message or payload.message or payload.error or "Hume reported the job failed"
         async with deps.sessionmaker.begin() as session:
-            await jobs.advance(
+            if await jobs.advance(
                 session, job.id, "failed", hume_job_id=hume_job_id, error=message, error_code="hume_failed",
                 started_at=_ms(state.started_ms), completed_at=_ms(state.ended_ms) or _now(),
-            )  # fmt: skip
+            ):  # fmt: skip
+                await outbox.job_ended(session, deps, job.id)
             await inbox_events.finish(session, event_id, "done")
         return "failed"
     if state.status == "IN_PROGRESS":
@@ -202,6 +204,7 @@ async def _complete(
                 num_errors=num_errors, started_at=_ms(state.started_ms),
                 completed_at=_ms(state.ended_ms) or _now(),
             )  # fmt: skip
+            await outbox.job_ended(session, deps, job_id)
             await inbox_events.finish(session, event_id, "done")
     metrics.INGEST_ROWS.inc(count)
     log.info("job ingested", job_id=str(job_id), hume_job_id=hume_job_id, predictions=count)
@@ -238,12 +241,13 @@ async def poll_overdue(deps: Deps) -> int:
             state = await deps.gateway.job_state(job.hume_job_id)
         except (HumeSunsetError, HumeNotFoundError) as exc:
             # Hume accepted this job, so a 404/410 now means its batch API is gone: waiting cannot help.
-            message = f"Hume answered {exc.status} for job {job.hume_job_id}. {HumeSunsetError.__doc__}"
+            message = f"Hume answered {exc.status} for job {job.hume_job_id}. {HumeSunsetError()}"
             async with deps.sessionmaker.begin() as session:
-                await jobs.advance(
+                if await jobs.advance(
                     session, job_id, "failed", error=" ".join(message.split()), error_code="hume_sunset",
                     completed_at=_now(),
-                )  # fmt: skip
+                ):  # fmt: skip
+                    await outbox.job_ended(session, deps, job_id)
             log.warning("job failed: Hume no longer knows it", job_id=str(job_id), status=exc.status)
             continue
         except HumeError as exc:

@@ -12,6 +12,7 @@ import structlog
 
 from app.deps import Deps
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
+from app.inbox import outbox
 from app.inbox.pipeline import JobBackend
 from app.store import jobs
 
@@ -52,7 +53,8 @@ async def send_to_hume(deps: Deps, job_id: uuid.UUID) -> None:
     except (HumeRejectedError, HumeSunsetError, HumeNotFoundError) as exc:
         code = "hume_sunset" if isinstance(exc, HumeSunsetError) else "hume_rejected"
         async with deps.sessionmaker.begin() as session:
-            await jobs.advance(session, job_id, "rejected", error=str(exc), error_code=code, completed_at=_now())
+            if await jobs.advance(session, job_id, "rejected", error=str(exc), error_code=code, completed_at=_now()):
+                await outbox.job_ended(session, deps, job_id)
         log.warning("job rejected by hume", job_id=str(job_id), error=str(exc))
         return
     async with deps.sessionmaker.begin() as session:
@@ -72,10 +74,11 @@ async def send_to_hume(deps: Deps, job_id: uuid.UUID) -> None:
 
 async def give_up_submit(deps: Deps, job_id: uuid.UUID, error: str) -> None:
     async with deps.sessionmaker.begin() as session:
-        await jobs.advance(
+        if await jobs.advance(
             session, job_id, "failed", error=f"Hume unavailable: {error}", error_code="hume_unavailable",
             completed_at=_now(),
-        )  # fmt: skip
+        ):  # fmt: skip
+            await outbox.job_ended(session, deps, job_id)
 
 
 BACKEND = JobBackend(start=send_to_hume, give_up=give_up_submit)

@@ -50,6 +50,8 @@ class Chat:
     status: str = "ACTIVE"
     events: list[Json] = field(default_factory=list)
     resumed: bool = False
+    # The webhook URL given at creation: ending an active chat later must notify the same receiver.
+    webhook_url: str | None = None
 
     def summary(self) -> Json:
         return {
@@ -329,7 +331,8 @@ async def create_chat(request: Request) -> Response:
     seed = stable_hash("chat", str(spec.get("seed")) if spec.get("seed") is not None else str(uuid.uuid4()))
     chat = build_chat(spec, seed, int(time.time() * 1000))
     state.chats[chat.id] = chat
-    url = spec.get("webhook_url") or state.config.evi_webhook_url
+    chat.webhook_url = spec.get("webhook_url")
+    url = chat.webhook_url or state.config.evi_webhook_url
     if spec.get("send_webhooks", True):
         state.spawn(_send_lifecycle(state, chat, url, started=True, ended=chat.status != "ACTIVE"))
     return json(chat.summary(), status_code=201)
@@ -348,7 +351,8 @@ async def end_active_chat(request: Request) -> Response:
     if reason not in END_REASONS:
         return json({"error": f"end_reason must be one of {', '.join(END_REASONS)}"}, status_code=400)
     end_chat(chat, reason, int(time.time() * 1000))
-    url = (spec.get("webhook_url") if isinstance(spec, dict) else None) or state.config.evi_webhook_url
+    given = spec.get("webhook_url") if isinstance(spec, dict) else None
+    url = given or chat.webhook_url or state.config.evi_webhook_url
     state.spawn(_send_lifecycle(state, chat, url, started=False, ended=True))
     return json(chat.summary())
 

@@ -45,9 +45,7 @@ class Tracker:
     def assign(self, boxes: list[list[float]]) -> list[int]:
         ids: list[int] = []
         for box in boxes:
-            best = max(
-                (f for f in self.faces if f[0] not in ids), key=lambda f: _iou(f[1], box), default=None
-            )
+            best = max((f for f in self.faces if f[0] not in ids), key=lambda f: _iou(f[1], box), default=None)
             if best is not None and _iou(best[1], box) >= MATCH_IOU:
                 face_id = best[0]
             else:

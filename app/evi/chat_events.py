@@ -12,7 +12,7 @@ same inbox key, so a webhook and a backfill of one chat store it once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ from app.errors import InvalidInput, Unauthorized
 from app.hume import evi_chats as evi
 from app.hume import signatures
 from app.hume.errors import HumeError
+from app.inbox import outbox
 from app.inbox.acceptance import Accepted, store_and_queue
 from app.inbox.event_runner import run_event
 from app.inbox.pipeline import RetryLater
@@ -199,6 +200,7 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
                 session, job_id, "completed", num_predictions=count, num_errors=len(errors), details=details,
                 started_at=job.started_at or _at(history.start_ms), completed_at=_at(end_ms) or datetime.now(UTC),
             )  # fmt: skip
+            await outbox.job_ended(session, deps, job_id)
             await inbox_events.finish(session, event_id, "done")
     metrics.INGEST_ROWS.inc(count)
     log.info("evi chat ingested", job_id=str(job_id), chat_id=event.chat_id, predictions=count)
@@ -220,15 +222,18 @@ class Backfill:
     failed: dict[str, str]
 
 
-async def backfill(deps: Deps, *, since: datetime) -> Backfill:
+async def backfill(deps: Deps, *, since: datetime, progress: Callable[[int, int], object] | None = None) -> Backfill:
     """Ingest chats that started since `since` and are not stored yet, through the same inbox key a
-    chat_ended webhook uses (so a webhook arriving later, or earlier, is a replay)."""
+    chat_ended webhook uses (so a webhook arriving later, or earlier, is a replay). `progress(done, total)`
+    is called after each chat."""
     chats = await evi.chats_since(deps.gateway.client, int(since.timestamp() * 1000))
     ingested: list[str] = []
     stored: list[str] = []
     active: list[str] = []
     failed: dict[str, str] = {}
-    for chat in chats:
+    for done, chat in enumerate(chats):
+        if progress is not None:
+            progress(done, len(chats))
         if chat.status == "ACTIVE":
             active.append(chat.chat_id)
             continue
@@ -245,4 +250,6 @@ async def backfill(deps: Deps, *, since: datetime) -> Backfill:
             failed[chat.chat_id] = str(exc)
             continue
         (ingested if outcome == "completed" else stored).append(chat.chat_id)
+    if progress is not None:
+        progress(len(chats), len(chats))
     return Backfill(listed=len(chats), ingested=ingested, already_stored=stored, active=active, failed=failed)

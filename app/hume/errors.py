@@ -3,6 +3,8 @@
 HumeError
  +-- HumeTransientError   429, 5xx, timeouts, connection errors: try again later (retry_after if known)
  +-- HumeRejectedError    a 4xx about our request: retrying cannot help; carries Hume's message
+ |    +-- HumeAuthError     401/403: the key is wrong or lacks access (the whole job fails)
+ |    +-- HumeMediaRefused  v1 refused one medium (decode failure, too large, unsupported): that source fails
  +-- HumeSunsetError      the batch API answered 404/410 for a path that exists: the 2026-06-15 sunset
  +-- HumeNotFoundError    a job or chat id Hume does not know
 """
@@ -14,7 +16,8 @@ class HumeError(Exception):
     """Hume could not be reached or refused the request."""
 
     def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
-        super().__init__(message or self.__doc__ or "")
+        # A docstring reused as the message would carry its line breaks and indentation to users.
+        super().__init__(message or " ".join((self.__doc__ or "").split()))
         self.status = status
 
 
@@ -30,6 +33,21 @@ class HumeTransientError(HumeError):
 
 class HumeRejectedError(HumeError):
     """Hume rejected the request."""
+
+
+class HumeAuthError(HumeRejectedError):
+    """Hume refused our credentials (401/403): check HUME_API_KEY and the key's access to this API."""
+
+
+class HumeMediaRefused(HumeRejectedError):
+    """Hume could not take this medium; `code` is Hume's error code (audio_decode_failed, ...)."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, code: str = "", request_id: str | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.code = code
+        self.request_id = request_id
 
 
 class HumeSunsetError(HumeError):

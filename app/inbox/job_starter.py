@@ -19,13 +19,15 @@ from app.store.db import driver_connection
 DEFAULT_BACKEND = "batch"
 
 
-async def defer_start(session: AsyncSession, deps: Deps, job_id: uuid.UUID) -> bool:
-    """Enqueue the job's start unless one is already waiting; runs of one job never overlap, so the
-    reconciler re-enqueueing a slow start cannot start two Hume jobs. True if enqueued."""
+async def defer_start(session: AsyncSession, deps: Deps, job_id: uuid.UUID, *, in_s: float | None = None) -> bool:
+    """Enqueue the job's start (in `in_s` seconds if given) unless one is already waiting; runs of one
+    job never overlap, so the reconciler re-enqueueing a slow start cannot start two Hume jobs. True if
+    enqueued."""
     connection = await driver_connection(session)
     task = deps.queue.configure_task(
-        START_JOB, connection=connection, lock=f"job:{job_id}", queueing_lock=f"submit:{job_id}"
-    )
+        START_JOB, connection=connection, lock=f"job:{job_id}", queueing_lock=f"submit:{job_id}",
+        schedule_in=None if in_s is None else {"seconds": in_s},
+    )  # fmt: skip
     try:
         # A savepoint: the refused insert must not abort the caller's transaction.
         async with session.begin_nested():

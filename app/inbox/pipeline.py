@@ -16,12 +16,18 @@ from app.store.tables import InboxEvent
 PROCESS_EVENT = "process_event"
 START_JOB = "submit_job"
 RECONCILE = "reconcile"
+# One attempt to send one of our outbound webhook messages (app/inbox/outbox.py queues it).
+DELIVER_MESSAGE = "deliver_webhook_message"
 # Tasks queued by an earlier release under another name are still run by the event runner.
 LEGACY_EVENT_TASKS = ("process_evi_event",)
 
 EventHandler = Callable[[Deps, InboxEvent], Awaitable[str]]
 """Applies one stored event; returns what happened (for logs). It ends the event itself, with
 `inbox_events.finish`, in the same transaction as its effect; raising leaves it for a retry."""
+
+QueueTask = Callable[..., Awaitable[None]]
+"""A feature's own queue task, called as `task(deps, **arguments)`; the queue retries it (with the
+worker's backoff) only when it raises, e.g. while the database is away."""
 
 Check = Callable[[Deps], Awaitable[int]]
 """A reconciler check; returns how many things it looked at."""
@@ -45,6 +51,8 @@ class Pipeline:
     """By provider (the inbox row's `provider`): hume_batch, poll, hume_evi, evi_backfill, ..."""
     backends: dict[str, JobBackend] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    tasks: dict[str, QueueTask] = field(default_factory=dict)
+    """Further queue tasks by name (registered on the queue when it is built)."""
     permanent: tuple[type[BaseException], ...] = ()
     """Errors retrying cannot fix: the event goes dead at once (an operator can replay it after a fix)."""
 

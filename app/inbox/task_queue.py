@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
 import structlog
-from procrastinate import RetryDecision
+from procrastinate import JobContext, RetryDecision
 from procrastinate.jobs import Job as QueueJob
 from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy import text
@@ -24,7 +25,8 @@ from app.config import Settings, libpq_url
 from app.deps import Deps
 from app.hume.errors import HumeTransientError
 from app.inbox import event_runner, job_starter, reconciler
-from app.inbox.pipeline import LEGACY_EVENT_TASKS, PROCESS_EVENT, RECONCILE, START_JOB
+from app.inbox.event_runner import task_deps
+from app.inbox.pipeline import LEGACY_EVENT_TASKS, PROCESS_EVENT, RECONCILE, START_JOB, QueueTask
 
 log = structlog.get_logger(__name__)
 
@@ -56,8 +58,17 @@ def _cron(interval_s: float) -> str:
     return f"*/{max(1, min(59, int(interval_s // 60)))} * * * *"
 
 
-def make_queue(database_url: str, settings: Settings) -> procrastinate.App:
-    """A procrastinate app with the pipeline's tasks; one per process (tests build several)."""
+def _with_deps(run: QueueTask) -> Any:
+    async def task(context: JobContext, **arguments: Any) -> None:
+        await run(task_deps(context), **arguments)
+
+    return task
+
+
+def make_queue(
+    database_url: str, settings: Settings, tasks: Mapping[str, QueueTask] | None = None
+) -> procrastinate.App:
+    """A procrastinate app with the pipeline's tasks (and `tasks`, features' own); one per process."""
     retry = Backoff(
         max_attempts=settings.worker_max_attempts,
         base_s=settings.worker_retry_base_s,
@@ -68,6 +79,8 @@ def make_queue(database_url: str, settings: Settings) -> procrastinate.App:
     app.task(name=START_JOB, pass_context=True, retry=retry)(job_starter.submit_job)
     for name in (PROCESS_EVENT, *LEGACY_EVENT_TASKS):
         app.task(name=name, pass_context=True, retry=retry)(event_runner.process_event)
+    for name, run in (tasks or {}).items():
+        app.task(name=name, pass_context=True, retry=retry)(_with_deps(run))
     app.periodic(cron=_cron(settings.reconcile_interval_s), periodic_id=RECONCILE)(
         app.task(name=RECONCILE, pass_context=True, queueing_lock=RECONCILE)(reconciler.reconcile)
     )

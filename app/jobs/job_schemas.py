@@ -1,21 +1,68 @@
-"""Validation of client input into typed requests; every failure names the field."""
+"""Jobs as the API declares them: the submit body, the list's query, the job returned. The structs are the
+validation and the OpenAPI document alike; the checks a schema cannot state follow them."""
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import msgspec
 import orjson
+from msgspec import UNSET, Meta, UnsetType
 
 from app.api.json_limits import check_metadata, check_storable
+from app.api.typed_input import QueryStruct, body_struct
+from app.config import Backend
 from app.errors import InvalidInput
 from app.hume.emotions import MODELS
 from app.hume.gateway import validate_models
 
 MAX_ITEMS = 100  # Hume's per-request cap for URLs and for texts (HUME.md 8)
 MAX_URL_LENGTH = 4096
+MAX_IDEMPOTENCY_KEY = 255
+MAX_PAGE = 500
+# What Hume's v1 API measures: voice from the audio, faces from the frames. The batch-only models
+# (language, ner, burst, facemesh) and text inputs have no v1 endpoint.
+V1_MODELS = ("prosody", "face")
+
+# The job table's CHECK constraints hold the same values (tests/unit/test_openapi.py compares them).
+JobStatus = Literal["pending", "queued", "in_progress", "completed", "failed", "rejected"]
+JobKind = Literal["batch", "evi_chat"]
+
+Url = Annotated[
+    str,
+    Meta(
+        min_length=1, max_length=MAX_URL_LENGTH, description="absolute http(s) URL", extra_json_schema={"format": "uri"}
+    ),
+]
+Text = Annotated[str, Meta(min_length=1, description="a text to analyse (language models)")]
+Options = Annotated[dict[str, Any], Meta(description="the model's options, as Hume's batch API takes them")]
+
+
+class ModelChoice(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The models to run, each with its options ({} for the defaults); omitted: every model."""
+
+    face: Options | UnsetType = UNSET
+    prosody: Options | UnsetType = UNSET
+    burst: Options | UnsetType = UNSET
+    language: Options | UnsetType = UNSET
+    ner: Options | UnsetType = UNSET
+    facemesh: Options | UnsetType = UNSET
+
+
+class SubmitJob(msgspec.Struct, forbid_unknown_fields=True):
+    """Media URLs and/or texts to analyse (at least one of them)."""
+
+    urls: Annotated[list[Url], Meta(max_length=MAX_ITEMS)] = msgspec.field(default_factory=list)
+    text: Annotated[list[Text], Meta(max_length=MAX_ITEMS)] = msgspec.field(default_factory=list)
+    models: ModelChoice | None = None
+    metadata: Annotated[dict[str, Any], Meta(description="yours: stored with the job, filterable")] | None = None
+    backend: Backend | None = None
+    """batch (Hume's batch API or a compatible server) or v1 (Hume's live API); omitted: HUME_BACKEND's rule."""
 
 
 @dataclass(frozen=True)
@@ -24,10 +71,17 @@ class SubmitRequest:
     text: list[str]
     models: dict[str, Any] | None
     metadata: dict[str, Any]
+    backend: Backend = "batch"
 
     def fingerprint(self) -> str:
         canonical = orjson.dumps(
-            {"urls": self.urls, "text": self.text, "models": self.models, "metadata": self.metadata},
+            {
+                "urls": self.urls,
+                "text": self.text,
+                "models": self.models,
+                "metadata": self.metadata,
+                "backend": self.backend,
+            },
             option=orjson.OPT_SORT_KEYS,
         )
         return hashlib.sha256(canonical).hexdigest()
@@ -36,58 +90,117 @@ class SubmitRequest:
         return {"urls": self.urls, "text": self.text, "models": self.models}
 
 
-def _string_list(data: dict[str, Any], key: str) -> list[str]:
-    value = data.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidInput(key, "must be a list of strings")
-    if len(value) > MAX_ITEMS:
-        raise InvalidInput(key, f"at most {MAX_ITEMS} items (Hume's limit); use an archive for more")
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
+def _check_strings(key: str, values: list[str]) -> None:
+    for i, item in enumerate(values):
+        if not item.strip():
             raise InvalidInput(f"{key}[{i}]", "must be a non-empty string")
         if "\x00" in item:
             raise InvalidInput(f"{key}[{i}]", "must not contain NUL characters")
-    return list(value)
 
 
-def _check_url(index: int, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise InvalidInput(f"urls[{index}]", "must be an absolute http(s) URL")
-    if len(url) > MAX_URL_LENGTH:
-        raise InvalidInput(f"urls[{index}]", f"longer than {MAX_URL_LENGTH} characters")
-    if parts.username is not None or parts.password is not None:
-        # Jobs are readable by every key of the tenant: a password in a URL would be shown to all of them.
-        raise InvalidInput(f"urls[{index}]", "must not carry credentials (user:pass@); use a presigned URL")
-
-
-def submit_request(data: dict[str, Any]) -> SubmitRequest:
-    unknown = sorted(set(data) - {"urls", "text", "models", "metadata"})
-    if unknown:
-        raise InvalidInput(unknown[0], "unknown field (allowed: urls, text, models, metadata)")
-    urls = _string_list(data, "urls")
+def _check_urls(urls: list[str]) -> None:
     for i, url in enumerate(urls):
-        _check_url(i, url)
-    text = _string_list(data, "text")
-    if not urls and not text:
+        parts = urlsplit(url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise InvalidInput(f"urls[{i}]", "must be an absolute http(s) URL")
+        if parts.username is not None or parts.password is not None:
+            # Jobs are readable by every key of the tenant: a password in a URL would be shown to all of them.
+            raise InvalidInput(f"urls[{i}]", "must not carry credentials (user:pass@); use a presigned URL")
+
+
+def _models(choice: ModelChoice | None) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    models: dict[str, Any] = msgspec.to_builtins(choice)
+    if not models:
+        raise InvalidInput("models", f"must be an object with some of: {', '.join(MODELS)}")
+    for name, options in models.items():
+        # Options are stored as jsonb with the job and sent to Hume: the same round-trip bounds as metadata.
+        check_storable(options, f"models.{name}")
+    try:
+        return validate_models(models)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise InvalidInput(field, message) from None
+
+
+def _check_v1(urls: list[str], text: list[str], models: dict[str, Any] | None) -> None:
+    if text:
+        raise InvalidInput("text", 'the v1 backend measures media files only; text needs backend "batch"')
+    if not urls:
+        raise InvalidInput("urls", "the v1 backend needs at least one media URL")
+    for name in models or {}:
+        if name not in V1_MODELS:
+            raise InvalidInput(
+                f"models.{name}",
+                f'the v1 backend measures only {" and ".join(V1_MODELS)}; {name} needs backend "batch"',
+            )
+
+
+def submit_request(data: dict[str, Any], default_backend: Backend = "batch") -> SubmitRequest:
+    body = body_struct(data, SubmitJob)
+    _check_strings("urls", body.urls)
+    _check_urls(body.urls)
+    _check_strings("text", body.text)
+    if not body.urls and not body.text:
         raise InvalidInput("urls", "give at least one URL (or text)")
-    models = data.get("models")
-    if models is not None:
-        if not isinstance(models, dict) or not models:
-            raise InvalidInput("models", f"must be an object with some of: {', '.join(MODELS)}")
-        for name, options in models.items():
-            if name not in MODELS:
-                raise InvalidInput(f"models.{name}", f"unknown model (known: {', '.join(MODELS)})")
-            if not isinstance(options, dict):
-                raise InvalidInput(f"models.{name}", "must be an object of model options")
-            check_storable(options, f"models.{name}")
-        try:
-            models = validate_models(models)
-        except ValueError as exc:
-            field, _, message = str(exc).partition(": ")
-            raise InvalidInput(field, message) from None
-    metadata = data.get("metadata")
-    metadata = {} if metadata is None else check_metadata(metadata)
-    return SubmitRequest(urls=urls, text=text, models=models, metadata=metadata)
+    models = _models(body.models)
+    metadata = {} if body.metadata is None else check_metadata(body.metadata)
+    backend = body.backend or default_backend
+    if backend == "v1":
+        _check_v1(body.urls, body.text, models)
+    return SubmitRequest(urls=body.urls, text=body.text, models=models, metadata=metadata, backend=backend)
+
+
+class JobListQuery(QueryStruct):
+    status: JobStatus | None = None
+    kind: JobKind | None = None
+    hume_id: str | None = None
+    created_after: Annotated[str, Meta(extra_json_schema={"format": "date-time"})] | None = None
+    created_before: Annotated[str, Meta(extra_json_schema={"format": "date-time"})] | None = None
+    metadata: Annotated[str, Meta(description="a JSON object the job's metadata contains")] | None = None
+    limit: Annotated[int, Meta(ge=1, le=MAX_PAGE)] = 50
+    cursor: Annotated[str, Meta(description="next_cursor of the previous page")] | None = None
+
+
+class JobError(msgspec.Struct):
+    code: str | None
+    message: str
+
+
+class LastEvent(msgspec.Struct):
+    """The job's event that is retrying or dead: why a job is not moving, and where to replay it."""
+
+    id: int
+    state: str
+    attempts: int
+    last_error: str | None
+    replay: str
+
+
+class JobOut(msgspec.Struct):
+    """A job; `request` is what was sent to Hume, `details` what the backend learned (EVI chats: config, times)."""
+
+    id: uuid.UUID
+    kind: JobKind
+    backend: Backend
+    tenant: str
+    status: JobStatus
+    hume_job_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    num_predictions: int
+    num_errors: int
+    error: JobError | None
+    request: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    details: dict[str, Any] | None
+    last_event: LastEvent | None = None
+
+
+class JobPage(msgspec.Struct):
+    items: list[JobOut]
+    next_cursor: str | None

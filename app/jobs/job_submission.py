@@ -41,6 +41,7 @@ async def submit(
                 job = await jobs.create(
                     session,
                     kind="batch",
+                    backend=request.backend,
                     status="pending",
                     request=request.as_json(),
                     job_metadata=request.metadata,

@@ -6,24 +6,27 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.tables import ApiKey
 
-SCOPES = ("submit", "read", "token", "tts", "analyst", "admin")
+SCOPES = ("submit", "read", "token", "tts", "webhooks", "analyst", "admin")
 DEFAULT_TENANT = "default"
 # What each scope grants, in one table: a key may do what the union of its scopes' rows allows, nothing
-# implied elsewhere. `analyst` reads every tenant; `admin` operates the inbox (events, replays) and reads
-# every tenant, but does not submit, mint tokens or spend TTS unless those scopes are given too.
+# implied elsewhere. `analyst` reads every tenant; `admin` operates the inbox (events, replays), reads every
+# tenant and manages every outbound webhook endpoint (an operator's job), but does not submit, mint tokens
+# or spend TTS unless those scopes are given too.
 GRANTS: dict[str, frozenset[str]] = {
     "submit": frozenset({"submit"}),
     "read": frozenset({"read"}),
     "token": frozenset({"token"}),
     "tts": frozenset({"tts"}),
+    "webhooks": frozenset({"webhooks"}),
     "analyst": frozenset({"read", "all_tenants"}),
-    "admin": frozenset({"admin", "read", "all_tenants"}),
+    "admin": frozenset({"admin", "read", "all_tenants", "webhooks"}),
 }
 KEY_PREFIX = "hes_"
 
@@ -89,5 +92,26 @@ async def find_by_hash(session: AsyncSession, key_hash: str) -> Principal | None
     return Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes), tenant=row.tenant)
 
 
-async def revoke(session: AsyncSession, key_id: uuid.UUID) -> None:
-    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=func.now()))
+async def revoke(session: AsyncSession, key_id: uuid.UUID) -> bool:
+    """Revoke a key at once; False if no such key is active."""
+    result = await session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=func.now())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: uuid.UUID
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def all_keys(session: AsyncSession) -> list[KeyInfo]:
+    """Every key, oldest first, without anything secret (only hashes are stored anyway)."""
+    rows = await session.execute(
+        select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.created_at, ApiKey.revoked_at).order_by(ApiKey.created_at)
+    )
+    return [KeyInfo(r.id, r.name, tuple(r.scopes), r.created_at, r.revoked_at) for r in rows]

@@ -198,3 +198,33 @@ async def revive_dead(session: AsyncSession, dedup_key: str, *, max_attempts: in
         .returning(InboxEvent.id)
     )
     return result.scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """A job's latest event that failed at least once: retrying (still open) or dead."""
+
+    id: int
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+async def trouble_for_job(session: AsyncSession, job_id: uuid.UUID) -> Trouble | None:
+    """The newest event of the job that is dead or being retried, so users see why a job is stuck."""
+    row = (
+        await session.execute(
+            select(InboxEvent.id, InboxEvent.state, InboxEvent.attempts, InboxEvent.last_error)
+            .where(
+                InboxEvent.job_id == job_id,
+                (InboxEvent.state == "dead")
+                | (InboxEvent.state.in_(("received", "processing")) & InboxEvent.last_error.is_not(None)),
+            )
+            .order_by(InboxEvent.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    return Trouble(id=row.id, state="dead" if row.state == "dead" else "retrying", attempts=row.attempts,
+                   last_error=row.last_error)  # fmt: skip

@@ -130,14 +130,31 @@ async def extend_emotion_order(session: AsyncSession, order: EmotionOrder, model
     rows = await session.execute(text("SELECT name, position FROM emotion WHERE model = :m"), {"m": model})
     known = order.positions.setdefault(model, {})
     known.update({name: int(position) for name, position in rows})
+    added: list[str] = []
     for name in names:
         if name in known:
             continue
         known[name] = max(known.values(), default=-1) + 1
+        added.append(name)
+    if added:
+        # One statement for all of them: a first v1 job brings hundreds of new names.
         await session.execute(
-            text("INSERT INTO emotion (model, position, name) VALUES (:m, :p, :n)"),
-            {"m": model, "p": known[name], "n": name},
+            text(
+                "INSERT INTO emotion (model, position, name)"
+                " SELECT :m, p, n FROM unnest(CAST(:ps AS smallint[]), CAST(:ns AS text[])) AS t(p, n)"
+            ),
+            {"m": model, "ps": [known[n] for n in added], "ns": added},
         )
+
+
+async def ensure_names(session: AsyncSession, names: dict[str, list[str]]) -> None:
+    """Add the names a load is about to meet to each model's order up front: one pass here instead of a
+    COPY stopped and restarted for every new name (a first v1 job brings ~460)."""
+    order = await load_emotion_order(session)
+    for model, listed in names.items():
+        unknown = [n for n in listed if n not in order.positions.get(model, {})]
+        if unknown:
+            await extend_emotion_order(session, order, model, unknown)
 
 
 class StatsAccumulator:
@@ -150,8 +167,8 @@ class StatsAccumulator:
 
     def __init__(self) -> None:
         self.packed: dict[tuple[int, str, int], bytearray] = {}
-        self.sparse: dict[tuple[int, str], list[list[float | None]]] = {}
         self.rows: dict[tuple[int, str], int] = {}
+        self.folded: dict[tuple[int, str], _Columns] = {}
 
     def add_packed(self, source: int, model: str, width: int, packed: bytes) -> None:
         key = (source, model, width)
@@ -160,8 +177,13 @@ class StatsAccumulator:
             buffer = self.packed[key] = bytearray()
         buffer += packed
 
-    def add_sparse(self, source: int, model: str, values: list[float | None]) -> None:
-        self.sparse.setdefault((source, model), []).append(values)
+    def add_present(self, source: int, model: str, present: list[tuple[int, float]]) -> None:
+        """A row's scored (position, value)s, folded at once (no per-row list kept)."""
+        column = self.folded.get((source, model))
+        if column is None:
+            column = self.folded[(source, model)] = _Columns()
+        for position, value in present:
+            column.fold(position, 1, value, value)
 
     def count(self, source: int, model: str) -> None:
         key = (source, model)
@@ -170,7 +192,7 @@ class StatsAccumulator:
     def results(self) -> Iterator[tuple[int, str, int, int, float, float]]:
         """(source, model, position, count, mean, max) for every scored position."""
         for source, model in self.rows:
-            column = _Columns()
+            column = self.folded.get((source, model)) or _Columns()
             for (src, mdl, width), buffer in self.packed.items():
                 if src == source and mdl == model and width:
                     values = array("f", bytes(buffer))
@@ -179,10 +201,6 @@ class StatsAccumulator:
                     for position in range(width):
                         scores = values[position::width]
                         column.fold(position, len(scores), sum(scores), max(scores))
-            for values_row in self.sparse.get((source, model), []):
-                for position, v in enumerate(values_row):
-                    if v is not None:
-                        column.fold(position, 1, v, v)
             for position in sorted(column.count):
                 n = column.count[position]
                 yield source, model, position, n, column.total[position] / n, column.peak[position]
@@ -218,18 +236,20 @@ def _encode(r: PredictionRow, plan: Plan, stats: StatsAccumulator) -> bytes:
         scores = pg.float4_array(packed)
         stats.add_packed(r.source_index, r.model, plan.width, packed)
     else:
-        placed: list[float | None] = [None] * plan.width
-        for slot, score in zip(plan.slots, r.scores, strict=True):
-            placed[slot] = score.score
-        if None in placed:
-            # Round through float4 so the stats describe what is stored.
-            stored = [None if v is None else array("f", [v])[0] for v in placed]
-            scores = pg.float4_array_nullable(placed)
-            stats.add_sparse(r.source_index, r.model, stored)
-        else:
-            packed = pg.float4_values(placed)  # type: ignore[arg-type]  # no None left
+        if len(set(plan.slots)) == plan.width:
+            placed: list[float] = [0.0] * plan.width
+            for slot, score in zip(plan.slots, r.scores, strict=True):
+                placed[slot] = score.score
+            packed = pg.float4_values(placed)
             scores = pg.float4_array(packed)
             stats.add_packed(r.source_index, r.model, plan.width, packed)
+        else:
+            # Sparse (v1 lists only what it judged present): cost per scored name, not per array element.
+            # A name listed twice keeps its last score, as a JSON object would.
+            present = sorted({slot: score.score for slot, score in zip(plan.slots, r.scores, strict=True)}.items())
+            scores = pg.float4_array_sparse(plan.width, present)
+            # Round through float4 so the stats describe what is stored.
+            stats.add_present(r.source_index, r.model, [(slot, array("f", [v])[0]) for slot, v in present])
     stats.count(r.source_index, r.model)
     box = r.box
     return b"".join(

@@ -30,6 +30,12 @@ async def get(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
     return await session.get(Job, job_id)
 
 
+async def current(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
+    """The row as this transaction sees it now (not a copy cached earlier in the session)."""
+    query = select(Job).where(Job.id == job_id).execution_options(populate_existing=True)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def lock(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
     """The row lock that serializes every writer of one job (callbacks, polls, retries)."""
     result = await session.execute(

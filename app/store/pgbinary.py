@@ -87,6 +87,27 @@ def float4_array(packed: bytes) -> bytes:
     return bytes(out)
 
 
+def float4_array_sparse(width: int, present: Sequence[tuple[int, float]]) -> bytes:
+    """A `real[]` of `width` elements, NULL except at the given (position, value)s, sorted by position.
+
+    Costs per present value, not per element: a v1 row scores ~15 of ~460 names."""
+    parts = [_array_head(0, 1, 1, FLOAT4_OID, width, 1)]
+    pack = _VALUE.pack
+    at = 0
+    for position, value in present:
+        if position > at:
+            parts.append(NULL * (position - at))
+        parts.append(pack(4, value))
+        at = position + 1
+    if width > at:
+        parts.append(NULL * (width - at))
+    body = b"".join(parts)
+    return _length(len(body) - 4) + body[4:]
+
+
+_VALUE = struct.Struct(">if")
+
+
 def float4_array_nullable(values: Sequence[float | None]) -> bytes:
     """A `real[]` field whose elements may be NULL (a name this prediction did not score)."""
     n = len(values)

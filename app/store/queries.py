@@ -15,6 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import driver_connection
 
+# Scores are float4 in Postgres (about 7 significant digits, Hume's own output has fewer that mean anything);
+# answers carry 4 decimals, not the 17 digits float8 conversion invents (0.49849674271212685).
+SCORE_DECIMALS = 4
+
+
+def _score(value: Any) -> float:
+    return round(float(value), SCORE_DECIMALS)
+
 
 async def emotion_names(session: AsyncSession) -> dict[str, list[str]]:
     rows = await session.execute(text("SELECT model, name FROM emotion ORDER BY model, position"))
@@ -28,15 +36,17 @@ async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
     """Per model: prediction count and every emotion's mean and max, highest mean first.
 
     Read from the per-source aggregates written at ingest: a one-hour job is a few hundred rows here
-    against tens of thousands of predictions.
+    against tens of thousands of predictions. A prediction that does not score an emotion (Hume's v1 API
+    lists only the expressions it judged present) counts as 0 in the mean, so means of sparse and dense
+    models compare; `present` says in what share of the model's predictions the emotion was scored
+    (1.0 for batch models, which score every emotion every time).
     """
     rows = await session.execute(
         text(
             """
-            SELECT model, name, sum(mean * count) / sum(count) AS mean, max(max) AS max
+            SELECT model, name, sum(mean * count) AS total, sum(count) AS n, max(max) AS max
             FROM emotion_stat WHERE job_id = :id
             GROUP BY model, position, name
-            ORDER BY model, mean DESC, name
             """
         ),
         {"id": job_id},
@@ -47,8 +57,18 @@ async def summary(session: AsyncSession, job_id: uuid.UUID) -> dict[str, Any]:
     )
     per_model = {m: int(n) for m, n in counts}
     models: dict[str, Any] = {m: {"predictions": n, "emotions": []} for m, n in sorted(per_model.items())}
-    for model, name, mean, peak in rows:
-        models[model]["emotions"].append({"name": name, "mean": float(mean), "max": float(peak)})
+    for model, name, total, n, peak in rows:
+        predictions = per_model.get(model) or int(n)
+        models[model]["emotions"].append(
+            {
+                "name": name,
+                "mean": _score(float(total) / predictions),
+                "max": _score(peak),
+                "present": _score(int(n) / predictions),
+            }
+        )
+    for model in models.values():
+        model["emotions"].sort(key=lambda e: (-e["mean"], e["name"]))
     return models
 
 
@@ -86,7 +106,8 @@ async def timeline(
         text(
             f"""
             SELECT floor(time_begin / :bucket) * :bucket AS t, {group} AS grp,
-                   avg(scores[:pos]) AS mean, max(scores[:pos]) AS max, count(scores[:pos]) AS n
+                   avg(coalesce(scores[:pos], 0)) AS mean, max(scores[:pos]) AS max, count(*) AS n,
+                   count(scores[:pos]) AS present
             FROM prediction
             WHERE job_id = :id AND model = :model AND time_begin IS NOT NULL
             GROUP BY 1, 2 ORDER BY 2 NULLS FIRST, 1
@@ -95,10 +116,17 @@ async def timeline(
         {"bucket": bucket_s, "pos": position + 1, "id": job_id, "model": model},
     )
     out = []
-    for t, grp, mean, peak, n in rows:
+    # As in the summary, a prediction without this emotion counts as 0; `present` says how many had it.
+    for t, grp, mean, peak, n, present in rows:
         if not n:
             continue
-        point: dict[str, Any] = {"time": float(t), "mean": float(mean), "max": float(peak), "count": int(n)}
+        point: dict[str, Any] = {
+            "time_begin": float(t),
+            "mean": _score(mean),
+            "max": _score(peak or 0.0),
+            "count": int(n),
+            "present": int(present),
+        }
         if by_group:
             point["group"] = grp
         out.append(point)
@@ -154,16 +182,16 @@ def _as_dict(row: Any, names: dict[str, list[str]]) -> dict[str, Any]:
         "model": row.model,
         "group": row.group_id,
         "frame": row.frame,
-        "time": {"begin": row.time_begin, "end": row.time_end},
+        "time_begin": row.time_begin,
+        "time_end": row.time_end,
         "prob": row.prob,
         "box": dict(zip(("x", "y", "w", "h"), row.box, strict=True)) if row.box else None,
         "text": row.text,
-        "position": (
-            {"begin": row.position_begin, "end": row.position_end} if row.position_begin is not None else None
-        ),
+        "position_begin": row.position_begin,
+        "position_end": row.position_end,
         "confidence": row.confidence,
         "speaker_confidence": row.speaker_confidence,
-        "emotions": {n: s for n, s in zip(model_names, row.scores, strict=False) if s is not None},
+        "scores": {n: round(s, SCORE_DECIMALS) for n, s in zip(model_names, row.scores, strict=False) if s is not None},
     }
 
 
@@ -183,6 +211,12 @@ async def predictions_page(
     )
     names = await emotion_names(session)
     return [_as_dict(r, names) for r in rows]
+
+
+async def count_predictions(session: AsyncSession, f: PredictionFilter) -> int:
+    """How many predictions the filter matches (an export's progress total)."""
+    where, params = _where(f)
+    return int((await session.execute(text(f"SELECT count(*) FROM prediction p WHERE {where}"), params)).scalar_one())
 
 
 CSV_FIXED = (
@@ -236,9 +270,12 @@ async def csv_copy(session: AsyncSession, f: PredictionFilter) -> AsyncIterator[
         sql.SQL("{} AS {}").format(sql.SQL(expr), sql.Identifier(alias))
         for expr, alias in zip(_CSV_FIXED_SQL, CSV_FIXED, strict=True)
     ]
+    # Through float8, whose exact value Python rounds too: float4::numeric keeps 6 digits and rounds twice.
     for name in columns:
         cases = [
-            sql.SQL("WHEN {} THEN p.scores[{}]").format(sql.Literal(m), sql.Literal(names[m].index(name) + 1))
+            sql.SQL("WHEN {} THEN round(p.scores[{}]::float8::numeric, {})").format(
+                sql.Literal(m), sql.Literal(names[m].index(name) + 1), sql.Literal(SCORE_DECIMALS)
+            )
             for m in models
             if name in names[m]
         ]
@@ -310,11 +347,66 @@ async def top_emotion(
             "source_url": r.url,
             "source_filename": r.filename,
             "emotion": r.name,
-            "mean": r.mean,
-            "max": r.max,
+            "mean": _score(r.mean),
+            "max": _score(r.max),
             "predictions": r.count,
             "job_created_at": r.created_at.isoformat(),
             "job_metadata": r.metadata,
         }
         for r in rows
     ]
+
+
+# --- Dashboard (app/dashboard) ----------------------------------------------------------------------------
+# Reads the dashboard needs that no API endpoint made before; the pages otherwise call the functions above.
+
+
+async def job_sources(session: AsyncSession, job_id: uuid.UUID) -> list[dict[str, Any]]:
+    """A job's sources in submission order, with their own and their files' errors."""
+    rows = await session.execute(
+        text(
+            "SELECT id, position, kind, url, filename, error, file_errors FROM source"
+            " WHERE job_id = :id ORDER BY position"
+        ),
+        {"id": job_id},
+    )
+    return [
+        {
+            "id": r.id, "position": r.position, "kind": r.kind, "url": r.url, "filename": r.filename,
+            "error": r.error, "file_errors": list(r.file_errors or []),
+        }
+        for r in rows
+    ]  # fmt: skip
+
+
+async def time_extent(session: AsyncSession, job_id: uuid.UUID) -> dict[str, float]:
+    """Per model, the latest time a prediction covers (seconds): sizes the timeline's default bucket."""
+    rows = await session.execute(
+        text(
+            "SELECT model, max(coalesce(time_end, time_begin)) FROM prediction"
+            " WHERE job_id = :id AND time_begin IS NOT NULL GROUP BY model"
+        ),
+        {"id": job_id},
+    )
+    return {model: float(latest) for model, latest in rows if latest is not None}
+
+
+async def active_key_scopes(session: AsyncSession, key_id: uuid.UUID) -> tuple[str, frozenset[str], str] | None:
+    """(name, scopes, tenant) of an API key that is not revoked, looked up by id (dashboard sessions hold
+    the id)."""
+    row = (
+        await session.execute(
+            text("SELECT name, scopes, tenant FROM api_key WHERE id = :id AND revoked_at IS NULL"), {"id": key_id}
+        )
+    ).first()
+    return None if row is None else (str(row.name), frozenset(row.scopes), str(row.tenant))
+
+
+async def queue_depth(session: AsyncSession) -> dict[str, int]:
+    """Queue tasks waiting (todo) and running (doing), over every task name."""
+    rows = await session.execute(
+        text("SELECT status::text, count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') GROUP BY 1")
+    )
+    depth = {"todo": 0, "doing": 0}
+    depth.update({status: int(n) for status, n in rows})
+    return depth

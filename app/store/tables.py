@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     Text,
     UniqueConstraint,
@@ -225,3 +226,90 @@ class TtsCacheEntry(Base):
     hits: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = _now()
     last_used_at: Mapped[datetime] = _now()
+
+
+MESSAGE_STATES = ("pending", "delivered", "failed")
+
+
+class WebhookEndpoint(Base):
+    """Where we send our own webhooks; owned by the API key that registered it."""
+
+    __tablename__ = "webhook_endpoint"
+    __table_args__ = (Index("ix_webhook_endpoint_api_key_id", "api_key_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    api_key_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("api_key.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    description: Mapped[str | None] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    """Kept in clear text: HMAC signing needs it (unlike API keys, which we only compare)."""
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the current run of failed attempts began; cleared by any success."""
+    created_at: Mapped[datetime] = _now()
+
+
+class WebhookMessage(Base):
+    """One event for one endpoint (the outbox row, written in the transaction that ended the job)."""
+
+    __tablename__ = "webhook_message"
+    __table_args__ = (
+        CheckConstraint(f"state IN {MESSAGE_STATES}", name="state"),
+        Index("ix_webhook_message_endpoint_id_id", "endpoint_id", "id"),
+        Index("ix_webhook_message_state_created_at", "state", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("webhook_endpoint.id", ondelete="CASCADE"))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    event_type: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    msg_id: Mapped[str] = mapped_column(Text, unique=True)
+    """The `webhook-id` header: the same for every attempt, so receivers can deduplicate."""
+    state: Mapped[str] = mapped_column(Text, server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Attempts in the current round (a manual retry or replay starts a new round)."""
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (Index("ix_webhook_attempt_message_id_id", "message_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("webhook_message.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = _now()
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_snippet: Mapped[str | None] = mapped_column(Text)
+    """At most the first 500 bytes of the receiver's answer (decoded leniently)."""
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class V1Chunk(Base):
+    """One measured chunk of a v1 job's source medium (chunk -1: the medium's outcome); see migration 0005."""
+
+    __tablename__ = "v1_chunk"
+    __table_args__ = (
+        PrimaryKeyConstraint("job_id", "source_index", "medium", "chunk", name="pk_v1_chunk"),
+        CheckConstraint("medium IN ('audio', 'video')", name="ck_v1_chunk_medium"),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
+    source_index: Mapped[int] = mapped_column(Integer)
+    medium: Mapped[str] = mapped_column(Text)
+    chunk: Mapped[int] = mapped_column(Integer)
+    start_ms: Mapped[int | None] = mapped_column(BigInteger)
+    request_id: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(Text)
+    face_state: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    frames: Mapped[list[Any] | None] = mapped_column(JSONB)
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
+import msgspec
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.api.hume_failures import hume_failure
 from app.api.request_helpers import JSON, authorize, deps
-from app.errors import AppError, BadGateway
+from app.errors import AppError
 from app.hume.errors import HumeError
+
+
+class AccessToken(msgspec.Struct, rename="camel"):
+    """A Hume access token for a browser frontend."""
+
+    access_token: str
+    expires_in: Annotated[int, Meta(ge=0, description="seconds it stays valid, rounded down")]
 
 
 class NotConfigured(AppError):
@@ -28,11 +39,11 @@ async def hume_auth(request: Request) -> Response:
     try:
         token, remaining = await tokens.get()
     except HumeError as exc:
-        # Our own wording only: Hume's body stays out of the answer (and out of the logs).
-        raise BadGateway(f"could not get an access token from Hume: {exc}") from None
+        # Our own wording only (token_client never puts Hume's body in its errors): it stays out of the answer.
+        raise hume_failure(exc, context="could not get an access token from Hume") from None
     # Rounded down: a frontend that trusts expiresIn must never hold a token Hume already refuses.
     return JSON(
-        {"accessToken": token, "expiresIn": max(0, math.floor(remaining))},
+        AccessToken(access_token=token, expires_in=max(0, math.floor(remaining))),
         headers={"Cache-Control": "no-store"},
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from dataclasses import asdict, replace
 
@@ -10,33 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from app.api.hume_failures import hume_failure
 from app.api.request_helpers import JSON, authorize, deps, parse_json_object, read_body
+from app.api.typed_input import query_struct
 from app.errors import AppError, InvalidInput
-from app.hume.errors import HumeError, HumeRejectedError, HumeTransientError
-from app.tts.tts_service import Kind, TtsService, parse_request
-
-DEFAULT_RETRY_AFTER_S = 5
-
-
-class HumeRejected(AppError):
-    """Hume rejected the TTS request."""
-
-    status = 422
-    code = "hume_rejected"
-
-
-class HumeBusy(AppError):
-    """Hume is rate limiting TTS requests; retry later."""
-
-    status = 503
-    code = "hume_busy"
-
-
-class HumeFailed(AppError):
-    """Hume failed to synthesize speech."""
-
-    status = 502
-    code = "hume_unavailable"
+from app.hume.errors import HumeError
+from app.tts.tts_schemas import ProcessCounters, TtsCacheStats, TtsQuery, parse_request
+from app.tts.tts_service import Kind, TtsService
 
 
 def _service(request: Request) -> TtsService:
@@ -44,24 +23,13 @@ def _service(request: Request) -> TtsService:
 
 
 def _client_error(exc: HumeError) -> AppError:
-    """What the caller is told when Hume (after all retries) did not give us audio."""
-    if isinstance(exc, HumeRejectedError) and exc.status in (400, 422):
-        return HumeRejected(f"Hume rejected the request: {exc}")
-    if isinstance(exc, HumeTransientError):
-        retry = {"Retry-After": str(max(1, math.ceil(exc.retry_after or DEFAULT_RETRY_AFTER_S)))}
-        if exc.status == 429:
-            return HumeBusy(headers=retry)
-        return HumeFailed(f"Hume is unavailable ({exc.status or 'no answer'}); retry later", headers=retry)
-    # 401/403/404 and the like are about our credentials or setup, not the caller's request.
-    return HumeFailed(f"Hume failed the TTS request ({exc.status or 'error'})")
+    return hume_failure(exc, client_shaped=True)
 
 
 def _kind(request: Request, stream: bool) -> Kind:
-    wanted = request.query_params.get("format")
+    wanted = query_struct(request, TtsQuery).format
     if wanted is None or wanted == "audio":
         return "audio"
-    if wanted != "json":
-        raise InvalidInput("format", "query parameter must be json (Hume's JSON with base64 audio) or audio")
     if stream:
         raise InvalidInput("stream", "streaming returns audio; drop ?format=json or stream")
     return "json"
@@ -103,15 +71,15 @@ async def cache_stats(request: Request) -> Response:
     service = _service(request)
     stats = await service.stats()
     return JSON(
-        {
-            "entries": stats.entries,
-            "bytes": stats.bytes,
-            "max_bytes": service.max_bytes,
-            "hits": stats.hits,
-            "oldest_used_at": stats.oldest_used_at.isoformat() if stats.oldest_used_at else None,
-            "newest_used_at": stats.newest_used_at.isoformat() if stats.newest_used_at else None,
-            "process": asdict(service.counters),
-        }
+        TtsCacheStats(
+            entries=stats.entries,
+            bytes=stats.bytes,
+            max_bytes=service.max_bytes,
+            hits=stats.hits,
+            oldest_used_at=stats.oldest_used_at,
+            newest_used_at=stats.newest_used_at,
+            process=ProcessCounters(**asdict(service.counters)),
+        )
     )
 
 

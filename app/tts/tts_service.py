@@ -1,4 +1,4 @@
-"""TTS with a Postgres cache: validate, look up by request hash, else one Hume call shared by every
+"""TTS with a Postgres cache: look up by request hash, else one Hume call shared by every
 identical request in flight, stored for next time (size-bounded, least recently used evicted first).
 
 A miss runs in its own task feeding a `Broadcast`: the requests waiting on it (streamed or not) read the
@@ -9,28 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import metrics
-from app.errors import InvalidInput
-from app.hume.tts_client import FORMATS, PROVIDERS, HumeTts, TtsSpec
+from app.hume.tts_client import HumeTts, TtsSpec
 from app.store import tts_cache
 from app.store.tts_cache import Cached, CacheStats
 
 log = structlog.get_logger(__name__)
 
-MAX_TEXT = 5000  # Hume's per-utterance limits (HUME.md 5.2)
-MAX_DESCRIPTION = 1000
-MAX_VOICE_REF = 256
-SPEED_RANGE = (0.5, 2.0)
-FIELDS = ("text", "description", "voice", "speed", "format", "stream")
 KEY_VERSION = 1  # bump when the meaning of a cached entry changes
 
 Kind = Literal["audio", "json"]
@@ -49,91 +42,6 @@ class TtsRequest:
         if self.tenant != "default":  # the default tenant keeps the keys cached before tenants existed
             canonical["tenant"] = self.tenant
         return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def _text(data: dict[str, Any], name: str, limit: int, *, required: bool) -> str | None:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise InvalidInput(name, "required")
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(name, "must be a string")
-    if "\x00" in value:
-        # Postgres text cannot hold NUL: such a request could never be cached and every repeat cost a call.
-        raise InvalidInput(name, "must not contain NUL characters")
-    # NFC and trimmed: the same words typed two ways are one cache entry and one Hume request.
-    value = unicodedata.normalize("NFC", value).strip()
-    if not value:
-        if required:
-            raise InvalidInput(name, "must not be empty")
-        return None
-    if len(value) > limit:
-        raise InvalidInput(name, f"at most {limit} characters (Hume's limit), got {len(value)}")
-    return value
-
-
-def _voice(raw: Any) -> tuple[str | None, str | None, str]:
-    if raw is None:
-        return None, None, PROVIDERS[1]
-    if not isinstance(raw, dict):
-        raise InvalidInput("voice", 'must be an object: {"id": ...} or {"name": ...}, with an optional provider')
-    unknown = sorted(set(raw) - {"id", "name", "provider"})
-    if unknown:
-        raise InvalidInput(f"voice.{unknown[0]}", "unknown field (allowed: id, name, provider)")
-    if ("id" in raw) == ("name" in raw):
-        raise InvalidInput("voice", "give exactly one of id or name")
-    which = "id" if "id" in raw else "name"
-    ref = raw[which]
-    if not isinstance(ref, str) or not ref.strip() or len(ref) > MAX_VOICE_REF or "\x00" in ref:
-        raise InvalidInput(
-            f"voice.{which}", f"must be a non-empty, NUL-free string of at most {MAX_VOICE_REF} characters"
-        )
-    provider = raw.get("provider")
-    if provider is None:
-        provider = PROVIDERS[1]  # Hume's default
-    if provider not in PROVIDERS:
-        raise InvalidInput("voice.provider", f"must be one of {', '.join(PROVIDERS)}")
-    ref = ref.strip()
-    return (ref, None, provider) if which == "id" else (None, ref, provider)
-
-
-def parse_request(data: dict[str, Any]) -> TtsRequest:
-    """The request body as a TtsRequest; InvalidInput (422) names the first bad field."""
-    unknown = sorted(set(data) - set(FIELDS))
-    if unknown:
-        raise InvalidInput(unknown[0], f"unknown field (allowed: {', '.join(FIELDS)})")
-    text = _text(data, "text", MAX_TEXT, required=True)
-    assert text is not None
-    description = _text(data, "description", MAX_DESCRIPTION, required=False)
-    voice_id, voice_name, provider = _voice(data.get("voice"))
-    speed = data.get("speed", 1.0)
-    if speed is None:
-        speed = 1.0
-    if isinstance(speed, bool) or not isinstance(speed, int | float):
-        raise InvalidInput("speed", "must be a number")
-    if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
-        raise InvalidInput("speed", f"must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]}")
-    fmt = data.get("format", "mp3")
-    if fmt is None:
-        fmt = "mp3"
-    if fmt not in FORMATS:
-        raise InvalidInput("format", f"must be one of {', '.join(FORMATS)}")
-    stream = data.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise InvalidInput("stream", "must be true or false")
-    spec = TtsSpec(
-        text=text,
-        description=description,
-        voice_id=voice_id,
-        voice_name=voice_name,
-        voice_provider=provider,
-        speed=float(speed),
-        format=str(fmt),
-    )
-    return TtsRequest(spec=spec, stream=stream)
 
 
 @dataclass

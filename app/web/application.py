@@ -10,18 +10,23 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import logs
 from app.admin import event_routes
 from app.analytics import emotion_routes, prediction_routes
 from app.batch import callback_routes
 from app.config import Settings
+from app.dashboard import dashboard_routes
 from app.evi import evi_routes
 from app.inbox.task_queue import run_worker
 from app.jobs import job_routes
+from app.notifications import endpoint_routes, message_routes
 from app.tokens import token_routes
 from app.tts import tts_routes
 from app.web import error_handlers, health_routes, openapi_document
@@ -33,19 +38,40 @@ def routes() -> list[BaseRoute]:
     return [
         *health_routes.routes, *job_routes.routes, *prediction_routes.routes, *callback_routes.routes,
         *evi_routes.routes, *token_routes.routes, *tts_routes.routes, *emotion_routes.routes,
-        *event_routes.routes, *openapi_document.routes,
+        *event_routes.routes, *endpoint_routes.routes, *message_routes.routes, *openapi_document.routes,
+        *dashboard_routes.routes(),
     ]  # fmt: skip
+
+
+class NoCorsConfigured:
+    """Without CORS_ALLOW_ORIGINS a browser's preflight would meet a bare 405; say what to set instead."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                message = (
+                    f"Cross-origin requests from {headers['origin']} are not allowed: set CORS_ALLOW_ORIGINS "
+                    "to the frontend's origin (comma-separated), or call this API from your backend."
+                )
+                body = {"error": {"code": "cors_not_allowed", "message": message}}
+                await JSONResponse(body, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def cors_middleware(settings: Settings) -> list[Middleware]:
     """CORS for browser frontends, only for the origins configured (none by default)."""
     if not settings.cors_allow_origins:
-        return []
+        return [Middleware(NoCorsConfigured)]
     return [
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_allow_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["authorization", "content-type", "idempotency-key"],
             expose_headers=["x-cache", "x-request-id", "retry-after"],
             max_age=600,

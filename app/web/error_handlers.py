@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import procrastinate.exceptions
 import psycopg
 import sqlalchemy.exc
@@ -13,20 +14,30 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.api.hume_failures import hume_failure
 from app.api.request_helpers import JSON
 from app.errors import AppError
 from app.hume.callbacks import CallbackFormatError
-from app.hume.errors import HumeError, HumeTransientError
+from app.hume.errors import HumeError
 from app.prediction_rows import PredictionFormatError
 
 log = structlog.get_logger(__name__)
 
 
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None  # invalid_input: {"field": ...}
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error answer."""
+
+    error: ErrorDetail
+
+
 def _error(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> JSON:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return JSON({"error": body}, status_code=status, headers=headers)
+    return JSON(ErrorBody(ErrorDetail(code, message, details)), status_code=status, headers=headers)
 
 
 async def _app_error(request: Request, exc: Exception) -> Response:
@@ -51,10 +62,7 @@ async def _database_down(request: Request, exc: Exception) -> Response:
 
 async def _hume_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HumeError)
-    if isinstance(exc, HumeTransientError):
-        retry = str(int(exc.retry_after or 5))
-        return _error(503, "hume_unavailable", str(exc), headers={"Retry-After": retry})
-    return _error(502, "hume_error", str(exc))
+    return await _app_error(request, hume_failure(exc))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -1,257 +1,293 @@
-"""/openapi.json: the HTTP API described (kept by hand next to the routes it describes)."""
+"""/openapi.json generated from the structs the routes validate and answer with, and /docs (Swagger UI from
+the swagger-ui-bundle package's files, never a CDN).
+
+Each operation below only names its structs; msgspec writes their JSON Schema (limits included, from the
+same `Meta` the validation uses), and query structs are spread into one parameter per field.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
+from app.admin.event_schemas import Event, EventListQuery, EventPage
+from app.analytics.analytics_schemas import (
+    PredictionPage,
+    PredictionPageQuery,
+    PredictionQuery,
+    Summary,
+    Timeline,
+    TimelineQuery,
+    TopEmotionQuery,
+    TopEmotions,
+)
+from app.api import hume_failures
 from app.api.request_helpers import JSON
+from app.api.typed_input import QueryStruct
+from app.jobs.job_schemas import MAX_IDEMPOTENCY_KEY, JobListQuery, JobOut, JobPage, SubmitJob
+from app.notifications.webhook_schemas import (
+    AttemptPage,
+    EndpointIn,
+    EndpointOut,
+    EndpointPage,
+    EndpointPatch,
+    MessageOut,
+    MessagePage,
+    MessageQuery,
+    PingQueued,
+)
+from app.tokens.token_routes import AccessToken
+from app.tts.tts_schemas import TtsBody, TtsCacheStats, TtsQuery
+from app.web.error_handlers import ErrorBody
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
+TITLE = "Hume expression service"
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+# Shapes of what others send us or of tiny fixed answers; they document, they do not validate.
+class Ack(msgspec.Struct, omit_defaults=True):
+    """A webhook delivery stored and queued (202) or a duplicate of a stored one (200)."""
+
+    status: Literal["accepted", "duplicate"]
+    event_id: int | None = None
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): _json(_ERROR, "error") for c in codes}
+class HumeBatchCallback(msgspec.Struct):
+    """Hume's batch job callback (HUME.md 2.1)."""
+
+    job_id: str
+    status: Literal["COMPLETED", "FAILED"] | None = None
+    predictions: list[dict[str, Any]] | None = None
+    message: str | None = None
 
 
-_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
-_OBJ = {"type": "object"}
+class HumeCallbackQuery(QueryStruct):
+    job_id: str | None = None
+    token: str | None = None
 
-SPEC: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {"title": "Hume expression service", "version": "0.1.0"},
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                        "required": ["code", "message"],
-                    }
-                },
-                "required": ["error"],
-            },
-            "TtsRequest": {
-                "type": "object",
-                "required": ["text"],
-                "properties": {
-                    "text": {"type": "string", "minLength": 1, "maxLength": 5000},
-                    "description": {"type": "string", "maxLength": 1000},
-                    "voice": {
-                        "type": "object",
-                        "description": "exactly one of id or name",
-                        "properties": {
-                            "id": {"type": "string"},
-                            "name": {"type": "string"},
-                            "provider": {"type": "string", "enum": ["HUME_AI", "CUSTOM_VOICE"],
-                                         "default": "CUSTOM_VOICE"},
-                        },
-                    },
-                    "speed": {"type": "number", "minimum": 0.5, "maximum": 2, "default": 1},
-                    "format": {"type": "string", "enum": ["mp3", "wav", "pcm"], "default": "mp3"},
-                    "stream": {"type": "boolean", "default": False},
-                },
-            },
-            "SubmitJob": {
-                "type": "object",
-                "properties": {
-                    "urls": {"type": "array", "items": {"type": "string", "format": "uri"}, "maxItems": 100},
-                    "text": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
-                    "models": {"type": "object"},
-                    "metadata": {"type": "object"},
-                },
-            },
-        },
+
+class EviWebhook(msgspec.Struct):
+    """Hume's EVI webhook event (chat_started, chat_ended, tool_call)."""
+
+    event_name: Literal["chat_started", "chat_ended", "tool_call"]
+    chat_id: str
+    chat_group_id: str | None = None
+    config_id: str | None = None
+
+
+class Health(msgspec.Struct, omit_defaults=True):
+    status: Literal["ok", "ready", "unavailable"]
+    database: str | None = None
+
+
+def _content(media: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": schema or {"type": "string"}}}}
+
+
+AUDIO = {
+    "description": "audio bytes (chunked when stream is true), or Hume's JSON with ?format=json",
+    "headers": {"X-Cache": {"schema": {"type": "string", "enum": ["hit", "miss"]}}},
+    "content": {
+        **{t: {"schema": {"type": "string", "format": "binary"}} for t in ("audio/mpeg", "audio/wav", "audio/pcm")},
+        "application/json": {"schema": {"type": "object", "description": "Hume's TTS JSON, as Hume sent it"}},
     },
-    "security": [{"bearer": []}],
-    "paths": {
-        "/v1/jobs": {
-            "post": {
-                "summary": "Submit media URLs or text for analysis",
-                "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitJob"}}},
-                },
-                "responses": {"202": _json(_OBJ, "accepted"), "200": _json(_OBJ, "idempotent replay"),
-                              **_errors(401, 403, 409, 413, 422)},
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    path: str
+    method: str
+    summary: str
+    scope: str | None = "read"  # None: no API key (public, or authenticated otherwise)
+    query: type[QueryStruct] | None = None
+    body: type[msgspec.Struct] | None = None
+    ok: dict[int, Any] = field(default_factory=dict)  # status: struct, or a ready response object
+    errors: tuple[int, ...] = ()
+    headers: tuple[dict[str, Any], ...] = ()
+
+
+_HUME = hume_failures.STATUSES
+OPERATIONS = (
+    Op("/v1/jobs", "post", "Submit media URLs or texts for analysis", "submit", body=SubmitJob,
+       ok={202: JobOut, 200: JobOut}, errors=(401, 403, 409, 413, 422),
+       headers=({"name": "Idempotency-Key", "in": "header",
+                 "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY}},)),
+    Op("/v1/jobs", "get", "List jobs, newest first", query=JobListQuery, ok={200: JobPage}, errors=(401, 403, 422)),
+    Op("/v1/jobs/{job_id}", "get", "A job", ok={200: JobOut}, errors=(401, 403, 404)),
+    Op("/v1/jobs/{job_id}/summary", "get", "Per model: prediction count, every emotion's mean and max",
+       ok={200: Summary}, errors=(401, 403, 404)),
+    Op("/v1/jobs/{job_id}/timeline", "get", "An emotion's mean per time bucket", query=TimelineQuery,
+       ok={200: Timeline}, errors=(401, 403, 404, 422)),
+    Op("/v1/jobs/{job_id}/predictions", "get", "A job's predictions in pages (CSV with Accept: text/csv)",
+       query=PredictionPageQuery, ok={200: PredictionPage}, errors=(401, 403, 404, 422)),
+    Op("/v1/jobs/{job_id}/predictions.csv", "get", "A job's predictions as CSV, one column per emotion (streamed)",
+       query=PredictionQuery, ok={200: _content("text/csv", "CSV: time_begin, time_end, ..., one column per emotion")},
+       errors=(401, 403, 404, 422)),
+    Op("/v1/emotions/top", "get", "Across jobs: the sources where an emotion is strongest", query=TopEmotionQuery,
+       ok={200: TopEmotions}, errors=(401, 403, 422)),
+    Op("/v1/webhooks/hume/batch", "post", "Hume's batch job callback (the per-job token in the URL)", None,
+       query=HumeCallbackQuery, body=HumeBatchCallback, ok={202: Ack, 200: Ack}, errors=(400, 401, 404, 413, 503)),
+    Op("/v1/webhooks/hume/evi", "post", "Hume's EVI webhooks, verified by HMAC-SHA256 over body + '.' + timestamp",
+       None, body=EviWebhook, ok={202: Ack, 200: Ack}, errors=(401, 413, 422, 503),
+       headers=tuple({"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+                     for h in ("X-Hume-AI-Webhook-Signature", "X-Hume-AI-Webhook-Timestamp"))),
+    Op("/api/hume/auth", "get", "A Hume access token for a browser frontend, cached until near expiry", "token",
+       ok={200: AccessToken}, errors=(401, 403, *_HUME)),
+    Op("/v1/tts", "post", "Text to speech through Hume, cached in Postgres", "tts", query=TtsQuery, body=TtsBody,
+       ok={200: AUDIO}, errors=(401, 403, 413, 422, *hume_failures.CLIENT_SHAPED_STATUSES)),
+    Op("/v1/tts/cache/stats", "get", "TTS cache size, bound and hit counts", "tts", ok={200: TtsCacheStats},
+       errors=(401, 403)),
+    Op("/v1/admin/events", "get", "Stored webhook events, newest first; state=dead lists what needs a replay",
+       "admin", query=EventListQuery, ok={200: EventPage}, errors=(401, 403, 422)),
+    Op("/v1/admin/events/{event_id}/replay", "post", "Process a stored event again; a done event answers 409",
+       "admin", ok={202: Event}, errors=(401, 403, 404, 409)),
+    Op("/v1/webhook-endpoints", "post", "Register an endpoint for our signed webhooks; its secret is shown once",
+       "webhooks", body=EndpointIn, ok={201: EndpointOut}, errors=(401, 403, 422)),
+    Op("/v1/webhook-endpoints", "get", "Your webhook endpoints", "webhooks", ok={200: EndpointPage},
+       errors=(401, 403)),
+    Op("/v1/webhook-endpoints/{endpoint_id}", "get", "A webhook endpoint", "webhooks", ok={200: EndpointOut},
+       errors=(401, 403, 404)),
+    Op("/v1/webhook-endpoints/{endpoint_id}", "patch", "Change an endpoint's url, events, description or disabled",
+       "webhooks", body=EndpointPatch, ok={200: EndpointOut}, errors=(401, 403, 404, 422)),
+    Op("/v1/webhook-endpoints/{endpoint_id}", "delete", "Delete an endpoint", "webhooks",
+       ok={204: _content("text/plain", "deleted")}, errors=(401, 403, 404)),
+    Op("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "post",
+       "A new secret; the old one keeps signing beside it for 24 h", "webhooks", ok={200: EndpointOut},
+       errors=(401, 403, 404)),
+    Op("/v1/webhook-endpoints/{endpoint_id}/test", "post", "Send a ping to the endpoint", "webhooks",
+       ok={202: PingQueued}, errors=(401, 403, 404, 409)),
+    Op("/v1/webhook-endpoints/{endpoint_id}/messages", "get", "Messages sent to an endpoint, newest first",
+       "webhooks", query=MessageQuery, ok={200: MessagePage}, errors=(401, 403, 404, 422)),
+    Op("/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}/attempts", "get",
+       "Every delivery attempt of a message", "webhooks", ok={200: AttemptPage}, errors=(401, 403, 404)),
+    Op("/v1/webhook-messages/{message_id}/retry", "post", "Send a message again now", "webhooks",
+       ok={202: MessageOut}, errors=(401, 403, 404, 409)),
+    Op("/healthz", "get", "Liveness", None, ok={200: Health}),
+    Op("/readyz", "get", "Readiness: the database answers", None, ok={200: Health, 503: Health}),
+    Op("/metrics", "get", "Prometheus metrics", None, ok={200: _content("text/plain", "Prometheus text format")}),
+    Op("/openapi.json", "get", "This document", None,
+       ok={200: _content("application/json", "OpenAPI 3.1", {"type": "object"})}),
+    Op("/docs", "get", "This document, browsable (Swagger UI)", None, ok={200: _content("text/html", "HTML")}),
+)  # fmt: skip
+
+_PATH_PARAMS = {
+    "job_id": {"type": "string", "format": "uuid"},
+    "event_id": {"type": "integer", "minimum": 1},
+    "endpoint_id": {"type": "string", "format": "uuid"},
+    "message_id": {"type": "integer", "minimum": 1},
+}
+_REF = "#/components/schemas/{name}"
+
+
+def _path_params(path: str) -> list[dict[str, Any]]:
+    names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    return [{"name": n, "in": "path", "required": True, "schema": _PATH_PARAMS[n]} for n in names]
+
+
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """An optional field's schema without its null branch: a query parameter is absent, never null."""
+    branches = [b for b in prop.get("anyOf", []) if b != {"type": "null"}]
+    if len(branches) != 1:
+        return prop
+    rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default") or (k == "default" and v is not None)}
+    return {**branches[0], **rest}
+
+
+def _query_params(kind: type[QueryStruct], components: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = components.pop(kind.__name__)
+    required = set(schema.get("required", []))
+    props = {name: _not_null(prop) for name, prop in schema["properties"].items()}
+    params = [
+        {"name": name, "in": "query", "required": name in required, "schema": prop} for name, prop in props.items()
+    ]
+    for old, new in kind.aliases.items():
+        prop = props[new]
+        params.append({"name": old, "in": "query", "deprecated": True, "description": f"old name of {new}",
+                       "schema": prop})  # fmt: skip
+    return params
+
+
+def _response(ok: Any, refs: dict[Any, Any], description: str) -> dict[str, Any]:
+    if isinstance(ok, dict):
+        return ok
+    return {"description": description, "content": {"application/json": {"schema": refs[ok]}}}
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    kinds: list[Any] = [ErrorBody]
+    for op in OPERATIONS:
+        kinds += [k for k in (op.query, op.body) if k is not None]
+        kinds += [k for k in op.ok.values() if not isinstance(k, dict)]
+    kinds = list(dict.fromkeys(kinds))
+    schemas, components = msgspec.json.schema_components(kinds, ref_template=_REF)
+    refs = dict(zip(kinds, schemas, strict=True))
+    error = {"description": "error", "content": {"application/json": {"schema": refs[ErrorBody]}}}
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        operation: dict[str, Any] = {
+            "summary": op.summary + (f" (scope: {op.scope})" if op.scope else ""),
+            "parameters": [
+                *_path_params(op.path),
+                *(_query_params(op.query, components) if op.query else []),
+                *op.headers,
+            ],
+            "responses": {
+                **{str(status): _response(ok, refs, "OK") for status, ok in op.ok.items()},
+                **{str(status): error for status in op.errors},
             },
-            "get": {
-                "summary": "List jobs, newest first",
-                "parameters": [
-                    {"name": n, "in": "query", "schema": {"type": "string"}}
-                    for n in ("status", "kind", "hume_id", "cursor", "created_after", "created_before", "metadata")
-                ]
-                + [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
-                "responses": {"200": _json(_OBJ), **_errors(401, 403, 422)},
-            },
-        },
-        "/v1/jobs/{job_id}": {
-            "get": {"parameters": [_JOB_ID], "responses": {"200": _json(_OBJ), **_errors(401, 403, 404)}}
-        },
-        "/v1/jobs/{job_id}/summary": {
-            "get": {"parameters": [_JOB_ID], "responses": {"200": _json(_OBJ), **_errors(401, 403, 404)}}
-        },
-        "/v1/jobs/{job_id}/timeline": {
-            "get": {
-                "parameters": [
-                    _JOB_ID,
-                    {"name": "model", "in": "query", "required": True, "schema": {"type": "string"}},
-                    {"name": "emotion", "in": "query", "required": True, "schema": {"type": "string"}},
-                    {"name": "bucket", "in": "query", "schema": {"type": "number"}},
-                    {"name": "per_group", "in": "query", "schema": {"type": "boolean"}},
-                ],
-                "responses": {"200": _json(_OBJ), **_errors(401, 403, 404, 422)},
-            }
-        },
-        "/v1/jobs/{job_id}/predictions": {
-            "get": {
-                "parameters": [
-                    _JOB_ID,
-                    *[{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("model", "group", "cursor")],
-                    {"name": "source", "in": "query", "schema": {"type": "integer"}},
-                    {"name": "from", "in": "query", "schema": {"type": "number"}},
-                    {"name": "to", "in": "query", "schema": {"type": "number"}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
-                ],
-                "responses": {"200": _json(_OBJ), **_errors(401, 403, 404, 422)},
-            }
-        },
-        "/v1/jobs/{job_id}/predictions.csv": {
-            "get": {
-                "summary": "A job's predictions as CSV, one column per emotion (scope: read; streamed)",
-                "parameters": [
-                    _JOB_ID,
-                    *[{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("model", "group")],
-                    {"name": "source", "in": "query", "schema": {"type": "integer"}},
-                    {"name": "from", "in": "query", "schema": {"type": "number"}},
-                    {"name": "to", "in": "query", "schema": {"type": "number"}},
-                ],
-                "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
-                              **_errors(401, 403, 404, 422)},
-            }
-        },
-        "/v1/emotions/top": {
-            "get": {
-                "summary": "Across jobs: the sources where an emotion is strongest (scope: read)",
-                "parameters": [
-                    {"name": "model", "in": "query", "required": True, "schema": {"type": "string"}},
-                    {"name": "emotion", "in": "query", "required": True, "schema": {"type": "string"}},
-                    {"name": "by", "in": "query", "schema": {"type": "string", "enum": ["mean", "max"]}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                    {"name": "created_after", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-                    {"name": "created_before", "in": "query", "schema": {"type": "string", "format": "date-time"}},
-                    {"name": "metadata", "in": "query", "description": "JSON object the job's metadata contains",
-                     "schema": {"type": "string"}},
-                ],
-                "responses": {"200": _json(_OBJ), **_errors(401, 403, 422)},
-            }
-        },
-        "/v1/webhooks/hume/batch": {
-            "post": {
-                "security": [],
-                "summary": "Hume's batch job callback (authenticated by the per-job token in the URL)",
-                "parameters": [
-                    {"name": "job_id", "in": "query", "schema": {"type": "string"}},
-                    {"name": "token", "in": "query", "schema": {"type": "string"}},
-                ],
-                "requestBody": {"content": {"application/json": {"schema": _OBJ}}},
-                "responses": {"202": _json(_OBJ), "200": _json(_OBJ), **_errors(400, 401, 404, 413, 503)},
-            }
-        },
-        "/v1/webhooks/hume/evi": {
-            "post": {
-                "security": [],
-                "summary": "Hume's EVI webhooks (chat_started, chat_ended, tool_call), verified by HMAC-SHA256 over"
-                           " body + '.' + timestamp; an ended chat becomes an evi_chat job with prosody predictions",
-                "parameters": [
-                    {"name": "X-Hume-AI-Webhook-Signature", "in": "header", "required": True,
-                     "schema": {"type": "string"}, "description": "hex HMAC-SHA256 with HUME_WEBHOOK_SIGNING_KEY"},
-                    {"name": "X-Hume-AI-Webhook-Timestamp", "in": "header", "required": True,
-                     "schema": {"type": "string"}, "description": "Unix seconds; within HUME_WEBHOOK_TOLERANCE_S"},
-                ],
-                "requestBody": {"content": {"application/json": {"schema": _OBJ}}},
-                "responses": {
-                    "202": _json(_OBJ, "stored and queued"),
-                    "200": _json(_OBJ, "a replay: already stored, nothing done"),
-                    **_errors(401, 413, 422, 503),
-                },
-            }
-        },
-        "/api/hume/auth": {
-            "get": {
-                "summary": "A Hume access token for a browser frontend (scope: token); cached until near expiry",
-                "responses": {
-                    "200": _json({"type": "object", "properties": {"accessToken": {"type": "string"},
-                                                                   "expiresIn": {"type": "integer"}}}),
-                    **_errors(401, 403, 502, 503),
-                },
-            }
-        },
-        "/v1/tts": {
-            "post": {
-                "summary": "Text to speech through Hume, cached in Postgres (scope: tts)",
-                "parameters": [{"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json"]},
-                                "description": "json: Hume's JSON (generations with base64 audio) instead of bytes"}],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TtsRequest"}}},
-                },
-                "responses": {
-                    "200": {
-                        "description": "audio bytes (chunked when stream is true); header X-Cache: hit or miss",
-                        "headers": {"X-Cache": {"schema": {"type": "string", "enum": ["hit", "miss"]}}},
-                        "content": {t: {"schema": {"type": "string", "format": "binary"}}
-                                    for t in ("audio/mpeg", "audio/wav", "audio/pcm")}
-                        | {"application/json": {"schema": _OBJ}},
-                    },
-                    **_errors(401, 403, 413, 422, 502, 503),
-                },
-            }
-        },
-        "/v1/tts/cache/stats": {"get": {"summary": "TTS cache size, bound and hit counts (scope: tts)",
-                                        "responses": {"200": _json(_OBJ), **_errors(401, 403)}}},
-        "/v1/admin/events": {
-            "get": {
-                "summary": "Stored webhook events, newest first (scope: admin); state=dead lists what needs a replay",
-                "parameters": [
-                    {"name": "state", "in": "query",
-                     "schema": {"type": "string", "enum": ["received", "processing", "done", "dead", "ignored"]}},
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                ],
-                "responses": {"200": _json(_OBJ), **_errors(401, 403, 422)},
-            }
-        },
-        "/v1/admin/events/{event_id}/replay": {
-            "post": {
-                "summary": "Process a stored event again (scope: admin); a done event answers 409",
-                "parameters": [{"name": "event_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "responses": {"202": _json(_OBJ, "queued again"), **_errors(401, 403, 404, 409)},
-            }
-        },
-        "/healthz": {"get": {"security": [], "responses": {"200": _json(_OBJ)}}},
-        "/openapi.json": {"get": {"security": [], "summary": "This document", "responses": {"200": _json(_OBJ)}}},
-        "/readyz": {"get": {"security": [], "responses": {"200": _json(_OBJ), "503": _json(_OBJ)}}},
-        "/metrics": {"get": {"security": [], "summary": "Prometheus metrics",
-                             "responses": {"200": {"description": "Prometheus text format",
-                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-    },
-}  # fmt: skip
+        }
+        if op.body is not None:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[op.body]}}}
+        if op.scope is None:
+            operation["security"] = []
+        paths.setdefault(op.path, {})[op.method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": "0.1.0"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": components},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
 
 
 async def openapi_json(request: Request) -> Response:
-    return JSON(SPEC)
+    return JSON(document())
 
 
-routes = [Route("/openapi.json", openapi_json, methods=["GET"])]
+_DOCS_PAGE = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{TITLE}</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/static/docs-init.js"></script>
+</body></html>"""
+# A file, not inline script, so a strict Content-Security-Policy (script-src 'self') still allows it.
+_DOCS_INIT = 'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", persistAuthorization: true});\n'
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_DOCS_PAGE)
+
+
+async def docs_init(request: Request) -> Response:
+    return Response(_DOCS_INIT, media_type="text/javascript")
+
+
+routes: list[BaseRoute] = [
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
+    # Mounts are not operations: the unit test's route walk (and the document) covers Routes only.
+    Mount(
+        "/docs/static",
+        routes=[Route("/docs-init.js", docs_init), Mount("/", StaticFiles(directory=str(swagger_ui_path)))],
+    ),
+]

@@ -42,7 +42,7 @@ def test_submitted_job_completes_and_is_queryable(service: Service) -> None:
         assert page["next_cursor"] is not None
         first = page["items"][0]
         assert first["model"] in {"face", "prosody"}
-        assert len(first["emotions"]) == 48
+        assert len(first["scores"]) == 48
 
         summary = client.get(f"/v1/jobs/{job['id']}/summary").json()
         assert set(summary["models"]) == {"face", "prosody"}

@@ -80,14 +80,16 @@ def test_token_endpoint_needs_the_token_scope(service: Service) -> None:
         assert client.get("/api/hume/auth").status_code == 200
 
 
-def test_hume_failure_is_502_without_hume_body(service: Service, emulator: EmulatorServer) -> None:
-    """When Hume fails, the caller gets our 502 JSON error, never Hume's body; the next request recovers."""
+def test_hume_failure_is_503_without_hume_body(service: Service, emulator: EmulatorServer) -> None:
+    """When Hume fails with a 5xx, the caller gets our 503 JSON error with Retry-After (as from every route),
+    never Hume's body; the next request recovers."""
     emulator.set_faults(path="/oauth2-cc/token", status=500, times=1, body={"message": "upstream-internal-detail"})
     with service.client() as client:
         failed = client.get("/api/hume/auth")
-        assert failed.status_code == 502
+        assert failed.status_code == 503
+        assert int(failed.headers["retry-after"]) >= 1
         error = failed.json()["error"]
-        assert error["code"] == "bad_gateway"
+        assert error["code"] == "hume_unavailable"
         assert "500" in error["message"]
         assert "upstream-internal-detail" not in failed.text
         recovered = client.get("/api/hume/auth")
@@ -179,7 +181,7 @@ def test_refresh_failure_keeps_serving_the_valid_token(
     make_service: ServiceFactory, short_lived_emulator: EmulatorServer
 ) -> None:
     """If Hume fails while the cached token is still good, callers keep getting it (one failed refresh,
-    not one per request); once it is about to lapse, callers get a 502 instead of a dying token."""
+    not one per request); once it is about to lapse, callers get a 503 (retry later) instead of a dying token."""
     service = make_service(hume_base_url=short_lived_emulator.base_url, hume_secret_key="right-secret")
     with service.client() as client:
         issued = time.monotonic()
@@ -193,5 +195,5 @@ def test_refresh_failure_keeps_serving_the_valid_token(
         assert short_lived_emulator.calls()[TOKEN_CALL] == 2  # the first fetch and one background refresh
         time.sleep(max(0.0, 1.9 - (time.monotonic() - issued)))
         late = client.get("/api/hume/auth")
-    assert late.status_code == 502
-    assert late.json()["error"]["code"] == "bad_gateway"
+    assert late.status_code == 503
+    assert late.json()["error"]["code"] == "hume_unavailable"

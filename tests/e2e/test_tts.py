@@ -259,16 +259,17 @@ def test_persistent_rate_limit_is_503_with_retry_after(service: Service, emulato
     assert hume_calls(emulator) == 6  # SDK: 3 attempts, twice
 
 
-def test_persistent_server_error_is_502_with_retry_after(service: Service, emulator: EmulatorServer) -> None:
-    """Hume 5xx after every retry is a 502 with Retry-After; a streamed request fails the same way."""
+def test_persistent_server_error_is_503_with_retry_after(service: Service, emulator: EmulatorServer) -> None:
+    """Hume 5xx after every retry is a 503 with Retry-After (the same request may work later, as for every
+    route); a streamed request fails the same way."""
     emulator.set_faults(path="/v0/tts*", status=503, retry_after=1)
     with service.client() as client:
         response = client.post("/v1/tts", json={"text": "Down."})
         streamed = client.post("/v1/tts", json={"text": "Down.", "stream": True})
-    assert response.status_code == 502
+    assert response.status_code == 503
     assert response.json()["error"]["code"] == "hume_unavailable"
     assert response.headers["retry-after"] == "1"
-    assert streamed.status_code == 502
+    assert streamed.status_code == 503
     assert streamed.headers["retry-after"] == "1"
 
 

@@ -110,3 +110,14 @@ def test_active_chat_ends_later_and_api_key_signs_by_default(
     got = receiver.wait_for(2)
     assert got[1].json()["end_reason"] == "INACTIVITY_TIMEOUT"
     assert all(_verify(r.body, r.headers, "the-api-key") for r in got)
+
+
+def test_ending_an_active_chat_notifies_the_url_given_at_creation(
+    make_emulator: Callable[..., EmulatorServer], receiver: Receiver
+) -> None:
+    """A chat created with its own webhook_url (no configured URL) sends chat_ended there too when ended."""
+    emu = make_emulator(api_key="k")
+    chat = emu.create_chat(turns=1, active=True, webhook_url=receiver.url)
+    assert [r.json()["event_name"] for r in receiver.wait_for(1)] == ["chat_started"]
+    assert httpx.post(f"{emu.base_url}/_emulator/evi/chats/{chat['id']}/end", json={}).status_code == 200
+    assert [r.json()["event_name"] for r in receiver.wait_for(2)] == ["chat_started", "chat_ended"]

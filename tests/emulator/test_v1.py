@@ -226,9 +226,7 @@ async def test_api_key_or_bearer_token_is_required(make_emulator: Any) -> None:
     assert err.value.body.message
     async with httpx.AsyncClient(base_url=emu.base_url) as http:
         token = (
-            await http.post(
-                "/oauth2-cc/token", auth=("right", "secret"), data={"grant_type": "client_credentials"}
-            )
+            await http.post("/oauth2-cc/token", auth=("right", "secret"), data={"grant_type": "client_credentials"})
         ).json()["access_token"]
         ok = await http.get("/v1/expression/run", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200 and ok.json() == {"runs": []}

@@ -196,9 +196,9 @@ async def test_built_in_emulator_deliveries_verify_without_configuration(deps: D
     body = orjson.dumps({"event_name": "chat_paused", "chat_id": "dev-chat"})
     now = time.time()
     headers = signed_headers(body, EMULATOR_API_KEY, now=now)
-    dev = replace(deps, settings=replace(deps.settings, hume_api_key=None, hume_base_url=None))
+    dev = replace(deps, settings=deps.settings.replace(hume_api_key=None, hume_base_url=None))
     assert not (await evi_chats.accept_webhook(dev, body=body, headers=headers, now=now)).duplicate
-    configured = replace(dev, settings=replace(dev.settings, hume_webhook_signing_key="real-key"))
+    configured = replace(dev, settings=dev.settings.replace(hume_webhook_signing_key="real-key"))
     with pytest.raises(Unauthorized):
         await evi_chats.accept_webhook(configured, body=body, headers=headers, now=now)
 

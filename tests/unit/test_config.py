@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.config import Settings, SettingsError, libpq_url, sqlalchemy_url
@@ -69,3 +71,45 @@ def test_database_url_forms() -> None:
     assert sqlalchemy_url("postgresql://a@h/db") == "postgresql+psycopg://a@h/db"
     assert sqlalchemy_url("postgres://a@h/db") == "postgresql+psycopg://a@h/db"
     assert libpq_url("postgresql+psycopg://a@h/db") == "postgresql://a@h/db"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "8000.9"}, "PORT must be a whole number, got '8000.9'"),
+        ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"),
+        ({"HUME_WEBHOOK_TOLERANCE_S": "soon"}, "HUME_WEBHOOK_TOLERANCE_S must be a number, got 'soon'"),
+    ],
+)
+def test_bad_values_fail_in_one_line(env: dict[str, str], message: str) -> None:
+    """An integer setting refuses a fraction; every message is one line a person can act on."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .env file supplies settings; a variable set in the environment overrides it."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("PORT=9100\nCORS_ALLOW_ORIGINS=http://a.test, http://b.test\nRUN_WORKER=false\n")
+    monkeypatch.setenv("PORT", "9200")
+    settings = Settings.from_env(env_file=env_file)
+    assert settings.port == 9200
+    assert settings.cors_allow_origins == ("http://a.test", "http://b.test")
+    assert settings.run_worker is False
+
+
+def test_keyword_construction_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings(...) is exactly what the caller wrote (tests rely on it); only from_env reads variables."""
+    monkeypatch.setenv("PORT", "9300")
+    settings = Settings(database_url="postgresql://u@h/db")
+    assert settings.port == 8000
+    assert settings.replace(port=9400).port == 9400
+    with pytest.raises(SettingsError, match="PORT"):
+        settings.replace(port="many")
+
+
+def test_emulator_port_follows_port() -> None:
+    """The built-in emulator listens on PORT + 1 unless EMULATOR_PORT says otherwise."""
+    assert Settings.from_env({"PORT": "18500"}).emulator_url == "http://127.0.0.1:18501"
+    assert Settings.from_env({"PORT": "18500", "EMULATOR_PORT": "19000"}).emulator_url == "http://127.0.0.1:19000"

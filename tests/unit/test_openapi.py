@@ -1,10 +1,21 @@
-"""/openapi.json describes every route the app serves (the fuzzing test only reaches what it lists)."""
+"""/openapi.json describes every route the app serves (the fuzzing test only reaches what it lists), from the
+same structs that validate requests; /docs serves Swagger UI from the installed package, never a CDN."""
 
 from __future__ import annotations
 
+import typing
+
 from starlette.routing import Route
 
+from app.admin.event_schemas import EventState
+from app.analytics.analytics_schemas import Model
+from app.hume.emotions import MODELS
+from app.hume.tts_client import FORMATS, PROVIDERS
+from app.jobs.job_schemas import JobKind, JobStatus, ModelChoice
+from app.store.tables import EVENT_STATES, JOB_KINDS, JOB_STATUSES
+from app.tts.tts_schemas import AudioFormat, Provider
 from app.web import application, openapi_document
+from tests.conftest import Service
 
 
 def test_every_route_and_method_is_described() -> None:
@@ -16,6 +27,48 @@ def test_every_route_and_method_is_described() -> None:
         if isinstance(route, Route)
         for method in (route.methods or set()) - {"HEAD"}
     }
-    described = {(path, method) for path, item in openapi_document.SPEC["paths"].items() for method in item}
-    assert served - described == set(), "routes missing from app/openapi.py"
-    assert described - served == set(), "operations in app/openapi.py that no route serves"
+    described = {(path, method) for path, item in openapi_document.document()["paths"].items() for method in item}
+    assert served - described == set(), "routes missing from app/web/openapi_document.py"
+    assert described - served == set(), "operations in app/web/openapi_document.py that no route serves"
+
+
+def test_limits_come_from_the_validating_structs() -> None:
+    """The document states the limits the service enforces, and every JSON answer has a declared shape."""
+    spec = openapi_document.document()
+    schemas = spec["components"]["schemas"]
+    text = schemas["TtsBody"]["properties"]["text"]
+    assert (text["minLength"], text["maxLength"]) == (1, 5000)
+    assert schemas["SubmitJob"]["properties"]["urls"]["maxItems"] == 100
+    assert schemas["SubmitJob"]["additionalProperties"] is False
+    page = spec["paths"]["/v1/jobs/{job_id}/predictions"]["get"]["parameters"]
+    assert next(p for p in page if p["name"] == "limit")["schema"]["maximum"] == 5000
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                schema = response["content"].get("application/json", {}).get("schema", {})
+                if path not in ("/openapi.json", "/v1/tts"):
+                    assert schema.get("type") != "object" or "properties" in schema, (path, method, status)
+
+
+def test_declared_enums_match_the_tables_and_hume() -> None:
+    """Literal types in the schemas repeat values held elsewhere; they must not drift."""
+    assert typing.get_args(JobStatus) == JOB_STATUSES
+    assert typing.get_args(JobKind) == JOB_KINDS
+    assert typing.get_args(EventState) == EVENT_STATES
+    assert typing.get_args(Model) == MODELS
+    assert tuple(ModelChoice.__struct_fields__) == MODELS
+    assert typing.get_args(AudioFormat) == FORMATS
+    assert typing.get_args(Provider) == PROVIDERS
+
+
+def test_docs_page_is_served_from_the_package(service: Service) -> None:
+    """/docs is an HTML page whose scripts and styles come from this server, with no external URL."""
+    with service.client() as client:
+        page = client.get("/docs")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "https://" not in page.text and "http://" not in page.text
+        bundle = client.get("/docs/static/swagger-ui-bundle.js")
+        assert bundle.status_code == 200 and b"SwaggerUIBundle" in bundle.content
+        assert client.get("/docs/static/swagger-ui.css").status_code == 200
+        assert "/openapi.json" in client.get("/docs/static/docs-init.js").text
+        assert client.get("/openapi.json").json()["openapi"].startswith("3.1")

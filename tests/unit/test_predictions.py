@@ -176,6 +176,10 @@ def test_binary_real_array_encodes_what_postgres_expects() -> None:
     sparse = pgbinary.float4_array_nullable([0.5, None])
     assert struct.unpack(">6i", sparse[:24])[:3] == (len(sparse) - 4, 1, 1)
     assert sparse[24:32] == struct.pack(">if", 4, 0.5) and sparse[32:36] == pgbinary.NULL
+    # The sparse encoder (positions given) writes the same bytes as the element-by-element one.
+    gappy: list[float | None] = [None, 0.5, None, None, 0.25, None]
+    present = [(i, v) for i, v in enumerate(gappy) if v is not None]
+    assert pgbinary.float4_array_sparse(len(gappy), present) == pgbinary.float4_array_nullable(gappy)
 
 
 def test_stats_merge_complete_rows_of_two_widths_and_rows_with_gaps() -> None:
@@ -186,7 +190,7 @@ def test_stats_merge_complete_rows_of_two_widths_and_rows_with_gaps() -> None:
     for values in rows:
         stats.count(0, "face")
         if None in values:
-            stats.add_sparse(0, "face", values)
+            stats.add_present(0, "face", [(i, v) for i, v in enumerate(values) if v is not None])
         else:
             clean = [v for v in values if v is not None]
             stats.add_packed(0, "face", len(clean), pgbinary.float4_values(clean))

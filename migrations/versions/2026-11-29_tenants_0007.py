@@ -1,9 +1,9 @@
 """Tenants: every API key and every job belongs to one; reads are scoped to the caller's tenant. Existing
 keys and jobs join the `default` tenant, so single-tenant use keeps working unchanged.
 
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-29 06:00:00
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-29 12:00:00
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

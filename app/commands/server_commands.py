@@ -1,0 +1,197 @@
+"""serve, run, worker, migrate, status: the commands that start (or describe) the service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.commands import startup_banner
+from app.commands.command_errors import FAILED, CommandError, check_database
+from app.commands.startup_banner import DATA_DIR, KEY_FILE
+from app.config import Settings
+from app.deps import Deps
+
+# Embedded Postgres handles started by this process; stopped when the command ends (Ctrl-C included).
+embedded_handles: list[Any] = []
+NO_DATABASE = (
+    "DATABASE_URL is not set: {what} needs the service's database "
+    "(for development, `make run` starts an embedded Postgres and serves)"
+)
+
+
+def migrate(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(Path(__file__).resolve().parents[2] / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    command.upgrade(config, "head")
+
+
+def embedded_url() -> str:
+    from app import embedded
+
+    handle, url = embedded.start(DATA_DIR / "postgres")
+    embedded_handles.append(handle)
+    return url
+
+
+def stop_embedded() -> None:
+    from app import embedded
+
+    while embedded_handles:
+        embedded.stop(embedded_handles.pop())
+
+
+def with_database(settings: Settings, *, migrated: bool = True) -> Settings:
+    """DATABASE_URL, or the embedded Postgres under .data/ (development), checked to answer in seconds."""
+    url = settings.database_url or embedded_url()
+    check_database(url, migrated=migrated)
+    return settings.replace(database_url=url)
+
+
+def run_with_deps(settings: Settings, func: Callable[[Deps], Awaitable[int]]) -> int:
+    """Run a command against the resources `build_deps` makes (the same wiring as the server's)."""
+    from app.wiring import build_deps
+
+    async def runner() -> int:
+        async with build_deps(settings, pool_size=2) as deps:
+            return await func(deps)
+
+    return asyncio.run(runner())
+
+
+def _listen_on(settings: Settings, args: argparse.Namespace) -> Settings:
+    changes = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    return settings.replace(**changes) if changes else settings
+
+
+def serve(settings: Settings, on_started: Callable[[], object] | None = None) -> int:
+    """Serve until Ctrl-C or SIGTERM; `on_started` runs once the server (emulator included) listens."""
+    import uvicorn
+
+    from app.web.application import create_app
+    from app.web.wire_limits import uvicorn_options
+
+    problem = startup_banner.taken_port(settings)
+    if problem:
+        raise CommandError(problem)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on",
+        timeout_graceful_shutdown=10, **uvicorn_options(settings),
+    ))  # fmt: skip
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started and on_started is not None:
+            on_started()
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _listen_on(settings, args)
+    if settings.database_url is None:
+        raise CommandError(NO_DATABASE.format(what="serve"))
+    problem = startup_banner.taken_port(settings)
+    if problem:
+        raise CommandError(problem)
+    settings = with_database(settings)
+    return serve(settings, lambda: print(f"Serving on http://{settings.host}:{settings.port}", flush=True))
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Development: every port checked, then Postgres, migrations, a dev key, the banner, and serve."""
+    settings = _listen_on(settings, args)
+    problem = startup_banner.taken_port(settings)
+    if problem:
+        raise CommandError(problem)
+    embedded = settings.database_url is None
+    if embedded:
+        print("Starting the embedded Postgres under .data/ ...", flush=True)
+    settings = with_database(settings, migrated=False)
+    assert settings.database_url is not None
+    migrate(settings.database_url)
+    remembered = KEY_FILE.read_text().strip() if KEY_FILE.exists() else None
+    key = asyncio.run(_dev_key(settings, remembered))
+    if key != remembered:
+        DATA_DIR.mkdir(exist_ok=True)
+        KEY_FILE.write_text(key + "\n")
+        KEY_FILE.chmod(0o600)
+    banner = startup_banner.make(settings, key, settings.database_url, embedded, _psql())
+    banner.save()
+    return serve(settings, lambda: print(banner.render(), flush=True))
+
+
+def _psql() -> str:
+    if shutil.which("psql"):
+        return "psql"
+    from app import embedded
+
+    return embedded.psql_path() or "psql"
+
+
+async def _dev_key(settings: Settings, remembered: str | None) -> str:
+    """The remembered development key if it is still valid, else a new one with every scope."""
+    from app.store import api_keys
+    from app.store.db import make_engine, make_sessionmaker
+
+    assert settings.database_url is not None
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            if remembered and await api_keys.find(session, remembered) is not None:
+                return remembered
+            return await api_keys.create(session, name="development", scopes=list(api_keys.SCOPES))
+    finally:
+        await engine.dispose()
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from app.inbox.task_queue import run_worker
+
+    if settings.database_url is None:
+        raise CommandError(NO_DATABASE.format(what="a worker"))
+    settings = with_database(settings)
+
+    async def work(deps: Deps) -> int:
+        print("Worker running; Ctrl-C stops it", flush=True)
+        await run_worker(deps, install_signal_handlers=True)
+        return 0
+
+    return run_with_deps(settings, work)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    settings = with_database(settings, migrated=False)
+    assert settings.database_url is not None
+    migrate(settings.database_url)
+    print("Database is at the latest migration")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """The banner of the last `make run` here, and whether that service answers now."""
+    banner = startup_banner.load()
+    if banner is None:
+        raise CommandError("no service has been started in this directory yet: run `make run`", FAILED)
+    if args.key:
+        print(banner.key)
+        return 0
+    try:
+        up = httpx.get(f"{banner.api_url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        up = False
+    print(banner.render("is running" if up else "is NOT running (start it with `make run`); last started with"))
+    return 0 if up else FAILED

@@ -1,0 +1,104 @@
+"""What `make run` prints once it is up (and `python -m app status` prints again), and the port check
+that runs before anything starts."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shlex
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from app.config import Settings
+
+DATA_DIR = Path(".data")
+RUN_FILE = DATA_DIR / "run.json"
+KEY_FILE = DATA_DIR / "dev-api-key"
+
+
+def taken_port(settings: Settings) -> str | None:
+    """One line naming the variable to change when a port we need is taken, else None."""
+    wanted = [("PORT", settings.host, settings.port)]
+    if settings.uses_emulator:
+        wanted.append(("EMULATOR_PORT", "127.0.0.1", settings.built_in_emulator_port))
+    for variable, host, port in wanted:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+                hint = "; the emulator's port defaults to PORT + 1" if variable == "EMULATOR_PORT" else ""
+                return f"port {port} on {host} {why}: set {variable} to a free port{hint}"
+    return None
+
+
+def masked(url: str) -> str:
+    """The URL without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+@dataclass(frozen=True)
+class Banner:
+    api_url: str
+    emulator_url: str | None
+    key: str
+    database_url: str
+    """Printable: the embedded server's URL in full, a configured one without its password."""
+    psql: str
+    embedded: bool
+    hume: str
+    logs: str
+
+    def render(self, status: str = "started") -> str:
+        lines = [
+            f"Hume expression service {status}.",
+            "",
+            f"         API URL: {self.api_url}",
+            f"   Dashboard URL: {self.api_url}/dashboard",
+            f"        API docs: {self.api_url}/docs",
+            f"    Emulator URL: {self.emulator_url or 'not started (HUME_API_KEY or HUME_BASE_URL is set)'}",
+            f"            Hume: {self.hume}",
+            f"    Database URL: {self.database_url}{'  (embedded, under .data/)' if self.embedded else ''}",
+            f"            psql: {self.psql}",
+            f"            Logs: {self.logs}",
+            "",
+            "Development API key (every scope), for the README's examples:",
+            f"  export KEY={self.key}",
+            "",
+            "Try every event: python -m app trigger batch-job | evi-chat | tts",
+            "Show this again: python -m app status.   Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+    def save(self) -> None:
+        DATA_DIR.mkdir(exist_ok=True)
+        RUN_FILE.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        RUN_FILE.chmod(0o600)
+
+
+def make(settings: Settings, key: str, database_url: str, embedded: bool, psql_binary: str) -> Banner:
+    api = f"http://{settings.host}:{settings.port}"
+    if settings.uses_emulator:
+        hume = "the built-in emulator (batch, v1, EVI, TTS, tokens; no Hume account needed)"
+    else:
+        hume = settings.hume_url
+    shown = database_url if embedded else masked(database_url)
+    psql = f"{psql_binary} {shlex.quote(database_url)}" if embedded else f'{psql_binary} "$DATABASE_URL"'
+    logs = "this terminal (" + settings.log_format + ", level " + settings.log_level + "; LOG_FORMAT=json for JSON)"
+    emulator = settings.emulator_url if settings.uses_emulator else None
+    return Banner(api, emulator, key, shown, psql, embedded, hume, logs)
+
+
+def load() -> Banner | None:
+    """The banner the last `make run` in this directory saved, if any."""
+    try:
+        return Banner(**json.loads(RUN_FILE.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None

@@ -1,0 +1,1 @@
+"""The analysts' web dashboard: server-rendered pages over the same query functions as the API."""

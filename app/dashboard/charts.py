@@ -1,0 +1,119 @@
+"""Charts drawn as SVG on the server: no script library to ship, and the page is readable without JS.
+
+Each series is one element carrying `data-series` (and `data-kind` for bars), so tests and assistive
+tools can tell what is drawn; every mark has a <title> tooltip. Colours are the Okabe-Ito palette,
+distinguishable with the common colour-vision deficiencies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C6D1F")
+NICE_BUCKETS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+TARGET_POINTS = 240
+"""Points per series by default: a one-hour video in 15 s buckets, a few kB of SVG per line."""
+
+
+def default_bucket(extent_s: float) -> float:
+    """The smallest round bucket that keeps a timeline at or under TARGET_POINTS points."""
+    for bucket in NICE_BUCKETS:
+        if extent_s / bucket <= TARGET_POINTS:
+            return float(bucket)
+    return float(NICE_BUCKETS[-1])
+
+
+def clock(seconds: float) -> str:
+    """h:mm:ss or m:ss; tenths only where a short span needs them."""
+    if seconds < 20 and seconds != int(seconds):
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole >= 3600:
+        return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def _nice_ceiling(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    step = 10.0 ** math.floor(math.log10(value))
+    for multiple in (1, 2, 2.5, 5, 10):
+        if value <= multiple * step:
+            return min(multiple * step, 1.0) if value <= 1 else multiple * step
+    return value
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    points: Sequence[tuple[float, float]]
+    """(time in seconds, value), time ascending."""
+
+
+def line_chart(series: Sequence[Series], *, label: str, width: int = 720, height: int = 260) -> Markup:
+    left, right, top, bottom = 44, 12, 10, 28
+    plot_w, plot_h = width - left - right, height - top - bottom
+    times = [t for s in series for t, _ in s.points]
+    t_max = max(times, default=1.0) or 1.0
+    t_min = min(times, default=0.0)
+    span = (t_max - t_min) or 1.0
+    y_max = _nice_ceiling(max((v for s in series for _, v in s.points), default=1.0))
+
+    def x(t: float) -> float:
+        return left + (t - t_min) / span * plot_w
+
+    def y(v: float) -> float:
+        return top + plot_h - v / y_max * plot_h
+
+    parts = [
+        f'<svg class="chart line" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}"'
+        ' preserveAspectRatio="xMidYMid meet">',
+        f"<title>{escape(label)}</title>",
+    ]
+    anchors = ("start", "middle", "middle", "middle", "end")
+    for i in range(5):
+        value = y_max * i / 4
+        parts.append(
+            f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
+            f'<text class="tick" x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.2g}</text>'
+        )
+        at = t_min + span * i / 4
+        parts.append(
+            f'<text class="tick" x="{x(at):.1f}" y="{height - 8}" text-anchor="{anchors[i]}">{clock(at)}</text>'
+        )
+    for i, s in enumerate(series):
+        colour = PALETTE[i % len(PALETTE)]
+        coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in s.points)
+        parts.append(
+            f'<polyline data-series="{escape(s.name)}" data-points="{len(s.points)}" fill="none"'
+            f' stroke="{colour}" stroke-width="2" points="{coords}"><title>{escape(s.name)}</title></polyline>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704  # every text put in above went through escape()
+
+
+def bar_chart(rows: Sequence[tuple[str, float, float]], *, label: str, width: int = 720) -> Markup:
+    """Horizontal bars, two per emotion: mean (solid) and max (light), on one 0..1 scale."""
+    left, right, row_h = 150, 48, 26
+    height = row_h * len(rows) + 8
+    plot_w = width - left - right
+    parts = [
+        f'<svg class="chart bars" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}">',
+        f"<title>{escape(label)}</title>",
+    ]
+    for i, (name, mean, peak) in enumerate(rows):
+        y0 = 4 + i * row_h
+        parts.append(
+            f'<text class="tick" x="{left - 6}" y="{y0 + 16}" text-anchor="end">{escape(name)}</text>'
+            f'<rect data-series="{escape(name)}" data-kind="max" x="{left}" y="{y0 + 2}" height="20"'
+            f' width="{max(peak, 0) * plot_w:.1f}" fill="#9ecae1"><title>{escape(name)} max {peak:.3f}</title></rect>'
+            f'<rect data-series="{escape(name)}" data-kind="mean" x="{left}" y="{y0 + 7}" height="10"'
+            f' width="{max(mean, 0) * plot_w:.1f}" fill="#08519c"><title>{escape(name)} mean {mean:.3f}</title></rect>'
+            f'<text class="tick" x="{left + max(peak, 0) * plot_w + 4:.1f}" y="{y0 + 16}">{mean:.2f}/{peak:.2f}</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704  # every text put in above went through escape()

@@ -1,0 +1,124 @@
+"""Hume's v1 Expression Measurement API (synchronous file endpoints), the only code that calls its SDK.
+
+Results are returned as Hume's JSON (a dict per response) for the caller to store as they came; errors
+are sorted into what the job should do about them (app.hume.errors): wait and retry, fail the job, or
+fail just the one medium.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from hume_expression_measurement import AsyncExpressionMeasurementClient, ExpressionMeasurementClientEnvironment, core
+from hume_expression_measurement.core.api_error import ApiError
+from hume_expression_measurement.core.request_options import RequestOptions
+from hume_expression_measurement.types import AudioFileConfig, VideoFileConfig, VideoFileConfigFace
+
+from app.hume.errors import HumeAuthError, HumeMediaRefused, HumeRejectedError, HumeTransientError
+
+# Codes that mean "this medium", not "this request is wrong": the rest of the job can still complete.
+MEDIA_CODES = frozenset(
+    {"audio_decode_failed", "image_decode_failed", "audio_too_long", "image_too_large", "unsupported_media_type"}
+)
+_TRANSIENT_STATUSES = frozenset({408, 409, 429})
+
+
+@dataclass(frozen=True)
+class Measured:
+    request_id: str
+    run_id: str
+    result: dict[str, Any]
+    """Hume's response as JSON."""
+    face_state: str | None = None
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    threshold: float | None = None
+    min_size: int | None = None
+
+
+def _retry_after(headers: dict[str, str] | None) -> float | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
+
+
+def _describe(exc: ApiError) -> tuple[str, str, str | None]:
+    """(code, message, request_id) from an error body, whichever shape it came in."""
+    body = exc.body
+    get = body.get if isinstance(body, dict) else lambda key, default=None: getattr(body, key, default)
+    code = str(get("code", "") or "")
+    message = str(get("message", "") or get("detail", "") or "") or f"HTTP {exc.status_code}"
+    request_id = get("request_id", None)
+    return code, message, None if request_id is None else str(request_id)
+
+
+def classify(exc: ApiError) -> Exception:
+    status = exc.status_code or 0
+    code, message, request_id = _describe(exc)
+    where = f" (request {request_id})" if request_id else ""
+    if status in _TRANSIENT_STATUSES or status >= 500:
+        return HumeTransientError(
+            f"Hume v1 answered {status} {code}: {message}{where}".replace("  ", " "),
+            status=status, retry_after=_retry_after(exc.headers),
+        )  # fmt: skip
+    if status in (401, 403):
+        return HumeAuthError(f"Hume v1 refused the API key ({status}): {message}", status=status)
+    if code in MEDIA_CODES:
+        return HumeMediaRefused(f"Hume could not measure it: {code}: {message}{where}", status=status, code=code,
+                                request_id=request_id)  # fmt: skip
+    return HumeRejectedError(f"Hume v1 rejected the request ({status} {code}): {message}{where}", status=status)
+
+
+class ExpressionClient:
+    def __init__(self, *, api_key: str, base_url: str, max_retries: int = 2, timeout_s: float = 300.0) -> None:
+        environment = ExpressionMeasurementClientEnvironment(
+            base=base_url, production=base_url.replace("http", "ws", 1)
+        )
+        self._http = httpx.AsyncClient(timeout=timeout_s)
+        self._client = AsyncExpressionMeasurementClient(
+            api_key=api_key, environment=environment, httpx_client=self._http
+        )
+        self._options: RequestOptions = {"max_retries": max_retries, "timeout": timeout_s}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def measure_audio(self, wav: bytes, *, name: str = "audio.wav") -> Measured:
+        """One 16 kHz mono 16-bit WAV (≤ 25 MB with the envelope)."""
+        try:
+            response = await self._client.audio.measure(
+                file=(name, wav, "audio/wav"), config=AudioFileConfig(), request_options=self._options
+            )
+        except ApiError as exc:
+            raise classify(exc) from None
+        except httpx.TransportError as exc:
+            raise HumeTransientError(f"Hume v1 unreachable: {type(exc).__name__}: {exc}") from None
+        return Measured(response.request_id, response.run_id, response.model_dump(mode="json", exclude_none=True))
+
+    async def measure_video(
+        self, images: Sequence[bytes], *, face_state: str | None, options: FaceOptions = FaceOptions()
+    ) -> Measured:
+        """JPEG images of one request (each ≤ 2 MB, ≤ 25 MB in all); `face_state` continues face ids."""
+        config = VideoFileConfig(
+            face=VideoFileConfigFace(threshold=options.threshold, min_size=options.min_size, return_face_state=True),
+            face_state=face_state,
+        )
+        files: list[core.File] = [(f"frame-{i}.jpg", image, "image/jpeg") for i, image in enumerate(images)]
+        try:
+            response = await self._client.video.measure(file=files, config=config, request_options=self._options)
+        except ApiError as exc:
+            raise classify(exc) from None
+        except httpx.TransportError as exc:
+            raise HumeTransientError(f"Hume v1 unreachable: {type(exc).__name__}: {exc}") from None
+        result = response.model_dump(mode="json", exclude_none=True)
+        state = result.pop("face_state", None)
+        return Measured(response.request_id, response.run_id, result, state)

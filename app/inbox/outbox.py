@@ -1,0 +1,88 @@
+"""The transactional outbox of our own webhooks: when a job ends, its messages are written and their
+delivery tasks queued on the caller's session, so they commit (or roll back) with the job's end.
+
+It lives below the features (each feature that ends jobs calls `job_ended`; features never import each
+other), and only writes rows and queues tasks: sending is the notifications feature's delivery task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.deps import Deps
+from app.inbox.acceptance import defer
+from app.inbox.pipeline import DELIVER_MESSAGE
+from app.store import jobs, webhook_endpoints, webhook_messages
+from app.store.tables import Job
+
+JOB_EVENTS = ("job.completed", "job.failed", "job.rejected", "evi_chat.completed")
+PING = "ping"
+
+
+def event_type(job: Job) -> str | None:
+    """The event a job's final status announces (None while it has not ended, or for a failed EVI chat)."""
+    if job.kind == "evi_chat":
+        return "evi_chat.completed" if job.status == "completed" else None
+    if job.status in {"completed", "failed", "rejected"}:
+        return f"job.{job.status}"
+    return None
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def job_body(deps: Deps, job: Job, kind: str) -> dict[str, Any]:
+    """Small on purpose: facts and links, never the predictions."""
+    base = f"{deps.settings.callback_base_url}/v1/jobs/{job.id}"
+    summary: dict[str, Any] = {
+        "id": str(job.id),
+        "kind": job.kind,
+        "status": job.status,
+        "metadata": job.job_metadata,
+        "num_predictions": job.num_predictions,
+        "num_errors": job.num_errors,
+        "created_at": _ts(job.created_at),
+        "completed_at": _ts(job.completed_at),
+        "error": {"code": job.error_code, "message": job.error} if job.error else None,
+    }
+    return envelope(
+        kind,
+        {"job": summary, "links": {"job": base, "summary": f"{base}/summary", "predictions": f"{base}/predictions"}},
+    )
+
+
+def envelope(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "timestamp": datetime.now(UTC).isoformat(), "data": data}
+
+
+async def queue_message(
+    session: AsyncSession, deps: Deps, endpoint_id: uuid.UUID, kind: str, body: dict[str, Any], job_id: uuid.UUID | None
+) -> int:
+    """One message row and its first delivery task, on the caller's transaction."""
+    message_id = await webhook_messages.add(
+        session, endpoint_id=endpoint_id, job_id=job_id, event_type=kind, payload=body
+    )
+    await defer(session, deps, DELIVER_MESSAGE, message_id=message_id)
+    return message_id
+
+
+async def job_ended(session: AsyncSession, deps: Deps, job_id: uuid.UUID) -> int:
+    """Call in the transaction that ended the job, after the status change; how many messages were queued."""
+    job = await jobs.current(session, job_id)
+    if job is None:
+        return 0
+    kind = event_type(job)
+    if kind is None:
+        return 0
+    endpoints = await webhook_endpoints.subscribed(session, kind, job.api_key_id)
+    if not endpoints:
+        return 0
+    body = job_body(deps, job, kind)
+    for endpoint_id in endpoints:
+        await queue_message(session, deps, endpoint_id, kind, body, job.id)
+    return len(endpoints)

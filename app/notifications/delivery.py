@@ -1,0 +1,167 @@
+"""One delivery attempt per queue task: sign, POST through the egress guard, record the attempt, then
+either finish the message or queue the next attempt at its scheduled time.
+
+Outcomes: 2xx delivered; 410 Gone disables the endpoint at once; anything else (another status, a
+timeout, a refused connection, a blocked address) is retried on WEBHOOK_RETRY_SCHEDULE_S, and an
+endpoint whose every attempt failed for WEBHOOK_DISABLE_AFTER_S is disabled. Messages of one endpoint
+are sent independently: order is not promised.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import metrics
+from app.deps import Deps
+from app.egress.errors import BlockedUrl, FetchFailed
+from app.egress.pinned import PinnedClient
+from app.egress.post import post_small
+from app.egress.url_guard import UrlGuard
+from app.inbox.pipeline import DELIVER_MESSAGE
+from app.notifications import signing
+from app.store import webhook_endpoints, webhook_messages
+from app.store.db import driver_connection
+from app.store.tables import WebhookEndpoint
+
+log = structlog.get_logger(__name__)
+
+SNIPPET_BYTES = webhook_messages.SNIPPET_BYTES
+
+
+class Courier:
+    """The process's one guarded HTTP client for outbound webhooks (kept in `deps.services`)."""
+
+    def __init__(self, allow_private_hosts: str | None, *, timeout_s: float) -> None:
+        self.guard = UrlGuard.from_setting(allow_private_hosts)
+        self.timeout_s = timeout_s
+        self.client = PinnedClient(self.guard, connect_timeout_s=timeout_s, read_timeout_s=timeout_s)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: str
+    """delivered, gone, status, timeout, connection, blocked: the metric's label."""
+    status: int | None
+    body: bytes
+    error: str | None
+    duration_ms: int
+
+
+def signing_keys(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    keys = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > now:
+        keys.append(endpoint.previous_secret)
+    return keys
+
+
+async def send(courier: Courier, url: str, headers: dict[str, str], body: bytes) -> Result:
+    started = time.perf_counter()
+    status: int | None = None
+    answer = b""
+    error: str | None = None
+    try:
+        response = await post_small(
+            courier.client, url, body, headers=headers, timeout_s=courier.timeout_s, max_response_bytes=SNIPPET_BYTES
+        )
+        status, answer = response.status, response.body
+        outcome = "delivered" if 200 <= status < 300 else "gone" if status == 410 else "status"
+        if outcome == "status":
+            error = f"receiver answered {status}"
+    except BlockedUrl as exc:
+        outcome, error = "blocked", exc.message
+    except FetchFailed as exc:
+        outcome, error = ("timeout" if exc.kind == "timeout" else "connection"), exc.message
+    elapsed = time.perf_counter() - started
+    metrics.WEBHOOK_ATTEMPT_SECONDS.observe(elapsed)
+    metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
+    return Result(outcome, status, answer, error, int(elapsed * 1000))
+
+
+def next_wait_s(schedule: tuple[float, ...], attempts: int) -> float | None:
+    """The wait before attempt number `attempts + 1` (after `attempts` failed), or None when none is left."""
+    if attempts >= len(schedule):
+        return None
+    wait = schedule[attempts]
+    return wait * random.uniform(0.9, 1.1)  # jitter: receivers recovering from an outage are not stampeded
+
+
+async def schedule(session: AsyncSession, deps: Deps, message_id: int, at: datetime) -> None:
+    connection = await driver_connection(session)
+    task = deps.queue.configure_task(DELIVER_MESSAGE, connection=connection, schedule_at=at)
+    await task.defer_async(message_id=message_id)
+
+
+async def deliver(deps: Deps, message_id: int) -> None:
+    """The queue task: one attempt of one message."""
+    async with deps.sessionmaker() as session:
+        message = await webhook_messages.get(session, message_id)
+        endpoint = await webhook_endpoints.get(session, message.endpoint_id) if message else None
+    if message is None or message.state != "pending":
+        return  # delivered, given up, or deleted meanwhile: a duplicate task does nothing
+    if endpoint is None or endpoint.disabled_at is not None:
+        async with deps.sessionmaker.begin() as session:
+            await webhook_messages.set_state(session, message_id, "failed", attempts=message.attempts)
+        return
+    now = datetime.now(UTC)
+    body = orjson.dumps(message.payload)
+    headers = signing.headers(signing_keys(endpoint, now), message.msg_id, now, body)
+    result = await send(deps.get(Courier), endpoint.url, headers, body)
+    attempts = message.attempts + 1
+    async with deps.sessionmaker.begin() as session:
+        current = await webhook_messages.lock(session, message_id)
+        if current is None:
+            return
+        await webhook_messages.record_attempt(
+            session, message_id, status_code=result.status, response=result.body, duration_ms=result.duration_ms,
+            error=result.error,
+        )  # fmt: skip
+        if result.outcome == "delivered":
+            await webhook_messages.set_state(session, message_id, "delivered", attempts=attempts)
+            if endpoint.failing_since is not None:
+                await webhook_endpoints.change(session, endpoint.id, failing_since=None)
+        elif result.outcome == "gone":
+            await webhook_messages.set_state(session, message_id, "failed", attempts=attempts)
+            await _disable(session, endpoint, "the receiver answered 410 Gone")
+        else:
+            await _failed(session, deps, endpoint, message_id, attempts, now)
+    log.info(
+        "webhook attempt", message_id=message_id, msg_id=message.msg_id, endpoint_id=str(endpoint.id),
+        outcome=result.outcome, status=result.status, attempt=attempts, ms=result.duration_ms,
+    )  # fmt: skip
+
+
+async def _failed(
+    session: AsyncSession, deps: Deps, endpoint: WebhookEndpoint, message_id: int, attempts: int, now: datetime
+) -> None:
+    settings = deps.settings
+    failing_since = endpoint.failing_since or now
+    if endpoint.failing_since is None:
+        await webhook_endpoints.change(session, endpoint.id, failing_since=now)
+    elif (now - failing_since).total_seconds() >= settings.webhook_disable_after_s:
+        await webhook_messages.set_state(session, message_id, "failed", attempts=attempts)
+        await _disable(session, endpoint, f"every attempt failed since {failing_since.isoformat()}")
+        return
+    wait = next_wait_s(settings.webhook_retry_schedule_s, attempts)
+    if wait is None:
+        await webhook_messages.set_state(session, message_id, "failed", attempts=attempts)
+        return
+    at = now + timedelta(seconds=wait)
+    await webhook_messages.set_state(session, message_id, "pending", attempts=attempts, next_attempt_at=at)
+    await schedule(session, deps, message_id, at)
+
+
+async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str) -> None:
+    if await webhook_endpoints.disable(session, endpoint.id, reason):
+        metrics.WEBHOOK_ENDPOINTS_DISABLED.labels("gone" if "410" in reason else "failing").inc()
+        log.warning("webhook endpoint disabled", endpoint_id=str(endpoint.id), reason=reason)

@@ -1,0 +1,166 @@
+"""/v1/webhook-endpoints: register, list, show, update, delete, rotate the secret, send a test ping.
+
+Endpoints belong to the API key that registered them; keys with the `admin` scope see every endpoint.
+The signing secret is returned by create and rotate only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.api.request_helpers import JSON, authorize, deps, parse_json_object, read_body
+from app.errors import NotFound
+from app.inbox.outbox import PING, envelope, queue_message
+from app.notifications import endpoint_input, signing
+from app.notifications.delivery import Courier
+from app.store import webhook_endpoints
+from app.store.api_keys import Principal
+from app.store.tables import WebhookEndpoint
+
+SCOPE = "webhooks"
+# The old secret keeps signing alongside the new one this long, so receivers can switch without a gap.
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def endpoint_json(endpoint: WebhookEndpoint, *, secret: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": str(endpoint.id),
+        "url": endpoint.url,
+        "events": endpoint.events,
+        "description": endpoint.description,
+        "disabled": endpoint.disabled_at is not None,
+        "disabled_at": _ts(endpoint.disabled_at),
+        "disabled_reason": endpoint.disabled_reason,
+        "failing_since": _ts(endpoint.failing_since),
+        "previous_secret_expires_at": _ts(endpoint.previous_secret_expires_at),
+        "created_at": _ts(endpoint.created_at),
+    }
+    if secret:
+        body["secret"] = endpoint.secret
+    return body
+
+
+def owner(principal: Principal) -> uuid.UUID | None:
+    """The key whose endpoints this caller may see; None (every endpoint) for admin keys."""
+    return None if "admin" in principal.scopes else principal.key_id
+
+
+async def owned_endpoint(request: Request, principal: Principal) -> WebhookEndpoint:
+    try:
+        endpoint_id = uuid.UUID(request.path_params["endpoint_id"])
+    except ValueError:
+        raise NotFound("unknown webhook endpoint") from None
+    async with deps(request).sessionmaker() as session:
+        endpoint = await webhook_endpoints.get(session, endpoint_id, owner=owner(principal))
+    if endpoint is None:
+        raise NotFound("unknown webhook endpoint")
+    return endpoint
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    return parse_json_object(await read_body(request, deps(request).settings.max_body_bytes))
+
+
+async def create_endpoint(request: Request) -> Response:
+    principal = await authorize(request, SCOPE)
+    d = deps(request)
+    given = await endpoint_input.new_endpoint(await _json_body(request), d.get(Courier).guard)
+    assert given.url is not None and given.events is not None
+    async with d.sessionmaker.begin() as session:
+        endpoint = await webhook_endpoints.create(
+            session, api_key_id=principal.key_id, url=given.url, events=given.events,
+            description=given.description, secret=signing.new_secret(),
+        )  # fmt: skip
+    return JSON(
+        endpoint_json(endpoint, secret=True),
+        status_code=201,
+        headers={"Location": f"/v1/webhook-endpoints/{endpoint.id}"},
+    )
+
+
+async def list_endpoints(request: Request) -> Response:
+    principal = await authorize(request, SCOPE)
+    async with deps(request).sessionmaker() as session:
+        rows = await webhook_endpoints.owned_by(session, owner(principal))
+    return JSON({"items": [endpoint_json(e) for e in rows]})
+
+
+async def get_endpoint(request: Request) -> Response:
+    principal = await authorize(request, SCOPE)
+    return JSON(endpoint_json(await owned_endpoint(request, principal)))
+
+
+async def update_endpoint(request: Request) -> Response:
+    principal = await authorize(request, SCOPE)
+    endpoint = await owned_endpoint(request, principal)
+    d = deps(request)
+    given = await endpoint_input.endpoint_update(await _json_body(request), d.get(Courier).guard)
+    fields: dict[str, Any] = {}
+    if given.url is not None:
+        fields["url"] = given.url
+    if given.events is not None:
+        fields["events"] = given.events
+    if given.description is not None:
+        fields["description"] = given.description
+    if given.disabled is True and endpoint.disabled_at is None:
+        fields.update(disabled_at=datetime.now(UTC), disabled_reason="disabled by its owner")
+    elif given.disabled is False:
+        fields.update(disabled_at=None, disabled_reason=None, failing_since=None)
+    async with d.sessionmaker.begin() as session:
+        if fields:
+            await webhook_endpoints.change(session, endpoint.id, **fields)
+        updated = await webhook_endpoints.get(session, endpoint.id)
+    assert updated is not None
+    return JSON(endpoint_json(updated))
+
+
+async def delete_endpoint(request: Request) -> Response:
+    principal = await authorize(request, SCOPE)
+    endpoint = await owned_endpoint(request, principal)
+    async with deps(request).sessionmaker.begin() as session:
+        await webhook_endpoints.remove(session, endpoint.id)
+    return Response(status_code=204)
+
+
+async def rotate_secret(request: Request) -> Response:
+    principal = await authorize(request, SCOPE)
+    endpoint = await owned_endpoint(request, principal)
+    async with deps(request).sessionmaker.begin() as session:
+        await webhook_endpoints.rotate(
+            session, endpoint.id, secret=signing.new_secret(), overlap_until=datetime.now(UTC) + ROTATION_OVERLAP
+        )
+        rotated = await webhook_endpoints.get(session, endpoint.id)
+    assert rotated is not None
+    return JSON(endpoint_json(rotated, secret=True))
+
+
+async def send_test(request: Request) -> Response:
+    """Queue a `ping` to the endpoint (delivered, retried and logged like any message)."""
+    principal = await authorize(request, SCOPE)
+    endpoint = await owned_endpoint(request, principal)
+    d = deps(request)
+    body = envelope(PING, {"endpoint_id": str(endpoint.id)})
+    async with d.sessionmaker.begin() as session:
+        message_id = await queue_message(session, d, endpoint.id, PING, body, None)
+    return JSON({"message_id": message_id, "type": PING}, status_code=202)
+
+
+routes = [
+    Route("/v1/webhook-endpoints", create_endpoint, methods=["POST"]),
+    Route("/v1/webhook-endpoints", list_endpoints, methods=["GET"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}", get_endpoint, methods=["GET"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}", update_endpoint, methods=["PATCH"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}", delete_endpoint, methods=["DELETE"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", rotate_secret, methods=["POST"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}/test", send_test, methods=["POST"]),
+]

@@ -1,0 +1,30 @@
+"""Standard Webhooks signing: `whsec_` secrets, and the three headers of one attempt (one signature per
+active secret, so receivers still holding the old secret keep verifying during a rotation)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+
+from standardwebhooks.webhooks import Webhook
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the spec's prefix, not a secret)
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def headers(keys: Iterable[str], msg_id: str, at: datetime, body: bytes) -> dict[str, str]:
+    """webhook-id, webhook-timestamp and webhook-signature (space-separated `v1,<base64>` per key)."""
+    text = body.decode("utf-8")
+    signatures = " ".join(Webhook(key).sign(msg_id=msg_id, timestamp=at, data=text) for key in keys)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signatures,
+        "content-type": "application/json",
+        "user-agent": "hume-expression-service-webhooks/1",
+    }

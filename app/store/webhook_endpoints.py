@@ -1,0 +1,90 @@
+"""Webhook endpoints: registration, ownership, secret rotation, disabling, and who subscribes to an event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, any_, delete, func, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store.tables import ApiKey, WebhookEndpoint
+
+
+async def create(
+    session: AsyncSession, *, api_key_id: uuid.UUID, url: str, events: list[str], description: str | None, secret: str
+) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint(
+        id=uuid.uuid4(), api_key_id=api_key_id, url=url, events=events, description=description, secret=secret
+    )
+    session.add(endpoint)
+    await session.flush()
+    await session.refresh(endpoint)
+    return endpoint
+
+
+async def get(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, owner: uuid.UUID | None = None
+) -> WebhookEndpoint | None:
+    """The endpoint, if it exists and (when `owner` is given) belongs to that API key."""
+    query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+    if owner is not None:
+        query = query.where(WebhookEndpoint.api_key_id == owner)
+    return (await session.execute(query.execution_options(populate_existing=True))).scalar_one_or_none()
+
+
+async def owned_by(session: AsyncSession, owner: uuid.UUID | None) -> list[WebhookEndpoint]:
+    """Every endpoint of one key (None: every endpoint), oldest first."""
+    query = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+    if owner is not None:
+        query = query.where(WebhookEndpoint.api_key_id == owner)
+    return list((await session.execute(query)).scalars())
+
+
+async def change(session: AsyncSession, endpoint_id: uuid.UUID, **fields: Any) -> None:
+    await session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).values(**fields))
+
+
+async def remove(session: AsyncSession, endpoint_id: uuid.UUID) -> None:
+    await session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id))
+
+
+async def rotate(session: AsyncSession, endpoint_id: uuid.UUID, *, secret: str, overlap_until: datetime) -> None:
+    """The new secret signs from now on; the current one keeps signing alongside it until `overlap_until`."""
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id)
+        .values(previous_secret=WebhookEndpoint.secret, previous_secret_expires_at=overlap_until, secret=secret)
+    )
+
+
+async def disable(session: AsyncSession, endpoint_id: uuid.UUID, reason: str) -> bool:
+    """True when this call disabled it (it was enabled)."""
+    result = await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.disabled_at.is_(None))
+        .values(disabled_at=func.now(), disabled_reason=reason)
+        .returning(WebhookEndpoint.id)
+    )
+    return result.first() is not None
+
+
+async def subscribed(session: AsyncSession, event_type: str, job_owner: uuid.UUID | None) -> list[uuid.UUID]:
+    """Enabled endpoints that want `event_type` for a job submitted by `job_owner`: the submitting key's own
+    endpoints, and those of admin keys (which see every job, EVI chats included). Revoked keys get nothing."""
+    query = (
+        select(WebhookEndpoint.id)
+        .join(ApiKey, ApiKey.id == WebhookEndpoint.api_key_id)
+        .where(
+            WebhookEndpoint.disabled_at.is_(None),
+            ApiKey.revoked_at.is_(None),
+            literal(event_type) == any_(WebhookEndpoint.events),
+            or_(
+                and_(WebhookEndpoint.api_key_id == job_owner) if job_owner is not None else False,
+                literal("admin") == any_(ApiKey.scopes),
+            ),
+        )
+        .order_by(WebhookEndpoint.id)
+    )
+    return list((await session.execute(query)).scalars())

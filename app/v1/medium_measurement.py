@@ -1,0 +1,98 @@
+"""Measure one downloaded medium through Hume v1, chunk by chunk, storing each chunk's result as it comes.
+
+Chunks are cut deterministically (same file, same settings, same chunks), so a resumed run decodes the
+medium again, skips the chunks already stored and sends the first missing one; a duplicate insert (two
+runs racing) is a no-op under the table's unique key. Video chunks chain Hume's `face_state`, so a face
+keeps its id through the whole video: the chunk after a stored one continues from that one's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+
+from app.deps import Deps
+from app.hume.expression_client import ExpressionClient, FaceOptions
+from app.media.audio_chunks import AudioChunk, iter_audio_chunks
+from app.media.video_frames import JpegFrame, iter_frame_batches, iter_jpeg_frames
+from app.store import v1_chunks
+from app.store.v1_chunks import StoredChunk
+
+T = TypeVar("T")
+_END = object()
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    fps: float
+    face: FaceOptions
+
+
+async def _next(items: Iterator[T]) -> T | None:
+    """The next item, decoded off the event loop (PyAV releases the GIL while it decodes)."""
+    pending = asyncio.ensure_future(asyncio.to_thread(next, items, _END))
+    try:
+        item = await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        # A decoding thread cannot be interrupted: let it finish, so the generator can then be closed.
+        with contextlib.suppress(Exception):
+            await pending
+        raise
+    return None if item is _END else item  # type: ignore[return-value]
+
+
+async def measure_audio(deps: Deps, job_id: uuid.UUID, source: int, path: Path, stored: dict[int, StoredChunk]) -> int:
+    """Send the audio's missing chunks; returns how many chunks the medium has."""
+    client = deps.get(ExpressionClient)
+    chunks: Generator[AudioChunk, None, None] = iter_audio_chunks(path, max_bytes=deps.settings.v1_audio_chunk_bytes)  # type: ignore[assignment]
+    count = 0
+    # closing: a failure mid-way closes the generator, and with it the decoder's file.
+    with contextlib.closing(chunks):
+        while (chunk := await _next(chunks)) is not None:
+            count += 1
+            if chunk.index in stored:
+                continue
+            measured = await client.measure_audio(chunk.wav)
+            async with deps.sessionmaker.begin() as session:
+                await v1_chunks.put(
+                    session, job_id, source, "audio", chunk.index, start_ms=chunk.start_ms,
+                    request_id=measured.request_id, run_id=measured.run_id, result=orjson.dumps(measured.result),
+                )  # fmt: skip
+    return count
+
+
+async def measure_video(
+    deps: Deps, job_id: uuid.UUID, source: int, path: Path, stored: dict[int, StoredChunk], options: VideoOptions
+) -> int:
+    """Send the video's missing frame batches, chaining face_state; returns how many batches it has."""
+    client = deps.get(ExpressionClient)
+    frames: Generator[JpegFrame, None, None] = iter_jpeg_frames(path, fps=options.fps)  # type: ignore[assignment]
+    batches = iter_frame_batches(frames, max_frames=deps.settings.v1_frames_per_request)
+    count = 0
+    face_state: str | None = None
+    with contextlib.closing(frames):
+        while (batch := await _next(batches)) is not None:
+            count += 1
+            done = stored.get(batch.index)
+            if done is not None:
+                face_state = done.face_state
+                continue
+            measured = await client.measure_video(
+                [f.jpeg for f in batch.frames], face_state=face_state, options=options.face
+            )
+            face_state = measured.face_state
+            async with deps.sessionmaker.begin() as session:
+                await v1_chunks.put(
+                    session, job_id, source, "video", batch.index,
+                    start_ms=batch.frames[0].timestamp_ms, request_id=measured.request_id, run_id=measured.run_id,
+                    face_state=face_state, result=orjson.dumps(measured.result),
+                    frames=[(f.source_frame, f.timestamp_ms) for f in batch.frames],
+                )  # fmt: skip
+    return count

@@ -1,0 +1,79 @@
+"""Completing a v1 job: once every (source, medium) has its outcome, its stored chunk results become
+predictions in the same store as batch jobs, and the job completes, in one transaction under its lock."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import metrics
+from app.hume.expression_rows import audio_rows, video_rows
+from app.prediction_rows import PredictionRow
+from app.store import ingest, jobs, v1_chunks
+from app.store.ingest import SourceRecord
+from app.store.v1_chunks import OUTCOME, StoredChunk
+
+log = structlog.get_logger(__name__)
+
+NOT_PRESENT = "not_present"
+"""Outcome code of a medium the file lacks when the job named no models (not an error then)."""
+MODEL_OF = {"audio": "prosody", "video": "face"}
+
+
+def source_records(urls: Sequence[str], chunks: Sequence[StoredChunk]) -> list[SourceRecord]:
+    """A source fails when none of its media could be measured; a failure beside a success is a file error."""
+    outcomes: dict[int, list[StoredChunk]] = {}
+    for c in chunks:
+        if c.chunk == OUTCOME:
+            outcomes.setdefault(c.source_index, []).append(c)
+    records = []
+    for i, url in enumerate(urls):
+        done = outcomes.get(i, [])
+        failed = [o for o in done if o.error and o.error_code != NOT_PRESENT]
+        measured = [o for o in done if not o.error]
+        if measured:
+            file_errors = [{"file": url, "model": MODEL_OF[o.medium], "error": o.error} for o in failed]
+            records.append(SourceRecord(kind="url", url=url, file_errors=file_errors))
+        else:
+            messages = [f"{MODEL_OF[o.medium]}: {o.error}" for o in failed] or [f"{o.error}" for o in done if o.error]
+            records.append(SourceRecord(kind="url", url=url, error="; ".join(messages) or "nothing to measure"))
+    return records
+
+
+def prediction_rows(chunks: Sequence[StoredChunk]) -> Iterator[PredictionRow]:
+    ok = {(c.source_index, c.medium) for c in chunks if c.chunk == OUTCOME and not c.error}
+    for c in chunks:
+        if c.chunk == OUTCOME or (c.source_index, c.medium) not in ok or c.result is None:
+            continue
+        if c.medium == "audio":
+            yield from audio_rows(c.source_index, None, c.start_ms or 0, c.result)
+        else:
+            yield from video_rows(c.source_index, None, c.frames or [], c.result)
+
+
+async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, urls: Sequence[str]) -> bool:
+    """Ingest and complete; False if the job was already final (a second run finds nothing to do)."""
+    with metrics.INGEST_SECONDS.time():
+        async with sessionmaker.begin() as session:
+            job = await jobs.lock(session, job_id)
+            if job is None or job.status in jobs.FINAL:
+                return False
+            chunks = await v1_chunks.results(session, job_id)
+            records = source_records(urls, chunks)
+            rows = list(prediction_rows(chunks))
+            names: dict[str, dict[str, None]] = {}
+            for row in rows:
+                names.setdefault(row.model, {}).update(dict.fromkeys(s.name for s in row.scores))
+            await ingest.ensure_names(session, {model: list(listed) for model, listed in names.items()})
+            count = await ingest.ingest(session, job_id, records, rows)
+            await jobs.advance(
+                session, job_id, "completed", num_predictions=count, num_errors=ingest.error_count(records),
+                completed_at=datetime.now(UTC),
+            )  # fmt: skip
+    metrics.INGEST_ROWS.inc(count)
+    log.info("v1 job ingested", job_id=str(job_id), predictions=count)
+    return True

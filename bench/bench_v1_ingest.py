@@ -1,0 +1,157 @@
+"""Ingest of the v1 results of a one-hour job (voice measurements + faces at 3 fps) against a bare COPY.
+
+Both sides start from the same stored Hume v1 responses in `v1_chunk`. The floor reads them and COPYs one
+row per measurement/face, scores in Hume's order, into an UNLOGGED table with no index, constraint or
+aggregate. Ours (`v1_completion.complete`) reads them, places the sparse scores by name, loads the logged,
+indexed prediction table, writes the per-source stats and completes the job, in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+import uuid
+from typing import Any
+
+import orjson
+import psycopg
+from sqlalchemy import text
+
+from app.config import libpq_url
+from app.emulator.expression_labels import AUDIO_EXPRESSIONS, VIDEO_DESCRIPTIONS, VIDEO_EXPRESSIONS, VOICE_ATTRIBUTES
+from app.store import jobs, v1_chunks
+from app.store.db import make_engine, make_sessionmaker
+from app.v1.v1_completion import complete
+from bench.__main__ import Context
+
+RUNS = 3
+FLOOR_TABLE = """
+CREATE UNLOGGED TABLE IF NOT EXISTS floor_v1 (job_id uuid, source_index int4, model text, group_id text,
+    frame int4, time_begin float8, time_end float8, prob float8, box real[], scores real[], extras jsonb)
+"""
+
+
+def _scores(rng: random.Random, names: tuple[str, ...], low: int, high: int) -> list[dict[str, object]]:
+    picked = sorted(((round(rng.uniform(0.1, 0.95), 4), n) for n in rng.sample(names, rng.randint(low, high))),
+                    reverse=True)  # fmt: skip
+    return [{"name": n, "probability": p} for p, n in picked]
+
+
+Chunks = list[tuple[int, dict[str, Any]]]
+
+
+def one_hour(rng: random.Random) -> tuple[Chunks, Chunks]:
+    """(audio chunks, video chunks) as (start_ms, response): 5 x 12 min of speech measured every ~3 s,
+    10 800 frames in 108 requests with one or two faces each."""
+    audio: Chunks = []
+    for chunk in range(5):
+        measurements = [
+            {"measurement_id": i, "utterance_id": i // 4, "audio_start_ms": i * 3000, "audio_end_ms": i * 3000 + 3000,
+             "trigger": "interval", "expressions": _scores(rng, AUDIO_EXPRESSIONS, 5, 30),
+             "voice_attributes": _scores(rng, VOICE_ATTRIBUTES, 0, 3)}
+            for i in range(240)
+        ]  # fmt: skip
+        audio.append((chunk * 720_000, {"request_id": "r", "run_id": "u", "measurements": measurements}))
+    video: Chunks = []
+    for chunk in range(108):
+        images = [
+            {"frame_id": i, "faces": [
+                {"face_id": f, "bbox": [10.0, 20.0, 110.0, 140.0], "confidence": 0.97,
+                 "expressions": _scores(rng, VIDEO_EXPRESSIONS, 2, 8),
+                 "descriptions": _scores(rng, VIDEO_DESCRIPTIONS, 1, 4)}
+                for f in range(rng.randint(1, 2))]}
+            for i in range(100)
+        ]  # fmt: skip
+        video.append((chunk * 33_333, {"request_id": "r", "run_id": "u", "measurements": images}))
+    return audio, video
+
+
+async def _prepare(
+    url: str, audio: list[tuple[int, dict[str, object]]], video: list[tuple[int, dict[str, object]]]
+) -> uuid.UUID:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            job = await jobs.create(session, kind="batch", backend="v1", status="in_progress", request={"urls": ["u"]})
+            for i, (start, result) in enumerate(audio):
+                await v1_chunks.put(session, job.id, 0, "audio", i, start_ms=start, result=orjson.dumps(result))
+            for i, (start, result) in enumerate(video):
+                frames = [(start // 333 + k * 10, start + k * 333) for k in range(100)]
+                await v1_chunks.put(
+                    session, job.id, 0, "video", i, start_ms=start, result=orjson.dumps(result), frames=frames
+                )
+            for medium, n in (("audio", len(audio)), ("video", len(video))):
+                await v1_chunks.put(session, job.id, 0, medium, v1_chunks.OUTCOME, start_ms=n)
+            return job.id
+    finally:
+        await engine.dispose()
+
+
+async def _ours(url: str, job_id: uuid.UUID) -> tuple[float, int]:
+    engine = make_engine(url, pool_size=1)
+    try:
+        sessionmaker = make_sessionmaker(engine)
+        started = time.perf_counter()
+        await complete(sessionmaker, job_id, ["u"])
+        elapsed = time.perf_counter() - started
+        async with sessionmaker() as session:
+            count = (
+                await session.execute(text("SELECT num_predictions FROM job WHERE id = :j"), {"j": job_id})
+            ).scalar()
+        return elapsed, int(count or 0)
+    finally:
+        await engine.dispose()
+
+
+def _floor(url: str, job_id: uuid.UUID) -> tuple[float, int]:
+    started = time.perf_counter()
+    count = 0
+    with psycopg.connect(libpq_url(url)) as conn, conn.cursor() as cur:
+        cur.execute(FLOOR_TABLE)
+        cur.execute("SELECT medium, start_ms, result::text, frames::text FROM v1_chunk WHERE job_id = %s AND chunk >= 0"
+                    " ORDER BY source_index, medium, chunk", (job_id,))  # fmt: skip
+        chunks = cur.fetchall()
+        with cur.copy("COPY floor_v1 FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["uuid", "int4", "text", "text", "int4", "float8", "float8", "float8", "float4[]",
+                            "float4[]", "jsonb"])  # fmt: skip
+            for medium, start, raw, raw_frames in chunks:
+                result = orjson.loads(raw)
+                if medium == "audio":
+                    for m in result["measurements"]:
+                        copy.write_row((job_id, 0, "prosody", str(m["utterance_id"]), None,
+                                        (start + m["audio_start_ms"]) / 1000, (start + m["audio_end_ms"]) / 1000, None,
+                                        None, [e["probability"] for e in m["expressions"]],
+                                        orjson.dumps({"voice_attributes": m["voice_attributes"]}).decode()),
+                                       )  # fmt: skip
+                        count += 1
+                    continue
+                frames = orjson.loads(raw_frames)
+                for i, image in enumerate(result["measurements"]):
+                    for face in image["faces"]:
+                        copy.write_row((job_id, 0, "face", str(face["face_id"]), frames[i][0], frames[i][1] / 1000,
+                                        frames[i][1] / 1000, face["confidence"], face["bbox"],
+                                        [e["probability"] for e in face["expressions"]],
+                                        orjson.dumps({"descriptions": face["descriptions"]}).decode()))  # fmt: skip
+                        count += 1
+        conn.commit()
+    return time.perf_counter() - started, count
+
+
+def run(ctx: Context) -> None:
+    audio, video = one_hour(random.Random(7))
+    ours: list[float] = []
+    floor: list[float] = []
+    rows = 0
+    for _ in range(RUNS):
+        with ctx.database() as url:
+            job_id = asyncio.run(_prepare(url, audio, video))
+            seconds, rows = _floor(url, job_id)
+            floor.append(seconds)
+            seconds, ours_rows = asyncio.run(_ours(url, job_id))
+            ours.append(seconds)
+            assert ours_rows == rows, (ours_rows, rows)
+    ours_rate = rows / statistics.median(ours)
+    floor_rate = rows / statistics.median(floor)
+    ctx.report("v1_ingest_one_hour", ours_rate, "rows/s", baseline=floor_rate, baseline_name="bare_copy_same_rows")
