@@ -58,7 +58,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("emulator", help="run the Hume emulator alone (options: python -m app emulator --help)")
     ck = add("create-key", data.cmd_create_key, "create an API key (printed once, alone on the last line)")
     ck.add_argument("--name", required=True, help="who or what uses the key")
-    ck.add_argument("--scopes", default="submit,read", help="comma-separated: submit,read,token,tts,admin")
+    ck.add_argument(
+        "--scopes", default="submit,read", help="comma-separated: submit,read,token,tts,webhooks,analyst,admin"
+    )
+    ck.add_argument("--tenant", default="default", help="the tenant whose jobs the key submits and reads")
     keys = add("keys", data.cmd_keys, "list API keys, or revoke one")
     keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     keys_sub.add_parser("list", help="every key: id, state, creation time, scopes, name")

@@ -88,10 +88,26 @@ class Settings(BaseSettings):
     run_worker: bool = True
     """Run the queue worker inside the server; off for deployments with `python -m app worker`."""
     worker_concurrency: int = Field(default=4, ge=1)
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = Field(default=1 << 20, ge=1)
     """Request body cap for the API."""
-    max_webhook_body_bytes: int = 256 << 20
+    max_webhook_body_bytes: int = Field(default=256 << 20, ge=1)
     """Callback bodies carry predictions: a one-hour video is tens of MB."""
+    max_evi_body_bytes: int = Field(default=1 << 20, ge=1)
+    """EVI webhook bodies: a chat event is a few kB; anything past this is refused unread."""
+    body_read_timeout_s: float = Field(default=30.0, gt=0)
+    """A request body must arrive within this long (slow senders are cut off with 408)."""
+    header_read_timeout_s: float = Field(default=10.0, gt=0)
+    """A connection must deliver its request line and headers within this long (slowloris)."""
+    limit_concurrency: int = Field(default=512, ge=1)
+    """Open connections plus running requests past which uvicorn answers 503 at once."""
+    timeout_keep_alive_s: float = Field(default=5.0, gt=0)
+    """An idle keep-alive connection is closed after this long."""
+    export_connections: int = Field(default=0, ge=0)
+    """Pooled connections CSV exports may hold at once (0: 5, a quarter of the pool's 20)."""
+    export_statement_timeout_s: float = Field(default=300.0, gt=0)
+    """Postgres statement_timeout (and idle-in-transaction timeout) for those long reads."""
+    export_write_timeout_s: float = Field(default=30.0, gt=0)
+    """A long read whose client accepts no bytes for this long is cut off and its connection returned."""
     reconcile_after_s: float = 600.0
     """A submitted job with no callback after this long is polled."""
     reconcile_interval_s: float = 15.0

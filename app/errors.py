@@ -8,6 +8,8 @@ AppError
  +-- NotFound (404)
  +-- Conflict (409)          Idempotency-Key reused with a different body
  +-- PayloadTooLarge (413)
+ +-- RequestTimeout (408)    the body came too slowly
+ +-- ClientGone (400)        the client hung up mid-body (no one reads the answer; logged quietly)
  +-- Unavailable (503)       the database (or a dependency) is down: retry later
  +-- BadGateway (502)        Hume failed in a way the client cannot fix
 """
@@ -72,6 +74,26 @@ class Conflict(AppError):
 
     status = 409
     code = "conflict"
+
+
+class RequestTimeout(AppError):
+    """The request body was not received in time."""
+
+    status = 408
+    code = "request_timeout"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
+class ClientGone(AppError):
+    """The client closed the connection before sending the whole body."""
+
+    status = 400
+    code = "client_closed"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Connection": "close"})
 
 
 class PayloadTooLarge(AppError):

@@ -86,12 +86,12 @@ def service_settings(database_url: str, emulator: EmulatorServer, **overrides: A
     return Settings(**base)
 
 
-def create_key(database_url: str, scopes: list[str], name: str = "test") -> str:
+def create_key(database_url: str, scopes: list[str], name: str = "test", tenant: str = api_keys.DEFAULT_TENANT) -> str:
     async def create() -> str:
         engine = make_engine(database_url, pool_size=1)
         try:
             async with make_sessionmaker(engine).begin() as session:
-                return await api_keys.create(session, name=name, scopes=scopes)
+                return await api_keys.create(session, name=name, scopes=scopes, tenant=tenant)
         finally:
             await engine.dispose()
 

@@ -11,6 +11,7 @@ import uvicorn
 
 from app.config import Settings
 from app.web.application import create_app
+from app.web.wire_limits import uvicorn_options
 
 
 def free_port() -> int:
@@ -36,7 +37,13 @@ class ServiceServer:
         self.port = int(self.sock.getsockname()[1])
         self.settings = settings.replace(port=self.port, public_base_url=settings.public_base_url or self.url)
         self.server = uvicorn.Server(
-            uvicorn.Config(create_app(self.settings), log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+            uvicorn.Config(
+                create_app(self.settings),
+                log_level="warning",
+                lifespan="on",
+                timeout_graceful_shutdown=5,
+                **uvicorn_options(self.settings),
+            )
         )
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

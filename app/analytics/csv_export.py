@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.store import queries
@@ -16,7 +17,11 @@ CHUNK_BYTES = 1 << 16
 
 
 async def csv_chunks(
-    sessionmaker: async_sessionmaker[AsyncSession], filt: queries.PredictionFilter, *, chunk_bytes: int = CHUNK_BYTES
+    sessionmaker: async_sessionmaker[AsyncSession],
+    filt: queries.PredictionFilter,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+    statement_timeout_s: float | None = None,
 ) -> AsyncIterator[bytes]:
     """The header, then every matching prediction in id order, as UTF-8 chunks of about `chunk_bytes`.
 
@@ -26,6 +31,11 @@ async def csv_chunks(
     parts: list[bytes] = []
     size = 0
     async with sessionmaker() as session:
+        if statement_timeout_s is not None:
+            # The database's own backstop: an export cannot hold its connection past this, whatever we do.
+            ms = int(statement_timeout_s * 1000)
+            await session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+            await session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {ms}"))
         async for block in queries.csv_copy(session, filt):
             parts.append(block)
             size += len(block)

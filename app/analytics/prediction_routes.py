@@ -6,7 +6,7 @@ import uuid
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from app.analytics import csv_export
@@ -19,6 +19,7 @@ from app.analytics.analytics_schemas import (
     TimelinePoint,
     TimelineQuery,
 )
+from app.api.long_reads import bounded_stream
 from app.api.request_helpers import JSON, authorize, deps, existing_job
 from app.api.typed_input import query_struct
 from app.errors import InvalidInput
@@ -77,8 +78,11 @@ async def predictions(request: Request) -> Response:
     job = await existing_job(request)
     if _wants_csv(request):
         filt = _filter(query_struct(request, PredictionQuery), job.id)
-        return StreamingResponse(
-            csv_export.csv_chunks(deps(request).sessionmaker, filt),
+        d = deps(request)
+        chunks = csv_export.csv_chunks(d.sessionmaker, filt, statement_timeout_s=d.settings.export_statement_timeout_s)
+        return await bounded_stream(
+            d,
+            chunks,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="job-{job.id}.csv"'},
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -10,11 +11,12 @@ from typing import Any
 
 import msgspec
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from app.api.json_limits import parse_bounded
 from app.deps import Deps
-from app.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from app.errors import ClientGone, Forbidden, InvalidInput, NotFound, PayloadTooLarge, RequestTimeout, Unauthorized
 from app.store import api_keys, jobs
 from app.store.api_keys import Principal
 from app.store.tables import Job
@@ -60,29 +62,33 @@ def deps(request: Request) -> Deps:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than `limit` bytes before reading them all (413)."""
+    """The raw body, refusing more than `limit` bytes before reading them all (413), and a sender too slow to
+    finish within BODY_READ_TIMEOUT_S (408: one byte every few seconds must not hold a connection forever)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise PayloadTooLarge(f"body exceeds {limit} bytes")
+                raise PayloadTooLarge(f"body exceeds {limit} bytes", headers={"Connection": "close"})
         except ValueError:
             raise InvalidInput("content-length", "not a number") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(deps(request).settings.body_read_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body exceeds {limit} bytes", headers={"Connection": "close"})
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout("the body was not sent in time") from None
+    except ClientDisconnect:
+        raise ClientGone() from None
     return b"".join(chunks)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput("body", f"not valid JSON ({exc})") from None
+    data = parse_bounded(body)
     if not isinstance(data, dict):
         raise InvalidInput("body", "must be a JSON object")
     return data
@@ -96,9 +102,13 @@ def _job_id(request: Request) -> uuid.UUID:
 
 
 async def existing_job(request: Request) -> Job:
+    """The job the path names, if the caller (see `authorize`) may read it: another tenant's job is a 404,
+    indistinguishable from one that does not exist."""
     async with deps(request).sessionmaker() as session:
         job = await jobs.get(session, _job_id(request))
-    if job is None:
+    principal = getattr(request.state, "principal", None)
+    tenant = principal.read_tenant if isinstance(principal, Principal) else api_keys.DEFAULT_TENANT
+    if job is None or (tenant is not None and job.tenant != tenant):
         raise NotFound("unknown job")
     return job
 
@@ -121,8 +131,9 @@ async def authorize(request: Request, scope: str) -> Principal:
         _key_cache[digest] = (now + _KEY_CACHE_TTL_S, principal)
     if principal is None:
         raise Unauthorized("unknown or revoked API key")
-    if scope not in principal.scopes and "admin" not in principal.scopes:
+    if scope not in principal.grants:
         raise Forbidden(f"this key lacks the '{scope}' scope")
+    request.state.principal = principal
     return principal
 
 

@@ -19,6 +19,9 @@ async def acknowledge(kind: str, accept: Callable[[], Awaitable[Accepted]], **lo
     except AppError as exc:
         outcome = "rejected" if exc.status < 500 else "unavailable"
         record_delivery(kind, outcome, status=exc.status, reason=exc.message, **log_fields)
+        # A refused sender may not have sent (or we not read) its whole body: end the connection rather
+        # than read on to find where the next request starts.
+        exc.headers.setdefault("Connection", "close")
         raise
     except Exception as exc:  # the database is down (503) or a bug (500): either way the sender retries
         record_delivery(kind, "unavailable", reason=type(exc).__name__, **log_fields)

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from app.api.request_helpers import deps, read_body
 from app.api.webhook_ack import acknowledge
 from app.batch import batch_outcomes
+from app.errors import PayloadTooLarge
 from app.inbox.acceptance import Accepted
 
 # Headers worth keeping with an event for audit; never Authorization or cookies.
@@ -19,14 +20,25 @@ async def hume_batch(request: Request) -> Response:
     d = deps(request)
     job_id = request.query_params.get("job_id")
 
-    async def accept() -> Accepted:
-        body = await read_body(request, d.settings.max_webhook_body_bytes)
-        headers = {k: v for k, v in request.headers.items() if k.lower() in _KEPT_HEADERS}
-        return await batch_outcomes.accept_callback(
-            d, job_id=job_id, token=request.query_params.get("token"), body=body, headers=headers
-        )
+    unread = True
 
-    return await acknowledge("batch", accept, job_id=job_id)
+    async def accept() -> Accepted:
+        nonlocal unread
+        # A final job's callbacks are still read and stored for audit: only a holder of its token gets here.
+        job = await batch_outcomes.check_callback(d, job_id=job_id, token=request.query_params.get("token"))
+        headers = {k: v for k, v in request.headers.items() if k.lower() in _KEPT_HEADERS}
+        try:
+            body = await read_body(request, d.settings.max_webhook_body_bytes)
+        except PayloadTooLarge:
+            return await batch_outcomes.accept_oversized(d, job, headers=headers)
+        unread = False
+        return await batch_outcomes.accept_callback(d, job, body=body, headers=headers)
+
+    response = await acknowledge("batch", accept, job_id=job_id)
+    if unread:
+        # The rest of the body was never read: the connection cannot carry another request.
+        response.headers["Connection"] = "close"
+    return response
 
 
 routes = [Route("/v1/webhooks/hume/batch", hume_batch, methods=["POST"])]

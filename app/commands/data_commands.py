@@ -45,10 +45,13 @@ def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_database(settings)
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
     try:
-        key = asyncio.run(_session_run(settings, lambda s: api_keys.create(s, name=args.name, scopes=scopes)))
+        key = asyncio.run(
+            _session_run(settings, lambda s: api_keys.create(s, name=args.name, scopes=scopes, tenant=args.tenant))
+        )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    print(f"Created key '{args.name}' with scopes {','.join(scopes)}. It is shown once; store it now:")
+    print(f"Created key '{args.name}' of tenant '{args.tenant}' with scopes {','.join(scopes)}.")
+    print("It is shown once; store it now:")
     print(key)
     return 0
 

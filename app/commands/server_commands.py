@@ -79,13 +79,14 @@ def serve(settings: Settings, on_started: Callable[[], object] | None = None) ->
     import uvicorn
 
     from app.web.application import create_app
+    from app.web.wire_limits import uvicorn_options
 
     problem = startup_banner.taken_port(settings)
     if problem:
         raise CommandError(problem)
     server = uvicorn.Server(uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on",
-        limit_concurrency=2000, timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=10, **uvicorn_options(settings),
     ))  # fmt: skip
 
     def announce() -> None:

@@ -39,7 +39,7 @@ async def top_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
             items = await queries.top_emotion(
                 db, model=form["model"], emotion=name, limit=limit, by=form["by"],
                 created_after=when(request, "created_after"), created_before=when(request, "created_before"),
-                metadata=metadata_filter(request),
+                metadata=metadata_filter(request), tenant=viewer.read_tenant,
             )  # fmt: skip
     return ui.render(
         request, "top.html", viewer=viewer, form=form, limit=limit, items=items, models=MODELS, orders=ORDERS,

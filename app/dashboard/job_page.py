@@ -45,14 +45,16 @@ class Timeline:
     svg: Markup
 
 
-async def _job(request: Request) -> Job:
+async def _job(request: Request, viewer: Viewer) -> Job:
+    """The job the path names, if the viewer may read it: another tenant's job is the same "no job" page as
+    one that does not exist, so ids cannot be probed."""
     try:
         job_id = uuid.UUID(request.path_params["job_id"])
     except ValueError:
         raise NotFound("There is no job with this id (it is not even a job id).") from None
     async with deps(request).sessionmaker() as db:
         job = await jobs.get(db, job_id)
-    if job is None:
+    if job is None or (viewer.read_tenant is not None and job.tenant != viewer.read_tenant):
         raise NotFound(f"There is no job {job_id}.")
     return job
 
@@ -121,7 +123,7 @@ def _wanted(request: Request, model: str) -> tuple[list[str], float | None, str]
 
 
 async def job_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
-    job = await _job(request)
+    job = await _job(request, viewer)
     models: list[dict[str, Any]] = []
     async with deps(request).sessionmaker() as db:
         summary = await queries.summary(db, job.id)
@@ -150,7 +152,7 @@ async def job_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
 
 async def timeline_fragment(ui: Ui, request: Request, viewer: Viewer) -> Response:
     """Just one model's timeline figure, for the page's script to swap in when the viewer changes it."""
-    job = await _job(request)
+    job = await _job(request, viewer)
     model = request.query_params.get("model")
     if model not in MODELS:
         raise InvalidInput("model", f"must be one of {', '.join(MODELS)}")

@@ -8,17 +8,16 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.api.request_helpers import JSON, deps, query_int
+from app.api.typed_input import json_object_param
 from app.dashboard.rendering import HEADERS, PREFIX, Ui, Viewer
 from app.errors import Forbidden, InvalidInput
 from app.jobs import job_submission as job_service
 from app.jobs.job_schemas import submit_request
 from app.store import jobs
-from app.store.api_keys import Principal
 from app.store.jobs import FINAL
 from app.store.tables import JOB_KINDS, JOB_STATUSES, Job
 
@@ -54,18 +53,8 @@ def when(request: Request, name: str) -> datetime | None:
 
 
 def metadata_filter(request: Request) -> dict[str, Any] | None:
-    raw = param(request, "metadata")
-    if raw is None:
-        return None
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidInput("metadata", 'must be a JSON object, e.g. {"team": "research"}')
-    if b"\\u0000" in orjson.dumps(value):  # jsonb cannot hold NUL
-        raise InvalidInput("metadata", "must not contain NUL characters")
-    return value
+    """The API's metadata filter, with the API's bounds (depth, size, numbers that round-trip)."""
+    return json_object_param("metadata", param(request, "metadata"))
 
 
 def _cursor(raw: str | None) -> tuple[datetime, uuid.UUID] | None:
@@ -109,6 +98,7 @@ async def jobs_list(ui: Ui, request: Request, viewer: Viewer) -> Response:
             db, limit=PAGE_SIZE + 1, cursor=_cursor(param(request, "cursor")), status=filters["status"],
             kind=filters["kind"], created_after=when(request, "created_after"),
             created_before=when(request, "created_before"), metadata=metadata_filter(request),
+            tenant=viewer.read_tenant,
         )  # fmt: skip
     next_url = None
     if len(rows) > PAGE_SIZE:
@@ -135,7 +125,7 @@ async def jobs_status(ui: Ui, request: Request, viewer: Viewer) -> Response:
     async with deps(request).sessionmaker() as db:
         for job_id in ids:
             job = await jobs.get(db, job_id)
-            if job is not None:
+            if job is not None and viewer.read_tenant in (None, job.tenant):
                 row = job_row(job)
                 found[row["id"]] = {k: row[k] for k in ("status", "final", "num_predictions", "num_errors")}
                 found[row["id"]]["duration_s"] = row["duration_s"]
@@ -147,6 +137,5 @@ async def start_demo(ui: Ui, request: Request, viewer: Viewer) -> Response:
     await ui.form(request, viewer)
     if not demo_available(request, viewer):
         raise Forbidden("Demo jobs need a key with the submit scope and the service running on the emulator.")
-    principal = Principal(key_id=viewer.key_id, name=viewer.name, scopes=viewer.scopes)
-    job, _ = await job_service.submit(deps(request), principal, submit_request(DEMO_REQUEST), None)
+    job, _ = await job_service.submit(deps(request), viewer.principal, submit_request(DEMO_REQUEST), None)
     return RedirectResponse(f"{PREFIX}/jobs/{job.id}", status_code=303, headers=HEADERS)

@@ -23,6 +23,7 @@ from app.api.request_helpers import deps, read_body
 from app.dashboard import session as sessions
 from app.errors import AppError, Forbidden
 from app.store import queries
+from app.store.api_keys import DEFAULT_TENANT, Principal
 
 log = structlog.get_logger(__name__)
 
@@ -44,9 +45,20 @@ class Viewer:
     name: str
     scopes: frozenset[str]
     csrf: str
+    tenant: str = DEFAULT_TENANT
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(key_id=self.key_id, name=self.name, scopes=self.scopes, tenant=self.tenant)
 
     def can(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        """The API's own grant table decides, so a page never allows what the API would refuse."""
+        return scope in self.principal.grants
+
+    @property
+    def read_tenant(self) -> str | None:
+        """The tenant whose jobs the pages show, or None for every tenant (analyst, admin)."""
+        return self.principal.read_tenant
 
 
 Handler = Callable[[Request, Viewer], Awaitable[Response]]
@@ -76,10 +88,11 @@ class Ui:
             key = await queries.active_key_scopes(db, session.key_id)
         if key is None:
             raise sessions.SessionError("The API key of this session was revoked. Please sign in with another.")
-        name, scopes = key
-        if "read" not in scopes and "admin" not in scopes:
+        name, scopes, tenant = key
+        viewer = Viewer(key_id=session.key_id, name=name, scopes=scopes, csrf=session.csrf, tenant=tenant)
+        if not viewer.can("read"):
             raise sessions.SessionError("The API key of this session no longer has the read scope.")
-        return Viewer(key_id=session.key_id, name=name, scopes=scopes, csrf=session.csrf)
+        return viewer
 
     def to_signin(self, request: Request, reason: str) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -36,7 +36,7 @@ async def signin(ui: Ui, request: Request) -> Response:
         principal = await api_keys.find(db, key)
     if principal is None:
         return signin_form(ui, request, status=401, error="That API key is unknown or revoked.")
-    if "read" not in principal.scopes and "admin" not in principal.scopes:
+    if "read" not in principal.grants:
         return signin_form(ui, request, status=403, error="That API key lacks the read scope the dashboard needs.")
     response = RedirectResponse(_safe_next(fields.get("next")), status_code=303, headers=HEADERS)
     response.set_cookie(

@@ -21,6 +21,7 @@ import structlog
 from hume.empathic_voice.types import WebhookEventChatEnded, WebhookEventChatStarted, WebhookEventToolCall
 
 from app import metrics
+from app.api.json_limits import check_storable, parse_bounded
 from app.deps import Deps
 from app.errors import InvalidInput, Unauthorized
 from app.hume import evi_chats as evi
@@ -53,6 +54,17 @@ def _fill(details: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def check_headers(deps: Deps, headers: Mapping[str, str], now: float) -> None:
+    """What can be verified before the body is read (see signatures.check_headers)."""
+    settings = deps.settings
+    try:
+        signatures.check_headers(
+            headers, keys=settings.webhook_signing_keys, now=now, tolerance_s=settings.hume_webhook_tolerance_s
+        )
+    except signatures.WebhookVerificationError as exc:
+        raise Unauthorized(f"webhook signature verification failed: {exc}") from None
+
+
 async def accept_webhook(deps: Deps, *, body: bytes, headers: Mapping[str, str], now: float) -> Accepted:
     """Verify, then store the event and enqueue its processing in one transaction."""
     settings = deps.settings
@@ -62,6 +74,8 @@ async def accept_webhook(deps: Deps, *, body: bytes, headers: Mapping[str, str],
         )
     except signatures.WebhookVerificationError as exc:
         raise Unauthorized(f"webhook signature verification failed: {exc}") from None
+    # Signed is not storable: a NUL (Postgres text cannot hold one) or absurd nesting would fail later.
+    check_storable(parse_bounded(body), "body")
     try:
         event = evi.parse_webhook(body)
     except evi.EviPayloadError as exc:
@@ -84,7 +98,12 @@ async def _store(
     name = evi.event_name(event)
     unknown = isinstance(event, evi.UnknownEvent)
     async with deps.sessionmaker.begin() as session:
-        job_id = await chat_jobs.chat_job(session, event.chat_id)
+        # An unknown event is kept for audit only: it joins its chat's job if there is one, but never
+        # creates a job that nothing would ever end.
+        if unknown:
+            job_id = await chat_jobs.existing_chat_job(session, event.chat_id)
+        else:
+            job_id = await chat_jobs.chat_job(session, event.chat_id)
         event_id = await store_and_queue(
             session,
             deps,

@@ -37,7 +37,7 @@ def head(body: bytes) -> tuple[str, str]:
     """(hume job id, status) without building the predictions."""
     try:
         parsed = _HEAD.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # bad UTF-8; nested too deep
         raise CallbackFormatError(f"not a Hume batch callback: {exc}") from None
     if not parsed.job_id:
         raise CallbackFormatError("job_id is empty")
@@ -48,7 +48,7 @@ def head(body: bytes) -> tuple[str, str]:
 def full(body: bytes) -> BatchCallback:
     try:
         return _FULL.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # bad UTF-8; nested too deep
         raise CallbackFormatError(f"not a Hume batch callback: {exc}") from None
 
 

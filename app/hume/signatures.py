@@ -50,6 +50,25 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return values[0].strip()
 
 
+def check_headers(headers: Mapping[str, str], *, keys: Sequence[str], now: float, tolerance_s: float) -> int:
+    """The checks that need no body (a key configured, well-formed headers, a fresh timestamp): run before
+    the body is read, so a stranger without them costs nothing. Returns the timestamp."""
+    if not [k for k in keys if k]:
+        raise WebhookVerificationError("no webhook signing key is configured")
+    signature = _header(headers, SIGNATURE_HEADER)
+    timestamp = _header(headers, TIMESTAMP_HEADER)
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise WebhookVerificationError(f"{TIMESTAMP_HEADER} is not a Unix time in seconds")
+    if not _SIGNATURE.fullmatch(signature):
+        raise WebhookVerificationError(f"{SIGNATURE_HEADER} is not a SHA-256 hex digest")
+    sent = int(timestamp)
+    if sent < now - tolerance_s:
+        raise WebhookVerificationError("timestamp is too old")
+    if sent > now + tolerance_s:
+        raise WebhookVerificationError("timestamp is in the future")
+    return sent
+
+
 def verify(
     body: bytes,
     headers: Mapping[str, str],
@@ -64,20 +83,10 @@ def verify(
     more than `tolerance_s` away from `now`, in either direction, is refused: a captured delivery
     cannot be replayed later, nor one forged ahead of time.
     """
+    sent = check_headers(headers, keys=keys, now=now, tolerance_s=tolerance_s)
     usable = [k for k in keys if k]
-    if not usable:
-        raise WebhookVerificationError("no webhook signing key is configured")
     signature = _header(headers, SIGNATURE_HEADER)
     timestamp = _header(headers, TIMESTAMP_HEADER)
-    if not _TIMESTAMP.fullmatch(timestamp):
-        raise WebhookVerificationError(f"{TIMESTAMP_HEADER} is not a Unix time in seconds")
-    if not _SIGNATURE.fullmatch(signature):
-        raise WebhookVerificationError(f"{SIGNATURE_HEADER} is not a SHA-256 hex digest")
-    sent = int(timestamp)
-    if sent < now - tolerance_s:
-        raise WebhookVerificationError("timestamp is too old")
-    if sent > now + tolerance_s:
-        raise WebhookVerificationError("timestamp is in the future")
     given = signature.lower().encode()
     # Every key is compared (no early exit), so timing says nothing about which key matched.
     matched = [hmac.compare_digest(sign(body, timestamp, key).encode(), given) for key in usable]

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.api.json_limits import encodable
 from app.api.request_helpers import JSON, authorize, deps, existing_job, parse_json_object, read_body
 from app.api.typed_input import datetime_param, json_object_param, query_struct
 from app.errors import InvalidInput
@@ -24,6 +25,7 @@ def job_out(job: Job, last_event: LastEvent | None = None) -> JobOut:
         id=job.id,
         kind=job.kind,  # type: ignore[arg-type]  # the table's CHECK holds the same values
         backend=job.backend,  # type: ignore[arg-type]
+        tenant=job.tenant,
         status=job.status,  # type: ignore[arg-type]
         hume_job_id=job.hume_job_id,
         created_at=job.created_at,
@@ -34,9 +36,11 @@ def job_out(job: Job, last_event: LastEvent | None = None) -> JobOut:
         num_predictions=job.num_predictions,
         num_errors=job.num_errors,
         error=JobError(code=job.error_code, message=job.error) if job.error else None,
-        request=job.request,
-        metadata=job.job_metadata,
-        details=job.details,
+        # Rows stored before the metadata bounds existed may hold values JSON cannot carry: only that field
+        # shows an error marker, the job (and the page holding it) is still served.
+        request=encodable(job.request),
+        metadata=encodable(job.job_metadata),
+        details=encodable(job.details),
         last_event=last_event,
     )
 
@@ -64,7 +68,7 @@ def _cursor(raw: str | None) -> tuple[datetime, uuid.UUID] | None:
 
 
 async def list_jobs(request: Request) -> Response:
-    await authorize(request, "read")
+    principal = await authorize(request, "read")
     query = query_struct(request, JobListQuery)
     async with deps(request).sessionmaker() as session:
         rows = await jobs.page(
@@ -77,6 +81,7 @@ async def list_jobs(request: Request) -> Response:
             created_after=datetime_param("created_after", query.created_after),
             created_before=datetime_param("created_before", query.created_before),
             metadata=json_object_param("metadata", query.metadata),
+            tenant=principal.read_tenant,
         )
     more = len(rows) > query.limit
     rows = rows[: query.limit]

@@ -14,6 +14,7 @@ import msgspec
 import orjson
 from msgspec import UNSET, Meta, UnsetType
 
+from app.api.json_limits import check_metadata, check_storable
 from app.api.typed_input import QueryStruct, body_struct
 from app.config import Backend
 from app.errors import InvalidInput
@@ -102,6 +103,9 @@ def _check_urls(urls: list[str]) -> None:
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise InvalidInput(f"urls[{i}]", "must be an absolute http(s) URL")
+        if parts.username is not None or parts.password is not None:
+            # Jobs are readable by every key of the tenant: a password in a URL would be shown to all of them.
+            raise InvalidInput(f"urls[{i}]", "must not carry credentials (user:pass@); use a presigned URL")
 
 
 def _models(choice: ModelChoice | None) -> dict[str, Any] | None:
@@ -110,6 +114,9 @@ def _models(choice: ModelChoice | None) -> dict[str, Any] | None:
     models: dict[str, Any] = msgspec.to_builtins(choice)
     if not models:
         raise InvalidInput("models", f"must be an object with some of: {', '.join(MODELS)}")
+    for name, options in models.items():
+        # Options are stored as jsonb with the job and sent to Hume: the same round-trip bounds as metadata.
+        check_storable(options, f"models.{name}")
     try:
         return validate_models(models)
     except ValueError as exc:
@@ -138,10 +145,11 @@ def submit_request(data: dict[str, Any], default_backend: Backend = "batch") -> 
     if not body.urls and not body.text:
         raise InvalidInput("urls", "give at least one URL (or text)")
     models = _models(body.models)
+    metadata = {} if body.metadata is None else check_metadata(body.metadata)
     backend = body.backend or default_backend
     if backend == "v1":
         _check_v1(body.urls, body.text, models)
-    return SubmitRequest(urls=body.urls, text=body.text, models=models, metadata=body.metadata or {}, backend=backend)
+    return SubmitRequest(urls=body.urls, text=body.text, models=models, metadata=metadata, backend=backend)
 
 
 class JobListQuery(QueryStruct):
@@ -176,6 +184,7 @@ class JobOut(msgspec.Struct):
     id: uuid.UUID
     kind: JobKind
     backend: Backend
+    tenant: str
     status: JobStatus
     hume_job_id: str | None
     created_at: datetime

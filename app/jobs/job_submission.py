@@ -13,7 +13,7 @@ from app.errors import Conflict
 from app.inbox.job_starter import defer_start
 from app.jobs.job_schemas import SubmitRequest
 from app.store import jobs
-from app.store.api_keys import Principal
+from app.store.api_keys import DEFAULT_TENANT, Principal
 from app.store.tables import Job
 
 IDEMPOTENCY_CONSTRAINT = "uq_job_api_key_id_idempotency_key"
@@ -46,6 +46,7 @@ async def submit(
                     request=request.as_json(),
                     job_metadata=request.metadata,
                     api_key_id=key_id,
+                    tenant=principal.tenant if principal else DEFAULT_TENANT,
                     idempotency_key=idempotency_key,
                     request_fingerprint=fingerprint,
                     deadline_at=_now() + timedelta(seconds=deps.settings.reconcile_after_s),

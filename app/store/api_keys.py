@@ -13,7 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.tables import ApiKey
 
-SCOPES = ("submit", "read", "token", "tts", "webhooks", "admin")
+SCOPES = ("submit", "read", "token", "tts", "webhooks", "analyst", "admin")
+DEFAULT_TENANT = "default"
+# What each scope grants, in one table: a key may do what the union of its scopes' rows allows, nothing
+# implied elsewhere. `analyst` reads every tenant; `admin` operates the inbox (events, replays), reads every
+# tenant and manages every outbound webhook endpoint (an operator's job), but does not submit, mint tokens
+# or spend TTS unless those scopes are given too.
+GRANTS: dict[str, frozenset[str]] = {
+    "submit": frozenset({"submit"}),
+    "read": frozenset({"read"}),
+    "token": frozenset({"token"}),
+    "tts": frozenset({"tts"}),
+    "webhooks": frozenset({"webhooks"}),
+    "analyst": frozenset({"read", "all_tenants"}),
+    "admin": frozenset({"admin", "read", "all_tenants", "webhooks"}),
+}
 KEY_PREFIX = "hes_"
 
 
@@ -22,6 +36,20 @@ class Principal:
     key_id: uuid.UUID
     name: str
     scopes: frozenset[str]
+    tenant: str = DEFAULT_TENANT
+
+    @property
+    def grants(self) -> frozenset[str]:
+        return frozenset().union(*(GRANTS.get(s, frozenset()) for s in self.scopes))
+
+    @property
+    def all_tenants(self) -> bool:
+        return "all_tenants" in self.grants
+
+    @property
+    def read_tenant(self) -> str | None:
+        """The tenant whose data this key reads, or None for every tenant."""
+        return None if self.all_tenants else self.tenant
 
 
 def hash_key(key: str) -> str:
@@ -32,13 +60,17 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-async def create(session: AsyncSession, *, name: str, scopes: list[str], key: str | None = None) -> str:
+async def create(
+    session: AsyncSession, *, name: str, scopes: list[str], key: str | None = None, tenant: str = DEFAULT_TENANT
+) -> str:
     """Store a new key and return it in clear text: the only time it exists outside the caller."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise ValueError(f"unknown scopes: {', '.join(unknown)} (known: {', '.join(SCOPES)})")
+    if not tenant or "\x00" in tenant or len(tenant) > 128:
+        raise ValueError("tenant must be 1 to 128 characters, without NUL")
     key = key or new_key()
-    session.add(ApiKey(id=uuid.uuid4(), name=name, key_hash=hash_key(key), scopes=sorted(set(scopes))))
+    session.add(ApiKey(id=uuid.uuid4(), name=name, key_hash=hash_key(key), scopes=sorted(set(scopes)), tenant=tenant))
     await session.flush()
     return key
 
@@ -50,14 +82,14 @@ async def find(session: AsyncSession, key: str) -> Principal | None:
 async def find_by_hash(session: AsyncSession, key_hash: str) -> Principal | None:
     row = (
         await session.execute(
-            select(ApiKey.id, ApiKey.name, ApiKey.scopes).where(
+            select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.tenant).where(
                 ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)
             )
         )
     ).first()
     if row is None:
         return None
-    return Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes))
+    return Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes), tenant=row.tenant)
 
 
 async def revoke(session: AsyncSession, key_id: uuid.UUID) -> bool:

@@ -27,8 +27,15 @@ async def chat_job(session: AsyncSession, chat_id: str) -> uuid.UUID:
     job_id = created.scalar_one_or_none()
     if job_id is not None:
         return job_id
-    existing = await session.execute(select(Job.id).where(Job.kind == KIND, Job.hume_job_id == chat_id))
-    return existing.scalar_one()
+    existing = await existing_chat_job(session, chat_id)
+    assert existing is not None
+    return existing
+
+
+async def existing_chat_job(session: AsyncSession, chat_id: str) -> uuid.UUID | None:
+    """The chat's job if one exists; never creates one."""
+    found = await session.execute(select(Job.id).where(Job.kind == KIND, Job.hume_job_id == chat_id))
+    return found.scalar_one_or_none()
 
 
 async def event_id(session: AsyncSession, dedup_key: str) -> int | None:

@@ -76,9 +76,13 @@ async def page(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     metadata: dict[str, Any] | None = None,
+    tenant: str | None = None,
 ) -> list[Job]:
-    """Newest first; the cursor is the (created_at, id) of the last row of the previous page."""
+    """Newest first; the cursor is the (created_at, id) of the last row of the previous page. `tenant`
+    None means every tenant."""
     query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if tenant is not None:
+        query = query.where(Job.tenant == tenant)
     if cursor is not None:
         created_at, last_id = cursor
         query = query.where(or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < last_id)))

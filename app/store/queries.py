@@ -222,9 +222,20 @@ async def count_predictions(session: AsyncSession, f: PredictionFilter) -> int:
 CSV_FIXED = (
     "source_url", "file", "model", "group", "frame", "time_begin", "time_end", "prob", "text", "confidence",
 )  # fmt: skip
+
+
+def _cell(column: str) -> str:
+    """A text cell a spreadsheet will not run: a leading =, +, -, @, tab or CR gets a single quote in front
+    (OWASP's CSV injection advice); numbers are numeric columns and stay as they are."""
+    return (
+        f"CASE WHEN left({column}, 1) IN ('=', '+', '-', '@', chr(9), chr(13))"
+        f" THEN chr(39) || {column} ELSE {column} END"
+    )
+
+
 _CSV_FIXED_SQL = (
-    "s.url", "p.file", "p.model", "p.group_id", "p.frame", "p.time_begin", "p.time_end", "p.prob", "p.text",
-    "p.confidence",
+    _cell("s.url"), _cell("p.file"), "p.model", _cell("p.group_id"), "p.frame", "p.time_begin", "p.time_end",
+    "p.prob", _cell("p.text"), "p.confidence",
 )  # fmt: skip
 
 
@@ -295,6 +306,7 @@ async def top_emotion(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     metadata: dict[str, Any] | None = None,
+    tenant: str | None = None,
 ) -> list[dict[str, Any]]:
     """The sources (with their jobs) where an emotion is strongest, from the ingest-time aggregates.
 
@@ -310,6 +322,9 @@ async def top_emotion(
     if created_before is not None:
         clauses.append("j.created_at < :before")
         params["before"] = created_before
+    if tenant is not None:
+        clauses.append("j.tenant = :tenant")
+        params["tenant"] = tenant
     if metadata:
         clauses.append("j.metadata @> CAST(:meta AS jsonb)")
         params["meta"] = orjson.dumps(metadata).decode()
@@ -376,14 +391,15 @@ async def time_extent(session: AsyncSession, job_id: uuid.UUID) -> dict[str, flo
     return {model: float(latest) for model, latest in rows if latest is not None}
 
 
-async def active_key_scopes(session: AsyncSession, key_id: uuid.UUID) -> tuple[str, frozenset[str]] | None:
-    """(name, scopes) of an API key that is not revoked, looked up by id (dashboard sessions hold the id)."""
+async def active_key_scopes(session: AsyncSession, key_id: uuid.UUID) -> tuple[str, frozenset[str], str] | None:
+    """(name, scopes, tenant) of an API key that is not revoked, looked up by id (dashboard sessions hold
+    the id)."""
     row = (
         await session.execute(
-            text("SELECT name, scopes FROM api_key WHERE id = :id AND revoked_at IS NULL"), {"id": key_id}
+            text("SELECT name, scopes, tenant FROM api_key WHERE id = :id AND revoked_at IS NULL"), {"id": key_id}
         )
     ).first()
-    return None if row is None else (str(row.name), frozenset(row.scopes))
+    return None if row is None else (str(row.name), frozenset(row.scopes), str(row.tenant))
 
 
 async def queue_depth(session: AsyncSession) -> dict[str, int]:

@@ -55,6 +55,7 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(Text)
     key_hash: Mapped[str] = mapped_column(Text, unique=True)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    tenant: Mapped[str] = mapped_column(Text, server_default="default")
     created_at: Mapped[datetime] = _now()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -68,11 +69,13 @@ class Job(Base):
         UniqueConstraint("api_key_id", "idempotency_key"),
         Index("ix_job_created_at", "created_at"),
         Index("ix_job_status_deadline", "status", "deadline_at"),
+        Index("ix_job_tenant_created_at", "tenant", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     kind: Mapped[str] = mapped_column(Text, server_default="batch")
     backend: Mapped[str] = mapped_column(Text, server_default="batch")
+    tenant: Mapped[str] = mapped_column(Text, server_default="default")
     status: Mapped[str] = mapped_column(Text, server_default="pending")
     hume_job_id: Mapped[str | None] = mapped_column(Text)
     callback_token_hash: Mapped[str | None] = mapped_column(Text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -36,10 +36,10 @@ def _kind(request: Request, stream: bool) -> Kind:
 
 
 async def synthesize(request: Request) -> Response:
-    await authorize(request, "tts")
+    principal = await authorize(request, "tts")
     service = _service(request)
     body = parse_json_object(await read_body(request, deps(request).settings.max_body_bytes))
-    tts_request = parse_request(body)
+    tts_request = replace(parse_request(body), tenant=principal.tenant)
     kind = _kind(request, tts_request.stream)
     outcome = await service.open(tts_request, kind)
     headers = {"X-Cache": outcome.cache}

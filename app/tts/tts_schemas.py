@@ -74,6 +74,9 @@ class TtsCacheStats(msgspec.Struct):
 
 
 def _normalized(name: str, value: str | None, *, required: bool) -> str | None:
+    if value is not None and "\x00" in value:
+        # Postgres text cannot hold NUL: such a request could never be cached and every repeat cost a call.
+        raise InvalidInput(name, "must not contain NUL characters")
     # NFC and trimmed: the same words typed two ways are one cache entry and one Hume request.
     value = unicodedata.normalize("NFC", value).strip() if value is not None else None
     if not value:
@@ -90,6 +93,8 @@ def _voice(voice: Voice | None) -> tuple[str | None, str | None, str]:
         raise InvalidInput("voice", "give exactly one of id or name")
     which = "id" if voice.id is not None else "name"
     ref = (voice.id or voice.name or "").strip()
+    if "\x00" in ref:
+        raise InvalidInput(f"voice.{which}", "must not contain NUL characters")
     if not ref:
         raise InvalidInput(f"voice.{which}", f"must be a non-empty string of at most {MAX_VOICE_REF} characters")
     provider = voice.provider or DEFAULT_PROVIDER

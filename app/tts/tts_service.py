@@ -33,10 +33,14 @@ Kind = Literal["audio", "json"]
 class TtsRequest:
     spec: TtsSpec
     stream: bool = False
+    tenant: str = "default"
 
     def key(self, kind: Kind) -> str:
-        """Identical requests (after normalization) share an entry; streamed or not, the audio is the same."""
+        """Identical requests (after normalization) of one tenant share an entry; streamed or not, the audio
+        is the same. Tenants never share one: a hit would tell a tenant what another one synthesized."""
         canonical = {"v": KEY_VERSION, "kind": kind, **self.spec.canonical()}
+        if self.tenant != "default":  # the default tenant keeps the keys cached before tenants existed
+            canonical["tenant"] = self.tenant
         return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -120,6 +120,32 @@ def test_unknown_jobs_and_bad_filters_are_clear_pages(dash: Service) -> None:
     client.close()
 
 
+def test_another_tenants_job_is_a_no_job_page(dash: Service) -> None:
+    """A viewer of tenant bob gets the same 404 page for alice's job as for a job that does not exist (its
+    page, its timeline fragment); alice's job is in none of bob's lists or status polls. Alice, and an
+    analyst (every tenant), see it."""
+    alice = create_key(dash.database_url, ["submit", "read"], "alice", tenant="alice")
+    with dash.client(key=alice) as api:
+        made = api.post("/v1/jobs", json={"urls": ["https://example.com/clip.mp4#duration=4"]})
+    assert made.status_code == 202, made.text
+    job_id = made.json()["id"]
+    bob = signed_in(dash, create_key(dash.database_url, ["read"], "bob", tenant="bob"))
+    for path in (f"/dashboard/jobs/{job_id}", f"/dashboard/jobs/{job_id}/timeline?model=face"):
+        page = bob.get(path)
+        assert page.status_code == 404, (path, page.text)
+        assert page.headers["content-type"].startswith("text/html")
+        assert f"There is no job {job_id}" in page.text and "Traceback" not in page.text
+    assert job_id not in bob.get("/dashboard/jobs").text
+    assert bob.get("/dashboard/jobs/status.json", params={"id": job_id}).json()["jobs"] == {}
+    bob.close()
+    for key in (alice, create_key(dash.database_url, ["analyst"], "ops", tenant="ops")):
+        viewer = signed_in(dash, key)
+        assert viewer.get(f"/dashboard/jobs/{job_id}").status_code == 200
+        assert job_id[:8] in viewer.get("/dashboard/jobs").text
+        assert job_id in viewer.get("/dashboard/jobs/status.json", params={"id": job_id}).json()["jobs"]
+        viewer.close()
+
+
 def insert_dead_event(database_url: str) -> int:
     with psycopg.connect(database_url) as conn:
         row = conn.execute(

@@ -251,8 +251,8 @@ def test_bad_deliveries_are_refused_and_store_nothing(service: Service) -> None:
 
 
 def test_oversized_body_is_refused_before_reading(make_service: ServiceFactory) -> None:
-    """A body over the webhook cap is a 413 and stores nothing."""
-    service = make_service(max_webhook_body_bytes=1000)
+    """A body over the EVI webhook cap is a 413 and stores nothing."""
+    service = make_service(max_evi_body_bytes=1000)
     response = post_signed(service, {"event_name": "chat_started", "chat_id": "c", "pad": "x" * 2000})
     assert response.status_code == 413
     assert rows(service.database_url, "SELECT count(*) FROM inbox_event") == 0

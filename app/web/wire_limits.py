@@ -1,0 +1,66 @@
+"""Time and size limits on the wire, for uvicorn: a header-read deadline (uvicorn has none for h11: a
+client sending one header byte every few seconds would hold its connection forever), keep-alive and
+concurrency limits. The body-read deadline lives in read_body, where the body is read."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from app.config import Settings
+
+# Request line plus headers; h11's default is 16 KiB too, stated here so it is a promise.
+MAX_HEADER_BYTES = 16 << 10
+
+
+class _HeaderDeadlineProtocol(H11Protocol):
+    """Closes a connection whose request line and headers are not complete within `header_timeout_s` of
+    the connection opening or of the previous response ending."""
+
+    header_timeout_s = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        if not self.transport.is_closing():
+            self._deadline = self.loop.call_later(self.header_timeout_s, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        # IDLE: h11 has not seen a complete request head in this cycle (a body is read_body's business).
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.logger.info("closing a connection whose headers were too slow")
+            self.transport.close()
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for uvicorn.Config / uvicorn.run that apply the limits of `settings`."""
+    protocol = type(
+        "HeaderDeadlineProtocol", (_HeaderDeadlineProtocol,), {"header_timeout_s": settings.header_read_timeout_s}
+    )
+    return {
+        "http": protocol,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "limit_concurrency": settings.limit_concurrency,
+        "timeout_keep_alive": settings.timeout_keep_alive_s,
+    }
