@@ -3,7 +3,9 @@ features hand to the store. Neutral on purpose: the store never sees Hume's wire
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import msgspec
 
@@ -17,9 +19,36 @@ class EmotionScore(msgspec.Struct, gc=False):
     score: float
 
 
+class ListedScores(Sequence[EmotionScore]):
+    """Scores of an API that lists only what it judged present (v1): names and values side by side, as
+    they were parsed. Two plain lists instead of an object per score, because a one-hour job has ~100 000
+    of them; the store reads the lists, anything else may read it as the sequence of scores it is."""
+
+    __slots__ = ("names", "values")
+
+    def __init__(self, names: list[str], values: list[float]) -> None:
+        self.names = names
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @overload
+    def __getitem__(self, index: int) -> EmotionScore: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[EmotionScore]: ...
+    def __getitem__(self, index: int | slice) -> EmotionScore | list[EmotionScore]:
+        if isinstance(index, slice):
+            return [EmotionScore(n, v) for n, v in zip(self.names[index], self.values[index], strict=True)]
+        return EmotionScore(self.names[index], self.values[index])
+
+    def __repr__(self) -> str:
+        return f"ListedScores({self.names!r}, {self.values!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class PredictionRow:
-    """One prediction, flattened; `scores` keeps Hume's (name, score) pairs for the store to order."""
+    """One prediction, flattened; `scores` keeps Hume's names with their scores for the store to order."""
 
     source_index: int
     file: str | None
@@ -35,6 +64,7 @@ class PredictionRow:
     position_end: int | None
     confidence: float | None
     speaker_confidence: float | None
-    scores: list[EmotionScore]
+    scores: Sequence[EmotionScore]
+    """Hume's (name, score) pairs, or only the listed ones of a sparse API; names absent are not scored."""
     extras: bytes | None
     """A JSON object of everything else Hume said (facs, descriptions, sentiment, toxicity, ner)."""

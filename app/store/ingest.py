@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.prediction_rows import EmotionScore, PredictionFormatError, PredictionRow
+from app.prediction_rows import EmotionScore, ListedScores, PredictionFormatError, PredictionRow
 from app.store import pgbinary as pg
 from app.store.db import driver_connection
 
@@ -86,7 +86,19 @@ class EmotionOrder:
 
     def unknown(self, model: str, scores: Sequence[EmotionScore]) -> list[str]:
         known = self.positions.get(model, {})
-        return list(dict.fromkeys(s.name for s in scores if s.name not in known))
+        names = scores.names if isinstance(scores, ListedScores) else [s.name for s in scores]
+        if not all(isinstance(n, str) for n in names):
+            raise PredictionFormatError(f"emotion names of {model} that are not text: {names[:3]!r}")
+        return list(dict.fromkeys(n for n in names if n not in known))
+
+    def slots(self, model: str, names: Sequence[str]) -> list[int] | None:
+        """Positions of listed names, or None when one is not in the order yet. Not cached like `plan`:
+        a sparse API's name sets are nearly all different, so a cache would only grow."""
+        try:
+            known = self.positions[model]
+            return [known[n] for n in names]
+        except (KeyError, TypeError):
+            return None
 
     def plan(self, model: str, scores: Sequence[EmotionScore]) -> Plan | None:
         """The placement for this list of names, or None when a name is not in the order yet."""
@@ -169,6 +181,7 @@ class StatsAccumulator:
         self.packed: dict[tuple[int, str, int], bytearray] = {}
         self.rows: dict[tuple[int, str], int] = {}
         self.folded: dict[tuple[int, str], _Columns] = {}
+        self.listed: dict[tuple[int, str], tuple[array[int], bytearray]] = {}
 
     def add_packed(self, source: int, model: str, width: int, packed: bytes) -> None:
         key = (source, model, width)
@@ -185,6 +198,15 @@ class StatsAccumulator:
         for position, value in present:
             column.fold(position, 1, value, value)
 
+    def add_listed(self, source: int, model: str, positions: Sequence[int], packed: bytes) -> None:
+        """A row's scored positions with their `float4_values`, kept flat and folded at the end."""
+        key = (source, model)
+        kept = self.listed.get(key)
+        if kept is None:
+            kept = self.listed[key] = (array("i"), bytearray())
+        kept[0].extend(positions)
+        kept[1].extend(packed)
+
     def count(self, source: int, model: str) -> None:
         key = (source, model)
         self.rows[key] = self.rows.get(key, 0) + 1
@@ -193,6 +215,8 @@ class StatsAccumulator:
         """(source, model, position, count, mean, max) for every scored position."""
         for source, model in self.rows:
             column = self.folded.get((source, model)) or _Columns()
+            if (source, model) in self.listed:
+                column.fold_listed(*self.listed[(source, model)])
             for (src, mdl, width), buffer in self.packed.items():
                 if src == source and mdl == model and width:
                     values = array("f", bytes(buffer))
@@ -217,6 +241,24 @@ class _Columns:
         self.total[position] = self.total.get(position, 0.0) + total
         self.peak[position] = max(self.peak.get(position, peak), peak)
 
+    def fold_listed(self, positions: array[int], packed: bytearray) -> None:
+        """Fold values one by one in row order (the same sums as `fold` per value), over lists, not dicts."""
+        values = array("f", bytes(packed))
+        if sys.byteorder == "little":
+            values.byteswap()
+        width = max(positions, default=-1) + 1
+        count = [0] * width
+        total = [0.0] * width
+        peak = [float("-inf")] * width
+        for position, value in zip(positions, values, strict=True):
+            count[position] += 1
+            total[position] += value
+            if value > peak[position]:
+                peak[position] = value
+        for position in range(width):
+            if count[position]:
+                self.fold(position, count[position], total[position], peak[position])
+
 
 def _field_prefix(job_id: uuid.UUID, source_id: int, r: PredictionRow) -> bytes:
     return (
@@ -229,16 +271,32 @@ def _field_prefix(job_id: uuid.UUID, source_id: int, r: PredictionRow) -> bytes:
     )
 
 
-def _encode(r: PredictionRow, plan: Plan, stats: StatsAccumulator) -> bytes:
+def _encode_listed(r: PredictionRow, scores: ListedScores, slots: list[int], stats: StatsAccumulator) -> bytes:
+    """`_encode` for a sparse API's listed scores: costs per listed name, whatever the model's width."""
+    if not slots:
+        stats.count(r.source_index, r.model)
+        return _tail(r, _EMPTY)
+    # Increasing positions, a name listed twice keeping its last score (as a JSON object would).
+    positions, values = zip(*sorted(dict(zip(slots, scores.values, strict=True)).items()), strict=True)
+    packed = pg.float4_values(values)
+    stats.add_listed(r.source_index, r.model, positions, packed)
+    stats.count(r.source_index, r.model)
+    return _tail(r, pg.float4_array_listed(positions[-1] + 1, positions, packed))
+
+
+_EMPTY = pg.float4_array(b"")
+
+
+def _encode(r: PredictionRow, row_scores: Sequence[EmotionScore], plan: Plan, stats: StatsAccumulator) -> bytes:
     """Everything after the (job, source, file, model, group) prefix, and the row's stats."""
     if plan.identity:
-        packed = pg.float4_values([s.score for s in r.scores])
+        packed = pg.float4_values([s.score for s in row_scores])
         scores = pg.float4_array(packed)
         stats.add_packed(r.source_index, r.model, plan.width, packed)
     else:
         if len(set(plan.slots)) == plan.width:
             placed: list[float] = [0.0] * plan.width
-            for slot, score in zip(plan.slots, r.scores, strict=True):
+            for slot, score in zip(plan.slots, row_scores, strict=True):
                 placed[slot] = score.score
             packed = pg.float4_values(placed)
             scores = pg.float4_array(packed)
@@ -246,11 +304,15 @@ def _encode(r: PredictionRow, plan: Plan, stats: StatsAccumulator) -> bytes:
         else:
             # Sparse (v1 lists only what it judged present): cost per scored name, not per array element.
             # A name listed twice keeps its last score, as a JSON object would.
-            present = sorted({slot: score.score for slot, score in zip(plan.slots, r.scores, strict=True)}.items())
+            present = sorted({slot: score.score for slot, score in zip(plan.slots, row_scores, strict=True)}.items())
             scores = pg.float4_array_sparse(plan.width, present)
             # Round through float4 so the stats describe what is stored.
             stats.add_present(r.source_index, r.model, [(slot, array("f", [v])[0]) for slot, v in present])
     stats.count(r.source_index, r.model)
+    return _tail(r, scores)
+
+
+def _tail(r: PredictionRow, scores: bytes) -> bytes:
     box = r.box
     return b"".join(
         (
@@ -311,15 +373,22 @@ async def ingest(
                 parts: list[bytes] = [pg.SIGNATURE]
                 size = 0
                 for r in remaining:
-                    plan = order.plan(r.model, r.scores)
-                    if plan is None:
-                        stalled = r
-                        break
+                    if isinstance(r.scores, ListedScores):
+                        slots = order.slots(r.model, r.scores.names)
+                        if slots is None:
+                            stalled = r
+                            break
+                        data = _encode_listed(r, r.scores, slots, stats)
+                    else:
+                        plan = order.plan(r.model, r.scores)
+                        if plan is None:
+                            stalled = r
+                            break
+                        data = _encode(r, r.scores, plan, stats)
                     key = (r.source_index, r.file, r.model, r.group_id)
                     prefix = prefixes.get(key)
                     if prefix is None:
                         prefix = prefixes[key] = _field_prefix(job_id, source_ids[r.source_index], r)
-                    data = _encode(r, plan, stats)
                     parts.append(prefix)
                     parts.append(data)
                     size += len(prefix) + len(data)
@@ -335,8 +404,9 @@ async def ingest(
             await extend_emotion_order(session, order, stalled.model, order.unknown(stalled.model, stalled.scores))
             remaining = itertools.chain([stalled], remaining)
     except (struct.error, OverflowError) as exc:
-        # Only a malformed document gets here: a frame or position past int4, a score or box past float4.
-        raise PredictionFormatError(f"a prediction holds a value out of range: {exc}") from None
+        # Only a malformed document gets here: a frame or position past int4, a score or box past float4, or
+        # a listed score that is not a number (listed scores reach here as they were parsed).
+        raise PredictionFormatError(f"a prediction holds a value out of range or not a number: {exc}") from None
     await _write_stats(session, job_id, source_ids, order, stats)
     return count
 

@@ -106,6 +106,24 @@ def float4_array_sparse(width: int, present: Sequence[tuple[int, float]]) -> byt
 
 
 _VALUE = struct.Struct(">if")
+_ELEMENT = b"\x00\x00\x00\x04"
+
+
+def float4_array_listed(width: int, positions: Sequence[int], packed: bytes) -> bytes:
+    """`float4_array_sparse` from increasing positions and their `float4_values` output: the values are
+    sliced, not packed one by one."""
+    parts = [_array_head(0, 1, 1, FLOAT4_OID, width, 1)]
+    at = 0
+    for k, position in enumerate(positions):
+        if position > at:
+            parts.append(NULL * (position - at))
+        parts.append(_ELEMENT)
+        parts.append(packed[4 * k : 4 * k + 4])
+        at = position + 1
+    if width > at:
+        parts.append(NULL * (width - at))
+    body = b"".join(parts)
+    return _length(len(body) - 4) + body[4:]
 
 
 def float4_array_nullable(values: Sequence[float | None]) -> bytes:

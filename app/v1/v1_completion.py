@@ -6,13 +6,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import metrics
-from app.hume.expression_rows import audio_rows, video_rows
-from app.prediction_rows import PredictionRow
+from app.hume.expression_rows import audio_names, audio_rows, video_names, video_rows
+from app.prediction_rows import PredictionFormatError, PredictionRow
 from app.store import ingest, jobs, v1_chunks
 from app.store.ingest import SourceRecord
 from app.store.v1_chunks import OUTCOME, StoredChunk
@@ -44,15 +46,39 @@ def source_records(urls: Sequence[str], chunks: Sequence[StoredChunk]) -> list[S
     return records
 
 
-def prediction_rows(chunks: Sequence[StoredChunk]) -> Iterator[PredictionRow]:
+def _measured(chunks: Sequence[StoredChunk]) -> Iterator[tuple[StoredChunk, dict[str, Any]]]:
+    """The results of the media that completed, each decoded only when reached (see `v1_chunks.results`)."""
     ok = {(c.source_index, c.medium) for c in chunks if c.chunk == OUTCOME and not c.error}
     for c in chunks:
         if c.chunk == OUTCOME or (c.source_index, c.medium) not in ok or c.result is None:
             continue
+        try:
+            result = orjson.loads(c.result)
+        except orjson.JSONDecodeError as exc:
+            raise PredictionFormatError(f"a stored v1 result is not JSON: {exc}") from None
+        if not isinstance(result, dict):
+            raise PredictionFormatError("a stored v1 result is not a JSON object")
+        yield c, result
+
+
+def expression_names(chunks: Sequence[StoredChunk]) -> dict[str, list[str]]:
+    """Every name the rows will list, per model, in order of first appearance."""
+    names: dict[str, dict[str, None]] = {}
+    for c, result in _measured(chunks):
+        listed = names.setdefault(MODEL_OF[c.medium], {})
         if c.medium == "audio":
-            yield from audio_rows(c.source_index, None, c.start_ms or 0, c.result)
+            audio_names(result, listed)
         else:
-            yield from video_rows(c.source_index, None, c.frames or [], c.result)
+            video_names(result, listed)
+    return {model: list(listed) for model, listed in names.items()}
+
+
+def prediction_rows(chunks: Sequence[StoredChunk]) -> Iterator[PredictionRow]:
+    for c, result in _measured(chunks):
+        if c.medium == "audio":
+            yield from audio_rows(c.source_index, None, c.start_ms or 0, result)
+        else:
+            yield from video_rows(c.source_index, None, c.frames or [], result)
 
 
 async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, urls: Sequence[str]) -> bool:
@@ -64,12 +90,10 @@ async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.
                 return False
             chunks = await v1_chunks.results(session, job_id)
             records = source_records(urls, chunks)
-            rows = list(prediction_rows(chunks))
-            names: dict[str, dict[str, None]] = {}
-            for row in rows:
-                names.setdefault(row.model, {}).update(dict.fromkeys(s.name for s in row.scores))
-            await ingest.ensure_names(session, {model: list(listed) for model, listed in names.items()})
-            count = await ingest.ingest(session, job_id, records, rows)
+            # Two passes over the stored text, decoding each chunk twice, and rows streamed to the store:
+            # cheaper than holding every decoded result or row at once (see `v1_chunks.results`).
+            await ingest.ensure_names(session, expression_names(chunks))
+            count = await ingest.ingest(session, job_id, records, prediction_rows(chunks))
             await jobs.advance(
                 session, job_id, "completed", num_predictions=count, num_errors=ingest.error_count(records),
                 completed_at=datetime.now(UTC),
