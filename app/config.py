@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     """Browser origins allowed to call the API (CORS_ALLOW_ORIGINS, comma-separated; "*" for any)."""
     hume_token_refresh_margin_s: float = 300.0
     """Fetch the next Hume access token this long before the current one expires."""
+    webhook_pool_size: int = Field(default=10, ge=1)
+    """Connections of the webhook acknowledgement path (its own small pool, so exports never starve it)."""
     tts_cache_max_bytes: int = 512 << 20
     """Size bound of the TTS cache in Postgres; least recently used entries are evicted past it."""
     allow_private_hosts: str | None = None

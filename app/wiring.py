@@ -26,6 +26,7 @@ from app.inbox.task_queue import make_queue
 from app.notifications import delivery, redelivery
 from app.prediction_rows import PredictionFormatError
 from app.store.db import make_engine, make_sessionmaker
+from app.store.webhook_intake import WebhookIntake
 from app.tts.tts_service import TtsService
 from app.v1 import v1_backend
 
@@ -98,6 +99,9 @@ async def build_deps(settings: Settings, *, pool_size: int = 10) -> AsyncIterato
         await queue.open_async()
         stack.push_async_callback(queue.close_async)
         sessionmaker = make_sessionmaker(engine)
+        intake = WebhookIntake(settings.database_url, size=settings.webhook_pool_size)
+        await intake.open()
+        stack.push_async_callback(intake.aclose)
         tokens = None
         secret = settings.hume_secret
         if secret:
@@ -124,5 +128,11 @@ async def build_deps(settings: Settings, *, pool_size: int = 10) -> AsyncIterato
             gateway=gateway,
             queue=queue,
             tokens=tokens,
-            services={Pipeline: plan, TtsService: tts, delivery.Courier: courier, ExpressionClient: expression},
+            services={
+                WebhookIntake: intake,
+                Pipeline: plan,
+                TtsService: tts,
+                delivery.Courier: courier,
+                ExpressionClient: expression,
+            },
         )

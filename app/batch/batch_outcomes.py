@@ -30,6 +30,7 @@ from app.inbox.pipeline import PROCESS_EVENT, RetryLater
 from app.prediction_rows import PredictionFormatError
 from app.store import inbox_events, ingest, jobs
 from app.store.tables import InboxEvent, Job
+from app.store.webhook_intake import CallbackTarget, WebhookIntake
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +49,7 @@ def _ms(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, UTC) if value else None
 
 
-async def check_callback(deps: Deps, *, job_id: str | None, token: str | None) -> Job:
+async def check_callback(deps: Deps, *, job_id: str | None, token: str | None) -> CallbackTarget:
     """The job a callback URL names, verified by its per-job secret BEFORE any of the body is read: a
     stranger's post costs one indexed lookup, never the memory of its body."""
     if not job_id or not token:
@@ -57,8 +58,7 @@ async def check_callback(deps: Deps, *, job_id: str | None, token: str | None) -
         our_id = uuid.UUID(job_id)
     except ValueError:
         raise NotFound("unknown job") from None
-    async with deps.sessionmaker() as session:
-        job = await jobs.get(session, our_id)
+    job = await deps.get(WebhookIntake).callback_target(our_id)
     if job is None or job.kind != "batch":
         raise NotFound("unknown job")
     if job.callback_token_hash is None or not hmac.compare_digest(job.callback_token_hash, token_hash(token)):
@@ -66,7 +66,7 @@ async def check_callback(deps: Deps, *, job_id: str | None, token: str | None) -
     return job
 
 
-async def accept_callback(deps: Deps, job: Job, *, body: bytes, headers: dict[str, str]) -> Accepted:
+async def accept_callback(deps: Deps, job: CallbackTarget, *, body: bytes, headers: dict[str, str]) -> Accepted:
     """Store a verified callback (see check_callback) and enqueue its processing, in one transaction: an
     event is stored if and only if its task is."""
     # Parsed only once the sender is known: a stranger learns nothing from our parser.
@@ -78,37 +78,33 @@ async def accept_callback(deps: Deps, job: Job, *, body: bytes, headers: dict[st
         raise BadPayload(f"status must be COMPLETED or FAILED, got {status!r}")
     if job.hume_job_id is not None and job.hume_job_id != hume_job_id:
         raise Unauthorized("callback is for another Hume job")
-    async with deps.sessionmaker.begin() as session:
-        event_id = await store_and_queue(
-            session,
-            deps,
-            provider="hume_batch",
-            dedup_key=f"batch:{hume_job_id}:{status}",
-            event_type=status,
-            job_id=job.id,
-            headers=headers,
-            body=body,
-        )
+    event_id = await deps.get(WebhookIntake).store(
+        provider="hume_batch",
+        dedup_key=f"batch:{hume_job_id}:{status}",
+        event_type=status,
+        job_id=job.job_id,
+        headers=headers,
+        body=body,
+        task=PROCESS_EVENT,
+    )
     return Accepted(event_id, {"hume_job_id": hume_job_id, "status": status, "bytes": len(body)})
 
 
-async def accept_oversized(deps: Deps, job: Job, *, headers: dict[str, str]) -> Accepted:
+async def accept_oversized(deps: Deps, job: CallbackTarget, *, headers: dict[str, str]) -> Accepted:
     """A verified callback too large to hold: a callback is only a hint confirmed with Hume's API, so a
     small poll-style event takes its place and the handler fetches the predictions from the API at once."""
     if job.hume_job_id is None:
         raise BadPayload("callback too large, and the job has no Hume id yet to fetch it by")
     body = callbacks.encode_poll(job.hume_job_id, "COMPLETED")
-    async with deps.sessionmaker.begin() as session:
-        event_id = await store_and_queue(
-            session,
-            deps,
-            provider="hume_batch",
-            dedup_key=f"batch:{job.hume_job_id}:COMPLETED",
-            event_type="COMPLETED",
-            job_id=job.id,
-            headers={**headers, "x-body-too-large": "fetch predictions from the API"},
-            body=body,
-        )
+    event_id = await deps.get(WebhookIntake).store(
+        provider="hume_batch",
+        dedup_key=f"batch:{job.hume_job_id}:COMPLETED",
+        event_type="COMPLETED",
+        job_id=job.job_id,
+        headers={**headers, "x-body-too-large": "fetch predictions from the API"},
+        body=body,
+        task=PROCESS_EVENT,
+    )
     return Accepted(event_id, {"hume_job_id": job.hume_job_id, "status": "COMPLETED", "oversized": True})
 
 

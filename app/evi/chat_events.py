@@ -30,9 +30,10 @@ from app.hume.errors import HumeError
 from app.inbox import outbox
 from app.inbox.acceptance import Accepted, store_and_queue
 from app.inbox.event_runner import run_event
-from app.inbox.pipeline import RetryLater
+from app.inbox.pipeline import PROCESS_EVENT, RetryLater
 from app.store import chat_jobs, inbox_events, ingest, jobs
 from app.store.tables import InboxEvent
+from app.store.webhook_intake import WebhookIntake
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +98,11 @@ async def _store(
     """The new inbox event's id, or None when this event is already stored (a replay)."""
     name = evi.event_name(event)
     unknown = isinstance(event, evi.UnknownEvent)
+    if not unknown:
+        return await deps.get(WebhookIntake).store_chat_event(
+            chat_id=event.chat_id, provider=provider, dedup_key=evi.dedup_key(event, body), event_type=name,
+            headers=headers, body=body, task=PROCESS_EVENT,
+        )  # fmt: skip
     async with deps.sessionmaker.begin() as session:
         # An unknown event is kept for audit only: it joins its chat's job if there is one, but never
         # creates a job that nothing would ever end.

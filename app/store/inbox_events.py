@@ -12,23 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import driver_connection
 from app.store.tables import InboxEvent
-
-# One round trip on the hot path: the row and (unless it is a duplicate) its procrastinate task, through
-# procrastinate's own defer function, so the worker is woken by its NOTIFY trigger as for any defer.
-_INSERT_AND_QUEUE = """
-WITH ins AS (
-    INSERT INTO inbox_event (provider, dedup_key, event_type, job_id, headers, body)
-    VALUES (%(provider)s, %(dedup_key)s, %(event_type)s, %(job_id)s, %(headers)s::jsonb, %(body)s)
-    ON CONFLICT (dedup_key) DO NOTHING
-    RETURNING id
-), queued AS (
-    SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
-        'default', %(task)s::varchar, 0, NULL, NULL, jsonb_build_object('event_id', ins.id), NULL
-    )::procrastinate_job_to_defer_v1]) AS job_ids
-    FROM ins WHERE %(task)s::varchar IS NOT NULL
-)
-SELECT ins.id FROM ins LEFT JOIN queued ON true
-"""
+from app.store.webhook_intake import STORE_EVENT
 
 
 async def insert_and_queue(
@@ -45,7 +29,7 @@ async def insert_and_queue(
     """Store the event and queue `task(event_id=...)` in one statement; None when the key is taken."""
     connection = await driver_connection(session)
     cursor = await connection.execute(
-        _INSERT_AND_QUEUE,
+        STORE_EVENT,
         {
             "provider": provider,
             "dedup_key": dedup_key,
