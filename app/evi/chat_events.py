@@ -76,9 +76,10 @@ async def accept_webhook(deps: Deps, *, body: bytes, headers: Mapping[str, str],
     except signatures.WebhookVerificationError as exc:
         raise Unauthorized(f"webhook signature verification failed: {exc}") from None
     # Signed is not storable: a NUL (Postgres text cannot hold one) or absurd nesting would fail later.
-    check_storable(parse_bounded(body), "body")
+    data = parse_bounded(body)
+    check_storable(data, "body")
     try:
-        event = evi.parse_webhook(body)
+        event = evi.parse_webhook(data)
     except evi.EviPayloadError as exc:
         raise InvalidInput("body", str(exc)) from None
     kept = {k.lower(): v for k, v in headers.items() if k.lower() in _KEPT_HEADERS}

@@ -66,12 +66,16 @@ def _check_id(value: Any, field: str) -> str:
     return value
 
 
-def parse_webhook(body: bytes) -> WebhookEvent:
-    """The verified body as the SDK's event type; raises EviPayloadError naming what is wrong."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise EviPayloadError("body is not JSON") from None
+def parse_webhook(body: bytes | Any) -> WebhookEvent:
+    """The verified body (raw bytes, or already decoded JSON) as the SDK's event type; raises
+    EviPayloadError naming what is wrong."""
+    if isinstance(body, bytes | bytearray):
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise EviPayloadError("body is not JSON") from None
+    else:
+        data = body
     if not isinstance(data, dict):
         raise EviPayloadError("body must be a JSON object")
     name = data.get("event_name")

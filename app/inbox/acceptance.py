@@ -64,9 +64,7 @@ async def store_and_queue(
 
 
 def record_delivery(kind: str, outcome: str, **fields: Any) -> None:
-    """The one place a webhook delivery is counted and logged: accepted, duplicate, rejected, unavailable."""
+    """The one place a webhook delivery is counted and described: accepted, duplicate, rejected,
+    unavailable. Its fields join the request's own log line (one line per delivery, not two)."""
     metrics.WEBHOOKS.labels(kind, outcome).inc()
-    if outcome in {"accepted", "duplicate"}:
-        log.info("webhook", kind=kind, outcome=outcome, **fields)
-    else:
-        log.warning("webhook", kind=kind, outcome=outcome, **fields)
+    structlog.contextvars.bind_contextvars(webhook=kind, outcome=outcome, **fields)

@@ -14,7 +14,9 @@ log = structlog.get_logger(__name__)
 
 
 class RequestLog:
-    """One log line and one metrics sample per request (pure ASGI: never touches the body stream)."""
+    """One log line and one metrics sample per request (pure ASGI: never touches the body stream); what a
+    route binds to structlog's context (a webhook's outcome and ids) rides on that line. Client and
+    server errors log as warnings."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -43,5 +45,7 @@ class RequestLog:
             template = getattr(route, "path", "unmatched")
             metrics.REQUESTS.labels(scope["method"], template, str(status)).inc()
             metrics.REQUEST_SECONDS.labels(template).observe(elapsed)
-            log.info("request", method=scope["method"], path=scope["path"], status=status, ms=round(elapsed * 1000, 2))
+            (log.warning if status >= 400 else log.info)(
+                "request", method=scope["method"], path=scope["path"], status=status, ms=round(elapsed * 1000, 2)
+            )
             structlog.contextvars.clear_contextvars()
