@@ -16,6 +16,7 @@ import httpx
 import orjson
 from sqlalchemy import text
 
+from app import logs
 from app.config import Settings
 from app.inbox.outbox import envelope, queue_message
 from app.inbox.task_queue import run_worker
@@ -72,6 +73,7 @@ async def _floor(url: str, secret: str) -> float:
 async def _ours(database_url: str, url: str, secret: str) -> float:
     settings = Settings(database_url=database_url, allow_private_hosts="127.0.0.1", log_level="WARNING",
                         hume_api_key="unused", hume_base_url="http://127.0.0.1:9")  # fmt: skip
+    logs.configure(settings)  # as the server does: WARNING keeps the per-attempt lines out of the timing
     async with build_deps(settings, pool_size=6) as deps:
         async with deps.sessionmaker.begin() as session:
             await api_keys.create(session, name="bench", scopes=["admin"])

@@ -3,21 +3,26 @@
 How: the request URL carries the checked IP literal, the Host header the original host[:port], and httpcore's
 `sni_hostname` extension the original host, so TLS still sends SNI and verifies the certificate against the
 hostname. httpx never resolves the name itself, so there is no window for a DNS answer to change.
-Connections are not kept alive: a pooled TLS connection is keyed by IP, and reusing it for another hostname
-on the same IP would send that host's requests over a session verified for the first.
+Connections are kept alive per (scheme, hostname, checked IP, port), each key with its own httpx pool:
+httpcore pools by IP, so one shared pool would send host B's requests over a TLS session verified for host A
+on the same IP. A pool that only ever serves one hostname cannot. Every request is still checked by the
+guard first (a fresh resolution), and only then picks the pool of the address the check returned.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 
 import httpx
 
 from app.egress.errors import FetchFailed
-from app.egress.url_guard import Target, UrlGuard
+from app.egress.url_guard import IPAddress, Target, UrlGuard
+
+_PoolKey = tuple[str, str, IPAddress, int]
 
 
 def _describe(url: httpx.URL) -> str:
@@ -46,16 +51,36 @@ class PinnedClient:
         connect_timeout_s: float = 10.0,
         read_timeout_s: float = 30.0,
         verify: ssl.SSLContext | bool = True,
+        max_pools: int = 64,
     ) -> None:
         self.guard = guard
-        self._client = httpx.AsyncClient(
+        self.max_pools = max_pools
+        # One context for every pool: building one loads the CA bundle, which costs milliseconds.
+        self._ssl = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
+        self._timeout = httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=None)
+        self._pools: OrderedDict[_PoolKey, httpx.AsyncClient] = OrderedDict()
+        self._in_use: dict[_PoolKey, int] = {}
+
+    def _pool(self, key: _PoolKey) -> httpx.AsyncClient:
+        client = self._pools.get(key)
+        if client is not None:
+            self._pools.move_to_end(key)
+            return client
+        client = httpx.AsyncClient(
             # trust_env=False: an HTTP(S)_PROXY from the environment would connect on our behalf, unguarded.
             trust_env=False,
             follow_redirects=False,
-            verify=verify,
-            timeout=httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=None),
-            limits=httpx.Limits(max_keepalive_connections=0),
+            verify=self._ssl,
+            timeout=self._timeout,
         )
+        self._pools[key] = client
+        return client
+
+    async def _evict(self) -> None:
+        """Close the least recently used idle pools beyond `max_pools` (a pool with a request in flight stays)."""
+        idle = [key for key in self._pools if not self._in_use.get(key)]
+        for key in idle[: max(0, len(self._pools) - self.max_pools)]:
+            await self._pools.pop(key).aclose()
 
     async def __aenter__(self) -> PinnedClient:
         return self
@@ -66,7 +91,9 @@ class PinnedClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for client in pools:
+            await client.aclose()
 
     @contextlib.asynccontextmanager
     async def open(
@@ -82,28 +109,47 @@ class PinnedClient:
         target = await self.guard.check(url)
         response: httpx.Response | None = None
         last_error: httpx.TransportError | None = None
+        key: _PoolKey | None = None
         for ip in target.addresses:
-            request = self._client.build_request(
+            key = (target.url.scheme, target.host, ip, target.port)
+            client = self._pool(key)
+            request = client.build_request(
                 method,
                 target.url.copy_with(host=str(ip)),
                 headers={**_without_host(headers), "Host": target.url.netloc.decode("ascii")},
                 content=content,
                 extensions={"sni_hostname": target.host},
-                timeout=timeouts if timeouts is not None else self._client.timeout,
+                timeout=timeouts if timeouts is not None else self._timeout,
             )
+            self._in_use[key] = self._in_use.get(key, 0) + 1
             try:
-                response = await self._client.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 last_error = exc  # the next address of the same host may answer
             except httpx.TransportError as exc:
                 raise transport_error(target.url, exc) from exc
+            finally:
+                if response is None:
+                    self._release(key)
         if response is None:
             assert last_error is not None
             raise transport_error(target.url, last_error) from last_error
+        assert key is not None
         try:
             yield response, target
         except httpx.TransportError as exc:
             raise transport_error(target.url, exc) from exc
         finally:
+            # Closing before the body is read to its end drops the connection instead of pooling it.
             await response.aclose()
+            self._release(key)
+            if len(self._pools) > self.max_pools:
+                await self._evict()
+
+    def _release(self, key: _PoolKey) -> None:
+        left = self._in_use.get(key, 0) - 1
+        if left > 0:
+            self._in_use[key] = left
+        else:
+            self._in_use.pop(key, None)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
+import psycopg
 import structlog
 from procrastinate import JobContext, RetryDecision
 from procrastinate.jobs import Job as QueueJob
@@ -65,6 +66,10 @@ def _with_deps(run: QueueTask) -> Any:
     return task
 
 
+async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
+    await connection.set_autocommit(True)
+
+
 def make_queue(
     database_url: str, settings: Settings, tasks: Mapping[str, QueueTask] | None = None
 ) -> procrastinate.App:
@@ -74,7 +79,13 @@ def make_queue(
         base_s=settings.worker_retry_base_s,
         cap_s=settings.worker_retry_cap_s,
     )
-    connector = procrastinate.PsycopgConnector(conninfo=libpq_url(database_url), min_size=1, max_size=4)
+    # Each running task finishes through the pool, and the fetch loop needs one too: a pool smaller than the
+    # concurrency makes finished tasks queue for a connection while their slots stay taken.
+    # autocommit: procrastinate's own queries are one statement each (fetch, finish, heartbeat); in a
+    # transaction each would cost BEGIN and COMMIT round trips too. Defers on our connection join our transaction.
+    connector = procrastinate.PsycopgConnector(
+        conninfo=libpq_url(database_url), min_size=1, max_size=settings.worker_concurrency + 2, configure=_autocommit
+    )
     app = procrastinate.App(connector=connector)
     app.task(name=START_JOB, pass_context=True, retry=retry)(job_starter.submit_job)
     for name in (PROCESS_EVENT, *LEGACY_EVENT_TASKS):

@@ -27,7 +27,7 @@ from app.egress.url_guard import UrlGuard
 from app.inbox.pipeline import DELIVER_MESSAGE
 from app.notifications import signing
 from app.store import webhook_endpoints, webhook_messages
-from app.store.db import driver_connection
+from app.store.db import autocommit, driver_connection
 from app.store.tables import WebhookEndpoint
 
 log = structlog.get_logger(__name__)
@@ -102,14 +102,40 @@ async def schedule(session: AsyncSession, deps: Deps, message_id: int, at: datet
     await task.defer_async(message_id=message_id)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What an attempt's result does to its message and endpoint."""
+
+    state: str
+    retry_at: datetime | None = None
+    disable: str | None = None
+    """Why the endpoint is disabled, when it is."""
+
+
+def _verdict(deps: Deps, endpoint: WebhookEndpoint, result: Result, attempts: int, now: datetime) -> Verdict:
+    if result.outcome == "delivered":
+        return Verdict("delivered")
+    if result.outcome == "gone":
+        return Verdict("failed", disable="the receiver answered 410 Gone")
+    settings = deps.settings
+    since = endpoint.failing_since
+    if since is not None and (now - since).total_seconds() >= settings.webhook_disable_after_s:
+        return Verdict("failed", disable=f"every attempt failed since {since.isoformat()}")
+    wait = next_wait_s(settings.webhook_retry_schedule_s, attempts)
+    if wait is None:
+        return Verdict("failed")
+    return Verdict("pending", retry_at=now + timedelta(seconds=wait))
+
+
 async def deliver(deps: Deps, message_id: int) -> None:
     """The queue task: one attempt of one message."""
     async with deps.sessionmaker() as session:
-        message = await webhook_messages.get(session, message_id)
-        endpoint = await webhook_endpoints.get(session, message.endpoint_id) if message else None
-    if message is None or message.state != "pending":
+        await autocommit(session)
+        found = await webhook_messages.for_delivery(session, message_id)
+    if found is None or found[0].state != "pending":
         return  # delivered, given up, or deleted meanwhile: a duplicate task does nothing
-    if endpoint is None or endpoint.disabled_at is not None:
+    message, endpoint = found
+    if endpoint.disabled_at is not None:
         async with deps.sessionmaker.begin() as session:
             await webhook_messages.set_state(session, message_id, "failed", attempts=message.attempts)
         return
@@ -118,47 +144,41 @@ async def deliver(deps: Deps, message_id: int) -> None:
     headers = signing.headers(signing_keys(endpoint, now), message.msg_id, now, body)
     result = await send(deps.get(Courier), endpoint.url, headers, body)
     attempts = message.attempts + 1
-    async with deps.sessionmaker.begin() as session:
-        current = await webhook_messages.lock(session, message_id)
-        if current is None:
-            return
-        await webhook_messages.record_attempt(
-            session, message_id, status_code=result.status, response=result.body, duration_ms=result.duration_ms,
-            error=result.error,
-        )  # fmt: skip
-        if result.outcome == "delivered":
-            await webhook_messages.set_state(session, message_id, "delivered", attempts=attempts)
-            if endpoint.failing_since is not None:
-                await webhook_endpoints.change(session, endpoint.id, failing_since=None)
-        elif result.outcome == "gone":
-            await webhook_messages.set_state(session, message_id, "failed", attempts=attempts)
-            await _disable(session, endpoint, "the receiver answered 410 Gone")
+    verdict = _verdict(deps, endpoint, result, attempts, now)
+    async with deps.sessionmaker() as session:
+        if verdict.state == "delivered" and endpoint.failing_since is None:
+            await autocommit(session)  # the usual case is one statement: atomic without a transaction
+            recorded = await _record(session, deps, endpoint, message_id, result, attempts, verdict, now)
         else:
-            await _failed(session, deps, endpoint, message_id, attempts, now)
+            async with session.begin():
+                recorded = await _record(session, deps, endpoint, message_id, result, attempts, verdict, now)
+    if not recorded:
+        return
     log.info(
         "webhook attempt", message_id=message_id, msg_id=message.msg_id, endpoint_id=str(endpoint.id),
         outcome=result.outcome, status=result.status, attempt=attempts, ms=result.duration_ms,
     )  # fmt: skip
 
 
-async def _failed(
-    session: AsyncSession, deps: Deps, endpoint: WebhookEndpoint, message_id: int, attempts: int, now: datetime
-) -> None:
-    settings = deps.settings
-    failing_since = endpoint.failing_since or now
-    if endpoint.failing_since is None:
-        await webhook_endpoints.change(session, endpoint.id, failing_since=now)
-    elif (now - failing_since).total_seconds() >= settings.webhook_disable_after_s:
-        await webhook_messages.set_state(session, message_id, "failed", attempts=attempts)
-        await _disable(session, endpoint, f"every attempt failed since {failing_since.isoformat()}")
-        return
-    wait = next_wait_s(settings.webhook_retry_schedule_s, attempts)
-    if wait is None:
-        await webhook_messages.set_state(session, message_id, "failed", attempts=attempts)
-        return
-    at = now + timedelta(seconds=wait)
-    await webhook_messages.set_state(session, message_id, "pending", attempts=attempts, next_attempt_at=at)
-    await schedule(session, deps, message_id, at)
+async def _record(
+    session: AsyncSession, deps: Deps, endpoint: WebhookEndpoint, message_id: int, result: Result, attempts: int,
+    verdict: Verdict, now: datetime,
+) -> bool:  # fmt: skip
+    recorded = await webhook_messages.finish_attempt(
+        session, message_id, state=verdict.state, attempts=attempts, next_attempt_at=verdict.retry_at,
+        status_code=result.status, response=result.body, duration_ms=result.duration_ms, error=result.error,
+    )  # fmt: skip
+    if not recorded:
+        return False
+    if result.outcome == "delivered" and endpoint.failing_since is not None:
+        await webhook_endpoints.change(session, endpoint.id, failing_since=None)
+    elif result.outcome not in ("delivered", "gone") and endpoint.failing_since is None:
+        await webhook_endpoints.change(session, endpoint.id, failing_since=now)  # the 5-day clock starts
+    if verdict.disable is not None:
+        await _disable(session, endpoint, verdict.disable)
+    if verdict.retry_at is not None:
+        await schedule(session, deps, message_id, verdict.retry_at)
+    return True
 
 
 async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str) -> None:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.tables import WebhookAttempt, WebhookEndpoint, WebhookMessage
@@ -40,6 +40,17 @@ async def get(session: AsyncSession, message_id: int) -> WebhookMessage | None:
     return (await session.execute(query.execution_options(populate_existing=True))).scalar_one_or_none()
 
 
+async def for_delivery(session: AsyncSession, message_id: int) -> tuple[WebhookMessage, WebhookEndpoint] | None:
+    """The message with its endpoint, in one round trip (the endpoint row is deleted with its messages)."""
+    query = (
+        select(WebhookMessage, WebhookEndpoint)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookMessage.endpoint_id)
+        .where(WebhookMessage.id == message_id)
+    )
+    row = (await session.execute(query.execution_options(populate_existing=True))).one_or_none()
+    return (row[0], row[1]) if row is not None else None
+
+
 async def lock(session: AsyncSession, message_id: int) -> WebhookMessage | None:
     """Serializes the delivery task, a manual retry and a replay touching one message."""
     query = select(WebhookMessage).where(WebhookMessage.id == message_id).with_for_update()
@@ -61,26 +72,45 @@ async def attempts(session: AsyncSession, message_id: int) -> list[WebhookAttemp
     return list((await session.execute(query)).scalars())
 
 
-async def record_attempt(
+async def finish_attempt(
     session: AsyncSession,
     message_id: int,
     *,
+    state: str,
+    attempts: int,
+    next_attempt_at: datetime | None,
     status_code: int | None,
     response: bytes,
     duration_ms: int,
     error: str | None,
-) -> None:
-    snippet = response[:SNIPPET_BYTES].decode("utf-8", "replace").replace("\x00", "")
-    session.add(
-        WebhookAttempt(
-            message_id=message_id,
-            status_code=status_code,
-            response_snippet=snippet or None,
-            duration_ms=duration_ms,
-            error=error,
-        )
+) -> bool:
+    """Record one attempt and the message's new state in one statement; False if the message is gone.
+
+    The UPDATE takes the row lock `lock` takes, so a manual retry or a replay of the same message waits
+    for this transaction as before.
+    """
+    moved = (
+        update(WebhookMessage)
+        .where(WebhookMessage.id == message_id)
+        .values(state=state, attempts=attempts, next_attempt_at=next_attempt_at)
+        .returning(WebhookMessage.id)
+        .cte("moved")
     )
-    await session.flush()
+    attempt = insert(WebhookAttempt).from_select(
+        ["message_id", "status_code", "response_snippet", "duration_ms", "error"],
+        select(
+            moved.c.id,
+            literal(status_code, WebhookAttempt.status_code.type),
+            literal(_snippet(response), WebhookAttempt.response_snippet.type),
+            literal(duration_ms, WebhookAttempt.duration_ms.type),
+            literal(error, WebhookAttempt.error.type),
+        ),
+    )
+    return (await session.execute(attempt.returning(WebhookAttempt.id))).first() is not None
+
+
+def _snippet(response: bytes) -> str | None:
+    return response[:SNIPPET_BYTES].decode("utf-8", "replace").replace("\x00", "") or None
 
 
 async def set_state(

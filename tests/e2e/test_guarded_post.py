@@ -23,6 +23,11 @@ async def hook(request: Request) -> Response:
     return Response(f"got {len(body)} {request.headers['content-type']}", status_code=202)
 
 
+async def peer(request: Request) -> Response:
+    assert request.client is not None
+    return Response(f"{request.headers['host']} {request.client.port}")
+
+
 async def moved(request: Request) -> Response:
     return RedirectResponse("http://169.254.169.254/", status_code=307)
 
@@ -46,6 +51,7 @@ def port() -> Iterator[int]:
     app = Starlette(
         routes=[
             Route("/hook", hook, methods=["POST"]),
+            Route("/peer", peer, methods=["POST"]),
             Route("/moved", moved, methods=["POST"]),
             Route("/huge", huge, methods=["POST"]),
             Route("/slow", slow, methods=["POST"]),
@@ -88,3 +94,22 @@ async def test_post_times_out_and_is_guarded(port: int) -> None:
     async with PinnedClient(UrlGuard()) as client:
         with pytest.raises(BlockedUrl, match="loopback"):
             await post_small(client, f"http://127.0.0.1:{port}/hook", b"{}")
+
+
+async def test_connections_are_reused_per_host_and_the_guard_still_runs_every_time(port: int) -> None:
+    answers = {"a.test": ["127.0.0.1"], "b.test": ["127.0.0.1"]}
+
+    async def resolve(host: str, _port: int) -> list[str]:
+        return answers[host]
+
+    guard = UrlGuard(["127.0.0.1"], resolver=resolve)
+    async with PinnedClient(guard) as client:
+        first, again, other = [
+            (await post_small(client, f"http://{host}:{port}/peer", b"{}")).body.decode().split()
+            for host in ("a.test", "a.test", "b.test")
+        ]
+        assert first == again  # the same host: the kept-alive connection (same client port)
+        assert other[0] == f"b.test:{port}" and other[1] != first[1]  # same IP, another host: its own connection
+        answers["a.test"] = ["169.254.169.254"]  # rebinding: the open connection to 127.0.0.1 must not be used
+        with pytest.raises(BlockedUrl, match="metadata"):
+            await post_small(client, f"http://a.test:{port}/peer", b"{}")

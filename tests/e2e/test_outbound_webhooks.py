@@ -78,6 +78,8 @@ def test_completed_job_sends_one_signed_message_per_subscribed_endpoint(
         assert message["msg_id"] == delivery.msg_id
         [attempt] = attempts_of(client, mine["id"], message["id"])
         assert attempt["status_code"] == 200 and attempt["error"] is None
+    # A first-time success never starts the endpoint's failing clock.
+    assert scalar(service.database_url, "SELECT count(*) FROM webhook_endpoint WHERE failing_since IS NOT NULL") == 0
 
 
 def test_failing_receiver_is_retried_with_the_same_webhook_id(make_service: ServiceFactory, receiver: Receiver) -> None:
@@ -190,3 +192,5 @@ def test_undelivered_messages_are_recorded_in_the_database(make_service: Service
     stored = rows(service.database_url, "SELECT status_code FROM webhook_attempt ORDER BY id")
     assert [r[0] for r in stored] == [503, 200]
     assert scalar(service.database_url, "SELECT count(*) FROM webhook_message WHERE state = 'delivered'") == 1
+    # The success stopped the endpoint's failing clock (the 5-day disable counts from its first failure).
+    assert scalar(service.database_url, "SELECT count(*) FROM webhook_endpoint WHERE failing_since IS NULL") == 1
