@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import datetime
 from typing import Any
@@ -62,8 +61,7 @@ def _cursor(raw: str | None) -> tuple[datetime, uuid.UUID] | None:
     if raw is None:
         return None
     try:
-        created, _, job_id = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
+        return jobs.decode_cursor(raw)
     except ValueError:
         raise InvalidInput("cursor", "not a cursor of this list; go back to the first page") from None
 
@@ -103,7 +101,7 @@ async def jobs_list(ui: Ui, request: Request, viewer: Viewer) -> Response:
     next_url = None
     if len(rows) > PAGE_SIZE:
         last = rows[PAGE_SIZE - 1]
-        cursor = base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.id}".encode()).decode()
+        cursor = jobs.encode_cursor(last)
         kept = {k: v for k, v in filters.items() if v}
         next_url = f"{PREFIX}/jobs?" + urlencode({**kept, "cursor": cursor})
     return ui.render(

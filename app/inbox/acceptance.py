@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import metrics
 from app.deps import Deps
 from app.inbox.pipeline import PROCESS_EVENT
-from app.store import inbox_events
 from app.store.db import driver_connection
+from app.store.webhook_intake import store_event
 
 log = structlog.get_logger(__name__)
 
@@ -50,17 +50,10 @@ async def store_and_queue(
     queue: bool = True,
 ) -> int | None:
     """The new event's id (stored, and queued unless `queue` is false), or None for a duplicate."""
-    event_id = await inbox_events.insert_and_queue(
-        session,
-        provider=provider,
-        dedup_key=dedup_key,
-        event_type=event_type,
-        job_id=job_id,
-        headers=headers,
-        body=body,
-        task=PROCESS_EVENT if queue else None,
-    )
-    return event_id
+    return await store_event(
+        await driver_connection(session), provider=provider, dedup_key=dedup_key, event_type=event_type,
+        job_id=job_id, headers=headers, body=body, task=PROCESS_EVENT if queue else None,
+    )  # fmt: skip
 
 
 def record_delivery(kind: str, outcome: str, **fields: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import datetime
 
@@ -61,8 +60,7 @@ def _cursor(raw: str | None) -> tuple[datetime, uuid.UUID] | None:
     if raw is None:
         return None
     try:
-        created, _, job_id = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
+        return jobs.decode_cursor(raw)
     except ValueError:
         raise InvalidInput("cursor", "not a cursor returned by this API") from None
 
@@ -88,7 +86,7 @@ async def list_jobs(request: Request) -> Response:
     next_cursor = None
     if more:
         last = rows[-1]
-        next_cursor = base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.id}".encode()).decode()
+        next_cursor = jobs.encode_cursor(last)
     return JSON(JobPage(items=[job_out(j) for j in rows], next_cursor=next_cursor))
 
 

@@ -6,45 +6,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import orjson
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.store.db import driver_connection
 from app.store.tables import InboxEvent
-from app.store.webhook_intake import STORE_EVENT
-
-
-async def insert_and_queue(
-    session: AsyncSession,
-    *,
-    provider: str,
-    dedup_key: str,
-    event_type: str,
-    job_id: uuid.UUID | None,
-    headers: dict[str, str],
-    body: bytes,
-    task: str | None,
-) -> int | None:
-    """Store the event and queue `task(event_id=...)` in one statement; None when the key is taken."""
-    connection = await driver_connection(session)
-    cursor = await connection.execute(
-        STORE_EVENT,
-        {
-            "provider": provider,
-            "dedup_key": dedup_key,
-            "event_type": event_type,
-            "job_id": job_id,
-            "headers": orjson.dumps(headers).decode(),
-            "body": body,
-            "task": task,
-        },
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    assert isinstance(row, tuple)
-    return int(row[0])
 
 
 async def get(session: AsyncSession, event_id: int) -> InboxEvent | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import datetime
 from typing import Any
@@ -114,3 +115,14 @@ async def due_for_reconcile(session: AsyncSession, *, limit: int = 100) -> list[
         .limit(limit)
     )
     return list((await session.execute(query)).scalars())
+
+
+def encode_cursor(job: Job) -> str:
+    """The position after `job` in `page`'s order (newest first), opaque to clients."""
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+
+
+def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
+    """`encode_cursor`'s inverse; ValueError when `raw` is not one."""
+    created, _, job_id = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
+    return datetime.fromisoformat(created), uuid.UUID(job_id)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
@@ -69,6 +70,23 @@ class CallbackTarget:
     hume_job_id: str | None
 
 
+def _event(
+    *, provider: str, dedup_key: str, event_type: str, job_id: uuid.UUID | None, headers: dict[str, str], body: bytes,
+    task: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    return {"provider": provider, "dedup_key": dedup_key, "event_type": event_type, "job_id": job_id,
+            "headers": orjson.dumps(headers).decode(), "body": body, "task": task}  # fmt: skip
+
+
+async def store_event(connection: AsyncConnection[Any], **event: Any) -> int | None:
+    """Store an event and queue `task(event_id=...)` on the caller's connection (inside its transaction,
+    when it has one); None when the dedup key is taken. Keywords: those of `WebhookIntake.store`."""
+    cursor = await connection.execute(STORE_EVENT, _event(**event))
+    row = await cursor.fetchone()
+    assert row is None or isinstance(row, tuple)
+    return None if row is None else int(row[0])
+
+
 class WebhookIntake:
     def __init__(self, database_url: str, *, size: int) -> None:
         self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
@@ -111,21 +129,20 @@ class WebhookIntake:
         task: str | None,
     ) -> int | None:
         """The new event's id (stored, and queued as `task` unless None), or None for a duplicate."""
-        row = await self._one(
-            STORE_EVENT,
-            {"provider": provider, "dedup_key": dedup_key, "event_type": event_type, "job_id": job_id,
-             "headers": orjson.dumps(headers).decode(), "body": body, "task": task},
-        )  # fmt: skip
-        return None if row is None else int(row[0])
+        async with self.pool.connection() as connection:
+            return await store_event(
+                connection, provider=provider, dedup_key=dedup_key, event_type=event_type, job_id=job_id,
+                headers=headers, body=body, task=task,
+            )  # fmt: skip
 
     async def store_chat_event(
         self, *, chat_id: str, provider: str, dedup_key: str, event_type: str, headers: dict[str, str], body: bytes,
         task: str,
     ) -> int | None:  # fmt: skip
         """Find or create the chat's job, store the event under it and queue it: one statement."""
-        row = await self._one(
-            _STORE_CHAT_EVENT,
-            {"new_job_id": uuid.uuid4(), "chat_id": chat_id, "provider": provider, "dedup_key": dedup_key,
-             "event_type": event_type, "headers": orjson.dumps(headers).decode(), "body": body, "task": task},
+        params = _event(
+            provider=provider, dedup_key=dedup_key, event_type=event_type, job_id=None, headers=headers, body=body,
+            task=task,
         )  # fmt: skip
+        row = await self._one(_STORE_CHAT_EVENT, {**params, "new_job_id": uuid.uuid4(), "chat_id": chat_id})
         return None if row is None else int(row[0])

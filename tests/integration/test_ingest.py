@@ -22,8 +22,9 @@ from app.hume import callbacks, predictions
 from app.hume.emotions import EXPRESSIONS_48
 from app.inbox.event_runner import run_event
 from app.prediction_rows import PredictionFormatError
-from app.store import inbox_events as inbox
 from app.store import ingest, jobs, queries
+from app.store.db import driver_connection
+from app.store.webhook_intake import store_event
 from app.wiring import build_deps
 from bench import payloads
 from tests.conftest import EMULATOR_KEY
@@ -248,8 +249,8 @@ async def test_two_deliveries_through_the_job_service_store_once(
         async with sessionmaker.begin() as session:
             job = await jobs.create(session, kind="batch", status="queued", hume_job_id=hume_id)
             events = [
-                await inbox.insert_and_queue(
-                    session,
+                await store_event(
+                    await driver_connection(session),
                     task=None,
                     provider=provider,
                     dedup_key=f"{provider}:{hume_id}",
