@@ -15,8 +15,8 @@ log = structlog.get_logger(__name__)
 
 class RequestLog:
     """One log line and one metrics sample per request (pure ASGI: never touches the body stream); what a
-    route binds to structlog's context (a webhook's outcome and ids) rides on that line. Client and
-    server errors log as warnings."""
+    route binds to structlog's context (a webhook's outcome and ids) rides on that line. Server errors
+    and refused webhook deliveries log as warnings."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -45,7 +45,8 @@ class RequestLog:
             template = getattr(route, "path", "unmatched")
             metrics.REQUESTS.labels(scope["method"], template, str(status)).inc()
             metrics.REQUEST_SECONDS.labels(template).observe(elapsed)
-            (log.warning if status >= 400 else log.info)(
+            refused = structlog.contextvars.get_contextvars().get("outcome") in {"rejected", "unavailable"}
+            (log.warning if status >= 500 or refused else log.info)(
                 "request", method=scope["method"], path=scope["path"], status=status, ms=round(elapsed * 1000, 2)
             )
             structlog.contextvars.clear_contextvars()
