@@ -5,6 +5,7 @@ concurrency limits. The body-read deadline lives in read_body, where the body is
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import h11
@@ -53,11 +54,28 @@ class _HeaderDeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for uvicorn.Config / uvicorn.run that apply the limits of `settings`."""
-    protocol = type(
+class EnvironmentHeaderDeadlineProtocol(_HeaderDeadlineProtocol):
+    """For several uvicorn processes, which import the protocol by name: the deadline is the
+    HEADER_READ_TIMEOUT_S of the process's own settings (the parent's environment)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.header_timeout_s = _environment_header_timeout()
+        super().connection_made(transport)
+
+
+@functools.cache
+def _environment_header_timeout() -> float:
+    return Settings.from_env().header_read_timeout_s
+
+
+def uvicorn_options(settings: Settings, *, importable: bool = False) -> dict[str, Any]:
+    """Keyword arguments for uvicorn.Config / uvicorn.run that apply the limits of `settings`; `importable`
+    names the protocol instead of building it (worker processes are spawned with a pickled config)."""
+    protocol: type[H11Protocol] | str = type(
         "HeaderDeadlineProtocol", (_HeaderDeadlineProtocol,), {"header_timeout_s": settings.header_read_timeout_s}
     )
+    if importable:
+        protocol = f"{__name__}:{EnvironmentHeaderDeadlineProtocol.__name__}"
     return {
         "http": protocol,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
