@@ -1,6 +1,4 @@
-"""The deployment files as data: compose services, documented settings, PromQL metric names, Dockerfile lines.
-
-"""
+"""The deployment files as data: compose services, documented settings, PromQL metric names, Dockerfile lines."""
 
 from __future__ import annotations
 
