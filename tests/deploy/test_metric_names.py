@@ -58,6 +58,7 @@ def test_a_worker_process_serves_metrics_on_its_own_port(database_url: str, emul
     env = {
         **os.environ, "DATABASE_URL": database_url, "HUME_API_KEY": EMULATOR_KEY, "HUME_BASE_URL": emulator.base_url,
         "PUBLIC_BASE_URL": "http://127.0.0.1:9", "LOG_LEVEL": "WARNING", "METRICS_PORT": str(port),
+        "ENVIRONMENT": "production",
     }  # fmt: skip
     worker = subprocess.Popen([sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     try:
@@ -71,7 +72,8 @@ def test_a_worker_process_serves_metrics_on_its_own_port(database_url: str, emul
                     raise
                 time.sleep(0.2)
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
-        assert {"queue_depth", "ingest_rows_total"} <= exported
+        assert {"queue_depth", "ingest_rows_total", "dead_events", "hume_request_seconds"} <= exported
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/jobs", timeout=5).status_code == 404  # no API here
     finally:
         worker.terminate()
         worker.wait(timeout=15)
