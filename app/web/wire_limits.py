@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 from typing import Any
 
 import h11
@@ -25,6 +26,12 @@ class _HeaderDeadlineProtocol(H11Protocol):
     _deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and the socket uvicorn binds
+        # for several worker processes has proto 0: without this every response waits on the client's
+        # delayed ACK (40 ms; 700 instead of 6000 requests a second).
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
         self._arm()
 
