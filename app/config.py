@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     hume_webhook_signing_key: str | None = Field(default=None, repr=False)
     hume_webhook_previous_signing_key: str | None = Field(default=None, repr=False)
     hume_webhook_tolerance_s: float = 300.0
+    environment: str = "development"
+    """Not `development` (the image sets `production`): `serve`/`worker` need `deployment_gaps` filled."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
@@ -88,6 +90,14 @@ class Settings(BaseSettings):
     run_worker: bool = True
     """Run the queue worker inside the server; off for deployments with `python -m app worker`."""
     worker_concurrency: int = Field(default=4, ge=1)
+    web_concurrency: int = Field(default=1, ge=1)
+    """uvicorn processes `serve` runs on one socket (about one per core); each holds its own pools."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Where a `worker` process serves /metrics and /healthz; None: no metrics server."""
+    prometheus_multiproc_dir: str | None = None
+    """Where several `serve` processes pool their metrics (the client reads the process environment)."""
+    db_pool_size: int | None = Field(default=None, ge=1)
+    """SQLAlchemy pool per process (as many again may overflow); None: 10 for `serve`, 2 for `worker`."""
     max_body_bytes: int = Field(default=1 << 20, ge=1)
     """Request body cap for the API."""
     max_webhook_body_bytes: int = Field(default=256 << 20, ge=1)
@@ -204,6 +214,11 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc).removeprefix("DATABASE_URL ")) from None
         return value
 
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment_lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -224,7 +239,7 @@ class Settings(BaseSettings):
         else:
             env = {k.lower(): v for k, v in environ.items()}
         if not env.get("log_format", "").strip():
-            development = env.get("environment", "development") == "development"
+            development = env.get("environment", "development").strip().lower() in ("", "development")
             env["log_format"] = "console" if development else "json"
         try:
             return cls(**_Mapping(cls, env)())
@@ -237,6 +252,18 @@ class Settings(BaseSettings):
             return type(self)(**{**self.model_dump(), **changes})
         except ValidationError as exc:
             raise SettingsError(_one_line(exc)) from None
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    def deployment_gaps(self) -> list[str]:
+        """Settings a deployment must give that are missing; in development defaults stand in for them."""
+        if self.development:
+            return []
+        required = {"DATABASE_URL": self.database_url, "PUBLIC_BASE_URL": self.public_base_url}
+        gaps = [name for name, value in required.items() if value is None]
+        return gaps + (["HUME_API_KEY (or HUME_BASE_URL for a Hume-compatible server)"] if self.uses_emulator else [])
 
     @property
     def uses_emulator(self) -> bool:

@@ -83,12 +83,13 @@ async def built_in_emulator(settings: Settings) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def build_deps(settings: Settings, *, pool_size: int = 10) -> AsyncIterator[Deps]:
-    """Engine, Hume clients, queue and feature services, closed in reverse order on exit."""
+async def build_deps(settings: Settings, *, pool_size: int | None = None) -> AsyncIterator[Deps]:
+    """Engine, Hume clients, queue and feature services, closed in reverse order on exit. The SQLAlchemy
+    pool holds `pool_size` connections (DB_POOL_SIZE, else 10) plus as many overflowing."""
     if settings.database_url is None:
         raise RuntimeError("DATABASE_URL is not set (`make run` starts an embedded Postgres)")
     async with contextlib.AsyncExitStack() as stack:
-        engine = make_engine(settings.database_url, pool_size=pool_size)
+        engine = make_engine(settings.database_url, pool_size=pool_size or settings.db_pool_size or 10)
         stack.push_async_callback(engine.dispose)
         gateway = HumeGateway(
             api_key=settings.hume_key, base_url=settings.hume_url, max_retries=settings.hume_max_retries

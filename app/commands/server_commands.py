@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import shutil
 import threading
 import time
@@ -13,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from app.commands import startup_banner
+from app.commands import startup_banner, worker_metrics
 from app.commands.command_errors import FAILED, CommandError, check_database
 from app.commands.startup_banner import DATA_DIR, KEY_FILE
 from app.config import Settings
@@ -58,12 +60,24 @@ def with_database(settings: Settings, *, migrated: bool = True) -> Settings:
     return settings.replace(database_url=url)
 
 
-def run_with_deps(settings: Settings, func: Callable[[Deps], Awaitable[int]]) -> int:
+def require_deployment_settings(settings: Settings, what: str) -> None:
+    """Outside development, refuse to start with a setting missing whose default only suits one machine (a
+    worker without PUBLIC_BASE_URL sends Hume callbacks for 127.0.0.1, and every job waits for the reconciler)."""
+    gaps = settings.deployment_gaps()
+    if gaps:
+        names = ", ".join(gaps[:-1]) + " and " + gaps[-1] if len(gaps) > 1 else gaps[0]
+        raise CommandError(
+            f"ENVIRONMENT is {settings.environment}: {what} needs {names} set "
+            "(ENVIRONMENT=development uses the development defaults)"
+        )
+
+
+def run_with_deps(settings: Settings, func: Callable[[Deps], Awaitable[int]], *, pool_size: int = 2) -> int:
     """Run a command against the resources `build_deps` makes (the same wiring as the server's)."""
     from app.wiring import build_deps
 
     async def runner() -> int:
-        async with build_deps(settings, pool_size=2) as deps:
+        async with build_deps(settings, pool_size=pool_size) as deps:
             return await func(deps)
 
     return asyncio.run(runner())
@@ -84,6 +98,8 @@ def serve(settings: Settings, on_started: Callable[[], object] | None = None) ->
     problem = startup_banner.taken_port(settings)
     if problem:
         raise CommandError(problem)
+    if settings.web_concurrency > 1:
+        return _serve_processes(settings, on_started)
     server = uvicorn.Server(uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on",
         timeout_graceful_shutdown=10, **uvicorn_options(settings),
@@ -100,8 +116,37 @@ def serve(settings: Settings, on_started: Callable[[], object] | None = None) ->
     return 0
 
 
+def _serve_processes(settings: Settings, on_started: Callable[[], object] | None) -> int:
+    """WEB_CONCURRENCY uvicorn processes on one socket; each builds its app from the environment."""
+    import uvicorn
+
+    from app.web.wire_limits import uvicorn_options
+
+    if settings.uses_emulator:
+        raise CommandError(
+            "WEB_CONCURRENCY above 1 needs HUME_API_KEY or HUME_BASE_URL: each process would start its own "
+            "built-in emulator on one port"
+        )
+    # What this command decided (--host/--port, the embedded database) reaches the processes it spawns.
+    os.environ.update(HOST=settings.host, PORT=str(settings.port), DATABASE_URL=settings.database_url or "")
+    if settings.prometheus_multiproc_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.prometheus_multiproc_dir
+        from app import metrics
+
+        metrics.clear_multiprocess_dir(settings.prometheus_multiproc_dir)
+    if on_started is not None:
+        on_started()
+    uvicorn.run(
+        "app.web.application:create_app", factory=True, workers=settings.web_concurrency, host=settings.host,
+        port=settings.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10,
+        **uvicorn_options(settings, importable=True),
+    )  # fmt: skip
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = _listen_on(settings, args)
+    require_deployment_settings(settings, "serve")
     if settings.database_url is None:
         raise CommandError(NO_DATABASE.format(what="serve"))
     problem = startup_banner.taken_port(settings)
@@ -161,16 +206,24 @@ async def _dev_key(settings: Settings, remembered: str | None) -> str:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from app.inbox.task_queue import run_worker
 
+    require_deployment_settings(settings, "a worker")
     if settings.database_url is None:
         raise CommandError(NO_DATABASE.format(what="a worker"))
+    port = settings.metrics_port
+    if port is not None:
+        worker_metrics.check_port(settings.host, port)
     settings = with_database(settings)
 
     async def work(deps: Deps) -> int:
-        print("Worker running; Ctrl-C stops it", flush=True)
-        await run_worker(deps, install_signal_handlers=True)
+        async with contextlib.AsyncExitStack() as stack:
+            if port is not None:
+                await stack.enter_async_context(worker_metrics.serving(deps, settings.host, port))
+            where = f"; /metrics and /healthz on {settings.host}:{port}" if port is not None else ""
+            print(f"Worker running{where}; Ctrl-C stops it", flush=True)
+            await run_worker(deps, install_signal_handlers=True)
         return 0
 
-    return run_with_deps(settings, work)
+    return run_with_deps(settings, work, pool_size=settings.db_pool_size or 2)
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

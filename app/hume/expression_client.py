@@ -17,6 +17,7 @@ from hume_expression_measurement.core.api_error import ApiError
 from hume_expression_measurement.core.request_options import RequestOptions
 from hume_expression_measurement.types import AudioFileConfig, VideoFileConfig, VideoFileConfigFace
 
+from app.hume.call_timing import timed_client
 from app.hume.errors import HumeAuthError, HumeMediaRefused, HumeRejectedError, HumeTransientError
 
 # Codes that mean "this medium", not "this request is wrong": the rest of the job can still complete.
@@ -83,7 +84,7 @@ class ExpressionClient:
         environment = ExpressionMeasurementClientEnvironment(
             base=base_url, production=base_url.replace("http", "ws", 1)
         )
-        self._http = httpx.AsyncClient(timeout=timeout_s)
+        self._http = timed_client("expression", timeout_s=timeout_s)
         self._client = AsyncExpressionMeasurementClient(
             api_key=api_key, environment=environment, httpx_client=self._http
         )

@@ -17,6 +17,7 @@ from hume.core.api_error import ApiError
 from hume.expression_measurement.batch import Models
 from pydantic import ValidationError
 
+from app.hume.call_timing import timed_client
 from app.hume.errors import (
     HumeError,
     HumeNotFoundError,
@@ -104,7 +105,7 @@ class HumeGateway:
         self.base_url = (base_url or PRODUCTION_BASE_URL).rstrip("/")
         self._api_key = api_key
         self._max_retries = max_retries
-        self._http = httpx.AsyncClient(timeout=timeout_s)
+        self._http = timed_client("batch", timeout_s=timeout_s)
         self.client = AsyncHumeClient(api_key=api_key, base_url=self.base_url, httpx_client=self._http)
 
     async def aclose(self) -> None:

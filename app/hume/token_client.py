@@ -17,6 +17,7 @@ import httpx
 import structlog
 
 from app import metrics
+from app.hume.call_timing import timed_client
 from app.hume.errors import HumeError, HumeRejectedError, HumeTransientError
 from app.singleflight import SingleFlight
 
@@ -56,7 +57,7 @@ class TokenProvider:
         self._auth = httpx.BasicAuth(api_key, secret_key)
         self._margin = refresh_margin_s
         self._clock = clock
-        self._http = httpx.AsyncClient(timeout=timeout_s)
+        self._http = timed_client("tokens", timeout_s=timeout_s)
         self._token: AccessToken | None = None
         self._flight: SingleFlight[str, AccessToken] = SingleFlight()
         self._background: set[asyncio.Task[AccessToken]] = set()

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
 import structlog
 from hume import AsyncHumeClient
 from hume.core.api_error import ApiError
@@ -27,6 +26,7 @@ from hume.tts import (
     PostedUtteranceVoiceWithName,
 )
 
+from app.hume.call_timing import timed_client
 from app.hume.errors import HumeError, HumeRejectedError, HumeTransientError
 from app.hume.gateway import PRODUCTION_BASE_URL, translate
 
@@ -138,7 +138,7 @@ class HumeTts:
         stream_attempts: int = 3,
         backoff_s: float = 0.5,
     ) -> None:
-        self._http = httpx.AsyncClient(timeout=timeout_s)
+        self._http = timed_client("tts", timeout_s=timeout_s)
         self.client = AsyncHumeClient(
             api_key=api_key, base_url=(base_url or PRODUCTION_BASE_URL).rstrip("/"), httpx_client=self._http
         )

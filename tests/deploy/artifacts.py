@@ -1,8 +1,4 @@
-"""The deployment files as data: compose services, documented settings, PromQL metric names, Dockerfile lines.
-
-PENDING_* list what the deployment already relies on and the app does not provide yet (agreed with the
-lead); the tests accept them until they land, and a strict xfail flips when they do, so the lists shrink.
-"""
+"""The deployment files as data: compose services, documented settings, PromQL metric names, Dockerfile lines."""
 
 from __future__ import annotations
 
@@ -16,11 +12,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 
-# Metrics the dashboard and alerts use that the service does not export yet (names follow app/metrics.py:
-# no prefix). queue_depth exists; it gains the `task` label.
-PENDING_METRICS = frozenset({"dead_events", "oldest_waiting_event_seconds", "jobs", "hume_request_seconds"})
-# Settings compose.yaml sets that README's configuration table does not list yet.
-PENDING_SETTINGS = frozenset({"ENVIRONMENT", "WEB_CONCURRENCY", "METRICS_PORT", "PROMETHEUS_MULTIPROC_DIR"})
 # The port where a `worker` process serves /healthz and /metrics (compose: METRICS_PORT).
 WORKER_METRICS_PORT = 9100
 

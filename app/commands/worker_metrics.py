@@ -1,0 +1,68 @@
+"""A worker's own small HTTP server on METRICS_PORT: the API's /healthz and /metrics, nothing else, in the
+worker's event loop (so /metrics reads the gauges through the worker's own pool)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from app.commands.command_errors import CommandError
+from app.deps import Deps
+from app.web import health_routes
+
+PATHS = ("/healthz", "/metrics")
+
+
+def metrics_app(deps: Deps) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        yield {"deps": deps}
+
+    routes = [route for route in health_routes.routes if getattr(route, "path", None) in PATHS]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+class _SignalFreeServer(uvicorn.Server):
+    """uvicorn would take SIGINT/SIGTERM for itself; the worker loop owns them and stops this server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def check_port(host: str, port: int) -> None:
+    """One line naming METRICS_PORT when it is taken (uvicorn would exit the whole process instead)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+            raise CommandError(f"port {port} on {host} {why}: set METRICS_PORT to a free port") from None
+
+
+@contextlib.asynccontextmanager
+async def serving(deps: Deps, host: str, port: int) -> AsyncIterator[None]:
+    """/healthz and /metrics on host:port while the block runs."""
+    server = _SignalFreeServer(
+        uvicorn.Config(metrics_app(deps), host=host, port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise CommandError(f"the metrics server could not listen on {host}:{port} (METRICS_PORT)", 1)
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=5)

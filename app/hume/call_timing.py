@@ -1,0 +1,43 @@
+"""hume_request_seconds{operation,status}: every HTTP request our Hume clients make, timed at the transport,
+so the SDK's own retries count one by one and a timeout or refused connection is counted too."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from app.metrics import HUME_REQUEST_SECONDS
+
+
+class TimedTransport(httpx.AsyncBaseTransport):
+    """Times each request until its response headers (a streamed body, like TTS audio, is the caller's)."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        self._inner = httpx.AsyncHTTPTransport()
+
+    def _operation(self, request: httpx.Request) -> str:
+        # EVI chat history goes through the batch gateway's SDK client: tell the two apart by path.
+        return "evi" if request.url.path.startswith("/v0/evi/") else self.operation
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        status = "error"
+        try:
+            response = await self._inner.handle_async_request(request)
+            status = str(response.status_code)
+            return response
+        except httpx.TimeoutException:
+            status = "timeout"
+            raise
+        finally:
+            HUME_REQUEST_SECONDS.labels(self._operation(request), status).observe(time.perf_counter() - started)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def timed_client(operation: str, *, timeout_s: float) -> httpx.AsyncClient:
+    """An httpx client for Hume whose requests are counted under `operation`."""
+    return httpx.AsyncClient(timeout=timeout_s, transport=TimedTransport(operation))
