@@ -10,7 +10,6 @@ import math
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -21,6 +20,7 @@ from starlette.routing import Route
 from .callbacks import post_with_retries
 from .labels import EMOTIONS_48
 from .media import stable_hash
+from .records import Chat
 from .responses import emu, json, read_json
 from .state import EmulatorState
 from .transcript import make_transcript
@@ -37,33 +37,6 @@ _AGENT_LINES = (
     "I'm glad you brought that up.",
     "Let's think about what might help next.",
 )
-
-
-@dataclass
-class Chat:
-    id: str
-    chat_group_id: str
-    start_timestamp: int
-    config_id: str | None = None
-    custom_session_id: str | None = None
-    end_timestamp: int | None = None
-    status: str = "ACTIVE"
-    events: list[Json] = field(default_factory=list)
-    resumed: bool = False
-    # The webhook URL given at creation: ending an active chat later must notify the same receiver.
-    webhook_url: str | None = None
-
-    def summary(self) -> Json:
-        return {
-            "id": self.id,
-            "chat_group_id": self.chat_group_id,
-            "status": self.status,
-            "start_timestamp": self.start_timestamp,
-            "end_timestamp": self.end_timestamp,
-            "event_count": len(self.events),
-            "metadata": None,
-            "config": {"id": self.config_id, "version": 0} if self.config_id else None,
-        }
 
 
 def _uuid(rng: random.Random) -> str:

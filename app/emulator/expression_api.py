@@ -19,7 +19,8 @@ from starlette.routing import Route
 from . import expression_audio, expression_faces
 from .expression_errors import ExpressionError, error_body, new_request_id
 from .expression_images import parse_jpeg
-from .expression_runs import Run, record, user_id
+from .expression_runs import record, user_id
+from .records import Run
 from .responses import emu, json
 
 # "25MB, the whole multipart body": decimal megabytes assumed (Hume writes MiB where it means them).

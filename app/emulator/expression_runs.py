@@ -7,7 +7,6 @@ empty page; the endpoint still answers 404 for an unknown run and checks its pag
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,52 +15,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .expression_errors import ExpressionError, error_body
+from .records import Run
 from .responses import emu, json
 
-MIN_METERED_S = 10.0  # a run that took in any media is billed at least 10 s
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass
-class Run:
-    endpoint: str  # audio | video
-    user_id: str
-    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    status: str = "live"
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    ended_at: datetime | None = None
-    bytes_received: int | None = None
-    metered_seconds: float = 0.0
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def end(self, ok: bool, bytes_received: int, media_seconds: float) -> None:
-        self.status = "ended" if ok else "errored"
-        self.ended_at = datetime.now(UTC)
-        self.bytes_received = bytes_received
-        # A failed file request is not billed.
-        self.metered_seconds = round(max(MIN_METERED_S, media_seconds), 3) if ok and media_seconds > 0 else 0.0
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "user_id": self.user_id,
-            "status": self.status,
-            "endpoint": self.endpoint,
-            "mode": "file",
-            "started_at": _iso(self.started_at),
-            "ended_at": _iso(self.ended_at) if self.ended_at else None,
-            "bytes_received": self.bytes_received,
-            "bytes_recorded": None,
-            "metered_seconds": self.metered_seconds,
-        }
-
-    def full(self) -> dict[str, Any]:
-        return {**self.summary(), "config": self.config}
 
 
 def user_id(request: Request) -> str:

@@ -13,10 +13,9 @@ import httpx
 
 from .config import EmulatorConfig
 from .faults import Faults
+from .records import Chat, Run
 
 if TYPE_CHECKING:
-    from .evi import Chat
-    from .expression_runs import Run
     from .jobs import Job
 
 
