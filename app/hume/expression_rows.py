@@ -11,12 +11,15 @@ A one-hour job holds ~100 000 scores, so they are passed on as the parsed lists'
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
 from app.prediction_rows import ListedScores, PredictionFormatError, PredictionRow
 
+_NAME = itemgetter("name")
+_PROBABILITY = itemgetter("probability")
 PROSODY = "prosody"
 FACE = "face"
 
@@ -24,7 +27,7 @@ FACE = "face"
 def _scores(items: Sequence[dict[str, Any]] | None) -> ListedScores:
     if not items:
         return ListedScores([], [])
-    return ListedScores([item["name"] for item in items], [item["probability"] for item in items])
+    return ListedScores(list(map(_NAME, items)), list(map(_PROBABILITY, items)))
 
 
 def audio_rows(source_index: int, file: str | None, start_ms: int, result: dict[str, Any]) -> Iterator[PredictionRow]:
@@ -55,7 +58,7 @@ def video_rows(
             for face in m.get("faces", ()):
                 if face.get("face_id") is None:
                     continue
-                x0, y0, x1, y1 = (float(v) for v in face["bbox"])
+                x0, y0, x1, y1 = map(float, face["bbox"])
                 extras = {"descriptions": face.get("descriptions") or []}
                 yield PredictionRow(
                     source_index=source_index, file=file, model=FACE, group_id=f"face_{face['face_id']}",

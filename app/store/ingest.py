@@ -223,13 +223,14 @@ class StatsAccumulator:
             column.fold(position, 1, value, value)
 
     def add_listed(self, source: int, model: str, positions: Sequence[int], packed: bytes) -> None:
-        """A row's scored positions with their `float4_values`, kept flat and folded at the end."""
+        """A row's scored positions with their `float4_values`, kept flat and folded at the end; counts the row."""
         key = (source, model)
         kept = self.listed.get(key)
         if kept is None:
             kept = self.listed[key] = (array("i"), bytearray())
         kept[0].extend(positions)
         kept[1].extend(packed)
+        self.rows[key] = self.rows.get(key, 0) + 1
 
     def count(self, source: int, model: str) -> None:
         key = (source, model)
@@ -301,10 +302,10 @@ def _encode_listed(r: PredictionRow, scores: ListedScores, slots: list[int], sta
         stats.count(r.source_index, r.model)
         return _tail(r, _EMPTY)
     # Increasing positions, a name listed twice keeping its last score (as a JSON object would).
-    positions, values = zip(*sorted(dict(zip(slots, scores.values, strict=True)).items()), strict=True)
-    packed = pg.float4_values(values)
+    placed = dict(zip(slots, scores.values, strict=True))
+    positions = sorted(placed)
+    packed = pg.float4_values(list(map(placed.__getitem__, positions)))
     stats.add_listed(r.source_index, r.model, positions, packed)
-    stats.count(r.source_index, r.model)
     return _tail(r, pg.float4_array_listed(positions[-1] + 1, positions, packed))
 
 
@@ -336,14 +337,26 @@ def _encode(r: PredictionRow, row_scores: Sequence[EmotionScore], plan: Plan, st
     return _tail(r, scores)
 
 
+_NO_TEXT = pg.NULL * 5
+"""text, position_begin, position_end, confidence and speaker_confidence all NULL: every audio/video row."""
+
+
 def _tail(r: PredictionRow, scores: bytes) -> bytes:
     box = r.box
+    if (
+        r.text is None and r.position_begin is None and r.position_end is None and r.confidence is None
+        and r.speaker_confidence is None
+    ):  # fmt: skip
+        text_fields = _NO_TEXT
+    else:
+        text_fields = b"".join(
+            (pg.text(r.text), pg.int4(r.position_begin), pg.int4(r.position_end), pg.float8(r.confidence),
+             pg.float8(r.speaker_confidence))
+        )  # fmt: skip
     return b"".join(
         (
             pg.int4(r.frame), pg.float8(r.time_begin), pg.float8(r.time_end), pg.float8(r.prob),
-            pg.float4_array(pg.float4_values(box)) if box is not None else pg.NULL,
-            pg.text(r.text), pg.int4(r.position_begin), pg.int4(r.position_end), pg.float8(r.confidence),
-            pg.float8(r.speaker_confidence), scores, pg.jsonb(r.extras),
+            pg.NULL if box is None else pg.float4_array_of(box), text_fields, scores, pg.jsonb(r.extras),
         )
     )  # fmt: skip
 
