@@ -30,7 +30,7 @@ from app.store.db import make_engine, make_sessionmaker
 from app.v1.v1_completion import complete
 from bench.__main__ import Context
 
-RUNS = 3
+RUNS = 5
 FLOOR_COPY = (
     "COPY prediction (job_id, source_id, file, model, group_id, frame, time_begin, time_end, prob, box, text,"
     " position_begin, position_end, confidence, speaker_confidence, scores, extras) FROM STDIN (FORMAT BINARY)"
