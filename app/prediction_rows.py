@@ -4,7 +4,6 @@ features hand to the store. Neutral on purpose: the store never sees Hume's wire
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import overload
 
 import msgspec
@@ -46,9 +45,12 @@ class ListedScores(Sequence[EmotionScore]):
         return f"ListedScores({self.names!r}, {self.values!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class PredictionRow:
-    """One prediction, flattened; `scores` keeps Hume's names with their scores for the store to order."""
+class PredictionRow(msgspec.Struct, frozen=True, gc=False):
+    """One prediction, flattened; `scores` keeps Hume's names with their scores for the store to order.
+
+    A struct, not a frozen dataclass: a job builds one per prediction, and a frozen dataclass's `__init__`
+    sets each of the 16 fields through `object.__setattr__` (a tenth of a one-hour v1 job's ingest). Not
+    tracked by the collector (`gc=False`): nothing it holds can refer back to it."""
 
     source_index: int
     file: str | None

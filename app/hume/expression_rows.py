@@ -5,19 +5,21 @@ store keeps absent ones as NULL (never a made-up 0). Times are made absolute in 
 `start_ms` is added to an audio window, a frame's own timestamp is used for an image.
 
 A one-hour job holds ~100 000 scores, so they are passed on as the parsed lists' names and values
-(`ListedScores`), not an object each; the names are checked once per distinct name, by `*_names`,
-which the caller runs first so the store knows every name before it loads.
+(`ListedScores`), not an object each; the store checks the names when it places them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
 from app.prediction_rows import ListedScores, PredictionFormatError, PredictionRow
 
+_NAME = itemgetter("name")
+_PROBABILITY = itemgetter("probability")
 PROSODY = "prosody"
 FACE = "face"
 
@@ -25,40 +27,7 @@ FACE = "face"
 def _scores(items: Sequence[dict[str, Any]] | None) -> ListedScores:
     if not items:
         return ListedScores([], [])
-    return ListedScores([item["name"] for item in items], [item["probability"] for item in items])
-
-
-def _add_names(into: dict[str, None], items: Sequence[dict[str, Any]] | None) -> None:
-    if items:
-        into.update(dict.fromkeys([item["name"] for item in items]))
-
-
-def _checked(names: dict[str, None], kind: str) -> None:
-    bad = [name for name in names if not isinstance(name, str)]
-    if bad:
-        raise PredictionFormatError(f"a v1 {kind} result is not in Hume's format: expression names {bad[:3]!r}")
-
-
-def audio_names(result: dict[str, Any], into: dict[str, None]) -> None:
-    """Add the expression names an audio result lists (in order of first appearance) to `into`."""
-    try:
-        for m in result.get("measurements", ()):
-            _add_names(into, m.get("expressions"))
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise PredictionFormatError(f"a v1 audio result is not in Hume's format: {exc!r}") from None
-    _checked(into, "audio")
-
-
-def video_names(result: dict[str, Any], into: dict[str, None]) -> None:
-    """Add the expression names of a video result's measured faces to `into`."""
-    try:
-        for m in result.get("measurements", ()):
-            for face in m.get("faces", ()):
-                if face.get("face_id") is not None:
-                    _add_names(into, face.get("expressions"))
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise PredictionFormatError(f"a v1 video result is not in Hume's format: {exc!r}") from None
-    _checked(into, "video")
+    return ListedScores(list(map(_NAME, items)), list(map(_PROBABILITY, items)))
 
 
 def audio_rows(source_index: int, file: str | None, start_ms: int, result: dict[str, Any]) -> Iterator[PredictionRow]:
@@ -89,7 +58,7 @@ def video_rows(
             for face in m.get("faces", ()):
                 if face.get("face_id") is None:
                     continue
-                x0, y0, x1, y1 = (float(v) for v in face["bbox"])
+                x0, y0, x1, y1 = map(float, face["bbox"])
                 extras = {"descriptions": face.get("descriptions") or []}
                 yield PredictionRow(
                     source_index=source_index, file=file, model=FACE, group_id=f"face_{face['face_id']}",

@@ -76,6 +76,33 @@ class EmotionOrder:
     def __init__(self, positions: dict[str, dict[str, int]]) -> None:
         self.positions = positions
         self._plans: dict[tuple[str, tuple[str, ...]], Plan] = {}
+        self.locked: set[str] = set()
+        """Models whose order this transaction holds the lock of: new names get positions in memory."""
+        self.added: dict[str, list[str]] = {}
+        """Names given positions in memory, to be inserted before the transaction ends (`store_added`)."""
+        self._next: dict[str, int] = {}
+
+    def lock(self, model: str, stored: dict[str, int]) -> None:
+        """The model's order as stored, read under its lock: new names go after the last position."""
+        known = self.positions.setdefault(model, {})
+        known.update(stored)
+        self._next[model] = max(known.values(), default=-1) + 1
+        self.locked.add(model)
+
+    def admit(self, model: str, names: Sequence[str]) -> bool:
+        """Give the names not in a locked model's order the next positions; False if the model is not locked."""
+        if model not in self.locked:
+            return False
+        if not all(isinstance(n, str) for n in names):
+            raise PredictionFormatError(f"emotion names of {model} that are not text: {list(names)[:3]!r}")
+        known = self.positions.setdefault(model, {})
+        added = self.added.setdefault(model, [])
+        for name in names:
+            if name not in known:
+                known[name] = self._next[model]
+                self._next[model] += 1
+                added.append(name)
+        return True
 
     def names(self, model: str) -> list[str]:
         known = self.positions.get(model, {})
@@ -97,7 +124,11 @@ class EmotionOrder:
         try:
             known = self.positions[model]
             return [known[n] for n in names]
-        except (KeyError, TypeError):
+        except KeyError:
+            if self.admit(model, names):
+                return [self.positions[model][n] for n in names]
+            return None
+        except TypeError:
             return None
 
     def plan(self, model: str, scores: Sequence[EmotionScore]) -> Plan | None:
@@ -108,7 +139,9 @@ class EmotionOrder:
         if plan is None:
             known = self.positions.get(model, {})
             if any(n not in known for n in names):
-                return None
+                if not self.admit(model, names):
+                    return None
+                known = self.positions[model]
             slots = tuple(known[n] for n in names)
             width = max(slots, default=-1) + 1
             # A name listed twice keeps its last score, as a JSON object would.
@@ -135,38 +168,29 @@ async def load_emotion_order(session: AsyncSession) -> EmotionOrder:
     return EmotionOrder(positions)
 
 
-async def extend_emotion_order(session: AsyncSession, order: EmotionOrder, model: str, names: list[str]) -> None:
-    """Append names to a model's order. A transaction-scoped lock per model serializes writers, and the
-    order is re-read under it, so two jobs meeting the same new name agree on its position."""
+async def lock_emotion_order(session: AsyncSession, order: EmotionOrder, model: str) -> None:
+    """Take a model's order for the rest of the transaction, re-read under the lock, so that two jobs meeting
+    the same new name agree on its position; from then on new names are placed in memory (`admit`)
+    and inserted by `store_added` in one statement, so a load stops its COPY at most once per model."""
+    if model in order.locked:
+        return
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('emotion:' || :m))"), {"m": model})
     rows = await session.execute(text("SELECT name, position FROM emotion WHERE model = :m"), {"m": model})
-    known = order.positions.setdefault(model, {})
-    known.update({name: int(position) for name, position in rows})
-    added: list[str] = []
-    for name in names:
-        if name in known:
-            continue
-        known[name] = max(known.values(), default=-1) + 1
-        added.append(name)
-    if added:
-        # One statement for all of them: a first v1 job brings hundreds of new names.
-        await session.execute(
-            text(
-                "INSERT INTO emotion (model, position, name)"
-                " SELECT :m, p, n FROM unnest(CAST(:ps AS smallint[]), CAST(:ns AS text[])) AS t(p, n)"
-            ),
-            {"m": model, "ps": [known[n] for n in added], "ns": added},
-        )
+    order.lock(model, {name: int(position) for name, position in rows})
 
 
-async def ensure_names(session: AsyncSession, names: dict[str, list[str]]) -> None:
-    """Add the names a load is about to meet to each model's order up front: one pass here instead of a
-    COPY stopped and restarted for every new name (a first v1 job brings ~460)."""
-    order = await load_emotion_order(session)
-    for model, listed in names.items():
-        unknown = [n for n in listed if n not in order.positions.get(model, {})]
-        if unknown:
-            await extend_emotion_order(session, order, model, unknown)
+async def store_added(session: AsyncSession, order: EmotionOrder) -> None:
+    for model, added in order.added.items():
+        if added:
+            known = order.positions[model]
+            await session.execute(
+                text(
+                    "INSERT INTO emotion (model, position, name)"
+                    " SELECT :m, p, n FROM unnest(CAST(:ps AS smallint[]), CAST(:ns AS text[])) AS t(p, n)"
+                ),
+                {"m": model, "ps": [known[n] for n in added], "ns": added},
+            )
+        added.clear()
 
 
 class StatsAccumulator:
@@ -199,13 +223,14 @@ class StatsAccumulator:
             column.fold(position, 1, value, value)
 
     def add_listed(self, source: int, model: str, positions: Sequence[int], packed: bytes) -> None:
-        """A row's scored positions with their `float4_values`, kept flat and folded at the end."""
+        """A row's scored positions with their `float4_values`, kept flat and folded at the end; counts the row."""
         key = (source, model)
         kept = self.listed.get(key)
         if kept is None:
             kept = self.listed[key] = (array("i"), bytearray())
         kept[0].extend(positions)
         kept[1].extend(packed)
+        self.rows[key] = self.rows.get(key, 0) + 1
 
     def count(self, source: int, model: str) -> None:
         key = (source, model)
@@ -277,10 +302,10 @@ def _encode_listed(r: PredictionRow, scores: ListedScores, slots: list[int], sta
         stats.count(r.source_index, r.model)
         return _tail(r, _EMPTY)
     # Increasing positions, a name listed twice keeping its last score (as a JSON object would).
-    positions, values = zip(*sorted(dict(zip(slots, scores.values, strict=True)).items()), strict=True)
-    packed = pg.float4_values(values)
+    placed = dict(zip(slots, scores.values, strict=True))
+    positions = sorted(placed)
+    packed = pg.float4_values(list(map(placed.__getitem__, positions)))
     stats.add_listed(r.source_index, r.model, positions, packed)
-    stats.count(r.source_index, r.model)
     return _tail(r, pg.float4_array_listed(positions[-1] + 1, positions, packed))
 
 
@@ -312,14 +337,26 @@ def _encode(r: PredictionRow, row_scores: Sequence[EmotionScore], plan: Plan, st
     return _tail(r, scores)
 
 
+_NO_TEXT = pg.NULL * 5
+"""text, position_begin, position_end, confidence and speaker_confidence all NULL: every audio/video row."""
+
+
 def _tail(r: PredictionRow, scores: bytes) -> bytes:
     box = r.box
+    if (
+        r.text is None and r.position_begin is None and r.position_end is None and r.confidence is None
+        and r.speaker_confidence is None
+    ):  # fmt: skip
+        text_fields = _NO_TEXT
+    else:
+        text_fields = b"".join(
+            (pg.text(r.text), pg.int4(r.position_begin), pg.int4(r.position_end), pg.float8(r.confidence),
+             pg.float8(r.speaker_confidence))
+        )  # fmt: skip
     return b"".join(
         (
             pg.int4(r.frame), pg.float8(r.time_begin), pg.float8(r.time_end), pg.float8(r.prob),
-            pg.float4_array(pg.float4_values(box)) if box is not None else pg.NULL,
-            pg.text(r.text), pg.int4(r.position_begin), pg.int4(r.position_end), pg.float8(r.confidence),
-            pg.float8(r.speaker_confidence), scores, pg.jsonb(r.extras),
+            pg.NULL if box is None else pg.float4_array_of(box), text_fields, scores, pg.jsonb(r.extras),
         )
     )  # fmt: skip
 
@@ -366,8 +403,8 @@ async def ingest(
     count = 0
     try:
         while True:
-            # One COPY until a row names an emotion we do not know; the order is extended between COPYs
-            # (no other statement can run on the connection while one is open), then loading resumes.
+            # One COPY until a row names an emotion we do not know; the model's order is then locked between
+            # COPYs (no other statement can run on the connection while one is open), and loading resumes.
             stalled: PredictionRow | None = None
             async with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
                 parts: list[bytes] = [pg.SIGNATURE]
@@ -401,12 +438,14 @@ async def ingest(
                 await copy.write(b"".join(parts))
             if stalled is None:
                 break
-            await extend_emotion_order(session, order, stalled.model, order.unknown(stalled.model, stalled.scores))
+            order.unknown(stalled.model, stalled.scores)  # names that are not text fail here
+            await lock_emotion_order(session, order, stalled.model)
             remaining = itertools.chain([stalled], remaining)
     except (struct.error, OverflowError) as exc:
         # Only a malformed document gets here: a frame or position past int4, a score or box past float4, or
         # a listed score that is not a number (listed scores reach here as they were parsed).
         raise PredictionFormatError(f"a prediction holds a value out of range or not a number: {exc}") from None
+    await store_added(session, order)
     await _write_stats(session, job_id, source_ids, order, stats)
     return count
 

@@ -87,6 +87,17 @@ def float4_array(packed: bytes) -> bytes:
     return bytes(out)
 
 
+_BOX = struct.Struct(">iiiiii" + "if" * 4).pack
+
+
+def float4_array_of(values: Sequence[float]) -> bytes:
+    """A `real[]` field of the values, no NULLs; a box (four of them) in one `struct.pack`."""
+    if len(values) == 4:
+        a, b, c, d = values
+        return _BOX(52, 1, 0, FLOAT4_OID, 4, 1, 4, a, 4, b, 4, c, 4, d)
+    return float4_array(float4_values(values))
+
+
 def float4_array_sparse(width: int, present: Sequence[tuple[int, float]]) -> bytes:
     """A `real[]` of `width` elements, NULL except at the given (position, value)s, sorted by position.
 
@@ -109,16 +120,21 @@ _VALUE = struct.Struct(">if")
 _ELEMENT = b"\x00\x00\x00\x04"
 
 
+_GAPS = [NULL * gap + _ELEMENT for gap in range(512)]
+"""An element's length word preceded by the NULLs of the positions skipped before it."""
+
+
 def float4_array_listed(width: int, positions: Sequence[int], packed: bytes) -> bytes:
     """`float4_array_sparse` from increasing positions and their `float4_values` output: the values are
     sliced, not packed one by one."""
     parts = [_array_head(0, 1, 1, FLOAT4_OID, width, 1)]
     at = 0
-    for k, position in enumerate(positions):
-        if position > at:
-            parts.append(NULL * (position - at))
-        parts.append(_ELEMENT)
-        parts.append(packed[4 * k : 4 * k + 4])
+    k = 0
+    for position in positions:
+        gap = position - at
+        parts.append(_GAPS[gap] if gap < 512 else NULL * gap + _ELEMENT)
+        parts.append(packed[k : k + 4])
+        k += 4
         at = position + 1
     if width > at:
         parts.append(NULL * (width - at))

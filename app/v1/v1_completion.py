@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import metrics
-from app.hume.expression_rows import audio_names, audio_rows, video_names, video_rows
+from app.hume.expression_rows import audio_rows, video_rows
 from app.prediction_rows import PredictionFormatError, PredictionRow
 from app.store import ingest, jobs, v1_chunks
 from app.store.ingest import SourceRecord
@@ -61,18 +61,6 @@ def _measured(chunks: Sequence[StoredChunk]) -> Iterator[tuple[StoredChunk, dict
         yield c, result
 
 
-def expression_names(chunks: Sequence[StoredChunk]) -> dict[str, list[str]]:
-    """Every name the rows will list, per model, in order of first appearance."""
-    names: dict[str, dict[str, None]] = {}
-    for c, result in _measured(chunks):
-        listed = names.setdefault(MODEL_OF[c.medium], {})
-        if c.medium == "audio":
-            audio_names(result, listed)
-        else:
-            video_names(result, listed)
-    return {model: list(listed) for model, listed in names.items()}
-
-
 def prediction_rows(chunks: Sequence[StoredChunk]) -> Iterator[PredictionRow]:
     for c, result in _measured(chunks):
         if c.medium == "audio":
@@ -90,9 +78,9 @@ async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.
                 return False
             chunks = await v1_chunks.results(session, job_id)
             records = source_records(urls, chunks)
-            # Two passes over the stored text, decoding each chunk twice, and rows streamed to the store:
-            # cheaper than holding every decoded result or row at once (see `v1_chunks.results`).
-            await ingest.ensure_names(session, expression_names(chunks))
+            # One pass, each chunk decoded when reached and its rows streamed to the store: cheaper than
+            # holding every decoded result or row at once (see `v1_chunks.results`). New names (a first v1 job
+            # brings ~460) are placed in memory under the model's lock (`ingest.lock_emotion_order`).
             count = await ingest.ingest(session, job_id, records, prediction_rows(chunks))
             await jobs.advance(
                 session, job_id, "completed", num_predictions=count, num_errors=ingest.error_count(records),

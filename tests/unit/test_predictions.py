@@ -180,6 +180,14 @@ def test_binary_real_array_encodes_what_postgres_expects() -> None:
     gappy: list[float | None] = [None, 0.5, None, None, 0.25, None]
     present = [(i, v) for i, v in enumerate(gappy) if v is not None]
     assert pgbinary.float4_array_sparse(len(gappy), present) == pgbinary.float4_array_nullable(gappy)
+    # So do the listed encoder (positions and packed values), a gap past its table of gaps included, and the
+    # one-pack box encoder.
+    wide: list[float | None] = [None] * 700 + [0.5, None, 0.25] + [None] * 600 + [1.0, None]
+    at = [i for i, v in enumerate(wide) if v is not None]
+    packed = pgbinary.float4_values([v for v in wide if v is not None])
+    assert pgbinary.float4_array_listed(len(wide), at, packed) == pgbinary.float4_array_nullable(wide)
+    box = [10.0, 20.5, 100.0, 120.25]
+    assert pgbinary.float4_array_of(box) == pgbinary.float4_array(pgbinary.float4_values(box))
 
 
 def test_stats_merge_complete_rows_of_two_widths_and_rows_with_gaps() -> None:
