@@ -14,6 +14,7 @@ import uvicorn
 from app.batch import batch_outcomes, batch_submission
 from app.config import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, Settings
 from app.deps import Deps
+from app.egress.url_guard import UrlGuard
 from app.evi import chat_events
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
@@ -134,6 +135,7 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
                 Pipeline: plan,
                 TtsService: tts,
                 delivery.Courier: courier,
+                UrlGuard: courier.guard,  # checks notify_url at submit, as the courier will at delivery
                 ExpressionClient: expression,
             },
         )

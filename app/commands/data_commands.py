@@ -111,7 +111,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_database(settings)
 
     async def run(deps: Deps) -> int:
-        job, _ = await job_submission.submit(deps, None, request, None)
+        job, *_ = await job_submission.submit(deps, None, request, None)
         print(job.id, flush=True)
         if not args.wait:
             return 0

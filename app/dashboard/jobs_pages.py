@@ -135,5 +135,5 @@ async def start_demo(ui: Ui, request: Request, viewer: Viewer) -> Response:
     await ui.form(request, viewer)
     if not demo_available(request, viewer):
         raise Forbidden("Demo jobs need a key with the submit scope and the service running on the emulator.")
-    job, _ = await job_service.submit(deps(request), viewer.principal, submit_request(DEMO_REQUEST), None)
+    job, *_ = await job_service.submit(deps(request), viewer.principal, submit_request(DEMO_REQUEST), None)
     return RedirectResponse(f"{PREFIX}/jobs/{job.id}", status_code=303, headers=HEADERS)

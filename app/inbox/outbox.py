@@ -20,6 +20,8 @@ from app.store import jobs, webhook_endpoints, webhook_messages
 from app.store.tables import Job
 
 JOB_EVENTS = ("job.completed", "job.failed", "job.rejected", "evi_chat.completed")
+JOB_END_EVENTS = ("job.completed", "job.failed", "job.rejected")
+"""What a job's notify_url hears (the end of that one job, whichever way it ended)."""
 PING = "ping"
 
 
@@ -71,6 +73,16 @@ async def queue_message(
     return message_id
 
 
+async def add_notify_endpoint(session: AsyncSession, *, api_key_id: uuid.UUID, job_id: uuid.UUID, url: str) -> str:
+    """The one-off endpoint of a job's notify_url, in the transaction that stores the job; its secret."""
+    secret = webhook_endpoints.new_secret()
+    await webhook_endpoints.create(
+        session, api_key_id=api_key_id, url=url, events=list(JOB_END_EVENTS), description=f"notify_url of job {job_id}",
+        secret=secret, job_id=job_id,
+    )  # fmt: skip
+    return secret
+
+
 async def job_ended(session: AsyncSession, deps: Deps, job_id: uuid.UUID) -> int:
     """Call in the transaction that ended the job, after the status change; how many messages were queued."""
     job = await jobs.current(session, job_id)
@@ -79,7 +91,7 @@ async def job_ended(session: AsyncSession, deps: Deps, job_id: uuid.UUID) -> int
     kind = event_type(job)
     if kind is None:
         return 0
-    endpoints = await webhook_endpoints.subscribed(session, kind, job.api_key_id)
+    endpoints = await webhook_endpoints.subscribed(session, kind, job.api_key_id, job.id)
     if not endpoints:
         return 0
     body = job_body(deps, job, kind)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
 import psycopg
+import psycopg_pool
 import structlog
 from procrastinate import JobContext, RetryDecision
 from procrastinate.jobs import Job as QueueJob
@@ -70,6 +73,26 @@ async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
     await connection.set_autocommit(True)
 
 
+# procrastinate pings every connection it takes from its pool (an empty query: one round trip before
+# each fetch and each finish). A connection returned moments ago is as alive as one just pinged, so
+# only those idle longer than this are pinged; after a database outage, they all are.
+PING_IDLE_AFTER_S = 1.0
+_returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+
+async def _note_return(connection: psycopg.AsyncConnection[Any]) -> None:
+    _returned_at[connection] = time.monotonic()
+
+
+async def _ping_if_idle(connection: psycopg.AsyncConnection[Any]) -> None:
+    if time.monotonic() - _returned_at.get(connection, 0.0) > PING_IDLE_AFTER_S:
+        await psycopg_pool.AsyncConnectionPool.check_connection(connection)
+
+
+def _queue_pool(**options: Any) -> psycopg_pool.AsyncConnectionPool[Any]:
+    return psycopg_pool.AsyncConnectionPool(**{**options, "check": _ping_if_idle, "reset": _note_return})
+
+
 def make_queue(
     database_url: str, settings: Settings, tasks: Mapping[str, QueueTask] | None = None
 ) -> procrastinate.App:
@@ -84,8 +107,9 @@ def make_queue(
     # autocommit: procrastinate's own queries are one statement each (fetch, finish, heartbeat); in a
     # transaction each would cost BEGIN and COMMIT round trips too. Defers on our connection join our transaction.
     connector = procrastinate.PsycopgConnector(
-        conninfo=libpq_url(database_url), min_size=1, max_size=settings.worker_concurrency + 2, configure=_autocommit
-    )
+        conninfo=libpq_url(database_url), min_size=1, max_size=settings.worker_concurrency + 2, configure=_autocommit,
+        pool_factory=_queue_pool,
+    )  # fmt: skip
     app = procrastinate.App(connector=connector)
     app.task(name=START_JOB, pass_context=True, retry=retry)(job_starter.submit_job)
     for name in (PROCESS_EVENT, *LEGACY_EVENT_TASKS):

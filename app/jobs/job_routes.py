@@ -10,8 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.json_limits import encodable
+from app.api.receiver_url import checked_receiver_url
 from app.api.request_helpers import JSON, authorize, deps, existing_job, parse_json_object, read_body
 from app.api.typed_input import datetime_param, json_object_param, query_struct
+from app.egress.url_guard import UrlGuard
 from app.errors import InvalidInput
 from app.jobs import job_submission
 from app.jobs.job_schemas import MAX_IDEMPOTENCY_KEY, JobError, JobListQuery, JobOut, JobPage, LastEvent, submit_request
@@ -52,8 +54,13 @@ async def create_job(request: Request) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise InvalidInput("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
-    job, created = await job_submission.submit(d, principal, submit, key)
-    return JSON(job_out(job), status_code=202 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
+    if submit.notify_url is not None:
+        await checked_receiver_url(submit.notify_url, d.get(UrlGuard), "notify_url")
+    job, created, notify_secret = await job_submission.submit(d, principal, submit, key)
+    out = job_out(job)
+    if notify_secret is not None:
+        out.notify_secret = notify_secret
+    return JSON(out, status_code=202 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
 def _cursor(raw: str | None) -> tuple[datetime, uuid.UUID] | None:

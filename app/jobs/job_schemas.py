@@ -15,6 +15,7 @@ import orjson
 from msgspec import UNSET, Meta, UnsetType
 
 from app.api.json_limits import check_metadata, check_storable
+from app.api.receiver_url import MAX_URL as MAX_NOTIFY_URL
 from app.api.typed_input import QueryStruct, body_struct
 from app.config import Backend
 from app.errors import InvalidInput
@@ -63,6 +64,19 @@ class SubmitJob(msgspec.Struct, forbid_unknown_fields=True):
     metadata: Annotated[dict[str, Any], Meta(description="yours: stored with the job, filterable")] | None = None
     backend: Backend | None = None
     """batch (Hume's batch API or a compatible server) or v1 (Hume's live API); omitted: HUME_BACKEND's rule."""
+    notify_url: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=MAX_NOTIFY_URL,
+                description="a one-off webhook endpoint told when this job ends (job.completed, job.failed or "
+                "job.rejected), signed with the notify_secret of the 202; the URL rules of webhook endpoints",
+                extra_json_schema={"format": "uri"},
+            ),
+        ]
+        | None
+    ) = None
 
 
 @dataclass(frozen=True)
@@ -72,19 +86,20 @@ class SubmitRequest:
     models: dict[str, Any] | None
     metadata: dict[str, Any]
     backend: Backend = "batch"
+    notify_url: str | None = None
 
     def fingerprint(self) -> str:
-        canonical = orjson.dumps(
-            {
-                "urls": self.urls,
-                "text": self.text,
-                "models": self.models,
-                "metadata": self.metadata,
-                "backend": self.backend,
-            },
-            option=orjson.OPT_SORT_KEYS,
-        )
-        return hashlib.sha256(canonical).hexdigest()
+        fields: dict[str, Any] = {
+            "urls": self.urls,
+            "text": self.text,
+            "models": self.models,
+            "metadata": self.metadata,
+            "backend": self.backend,
+        }
+        if self.notify_url is not None:
+            # Only when given: the fingerprints of jobs stored before notify_url existed stay valid.
+            fields["notify_url"] = self.notify_url
+        return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def as_json(self) -> dict[str, Any]:
         return {"urls": self.urls, "text": self.text, "models": self.models}
@@ -149,7 +164,9 @@ def submit_request(data: dict[str, Any], default_backend: Backend = "batch") -> 
     backend = body.backend or default_backend
     if backend == "v1":
         _check_v1(body.urls, body.text, models)
-    return SubmitRequest(urls=body.urls, text=body.text, models=models, metadata=metadata, backend=backend)
+    return SubmitRequest(
+        urls=body.urls, text=body.text, models=models, metadata=metadata, backend=backend, notify_url=body.notify_url
+    )
 
 
 class JobListQuery(QueryStruct):
@@ -199,6 +216,13 @@ class JobOut(msgspec.Struct):
     metadata: dict[str, Any] | None
     details: dict[str, Any] | None
     last_event: LastEvent | None = None
+    notify_secret: (
+        Annotated[
+            str,
+            Meta(description="whsec_...: verifies the notify_url deliveries; only in the 202 that created the job"),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class JobPage(msgspec.Struct):

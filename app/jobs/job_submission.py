@@ -1,16 +1,21 @@
 """Submitting a job: stored first, its start queued in the same transaction; the backend (batch or v1)
-is called by the worker. `Idempotency-Key` makes an upstream retry return the same job."""
+is called by the worker. `Idempotency-Key` makes an upstream retry return the same job.
+
+A `notify_url` becomes a one-off webhook endpoint in the same transaction; its secret is returned by the
+submit that created the job only (a retry answers with the same job and no secret: it was shown once)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 
 from app import metrics
 from app.deps import Deps
-from app.errors import Conflict
+from app.errors import Conflict, InvalidInput
 from app.inbox.job_starter import defer_start
+from app.inbox.outbox import add_notify_endpoint
 from app.jobs.job_schemas import SubmitRequest
 from app.store import jobs
 from app.store.api_keys import DEFAULT_TENANT, Principal
@@ -23,12 +28,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class Submitted(NamedTuple):
+    job: Job
+    created: bool
+    """False: an Idempotency-Key retry answered with the job made before."""
+    notify_secret: str | None
+    """The signing secret of the job's notify_url endpoint, when this call created both."""
+
+
 async def submit(
     deps: Deps, principal: Principal | None, request: SubmitRequest, idempotency_key: str | None
-) -> tuple[Job, bool]:
-    """Store the job and enqueue its submission; (job, created). Hume is called by the worker."""
+) -> Submitted:
+    """Store the job and enqueue its submission. Hume is called by the worker."""
     fingerprint = request.fingerprint()
     key_id = principal.key_id if principal else None
+    if request.notify_url is not None and key_id is None:
+        raise InvalidInput("notify_url", "needs an API key to own its endpoint")
     for _ in range(2):
         try:
             async with deps.sessionmaker.begin() as session:
@@ -37,7 +52,7 @@ async def submit(
                     if existing is not None:
                         if existing.request_fingerprint != fingerprint:
                             raise Conflict("Idempotency-Key was already used with a different request body")
-                        return existing, False
+                        return Submitted(existing, False, None)
                 job = await jobs.create(
                     session,
                     kind="batch",
@@ -51,9 +66,15 @@ async def submit(
                     request_fingerprint=fingerprint,
                     deadline_at=_now() + timedelta(seconds=deps.settings.reconcile_after_s),
                 )
+                secret = None
+                if request.notify_url is not None:
+                    assert key_id is not None
+                    secret = await add_notify_endpoint(
+                        session, api_key_id=key_id, job_id=job.id, url=request.notify_url
+                    )
                 await defer_start(session, deps, job.id)
             metrics.JOBS_SUBMITTED.inc()
-            return job, True
+            return Submitted(job, True, secret)
         except IntegrityError as exc:
             # Two requests with one Idempotency-Key raced; the loser answers like a retry.
             if IDEMPOTENCY_CONSTRAINT not in str(exc.orig):

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,9 +25,10 @@ from app.egress.post import post_small
 from app.egress.url_guard import UrlGuard
 from app.inbox.pipeline import DELIVER_MESSAGE
 from app.notifications import signing
-from app.store import webhook_endpoints, webhook_messages
-from app.store.db import autocommit, driver_connection
-from app.store.tables import WebhookEndpoint
+from app.store import webhook_delivery_rows, webhook_endpoints, webhook_messages
+from app.store.db import driver_connection
+from app.store.webhook_delivery_rows import Outgoing
+from app.store.webhook_intake import WebhookIntake
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +57,7 @@ class Result:
     duration_ms: int
 
 
-def signing_keys(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+def signing_keys(endpoint: Outgoing, now: datetime) -> list[str]:
     keys = [endpoint.secret]
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret and expires is not None and expires > now:
@@ -112,7 +112,7 @@ class Verdict:
     """Why the endpoint is disabled, when it is."""
 
 
-def _verdict(deps: Deps, endpoint: WebhookEndpoint, result: Result, attempts: int, now: datetime) -> Verdict:
+def _verdict(deps: Deps, endpoint: Outgoing, result: Result, attempts: int, now: datetime) -> Verdict:
     if result.outcome == "delivered":
         return Verdict("delivered")
     if result.outcome == "gone":
@@ -129,39 +129,41 @@ def _verdict(deps: Deps, endpoint: WebhookEndpoint, result: Result, attempts: in
 
 async def deliver(deps: Deps, message_id: int) -> None:
     """The queue task: one attempt of one message."""
-    async with deps.sessionmaker() as session:
-        await autocommit(session)
-        found = await webhook_messages.for_delivery(session, message_id)
-    if found is None or found[0].state != "pending":
+    rows = deps.get(WebhookIntake).pool
+    async with rows.connection() as connection:
+        message = await webhook_delivery_rows.outgoing(connection, message_id)
+    if message is None or message.state != "pending":
         return  # delivered, given up, or deleted meanwhile: a duplicate task does nothing
-    message, endpoint = found
-    if endpoint.disabled_at is not None:
+    if message.disabled_at is not None:
         async with deps.sessionmaker.begin() as session:
             await webhook_messages.set_state(session, message_id, "failed", attempts=message.attempts)
         return
     now = datetime.now(UTC)
-    body = orjson.dumps(message.payload)
-    headers = signing.headers(signing_keys(endpoint, now), message.msg_id, now, body)
-    result = await send(deps.get(Courier), endpoint.url, headers, body)
+    headers = signing.headers(signing_keys(message, now), message.msg_id, now, message.body)
+    result = await send(deps.get(Courier), message.url, headers, message.body)
     attempts = message.attempts + 1
-    verdict = _verdict(deps, endpoint, result, attempts, now)
-    async with deps.sessionmaker() as session:
-        if verdict.state == "delivered" and endpoint.failing_since is None:
-            await autocommit(session)  # the usual case is one statement: atomic without a transaction
-            recorded = await _record(session, deps, endpoint, message_id, result, attempts, verdict, now)
-        else:
-            async with session.begin():
-                recorded = await _record(session, deps, endpoint, message_id, result, attempts, verdict, now)
+    verdict = _verdict(deps, message, result, attempts, now)
+    if verdict.state == "delivered" and message.failing_since is None:
+        # The usual case: one statement on the plain pool, atomic without a transaction.
+        assert result.status is not None
+        async with rows.connection() as connection:
+            recorded = await webhook_delivery_rows.delivered(
+                connection, message_id, attempts=attempts, status=result.status, response=result.body,
+                duration_ms=result.duration_ms,
+            )  # fmt: skip
+    else:
+        async with deps.sessionmaker.begin() as session:
+            recorded = await _record(session, deps, message, message_id, result, attempts, verdict, now)
     if not recorded:
         return
     log.info(
-        "webhook attempt", message_id=message_id, msg_id=message.msg_id, endpoint_id=str(endpoint.id),
+        "webhook attempt", message_id=message_id, msg_id=message.msg_id, endpoint_id=str(message.endpoint_id),
         outcome=result.outcome, status=result.status, attempt=attempts, ms=result.duration_ms,
     )  # fmt: skip
 
 
 async def _record(
-    session: AsyncSession, deps: Deps, endpoint: WebhookEndpoint, message_id: int, result: Result, attempts: int,
+    session: AsyncSession, deps: Deps, endpoint: Outgoing, message_id: int, result: Result, attempts: int,
     verdict: Verdict, now: datetime,
 ) -> bool:  # fmt: skip
     recorded = await webhook_messages.finish_attempt(
@@ -171,9 +173,9 @@ async def _record(
     if not recorded:
         return False
     if result.outcome == "delivered" and endpoint.failing_since is not None:
-        await webhook_endpoints.change(session, endpoint.id, failing_since=None)
+        await webhook_endpoints.change(session, endpoint.endpoint_id, failing_since=None)
     elif result.outcome not in ("delivered", "gone") and endpoint.failing_since is None:
-        await webhook_endpoints.change(session, endpoint.id, failing_since=now)  # the 5-day clock starts
+        await webhook_endpoints.change(session, endpoint.endpoint_id, failing_since=now)  # the 5-day clock starts
     if verdict.disable is not None:
         await _disable(session, endpoint, verdict.disable)
     if verdict.retry_at is not None:
@@ -181,7 +183,7 @@ async def _record(
     return True
 
 
-async def _disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str) -> None:
-    if await webhook_endpoints.disable(session, endpoint.id, reason):
+async def _disable(session: AsyncSession, endpoint: Outgoing, reason: str) -> None:
+    if await webhook_endpoints.disable(session, endpoint.endpoint_id, reason):
         metrics.WEBHOOK_ENDPOINTS_DISABLED.labels("gone" if "410" in reason else "failing").inc()
-        log.warning("webhook endpoint disabled", endpoint_id=str(endpoint.id), reason=reason)
+        log.warning("webhook endpoint disabled", endpoint_id=str(endpoint.endpoint_id), reason=reason)

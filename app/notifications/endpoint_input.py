@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.egress.errors import BlockedUrl
+from app.api.receiver_url import checked_receiver_url
 from app.egress.url_guard import UrlGuard
 from app.errors import InvalidInput
 from app.inbox.outbox import JOB_EVENTS
 
-MAX_URL = 2048
 MAX_DESCRIPTION = 500
 
 
@@ -20,21 +19,6 @@ class EndpointInput:
     events: list[str] | None = None
     description: str | None = None
     disabled: bool | None = None
-
-
-async def checked_url(value: Any, guard: UrlGuard) -> str:
-    """An http(s) URL whose host resolves only to addresses we may call (or is allow-listed)."""
-    if not isinstance(value, str) or not value:
-        raise InvalidInput("url", "must be a non-empty string")
-    if len(value) > MAX_URL:
-        raise InvalidInput("url", f"must be at most {MAX_URL} characters")
-    if not value.lower().startswith(("http://", "https://")):
-        raise InvalidInput("url", "must be an http:// or https:// URL")
-    try:
-        await guard.check(value)
-    except BlockedUrl as exc:
-        raise InvalidInput("url", exc.message) from None
-    return value
 
 
 def checked_events(value: Any) -> list[str]:
@@ -66,7 +50,9 @@ async def new_endpoint(data: dict[str, Any], guard: UrlGuard) -> EndpointInput:
         raise InvalidInput("url", "is required")
     events = checked_events(data["events"]) if data.get("events") is not None else list(JOB_EVENTS)
     return EndpointInput(
-        url=await checked_url(data["url"], guard), events=events, description=_description(data.get("description"))
+        url=await checked_receiver_url(data["url"], guard),
+        events=events,
+        description=_description(data.get("description")),
     )
 
 
@@ -76,7 +62,7 @@ async def endpoint_update(data: dict[str, Any], guard: UrlGuard) -> EndpointInpu
     if disabled is not None and not isinstance(disabled, bool):
         raise InvalidInput("disabled", "must be true or false")
     return EndpointInput(
-        url=await checked_url(data["url"], guard) if "url" in data else None,
+        url=await checked_receiver_url(data["url"], guard) if "url" in data else None,
         events=checked_events(data["events"]) if "events" in data else None,
         description=_description(data.get("description")),
         disabled=disabled,

@@ -44,6 +44,7 @@ def endpoint_json(endpoint: WebhookEndpoint, *, secret: bool = False) -> dict[st
         "failing_since": _ts(endpoint.failing_since),
         "previous_secret_expires_at": _ts(endpoint.previous_secret_expires_at),
         "created_at": _ts(endpoint.created_at),
+        "job_id": str(endpoint.job_id) if endpoint.job_id else None,
     }
     if secret:
         body["secret"] = endpoint.secret

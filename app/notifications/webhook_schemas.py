@@ -36,6 +36,7 @@ class EndpointOut(msgspec.Struct):
     failing_since: str | None
     previous_secret_expires_at: str | None
     created_at: str | None
+    job_id: Annotated[str | None, Meta(description="a job's notify_url endpoint: it hears that job only")] = None
     secret: Annotated[str, Meta(description="whsec_...; only when created or rotated")] | None = None
 
 

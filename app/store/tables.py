@@ -235,7 +235,10 @@ class WebhookEndpoint(Base):
     """Where we send our own webhooks; owned by the API key that registered it."""
 
     __tablename__ = "webhook_endpoint"
-    __table_args__ = (Index("ix_webhook_endpoint_api_key_id", "api_key_id"),)
+    __table_args__ = (
+        Index("ix_webhook_endpoint_api_key_id", "api_key_id"),
+        Index("ix_webhook_endpoint_job_id", "job_id", postgresql_where=text("job_id IS NOT NULL")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     api_key_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("api_key.id", ondelete="CASCADE"))
@@ -250,6 +253,8 @@ class WebhookEndpoint(Base):
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the current run of failed attempts began; cleared by any success."""
+    job_id: Mapped[uuid.UUID | None] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
+    """Set for a job's `notify_url`: the endpoint hears that job's end only."""
     created_at: Mapped[datetime] = _now()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 import uuid
 from datetime import datetime
 from typing import Any
@@ -11,13 +13,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.tables import ApiKey, WebhookEndpoint
 
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the Standard Webhooks prefix, not a secret)
+
+
+def new_secret() -> str:
+    """A signing secret as Standard Webhooks writes them: whsec_ and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
 
 async def create(
-    session: AsyncSession, *, api_key_id: uuid.UUID, url: str, events: list[str], description: str | None, secret: str
+    session: AsyncSession,
+    *,
+    api_key_id: uuid.UUID,
+    url: str,
+    events: list[str],
+    description: str | None,
+    secret: str,
+    job_id: uuid.UUID | None = None,
 ) -> WebhookEndpoint:
+    """`job_id` makes a one-off endpoint (a job's notify_url) that hears that job only."""
     endpoint = WebhookEndpoint(
-        id=uuid.uuid4(), api_key_id=api_key_id, url=url, events=events, description=description, secret=secret
-    )
+        id=uuid.uuid4(), api_key_id=api_key_id, url=url, events=events, description=description, secret=secret,
+        job_id=job_id,
+    )  # fmt: skip
     session.add(endpoint)
     await session.flush()
     await session.refresh(endpoint)
@@ -70,9 +88,12 @@ async def disable(session: AsyncSession, endpoint_id: uuid.UUID, reason: str) ->
     return result.first() is not None
 
 
-async def subscribed(session: AsyncSession, event_type: str, job_owner: uuid.UUID | None) -> list[uuid.UUID]:
+async def subscribed(
+    session: AsyncSession, event_type: str, job_owner: uuid.UUID | None, job_id: uuid.UUID
+) -> list[uuid.UUID]:
     """Enabled endpoints that want `event_type` for a job submitted by `job_owner`: the submitting key's own
-    endpoints, and those of admin keys (which see every job, EVI chats included). Revoked keys get nothing."""
+    endpoints, and those of admin keys (which see every job, EVI chats included), plus the job's own
+    notify_url endpoint; another job's notify_url endpoint never. Revoked keys get nothing."""
     query = (
         select(WebhookEndpoint.id)
         .join(ApiKey, ApiKey.id == WebhookEndpoint.api_key_id)
@@ -81,8 +102,14 @@ async def subscribed(session: AsyncSession, event_type: str, job_owner: uuid.UUI
             ApiKey.revoked_at.is_(None),
             literal(event_type) == any_(WebhookEndpoint.events),
             or_(
-                and_(WebhookEndpoint.api_key_id == job_owner) if job_owner is not None else False,
-                literal("admin") == any_(ApiKey.scopes),
+                WebhookEndpoint.job_id == job_id,
+                and_(
+                    WebhookEndpoint.job_id.is_(None),
+                    or_(
+                        and_(WebhookEndpoint.api_key_id == job_owner) if job_owner is not None else False,
+                        literal("admin") == any_(ApiKey.scopes),
+                    ),
+                ),
             ),
         )
         .order_by(WebhookEndpoint.id)

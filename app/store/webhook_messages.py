@@ -40,17 +40,6 @@ async def get(session: AsyncSession, message_id: int) -> WebhookMessage | None:
     return (await session.execute(query.execution_options(populate_existing=True))).scalar_one_or_none()
 
 
-async def for_delivery(session: AsyncSession, message_id: int) -> tuple[WebhookMessage, WebhookEndpoint] | None:
-    """The message with its endpoint, in one round trip (the endpoint row is deleted with its messages)."""
-    query = (
-        select(WebhookMessage, WebhookEndpoint)
-        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookMessage.endpoint_id)
-        .where(WebhookMessage.id == message_id)
-    )
-    row = (await session.execute(query.execution_options(populate_existing=True))).one_or_none()
-    return (row[0], row[1]) if row is not None else None
-
-
 async def lock(session: AsyncSession, message_id: int) -> WebhookMessage | None:
     """Serializes the delivery task, a manual retry and a replay touching one message."""
     query = select(WebhookMessage).where(WebhookMessage.id == message_id).with_for_update()
@@ -101,7 +90,7 @@ async def finish_attempt(
         select(
             moved.c.id,
             literal(status_code, WebhookAttempt.status_code.type),
-            literal(_snippet(response), WebhookAttempt.response_snippet.type),
+            literal(snippet(response), WebhookAttempt.response_snippet.type),
             literal(duration_ms, WebhookAttempt.duration_ms.type),
             literal(error, WebhookAttempt.error.type),
         ),
@@ -109,7 +98,8 @@ async def finish_attempt(
     return (await session.execute(attempt.returning(WebhookAttempt.id))).first() is not None
 
 
-def _snippet(response: bytes) -> str | None:
+def snippet(response: bytes) -> str | None:
+    """What is kept of an answer: its first bytes as text (Postgres text holds no NUL)."""
     return response[:SNIPPET_BYTES].decode("utf-8", "replace").replace("\x00", "") or None
 
 

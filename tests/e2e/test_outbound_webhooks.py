@@ -194,3 +194,55 @@ def test_undelivered_messages_are_recorded_in_the_database(make_service: Service
     assert scalar(service.database_url, "SELECT count(*) FROM webhook_message WHERE state = 'delivered'") == 1
     # The success stopped the endpoint's failing clock (the 5-day disable counts from its first failure).
     assert scalar(service.database_url, "SELECT count(*) FROM webhook_endpoint WHERE failing_since IS NULL") == 1
+
+
+def test_notify_url_hears_its_own_job_with_the_secret_returned_at_submit(
+    make_service: ServiceFactory, receiver: Receiver
+) -> None:
+    service = make_service(**FAST)
+    with service.client() as client:
+        submitted = client.post(
+            "/v1/jobs", json={**MEDIA, "notify_url": receiver.url}, headers={"Idempotency-Key": "a"}
+        )
+        assert submitted.status_code == 202, submitted.text
+        job = submitted.json()
+        assert job["notify_secret"].startswith("whsec_")
+        receiver.secrets.append(job["notify_secret"])
+        # Another job of the same key, without notify_url: the one-off endpoint is not told of it.
+        other = client.post("/v1/jobs", json={**MEDIA, "metadata": {"n": 2}}).json()
+        for ended in (job, other):
+            assert wait_for_status(client, ended["id"], {"completed"})["status"] == "completed"
+        [delivery] = receiver.wait_for(1)
+        time.sleep(1.5)  # the other job's end would have arrived by now
+        assert len(receiver.deliveries) == 1
+        assert delivery.verified_by == [job["notify_secret"]]
+        assert delivery.payload["type"] == "job.completed"
+        assert delivery.payload["data"]["job"]["id"] == job["id"]
+        # The secret is shown once: neither a read nor an Idempotency-Key retry repeats it.
+        assert "notify_secret" not in client.get(f"/v1/jobs/{job['id']}").json()
+        again = client.post("/v1/jobs", json={**MEDIA, "notify_url": receiver.url}, headers={"Idempotency-Key": "a"})
+        assert again.status_code == 200 and again.json()["id"] == job["id"]
+        assert "notify_secret" not in again.json()
+        # The endpoint is listed with its owner's endpoints, marked with its job.
+        [endpoint] = client.get("/v1/webhook-endpoints").json()["items"]
+        assert endpoint["job_id"] == job["id"] and endpoint["url"] == receiver.url
+    assert scalar(service.database_url, "SELECT count(*) FROM webhook_endpoint") == 1
+
+
+@pytest.mark.parametrize(
+    "notify_url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "ftp://example.com/hook",
+        "https://example.com/" + "a" * 10_000,
+        "",
+        42,
+    ],
+)
+def test_bad_notify_url_is_refused_naming_the_field(service: Service, notify_url: object) -> None:
+    with service.client() as client:
+        response = client.post("/v1/jobs", json={**MEDIA, "notify_url": notify_url})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["message"].startswith("notify_url:")
+        assert client.get("/v1/jobs").json()["items"] == [], "a refused submit stores no job"

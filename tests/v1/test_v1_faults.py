@@ -40,7 +40,7 @@ async def test_a_run_stopped_mid_video_resumes_with_one_result_per_chunk(
     )
     async with build_deps(settings, pool_size=2) as deps:
         request = submit_request({"urls": [f"{media}/media/talk.mp4"], "backend": "v1", "models": {"face": {}}})
-        job, _ = await submit(deps, None, request, None)
+        job, *_ = await submit(deps, None, request, None)
         # Each request takes a while, so the run can be stopped between two chunks, as a killed worker is.
         emulator.set_faults(path="/v1/expression/video/file", delay_s=0.3)
         run = asyncio.create_task(v1_backend.start(deps, job.id))
