@@ -309,7 +309,8 @@ class Settings(BaseSettings):
     @property
     def outbound_allow_list(self) -> str | None:
         """ALLOW_PRIVATE_HOSTS, or, under `make run` with the built-in emulator and nothing set, this
-        machine's loopback: `python -m app webhooks listen` then works out of the box."""
+        machine's loopback: `python -m app webhooks listen` and v1 jobs on the emulator's sample media
+        (/_emulator/media/...) then work out of the box."""
         if self.allow_private_hosts is None and self.uses_emulator:
             return "127.0.0.1,::1,localhost"
         return self.allow_private_hosts

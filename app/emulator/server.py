@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import auth, batch, control, expression_api, expression_runs
+from . import auth, batch, control, expression_api, expression_runs, sample_media
 from .config import EmulatorConfig
 from .expression_errors import code_for_status, error_body
 from .state import EmulatorState
@@ -114,6 +114,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         *tts.routes,
         *evi.routes,
         *control.routes,
+        *sample_media.routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.emu = state

@@ -123,7 +123,7 @@ async def start(deps: Deps, job_id: uuid.UUID) -> None:
         progress = await v1_chunks.progress(session, job_id)
         request: dict[str, Any] = dict(job.request)
     urls: list[str] = list(request.get("urls") or [])
-    guard = UrlGuard.from_setting(deps.settings.allow_private_hosts)
+    guard = UrlGuard.from_setting(deps.settings.outbound_allow_list)
     try:
         async with PinnedClient(guard, read_timeout_s=deps.settings.media_fetch_read_timeout_s) as client:
             for source, url in enumerate(urls):
