@@ -6,15 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import metrics
 from app.hume.expression_rows import audio_rows, video_rows
-from app.prediction_rows import PredictionFormatError, PredictionRow
+from app.prediction_rows import PredictionRow
 from app.store import ingest, jobs, v1_chunks
 from app.store.ingest import SourceRecord
 from app.store.v1_chunks import OUTCOME, StoredChunk
@@ -46,19 +44,14 @@ def source_records(urls: Sequence[str], chunks: Sequence[StoredChunk]) -> list[S
     return records
 
 
-def _measured(chunks: Sequence[StoredChunk]) -> Iterator[tuple[StoredChunk, dict[str, Any]]]:
-    """The results of the media that completed, each decoded only when reached (see `v1_chunks.results`)."""
+def _measured(chunks: Sequence[StoredChunk]) -> Iterator[tuple[StoredChunk, str]]:
+    """The stored results (JSON text) of the media that completed, each decoded only when its rows are
+    made (see `v1_chunks.results`)."""
     ok = {(c.source_index, c.medium) for c in chunks if c.chunk == OUTCOME and not c.error}
     for c in chunks:
         if c.chunk == OUTCOME or (c.source_index, c.medium) not in ok or c.result is None:
             continue
-        try:
-            result = orjson.loads(c.result)
-        except orjson.JSONDecodeError as exc:
-            raise PredictionFormatError(f"a stored v1 result is not JSON: {exc}") from None
-        if not isinstance(result, dict):
-            raise PredictionFormatError("a stored v1 result is not a JSON object")
-        yield c, result
+        yield c, c.result
 
 
 def prediction_rows(chunks: Sequence[StoredChunk]) -> Iterator[PredictionRow]:
