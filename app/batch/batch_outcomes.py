@@ -25,6 +25,7 @@ from app.hume.errors import HumeError, HumeNotFoundError, HumeSunsetError
 from app.hume.gateway import JobState
 from app.inbox import outbox
 from app.inbox.acceptance import Accepted, defer, store_and_queue
+from app.inbox.event_runner import finish_event
 from app.inbox.job_starter import defer_start
 from app.inbox.pipeline import PROCESS_EVENT, RetryLater
 from app.prediction_rows import PredictionFormatError
@@ -142,9 +143,9 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
     async with deps.sessionmaker() as session:
         job = await jobs.get(session, event.job_id) if event.job_id else None
     if job is None:
-        return await _finish(deps, event_id, "ignored", "job no longer exists")
+        return await finish_event(deps, event_id, "ignored", "job no longer exists")
     if job.status in jobs.FINAL:
-        return await _finish(deps, event_id, "ignored", f"job already {job.status}")
+        return await finish_event(deps, event_id, "ignored", f"job already {job.status}")
     payload = callbacks.full(event.body)
     hume_job_id = job.hume_job_id or payload.job_id
     state = await deps.gateway.job_state(hume_job_id)
@@ -205,12 +206,6 @@ async def _complete(
     metrics.INGEST_ROWS.inc(count)
     log.info("job ingested", job_id=str(job_id), hume_job_id=hume_job_id, predictions=count)
     return "completed"
-
-
-async def _finish(deps: Deps, event_id: int, state: str, note: str) -> str:
-    async with deps.sessionmaker.begin() as session:
-        await inbox_events.finish(session, event_id, state, note)
-    return note
 
 
 async def poll_overdue(deps: Deps) -> int:

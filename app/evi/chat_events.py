@@ -29,7 +29,7 @@ from app.hume import signatures
 from app.hume.errors import HumeError
 from app.inbox import outbox
 from app.inbox.acceptance import Accepted, store_and_queue
-from app.inbox.event_runner import run_event
+from app.inbox.event_runner import finish_event, run_event
 from app.inbox.pipeline import PROCESS_EVENT, RetryLater
 from app.store import chat_jobs, inbox_events, ingest, jobs
 from app.store.tables import InboxEvent
@@ -98,31 +98,26 @@ async def _store(
 ) -> int | None:
     """The new inbox event's id, or None when this event is already stored (a replay)."""
     name = evi.event_name(event)
-    unknown = isinstance(event, evi.UnknownEvent)
-    if not unknown:
+    if not isinstance(event, evi.UnknownEvent):
         return await deps.get(WebhookIntake).store_chat_event(
             chat_id=event.chat_id, provider=provider, dedup_key=evi.dedup_key(event, body), event_type=name,
             headers=headers, body=body, task=PROCESS_EVENT,
         )  # fmt: skip
     async with deps.sessionmaker.begin() as session:
         # An unknown event is kept for audit only: it joins its chat's job if there is one, but never
-        # creates a job that nothing would ever end.
-        if unknown:
-            job_id = await chat_jobs.existing_chat_job(session, event.chat_id)
-        else:
-            job_id = await chat_jobs.chat_job(session, event.chat_id)
+        # creates a job that nothing would ever end, and is not queued.
         event_id = await store_and_queue(
             session,
             deps,
             provider=provider,
             dedup_key=evi.dedup_key(event, body),
             event_type=name,
-            job_id=job_id,
+            job_id=await chat_jobs.existing_chat_job(session, event.chat_id),
             headers=headers,
             body=body,
-            queue=not unknown,
+            queue=False,
         )
-        if event_id is not None and unknown:
+        if event_id is not None:
             await inbox_events.finish(session, event_id, "ignored", f"unknown EVI event {name!r}: stored only")
     return event_id
 
@@ -133,17 +128,17 @@ async def handle_event(deps: Deps, stored: InboxEvent) -> str:
     async with deps.sessionmaker() as session:
         job = await jobs.get(session, stored.job_id) if stored.job_id else None
     if job is None:
-        return await _finish(deps, event_id, "ignored", "chat job no longer exists")
+        return await finish_event(deps, event_id, "ignored", "chat job no longer exists")
     event = evi.parse_webhook(stored.body)
     if isinstance(event, WebhookEventChatStarted):
         return await _started(deps, job.id, event_id, event)
     if isinstance(event, WebhookEventChatEnded):
         if job.status in jobs.FINAL:
-            return await _finish(deps, event_id, "ignored", f"chat already {job.status}")
+            return await finish_event(deps, event_id, "ignored", f"chat already {job.status}")
         return await _ended(deps, job.id, event_id, event)
     if isinstance(event, WebhookEventToolCall):
-        return await _finish(deps, event_id, "done", None)
-    return await _finish(deps, event_id, "ignored", "unknown EVI event")
+        return await finish_event(deps, event_id, "done", None)
+    return await finish_event(deps, event_id, "ignored", "unknown EVI event")
 
 
 async def _started(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEventChatStarted) -> str:
@@ -212,12 +207,6 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
     metrics.INGEST_ROWS.inc(count)
     log.info("evi chat ingested", job_id=str(job_id), chat_id=event.chat_id, predictions=count)
     return "completed"
-
-
-async def _finish(deps: Deps, event_id: int, state: str, note: str | None) -> str:
-    async with deps.sessionmaker.begin() as session:
-        await inbox_events.finish(session, event_id, state, note)
-    return note or state
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,13 @@ def last_attempt(context: JobContext, deps: Deps) -> bool:
     return job is not None and job.attempts + 1 >= deps.settings.worker_max_attempts
 
 
+async def finish_event(deps: Deps, event_id: int, state: str, note: str | None) -> str:
+    """End an event in a transaction of its own, for a handler with nothing else to write; what happened."""
+    async with deps.sessionmaker.begin() as session:
+        await inbox_events.finish(session, event_id, state, note)
+    return note or state
+
+
 async def run_event(deps: Deps, event_id: int) -> str:
     """Apply one stored event with its provider's handler; what happened, for logs. Failures propagate."""
     async with deps.sessionmaker() as session:
@@ -32,9 +39,7 @@ async def run_event(deps: Deps, event_id: int) -> str:
         return "already processed"
     handler = pipeline(deps).handlers.get(event.provider)
     if handler is None:
-        async with deps.sessionmaker.begin() as session:
-            await inbox_events.finish(session, event_id, "ignored", f"no handler for provider {event.provider!r}")
-        return "no handler"
+        return await finish_event(deps, event_id, "ignored", f"no handler for provider {event.provider!r}")
     return await handler(deps, event)
 
 

@@ -14,7 +14,7 @@ from app.emulator.testing import EmulatorServer
 from app.evi import chat_events as evi_chats
 from app.hume.signatures import signed_headers
 from app.inbox.event_runner import run_event
-from app.store import chat_jobs as evi_store
+from app.store import inbox_events
 from tests.conftest import EMULATOR_KEY
 
 SINCE = timedelta(hours=1)
@@ -71,7 +71,7 @@ async def test_backfill_repairs_a_chat_ended_that_died(deps: Deps, emulator: Emu
     )  # fmt: skip
     # What the worker leaves after its last failed attempt.
     async with deps.sessionmaker.begin() as session:
-        await evi_store.settle(session, event_id, "dead", "HumeTransientError: 503")
+        await inbox_events.finish(session, event_id, "dead", "HumeTransientError: 503")
 
     result = await evi_chats.backfill(deps, since=datetime.now(UTC) - SINCE)
     assert result.ingested == [chat["id"]] and not result.failed
