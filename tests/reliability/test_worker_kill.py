@@ -12,14 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
-import pytest
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY, ServiceFactory
+from tests.conftest import EMULATOR_KEY, ServiceFactory, start_worker
 from tests.reliability.helpers import (
     expected_rows,
     hume_predictions,
@@ -30,29 +27,7 @@ from tests.reliability.helpers import (
     wait_until,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 STALLED_AFTER_S = 3.0
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def start_worker(env: dict[str, str], started: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    started.append(process)
-    return process
 
 
 def test_worker_killed_mid_ingest_then_restarted_completes_with_exact_rows(

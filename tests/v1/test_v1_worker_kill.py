@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY, ServiceFactory
+from tests.conftest import EMULATOR_KEY, ServiceFactory, start_worker
 from tests.media_factory import make_mp4
 from tests.reliability.helpers import prediction_count, rows, scalar, wait_final, wait_until
-from tests.reliability.test_worker_kill import start_worker
 from tests.v1.media_server import GAPS, media_server
 
 pytestmark = pytest.mark.slow
@@ -30,19 +29,6 @@ STALLED_AFTER_S = 3.0
 FRAMES_PER_REQUEST = 2
 VIDEO_S = 8.0
 CHUNKS = 12  # 8 s at the default 3 fps is 24 frames, 2 a request
-
-
-@pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 @pytest.fixture(scope="module")
