@@ -2,11 +2,14 @@
 pool, written once. A delivery's inbox row and its procrastinate task are one INSERT ... SELECT through
 procrastinate's own defer function (its NOTIFY trigger wakes a worker as for any defer), so storing and
 queueing cannot disagree, and no ORM, session, BEGIN/COMMIT or pool ping sits between Hume and its 202.
+Deliveries that arrive together share that statement and its commit (app/group_commit.py): each is
+answered only once the commit holding its rows is done.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +19,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from app.config import libpq_url
+from app.group_commit import GroupCommit
 
 _QUEUE = """
 queued AS (
@@ -38,24 +42,48 @@ WITH ins AS (
     + _QUEUE
 )
 
-# DO UPDATE (not DO NOTHING) so that two first deliveries of one chat racing each other both get the
-# job's id: the loser waits for the winner's row and returns it, where a later SELECT in the same
-# statement could not see it.
-_STORE_CHAT_EVENT = (
-    """
-WITH chat AS (
+# Many deliveries in one statement (see app/group_commit.py). A chat's job is looked up before it is
+# created, so a delivery for a known chat takes no row lock (the worker may hold the job's for seconds
+# while it ingests the chat). Two first deliveries of one chat racing in separate statements: the loser's
+# insert finds the winner's row and does nothing, and its snapshot cannot see that row, so its chat comes
+# back unresolved and the delivery is written again by a later statement, which sees it.
+_STORE_MANY = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(providers)s::text[], %(dedup_keys)s::text[], %(event_types)s::text[], %(job_ids)s::uuid[],
+        %(chat_ids)s::text[], %(new_job_ids)s::uuid[], %(headers)s::text[], %(bodies)s::bytea[], %(tasks)s::text[]
+    ) AS t(provider, dedup_key, event_type, job_id, chat_id, new_job_id, headers, body, task)
+), chat_found AS (
+    SELECT id, hume_job_id FROM job
+    WHERE kind = 'evi_chat' AND hume_job_id IN (SELECT chat_id FROM input WHERE chat_id IS NOT NULL)
+), chat_made AS (
     INSERT INTO job (id, kind, status, hume_job_id)
-    VALUES (%(new_job_id)s, 'evi_chat', 'in_progress', %(chat_id)s)
-    ON CONFLICT (kind, hume_job_id) DO UPDATE SET hume_job_id = EXCLUDED.hume_job_id
-    RETURNING id
+    SELECT DISTINCT ON (chat_id) new_job_id, 'evi_chat', 'in_progress', chat_id FROM input
+    WHERE chat_id IS NOT NULL AND chat_id NOT IN (SELECT hume_job_id FROM chat_found)
+    ORDER BY chat_id
+    ON CONFLICT (kind, hume_job_id) DO NOTHING
+    RETURNING id, hume_job_id
+), chat AS (
+    SELECT id, hume_job_id FROM chat_found UNION ALL SELECT id, hume_job_id FROM chat_made
 ), ins AS (
     INSERT INTO inbox_event (provider, dedup_key, event_type, job_id, headers, body)
-    SELECT %(provider)s, %(dedup_key)s, %(event_type)s, chat.id, %(headers)s::jsonb, %(body)s FROM chat
+    SELECT i.provider, i.dedup_key, i.event_type, coalesce(i.job_id, chat.id), i.headers::jsonb, i.body
+    FROM input i LEFT JOIN chat ON chat.hume_job_id = i.chat_id
+    WHERE i.chat_id IS NULL OR chat.id IS NOT NULL
+    ORDER BY i.dedup_key
     ON CONFLICT (dedup_key) DO NOTHING
-    RETURNING id
-), """
-    + _QUEUE
+    RETURNING id, dedup_key
+), queued AS (
+    SELECT procrastinate_defer_jobs_v1(array_agg(ROW(
+        'default', i.task, 0, NULL, NULL, jsonb_build_object('event_id', ins.id), NULL
+    )::procrastinate_job_to_defer_v1))
+    FROM ins JOIN input i USING (dedup_key) WHERE i.task IS NOT NULL
+    HAVING count(*) > 0
 )
+SELECT ins.dedup_key, ins.id FROM ins LEFT JOIN queued ON true
+UNION ALL
+SELECT hume_job_id, NULL FROM chat
+"""
 
 _CALLBACK_TARGET = "SELECT kind, callback_token_hash, hume_job_id FROM job WHERE id = %(job_id)s"
 
@@ -87,6 +115,24 @@ async def store_event(connection: AsyncConnection[Any], **event: Any) -> int | N
     return None if row is None else int(row[0])
 
 
+@dataclass(frozen=True)
+class _Delivery:
+    provider: str
+    dedup_key: str
+    event_type: str
+    job_id: uuid.UUID | None
+    chat_id: str | None
+    """An EVI chat's id: its job is found or created in the same statement."""
+    headers: str
+    body: bytes
+    task: str | None
+
+
+_RACE_RETRIES = 3
+_UNRESOLVED = -1
+"""A delivery whose chat job was created by a concurrent statement it could not see: write it again."""
+
+
 class WebhookIntake:
     def __init__(self, database_url: str, *, size: int) -> None:
         self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
@@ -98,12 +144,18 @@ class WebhookIntake:
             # Waiting longer would only hold Hume's connection: a 503 makes it retry.
             timeout=10.0,
         )
+        # Two writers: one statement fills while the other commits. Bodies count towards a statement's
+        # size, so a batch callback's megabytes of predictions travel alone.
+        self._groups: GroupCommit[_Delivery, int | None] = GroupCommit(
+            self._write, writers=2, max_items=64, max_bytes=4 << 20, size=lambda d: len(d.body) + len(d.headers)
+        )
 
     async def open(self) -> None:
         # Not waiting: the service starts (and answers 503) while the database is away.
         await self.pool.open(wait=False)
 
     async def aclose(self) -> None:
+        await self._groups.aclose()
         await self.pool.close()
 
     async def _one(self, sql: str, params: dict[str, Any]) -> TupleRow | None:
@@ -129,20 +181,59 @@ class WebhookIntake:
         task: str | None,
     ) -> int | None:
         """The new event's id (stored, and queued as `task` unless None), or None for a duplicate."""
-        async with self.pool.connection() as connection:
-            return await store_event(
-                connection, provider=provider, dedup_key=dedup_key, event_type=event_type, job_id=job_id,
-                headers=headers, body=body, task=task,
-            )  # fmt: skip
+        return await self._submit(
+            _Delivery(provider, dedup_key, event_type, job_id, None, orjson.dumps(headers).decode(), body, task)
+        )
 
     async def store_chat_event(
         self, *, chat_id: str, provider: str, dedup_key: str, event_type: str, headers: dict[str, str], body: bytes,
         task: str,
     ) -> int | None:  # fmt: skip
-        """Find or create the chat's job, store the event under it and queue it: one statement."""
-        params = _event(
-            provider=provider, dedup_key=dedup_key, event_type=event_type, job_id=None, headers=headers, body=body,
-            task=task,
-        )  # fmt: skip
-        row = await self._one(_STORE_CHAT_EVENT, {**params, "new_job_id": uuid.uuid4(), "chat_id": chat_id})
-        return None if row is None else int(row[0])
+        """Find or create the chat's job, store the event under it and queue it, in one transaction."""
+        return await self._submit(
+            _Delivery(provider, dedup_key, event_type, None, chat_id, orjson.dumps(headers).decode(), body, task)
+        )
+
+    async def _submit(self, delivery: _Delivery) -> int | None:
+        for _ in range(_RACE_RETRIES):
+            event_id = await self._groups.submit(delivery)
+            if event_id != _UNRESOLVED:
+                return event_id
+        raise RuntimeError(f"chat {delivery.chat_id!r}: its job was neither found nor created")
+
+    async def _write(self, deliveries: Sequence[_Delivery]) -> list[int | None]:
+        """One statement for all: each delivery's event id, None for a duplicate, _UNRESOLVED to retry."""
+        first: dict[str, _Delivery] = {}
+        for delivery in deliveries:
+            first.setdefault(delivery.dedup_key, delivery)  # a key twice in one statement: the later is a duplicate
+        unique = list(first.values())
+        new_job_ids = {d.chat_id: uuid.uuid4() for d in unique if d.chat_id is not None}
+        params = {
+            "providers": [d.provider for d in unique],
+            "dedup_keys": [d.dedup_key for d in unique],
+            "event_types": [d.event_type for d in unique],
+            "job_ids": [d.job_id for d in unique],
+            "chat_ids": [d.chat_id for d in unique],
+            "new_job_ids": [None if d.chat_id is None else new_job_ids[d.chat_id] for d in unique],
+            "headers": [d.headers for d in unique],
+            "bodies": [d.body for d in unique],
+            "tasks": [d.task for d in unique],
+        }
+        async with self.pool.connection() as connection:
+            cursor = await connection.execute(_STORE_MANY, params)
+            rows = await cursor.fetchall()
+        stored = {key: event_id for key, event_id in rows if event_id is not None}
+        chats = {key for key, event_id in rows if event_id is None}
+        outcome: dict[str, int | None] = {}
+        for key, delivery in first.items():
+            if key in stored:
+                outcome[key] = int(stored[key])
+            elif delivery.chat_id is not None and delivery.chat_id not in chats:
+                outcome[key] = _UNRESOLVED
+            else:
+                outcome[key] = None
+        # A key's later copies in the same statement are its duplicates (or retry with it).
+        return [
+            outcome[d.dedup_key] if first[d.dedup_key] is d or outcome[d.dedup_key] == _UNRESOLVED else None
+            for d in deliveries
+        ]

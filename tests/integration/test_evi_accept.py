@@ -84,3 +84,59 @@ async def test_start_and_end_of_a_new_chat_arriving_together_make_one_job(deps: 
             )
         ).one()
     assert tuple(linked) == (1, 2)
+
+
+async def test_two_processes_racing_on_new_chats_make_one_job_each(database_url: str, emulator: EmulatorServer) -> None:
+    """Two API processes (two intakes, two pools) receive the start and the end of the same new chats at
+    the same moment: each chat still gets one job, and each event is stored and queued once, under it."""
+    chats = [f"chat-two-{n}" for n in range(12)]
+
+    def started(chat: str) -> dict[str, Any]:
+        return {"event_name": "chat_started", "chat_group_id": f"g-{chat}", "chat_id": chat,
+                "start_time": 1_800_000_000_000, "chat_start_type": "new_chat_group"}  # fmt: skip
+
+    def ended(chat: str) -> dict[str, Any]:
+        return {"event_name": "chat_ended", "chat_group_id": f"g-{chat}", "chat_id": chat,
+                "end_time": 1_800_000_060_000, "duration_seconds": 60, "end_reason": "USER_ENDED"}  # fmt: skip
+
+    settings = service_settings(database_url, emulator)
+    async with build_deps(settings, pool_size=4) as one, build_deps(settings, pool_size=4) as other:
+        results = await asyncio.gather(
+            *(deliver(one, started(c)) for c in chats), *(deliver(other, ended(c)) for c in chats)
+        )
+        assert all(not r.duplicate for r in results)
+        assert await counts(one) == (len(chats), 2 * len(chats), 2 * len(chats))
+        async with one.sessionmaker() as session:
+            per_chat = (
+                await session.execute(
+                    text(
+                        "SELECT count(*) FROM inbox_event e JOIN job j ON j.id = e.job_id"
+                        " WHERE j.hume_job_id = convert_from(e.body, 'UTF8')::jsonb->>'chat_id'"
+                    )
+                )
+            ).scalar_one()
+        assert per_chat == 2 * len(chats)
+
+
+async def test_a_delivery_postgres_refuses_fails_alone(deps: Deps) -> None:
+    """Deliveries written together share a statement; one that Postgres refuses (a callback for a job
+    deleted meanwhile) gets its own error, and the others arriving with it are stored all the same."""
+    from uuid import uuid4
+
+    import psycopg
+
+    from app.inbox.pipeline import PROCESS_EVENT
+    from app.store.webhook_intake import WebhookIntake
+
+    intake = deps.get(WebhookIntake)
+
+    async def store(n: int, job_id: Any = None) -> int | None:
+        return await intake.store(
+            provider="test", dedup_key=f"alone-{n}", event_type="callback", job_id=job_id, headers={},
+            body=b'{"n": %d}' % n, task=PROCESS_EVENT,
+        )  # fmt: skip
+
+    results = await asyncio.gather(*(store(n) for n in range(10)), store(99, uuid4()), return_exceptions=True)
+    assert isinstance(results[-1], psycopg.errors.ForeignKeyViolation)
+    assert all(isinstance(r, int) for r in results[:-1]), results
+    assert await counts(deps) == (0, 10, 10)
