@@ -2,7 +2,7 @@
 pool, written once. A delivery's inbox row and its procrastinate task are one INSERT ... SELECT through
 procrastinate's own defer function (its NOTIFY trigger wakes a worker as for any defer), so storing and
 queueing cannot disagree, and no ORM, session, BEGIN/COMMIT or pool ping sits between Hume and its 202.
-Deliveries that arrive together share that statement and its commit (app/group_commit.py): each is
+Deliveries that arrive together share that statement and its commit (app.batching.py): each is
 answered only once the commit holding its rows is done.
 """
 
@@ -15,11 +15,10 @@ from typing import Any
 
 import orjson
 from psycopg import AsyncConnection
-from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from app.batching import Batcher
 from app.config import libpq_url
-from app.group_commit import GroupCommit
 
 _QUEUE = """
 queued AS (
@@ -42,7 +41,7 @@ WITH ins AS (
     + _QUEUE
 )
 
-# Many deliveries in one statement (see app/group_commit.py). A chat's job is looked up before it is
+# Many deliveries in one statement (see app.batching.py). A chat's job is looked up before it is
 # created, so a delivery for a known chat takes no row lock (the worker may hold the job's for seconds
 # while it ingests the chat). Two first deliveries of one chat racing in separate statements: the loser's
 # insert finds the winner's row and does nothing, and its snapshot cannot see that row, so its chat comes
@@ -85,7 +84,7 @@ UNION ALL
 SELECT hume_job_id, NULL FROM chat
 """
 
-_CALLBACK_TARGET = "SELECT kind, callback_token_hash, hume_job_id FROM job WHERE id = %(job_id)s"
+_CALLBACK_TARGETS = "SELECT id, kind, callback_token_hash, hume_job_id FROM job WHERE id = ANY(%(job_ids)s::uuid[])"
 
 
 @dataclass(frozen=True)
@@ -146,8 +145,11 @@ class WebhookIntake:
         )
         # Two writers: one statement fills while the other commits. Bodies count towards a statement's
         # size, so a batch callback's megabytes of predictions travel alone.
-        self._groups: GroupCommit[_Delivery, int | None] = GroupCommit(
-            self._write, writers=2, max_items=64, max_bytes=4 << 20, size=lambda d: len(d.body) + len(d.headers)
+        self._writes: Batcher[_Delivery, int | None] = Batcher(
+            self._write, runners=2, max_items=64, max_bytes=4 << 20, size=lambda d: len(d.body) + len(d.headers)
+        )
+        self._lookups: Batcher[uuid.UUID, CallbackTarget | None] = Batcher(
+            self._look_up, runners=2, max_items=256, max_bytes=256, size=lambda _: 1
         )
 
     async def open(self) -> None:
@@ -155,19 +157,19 @@ class WebhookIntake:
         await self.pool.open(wait=False)
 
     async def aclose(self) -> None:
-        await self._groups.aclose()
+        await self._writes.aclose()
+        await self._lookups.aclose()
         await self.pool.close()
 
-    async def _one(self, sql: str, params: dict[str, Any]) -> TupleRow | None:
-        async with self.pool.connection() as connection:
-            cursor = await connection.execute(sql, params)
-            row = await cursor.fetchone()
-        assert row is None or isinstance(row, tuple)
-        return row
-
     async def callback_target(self, job_id: uuid.UUID) -> CallbackTarget | None:
-        row = await self._one(_CALLBACK_TARGET, {"job_id": job_id})
-        return None if row is None else CallbackTarget(job_id, *row)
+        """The job a callback URL names; concurrent callbacks' lookups share one round trip."""
+        return await self._lookups.submit(job_id)
+
+    async def _look_up(self, job_ids: Sequence[uuid.UUID]) -> list[CallbackTarget | None]:
+        async with self.pool.connection() as connection:
+            cursor = await connection.execute(_CALLBACK_TARGETS, {"job_ids": list(job_ids)})
+            found = {row[0]: CallbackTarget(*row) for row in await cursor.fetchall()}
+        return [found.get(job_id) for job_id in job_ids]
 
     async def store(
         self,
@@ -196,7 +198,7 @@ class WebhookIntake:
 
     async def _submit(self, delivery: _Delivery) -> int | None:
         for _ in range(_RACE_RETRIES):
-            event_id = await self._groups.submit(delivery)
+            event_id = await self._writes.submit(delivery)
             if event_id != _UNRESOLVED:
                 return event_id
         raise RuntimeError(f"chat {delivery.chat_id!r}: its job was neither found nor created")

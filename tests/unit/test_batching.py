@@ -1,5 +1,5 @@
-"""Group commit: items arriving while a write is in flight share the next write; each caller still gets
-its own result, its own error, and its item written even if it stops waiting."""
+"""Batching: items arriving while a call is in flight share the next call; each caller still gets its own
+result, its own error, and its item written even if it stops waiting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from app.group_commit import GroupCommit
+from app.batching import Batcher
 
 
 class Store:
@@ -26,8 +26,8 @@ class Store:
         return [i * 10 for i in items]
 
 
-def group(store: Store, *, writers: int = 1, max_items: int = 100, max_bytes: int = 1000) -> GroupCommit[int, int]:
-    return GroupCommit(store.write, writers=writers, max_items=max_items, max_bytes=max_bytes, size=lambda i: i)
+def group(store: Store, *, runners: int = 1, max_items: int = 100, max_bytes: int = 1000) -> Batcher[int, int]:
+    return Batcher(store.write, runners=runners, max_items=max_items, max_bytes=max_bytes, size=lambda i: i)
 
 
 async def test_a_lone_item_is_written_at_once_and_a_burst_shares_few_writes() -> None:

@@ -1,12 +1,14 @@
-"""Group commit: concurrent callers' items, written together by one statement in one transaction.
+"""Batching: concurrent callers' items handled by one call, each caller still getting its own answer.
 
-A commit that NOTIFYs (every procrastinate defer does) holds Postgres's database-wide notify lock until
-its WAL record is flushed, so one-statement-per-delivery acknowledgements queue behind each other's
-fsync: a few hundred a second however fast the rest is. Here the items that arrive while a write is in
-flight wait for the next one and share its commit, so a burst of deliveries costs a few commits, not
-one each. No item waits for company: a caller that finds a writer free is written at once.
+The webhook acknowledgement path uses it twice. Lookups of callback targets share one round trip.
+Writes share one statement and its commit (group commit): a commit that NOTIFYs (every procrastinate
+defer does) holds Postgres's database-wide notify lock until its WAL record is flushed, so deliveries
+written one statement each queue behind each other's fsync: a few hundred a second however fast the
+rest is. Here the items that arrive while a call is in flight wait for the next one and share it, so a
+burst of deliveries costs a few commits, not one each. No item waits for company: a caller that finds
+a runner free is handled at once.
 
-Every caller still gets its own result or its own exception: when a shared write fails, each of its
+Every caller still gets its own result or its own exception: when a shared call fails, each of its
 items is tried alone, so one item Postgres refuses cannot fail the others with it.
 """
 
@@ -21,21 +23,21 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class GroupCommit(Generic[T, R]):
+class Batcher(Generic[T, R]):
     def __init__(
         self,
-        write: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        call: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
         *,
-        writers: int,
+        runners: int,
         max_items: int,
         max_bytes: int,
         size: Callable[[T], int],
     ) -> None:
-        """`write(items)` stores the items in one transaction and returns one result per item, in order.
-        At most `writers` writes run at once (each holds a connection); a write takes at most `max_items`
-        items and, past the first, at most `max_bytes` of them by `size`."""
-        self._write = write
-        self._writers = writers
+        """`call(items)` handles the items at once (one statement, one transaction) and returns one result
+        per item, in order. At most `runners` calls run at once (each holds a connection); a call takes at
+        most `max_items` items and, past the first, at most `max_bytes` of them by `size`."""
+        self._call = call
+        self._runners = runners
         self._max_items = max_items
         self._max_bytes = max_bytes
         self._size = size
@@ -45,16 +47,16 @@ class GroupCommit(Generic[T, R]):
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if len(self._running) < self._writers:
+        if len(self._running) < self._runners:
             task = asyncio.create_task(self._drain())
             self._running.add(task)
             task.add_done_callback(self._running.discard)
-        # The write goes on if this caller gives up (its client left): the item is stored either way, and
-        # a sender that saw no answer retries into the duplicate check.
+        # The call goes on if this caller gives up (its client left): a write is stored either way, and a
+        # sender that saw no answer retries into the duplicate check.
         return await asyncio.shield(future)
 
     async def aclose(self) -> None:
-        """Let the writes in flight finish (their callers are waiting for them)."""
+        """Let the calls in flight finish (their callers are waiting for them)."""
         while self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
@@ -81,7 +83,7 @@ class GroupCommit(Generic[T, R]):
 
     async def _settle(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            results = await self._write([item for item, _ in batch])
+            results = await self._call([item for item, _ in batch])
         except Exception as exc:
             if len(batch) > 1:
                 for one in batch:
