@@ -30,6 +30,7 @@ from app.inbox.job_starter import defer_start
 from app.inbox.pipeline import PROCESS_EVENT, RetryLater
 from app.prediction_rows import PredictionFormatError
 from app.store import inbox_events, ingest, jobs
+from app.store.db import autocommit
 from app.store.tables import InboxEvent, Job
 from app.store.webhook_intake import CallbackTarget, WebhookIntake
 
@@ -141,6 +142,7 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
     """Apply one stored batch outcome (callback or poll); returns what happened (for logs)."""
     event_id = event.id
     async with deps.sessionmaker() as session:
+        await autocommit(session)  # a read: no BEGIN and ROLLBACK around it
         job = await jobs.get(session, event.job_id) if event.job_id else None
     if job is None:
         return await finish_event(deps, event_id, "ignored", "job no longer exists")

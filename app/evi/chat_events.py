@@ -123,19 +123,16 @@ async def _store(
 
 
 async def handle_event(deps: Deps, stored: InboxEvent) -> str:
-    """Apply one stored EVI event; returns what happened (for logs)."""
+    """Apply one stored EVI event; returns what happened (for logs). Each path reads the chat's job under
+    its row lock, in the transaction that writes it."""
     event_id = stored.id
-    async with deps.sessionmaker() as session:
-        job = await jobs.get(session, stored.job_id) if stored.job_id else None
-    if job is None:
+    if stored.job_id is None:
         return await finish_event(deps, event_id, "ignored", "chat job no longer exists")
     event = evi.parse_webhook(stored.body)
     if isinstance(event, WebhookEventChatStarted):
-        return await _started(deps, job.id, event_id, event)
+        return await _started(deps, stored.job_id, event_id, event)
     if isinstance(event, WebhookEventChatEnded):
-        if job.status in jobs.FINAL:
-            return await finish_event(deps, event_id, "ignored", f"chat already {job.status}")
-        return await _ended(deps, job.id, event_id, event)
+        return await _ended(deps, stored.job_id, event_id, event)
     if isinstance(event, WebhookEventToolCall):
         return await finish_event(deps, event_id, "done", None)
     return await finish_event(deps, event_id, "ignored", "unknown EVI event")
@@ -164,8 +161,11 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
     # the job while EVI's history is not ready or Hume is unreachable and the task retries.
     async with deps.sessionmaker.begin() as session:
         job = await jobs.lock(session, job_id)
-        if job is None or job.status in jobs.FINAL:
-            await inbox_events.finish(session, event_id, "ignored", "chat already final")
+        if job is None:
+            await inbox_events.finish(session, event_id, "ignored", "chat job no longer exists")
+            return "job gone"
+        if job.status in jobs.FINAL:
+            await inbox_events.finish(session, event_id, "ignored", f"chat already {job.status}")
             return "duplicate"
         await jobs.touch(session, job_id, details=_fill(job.details, evi.ended_details(event)))
     # Hume is called outside any transaction: no row lock is held across the network.

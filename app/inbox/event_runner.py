@@ -9,6 +9,7 @@ from procrastinate import JobContext
 from app.deps import Deps
 from app.inbox.pipeline import pipeline
 from app.store import inbox_events
+from app.store.db import autocommit
 
 log = structlog.get_logger(__name__)
 
@@ -25,8 +26,9 @@ def last_attempt(context: JobContext, deps: Deps) -> bool:
 
 
 async def finish_event(deps: Deps, event_id: int, state: str, note: str | None) -> str:
-    """End an event in a transaction of its own, for a handler with nothing else to write; what happened."""
-    async with deps.sessionmaker.begin() as session:
+    """End an event by one statement of its own, for a handler with nothing else to write; what happened."""
+    async with deps.sessionmaker() as session:
+        await autocommit(session)
         await inbox_events.finish(session, event_id, state, note)
     return note or state
 
@@ -34,6 +36,7 @@ async def finish_event(deps: Deps, event_id: int, state: str, note: str | None) 
 async def run_event(deps: Deps, event_id: int) -> str:
     """Apply one stored event with its provider's handler; what happened, for logs. Failures propagate."""
     async with deps.sessionmaker() as session:
+        await autocommit(session)  # a read: no BEGIN and ROLLBACK around it
         event = await inbox_events.get(session, event_id)
     if event is None or event.state in {"done", "ignored"}:
         return "already processed"
