@@ -31,6 +31,7 @@ from app.tokens import token_routes
 from app.tts import tts_routes
 from app.web import error_handlers, health_routes, openapi_document
 from app.web.request_log import RequestLog
+from app.web.webhook_lanes import WebhookLanes
 from app.wiring import build_deps, built_in_emulator
 
 
@@ -100,7 +101,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(RequestLog), *cors_middleware(settings)],
+        middleware=[
+            Middleware(RequestLog),
+            Middleware(WebhookLanes, routes=[*evi_routes.routes, *callback_routes.routes]),
+            *cors_middleware(settings),
+        ],
         exception_handlers=error_handlers.handlers(),
         lifespan=lifespan,
     )
