@@ -24,6 +24,7 @@ class _HeaderDeadlineProtocol(H11Protocol):
 
     header_timeout_s = 10.0
     _deadline: asyncio.TimerHandle | None = None
+    _idle_since = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and the socket uvicorn binds
@@ -40,25 +41,31 @@ class _HeaderDeadlineProtocol(H11Protocol):
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        if not self.transport.is_closing():
-            self._deadline = self.loop.call_later(self.header_timeout_s, self._expire)
-
-    def _disarm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        # The clock restarts with every response, but the timer is not moved: a connection answering
+        # thousands of requests a second would otherwise cancel and schedule one per request. When it
+        # fires early it is set again for the time that is left.
+        self._idle_since = self.loop.time()
+        if self._deadline is None and not self.transport.is_closing():
+            self._deadline = self.loop.call_later(self.header_timeout_s, self._expire)
 
     def _expire(self) -> None:
         self._deadline = None
-        # IDLE: h11 has not seen a complete request head in this cycle (a body is read_body's business).
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.logger.info("closing a connection whose headers were too slow")
-            self.transport.close()
+        # IDLE: h11 has not seen a complete request head in this cycle (a body is read_body's business);
+        # otherwise the next response sets the timer again.
+        if self.conn.their_state is not h11.IDLE or self.transport.is_closing():
+            return
+        left = self._idle_since + self.header_timeout_s - self.loop.time()
+        if left > 0:
+            self._deadline = self.loop.call_later(left, self._expire)
+            return
+        self.logger.info("closing a connection whose headers were too slow")
+        self.transport.close()
 
 
 class EnvironmentHeaderDeadlineProtocol(_HeaderDeadlineProtocol):

@@ -82,6 +82,27 @@ def test_slow_headers_are_cut_off(make_service: ServiceFactory) -> None:
     assert time.monotonic() - started < 4
 
 
+def test_slow_headers_on_a_kept_alive_connection_are_cut_off_counting_from_the_last_response(
+    make_service: ServiceFactory,
+) -> None:
+    """The header deadline restarts when a response ends: a client that waits before its first request
+    still gets the whole HEADER_READ_TIMEOUT_S for the next one, and no more."""
+    service = make_service(header_read_timeout_s=1.0)
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        time.sleep(0.7)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"}"):  # the head and the JSON body may come in separate reads
+            answer += sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200")
+        answered = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert sock.recv(1024) == b""  # closed by the server, not timed out here
+        closed = time.monotonic() - answered
+    assert 0.9 < closed < 3, closed
+
+
 def test_oversized_genuine_callback_is_acknowledged_and_its_job_completes(make_service: ServiceFactory) -> None:
     """Finding 10: a genuine callback over MAX_WEBHOOK_BODY_BYTES is acknowledged (202) and its predictions
     fetched from Hume's API at once; before, 413 left the job waiting for the reconciler (minutes)."""
