@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import procrastinate
 import pytest
 from sqlalchemy import text
 
@@ -14,6 +15,7 @@ from app.inbox import outbox
 from app.inbox.pipeline import DELIVER_MESSAGE
 from app.notifications import signing
 from app.store import api_keys, jobs, webhook_endpoints
+from app.store.webhook_intake import WebhookIntake
 from tests.conftest import ServiceFactory
 from tests.webhook_receiver import Receiver
 
@@ -74,3 +76,17 @@ async def test_a_committed_end_is_delivered_by_a_worker_started_afterwards(
     assert delivery.verified_by == [secret]
     assert delivery.payload["type"] == "job.failed"
     assert delivery.payload["data"]["job"]["error"]["message"] == "Hume reported the job failed"
+
+
+async def test_only_the_queues_own_bookkeeping_skips_waiting_for_the_wal_flush(deps: Deps) -> None:
+    """procrastinate's fetch/finish connections commit asynchronously (a crash can only make a job run again);
+    an attempt's record, written on the intake pool or a session, waits for its flush as before."""
+    show = "SHOW synchronous_commit"
+    connector = deps.queue.connector
+    assert isinstance(connector, procrastinate.PsycopgConnector)
+    async with connector.pool.connection() as connection:
+        assert await (await connection.execute(show)).fetchone() == ("off",)
+    async with deps.get(WebhookIntake).pool.connection() as connection:
+        assert await (await connection.execute(show)).fetchone() == ("on",)
+    async with deps.sessionmaker() as session:
+        assert (await session.execute(text(show))).scalar_one() == "on"
