@@ -76,7 +76,7 @@ def server_url() -> Iterator[str]:
 class Databases:
     """Creates the migrated template once, then hands out clones.
 
-    With `spares`, one background thread keeps that many clones made ahead and drops released ones: each
+    With `spares`, background threads keep that many clones made ahead and drops released ones: each
     CREATE or DROP takes 0.1-1 s on a busy server, paid meanwhile instead of inside a test's setup and
     teardown. Without (the benchmarks), everything happens in the caller, so nothing runs behind a measurement.
     """
@@ -89,7 +89,8 @@ class Databases:
         self._execute(f'DROP DATABASE IF EXISTS "{self.template}"')
         self._execute(f'CREATE DATABASE "{self.template}"')
         migrate(with_database(admin_url, self.template))
-        self._background = ThreadPoolExecutor(1, thread_name_prefix="test-databases") if spares else None
+        # Two threads, so a slow DROP never holds up the next CREATE.
+        self._background = ThreadPoolExecutor(2, thread_name_prefix="test-databases") if spares else None
         self._ready: deque[Future[str]] = deque()
         self._released: list[Future[None]] = []
         for _ in range(spares):
