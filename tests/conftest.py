@@ -29,6 +29,14 @@ from tests.servers import ServiceServer
 for _name in ("DATABASE_URL", "HUME_API_KEY", "HUME_SECRET_KEY", "HUME_BASE_URL", "PUBLIC_BASE_URL"):
     os.environ.pop(_name, None)
 
+# Every httpx client builds an SSL context, and loading a CA bundle file into one (certifi's, or an
+# SSL_CERT_FILE) costs ~0.1 s of CPU: the service makes five at each start, the tests start it hundreds of times,
+# and each `httpx.get` makes one more. A hashed certificate directory loads lazily instead. No test reaches a
+# public TLS host (the TLS tests trust their own certificate explicitly); subprocesses inherit this.
+if Path("/etc/ssl/certs").is_dir():
+    os.environ.pop("SSL_CERT_FILE", None)
+    os.environ["SSL_CERT_DIR"] = "/etc/ssl/certs"
+
 EMULATOR_KEY = "test-hume-key"
 
 
@@ -39,7 +47,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def databases() -> Iterator[Databases]:
     with server_url() as url:
-        dbs = Databases(url)
+        dbs = Databases(url, spares=2)
         try:
             yield dbs
         finally:
@@ -52,7 +60,7 @@ def database_url(databases: Databases) -> Iterator[str]:
     try:
         yield url
     finally:
-        databases.drop(name)
+        databases.release(name)
 
 
 @pytest.fixture

@@ -172,15 +172,19 @@ def run_scale_out(
                 f"{exc}\nworkers seen: {rows('SELECT * FROM procrastinate_workers')}\n{processes.logs()}"
             ) from None
 
+    # Both APIs and the first worker start together (each spends seconds importing); the second worker
+    # starts once the first has registered, so the lower worker id is the one to be killed.
     api_urls: list[str] = []
+    apis: list[subprocess.Popen[bytes]] = []
     for n in (1, 2):
         port = free_port()
         api_url = f"http://127.0.0.1:{port}"
-        api = processes.start(f"api{n}", "serve", {**base, "PORT": str(port), "PUBLIC_BASE_URL": api_url})
+        apis.append(processes.start(f"api{n}", "serve", {**base, "PORT": str(port), "PUBLIC_BASE_URL": api_url}))
         api_urls.append(api_url)
-        wait_ready(api_url, api, processes)
     # Each worker sends Hume a different API as the callback target, so both APIs take callbacks.
     doomed = processes.start("worker1", "worker", {**base, "PUBLIC_BASE_URL": api_urls[0]})
+    for api_url, api in zip(api_urls, apis, strict=True):
+        wait_ready(api_url, api, processes)
     watch(lambda: scalar("SELECT count(*) FROM procrastinate_workers") == 1, 30, "worker 1 to register")
     processes.start("worker2", "worker", {**base, "PUBLIC_BASE_URL": api_urls[1]})
     watch(lambda: scalar("SELECT count(*) FROM procrastinate_workers") == 2, 30, "worker 2 to register")
