@@ -168,7 +168,9 @@ def run(ctx: Context) -> None:
         floor_rps = statistics.median(r.rps for r in runs[kind, "floor"])
         service_runs = runs[kind, "service"]
         p99 = statistics.median(r.p99_us for r in service_runs) / 1000
-        print(f"(bench_ack: {kind} service p99 {p99:.1f} ms, floor {floor_rps:.0f} req/s)", file=sys.stderr)
+        rounds = " ".join(f"{s.rps:.0f}/{f.rps:.0f}" for s, f in zip(service_runs, runs[kind, "floor"], strict=True))
+        print(f"(bench_ack: {kind} service p99 {p99:.1f} ms, floor {floor_rps:.0f} req/s; rounds service/floor "
+              f"{rounds})", file=sys.stderr)  # fmt: skip
         ctx.report(
             f"webhook_ack_{kind}", statistics.median(r.rps for r in service_runs), "req/s",
             baseline=floor_rps, baseline_name="floor_insert",
