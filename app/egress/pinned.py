@@ -21,6 +21,7 @@ import httpx
 
 from app.egress.errors import FetchFailed
 from app.egress.url_guard import IPAddress, Target, UrlGuard
+from app.tls import client_context
 
 _PoolKey = tuple[str, str, IPAddress, int]
 
@@ -55,8 +56,11 @@ class PinnedClient:
     ) -> None:
         self.guard = guard
         self.max_pools = max_pools
-        # One context for every pool: building one loads the CA bundle, which costs milliseconds.
-        self._ssl = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
+        # One context for every pool (and, by default, the process's shared one): building one loads the CA store.
+        if isinstance(verify, ssl.SSLContext):
+            self._ssl = verify
+        else:
+            self._ssl = client_context() if verify else httpx.create_ssl_context(verify=False)
         self._timeout = httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s, pool=None)
         self._pools: OrderedDict[_PoolKey, httpx.AsyncClient] = OrderedDict()
         self._in_use: dict[_PoolKey, int] = {}

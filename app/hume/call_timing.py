@@ -8,6 +8,7 @@ import time
 import httpx
 
 from app.metrics import HUME_REQUEST_SECONDS
+from app.tls import client_context
 
 
 class TimedTransport(httpx.AsyncBaseTransport):
@@ -15,7 +16,7 @@ class TimedTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, operation: str) -> None:
         self.operation = operation
-        self._inner = httpx.AsyncHTTPTransport()
+        self._inner = httpx.AsyncHTTPTransport(verify=client_context())
 
     def _operation(self, request: httpx.Request) -> str:
         # EVI chat history goes through the batch gateway's SDK client: tell the two apart by path.
