@@ -73,10 +73,16 @@ def token_of(callback_url: str) -> str:
     return parse_qs(urlsplit(callback_url).query)["token"][0]
 
 
-def hume_predictions(emulator: EmulatorServer, key: str, hume_job_id: str) -> bytes:
-    response = httpx.get(
-        f"{emulator.base_url}/v0/batch/jobs/{hume_job_id}/predictions", headers={"X-Hume-Api-Key": key}, timeout=30
-    )
+def hume_predictions(emulator: EmulatorServer, key: str, hume_job_id: str, timeout_s: float = 20) -> bytes:
+    """The job's predictions as Hume serves them, once it has finished (the emulator answers 400 before)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = httpx.get(
+            f"{emulator.base_url}/v0/batch/jobs/{hume_job_id}/predictions", headers={"X-Hume-Api-Key": key}, timeout=30
+        )
+        if response.status_code != 400 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     response.raise_for_status()
     return response.content
 
