@@ -18,20 +18,27 @@ RUN_FILE = DATA_DIR / "run.json"
 KEY_FILE = DATA_DIR / "dev-api-key"
 
 
+def why_port_unusable(host: str, port: int) -> str | None:
+    """Why host:port cannot be listened on ("is already in use", ...), or None when it can."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+    return None
+
+
 def taken_port(settings: Settings) -> str | None:
     """One line naming the variable to change when a port we need is taken, else None."""
     wanted = [("PORT", settings.host, settings.port)]
     if settings.uses_emulator:
         wanted.append(("EMULATOR_PORT", "127.0.0.1", settings.built_in_emulator_port))
     for variable, host, port in wanted:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
-                hint = "; the emulator's port defaults to PORT + 1" if variable == "EMULATOR_PORT" else ""
-                return f"port {port} on {host} {why}: set {variable} to a free port{hint}"
+        why = why_port_unusable(host, port)
+        if why is not None:
+            hint = "; the emulator's port defaults to PORT + 1" if variable == "EMULATOR_PORT" else ""
+            return f"port {port} on {host} {why}: set {variable} to a free port{hint}"
     return None
 
 

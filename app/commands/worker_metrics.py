@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,6 +12,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from app.commands.command_errors import CommandError
+from app.commands.startup_banner import why_port_unusable
 from app.deps import Deps
 from app.web import health_routes
 
@@ -39,13 +38,9 @@ class _SignalFreeServer(uvicorn.Server):
 
 def check_port(host: str, port: int) -> None:
     """One line naming METRICS_PORT when it is taken (uvicorn would exit the whole process instead)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
-            raise CommandError(f"port {port} on {host} {why}: set METRICS_PORT to a free port") from None
+    why = why_port_unusable(host, port)
+    if why is not None:
+        raise CommandError(f"port {port} on {host} {why}: set METRICS_PORT to a free port")
 
 
 @contextlib.asynccontextmanager
