@@ -2,7 +2,7 @@
 pool, written once. A delivery's inbox row and its procrastinate task are one INSERT ... SELECT through
 procrastinate's own defer function (its NOTIFY trigger wakes a worker as for any defer), so storing and
 queueing cannot disagree, and no ORM, session, BEGIN/COMMIT or pool ping sits between Hume and its 202.
-Deliveries that arrive together share that statement and its commit (app.batching.py): each is
+Deliveries that arrive together share that statement and its commit (app/batching.py): each is
 answered only once the commit holding its rows is done.
 """
 
@@ -20,28 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.batching import Batcher
 from app.config import libpq_url
 
-_QUEUE = """
-queued AS (
-    SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
-        'default', %(task)s::varchar, 0, NULL, NULL, jsonb_build_object('event_id', ins.id), NULL
-    )::procrastinate_job_to_defer_v1])
-    FROM ins WHERE %(task)s::varchar IS NOT NULL
-)
-SELECT ins.id FROM ins LEFT JOIN queued ON true
-"""
-
-STORE_EVENT = (
-    """
-WITH ins AS (
-    INSERT INTO inbox_event (provider, dedup_key, event_type, job_id, headers, body)
-    VALUES (%(provider)s, %(dedup_key)s, %(event_type)s, %(job_id)s, %(headers)s::jsonb, %(body)s)
-    ON CONFLICT (dedup_key) DO NOTHING
-    RETURNING id
-), """
-    + _QUEUE
-)
-
-# Many deliveries in one statement (see app.batching.py). A chat's job is looked up before it is
+# Many deliveries in one statement (see app/batching.py). A chat's job is looked up before it is
 # created, so a delivery for a known chat takes no row lock (the worker may hold the job's for seconds
 # while it ingests the chat). Two first deliveries of one chat racing in separate statements: the loser's
 # insert finds the winner's row and does nothing, and its snapshot cannot see that row, so its chat comes
@@ -95,23 +74,6 @@ class CallbackTarget:
     kind: str
     callback_token_hash: str | None
     hume_job_id: str | None
-
-
-def _event(
-    *, provider: str, dedup_key: str, event_type: str, job_id: uuid.UUID | None, headers: dict[str, str], body: bytes,
-    task: str | None,
-) -> dict[str, Any]:  # fmt: skip
-    return {"provider": provider, "dedup_key": dedup_key, "event_type": event_type, "job_id": job_id,
-            "headers": orjson.dumps(headers).decode(), "body": body, "task": task}  # fmt: skip
-
-
-async def store_event(connection: AsyncConnection[Any], **event: Any) -> int | None:
-    """Store an event and queue `task(event_id=...)` on the caller's connection (inside its transaction,
-    when it has one); None when the dedup key is taken. Keywords: those of `WebhookIntake.store`."""
-    cursor = await connection.execute(STORE_EVENT, _event(**event))
-    row = await cursor.fetchone()
-    assert row is None or isinstance(row, tuple)
-    return None if row is None else int(row[0])
 
 
 @dataclass(frozen=True)
@@ -205,41 +167,56 @@ class WebhookIntake:
         raise RuntimeError(f"chat {delivery.chat_id!r}: its job was neither found nor created")
 
     async def _write(self, deliveries: Sequence[_Delivery]) -> list[int | None]:
-        """One statement for all: each delivery's event id, None for a duplicate, _UNRESOLVED to retry."""
-        first: dict[str, _Delivery] = {}
-        for delivery in deliveries:
-            first.setdefault(delivery.dedup_key, delivery)  # a key twice in one statement: the later is a duplicate
-        unique = list(first.values())
-        new_job_ids = {d.chat_id: uuid.uuid4() for d in unique if d.chat_id is not None}
-        params = {
-            "providers": [d.provider for d in unique],
-            "dedup_keys": [d.dedup_key for d in unique],
-            "event_types": [d.event_type for d in unique],
-            "job_ids": [d.job_id for d in unique],
-            "chat_ids": [d.chat_id for d in unique],
-            "new_job_ids": [None if d.chat_id is None else new_job_ids[d.chat_id] for d in unique],
-            "headers": [d.headers for d in unique],
-            "bodies": [d.body for d in unique],
-            "tasks": [d.task for d in unique],
-        }
         async with self.pool.connection() as connection:
-            # Never prepared: a generic plan made while the tables were small (a new deployment) kept
-            # scanning `job` whole as it grew; acks fell from ~600/s to ~250/s within half a minute. One
-            # plan per statement of up to 64 deliveries costs little.
-            cursor = await connection.execute(_STORE_MANY, params, prepare=False)
-            rows = await cursor.fetchall()
-        stored = {key: event_id for key, event_id in rows if event_id is not None}
-        chats = {key for key, event_id in rows if event_id is None}
-        outcome: dict[str, int | None] = {}
-        for key, delivery in first.items():
-            if key in stored:
-                outcome[key] = int(stored[key])
-            elif delivery.chat_id is not None and delivery.chat_id not in chats:
-                outcome[key] = _UNRESOLVED
-            else:
-                outcome[key] = None
-        # A key's later copies in the same statement are its duplicates (or retry with it).
-        return [
-            outcome[d.dedup_key] if first[d.dedup_key] is d or outcome[d.dedup_key] == _UNRESOLVED else None
-            for d in deliveries
-        ]
+            return await _store_all(connection, deliveries)
+
+
+async def store_event(
+    connection: AsyncConnection[Any], *, provider: str, dedup_key: str, event_type: str, job_id: uuid.UUID | None,
+    headers: dict[str, str], body: bytes, task: str | None,
+) -> int | None:  # fmt: skip
+    """Store an event and queue `task(event_id=...)` on the caller's connection (inside its transaction,
+    when it has one), by the statement acknowledgements use; None when the dedup key is taken."""
+    delivery = _Delivery(provider, dedup_key, event_type, job_id, None, orjson.dumps(headers).decode(), body, task)
+    [event_id] = await _store_all(connection, [delivery])
+    return event_id
+
+
+async def _store_all(connection: AsyncConnection[Any], deliveries: Sequence[_Delivery]) -> list[int | None]:
+    """One statement for all: each delivery's event id, None for a duplicate, _UNRESOLVED to retry."""
+    first: dict[str, _Delivery] = {}
+    for delivery in deliveries:
+        first.setdefault(delivery.dedup_key, delivery)  # a key twice in one statement: the later is a duplicate
+    unique = list(first.values())
+    new_job_ids = {d.chat_id: uuid.uuid4() for d in unique if d.chat_id is not None}
+    params = {
+        "providers": [d.provider for d in unique],
+        "dedup_keys": [d.dedup_key for d in unique],
+        "event_types": [d.event_type for d in unique],
+        "job_ids": [d.job_id for d in unique],
+        "chat_ids": [d.chat_id for d in unique],
+        "new_job_ids": [None if d.chat_id is None else new_job_ids[d.chat_id] for d in unique],
+        "headers": [d.headers for d in unique],
+        "bodies": [d.body for d in unique],
+        "tasks": [d.task for d in unique],
+    }
+    # Never prepared: a generic plan made while the tables were small (a new deployment) kept scanning
+    # `job` whole as it grew; acks fell from ~600/s to ~250/s within half a minute. One plan per statement
+    # of up to 64 deliveries costs little.
+    cursor = await connection.execute(_STORE_MANY, params, prepare=False)
+    rows = await cursor.fetchall()
+    stored = {key: event_id for key, event_id in rows if event_id is not None}
+    chats = {key for key, event_id in rows if event_id is None}
+    outcome: dict[str, int | None] = {}
+    for key, delivery in first.items():
+        if key in stored:
+            outcome[key] = int(stored[key])
+        elif delivery.chat_id is not None and delivery.chat_id not in chats:
+            outcome[key] = _UNRESOLVED
+        else:
+            outcome[key] = None
+    # A key's later copies in the same statement are its duplicates (or retry with it).
+    return [
+        outcome[d.dedup_key] if first[d.dedup_key] is d or outcome[d.dedup_key] == _UNRESOLVED else None
+        for d in deliveries
+    ]
