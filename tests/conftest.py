@@ -44,6 +44,12 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"database: {ladder_step()}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first: the worker processes (pytest-xdist) each start on one while the short ones fill
+    the gaps, instead of one long test left running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def databases() -> Iterator[Databases]:
     with server_url() as url:

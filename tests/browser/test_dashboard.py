@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.browser.conftest import sync_key
 from tests.conftest import Service
 from tests.e2e.test_evi import EVI_PATH, wait_for_chat
@@ -118,6 +120,7 @@ def test_evi_chat_page_shows_the_transcript_and_the_chat_timeline(
     assert errors == []
 
 
+@pytest.mark.slow
 def test_running_job_status_updates_live_on_the_list(service: Service, browser: Any) -> None:
     """A job listed while still running turns `completed` on the open page without a reload."""
     with service.client() as client:

@@ -8,11 +8,14 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
+
 from app.hume.emotions import EXPRESSIONS_48
 from tests.e2e.test_cli import run_cli
 from tests.fixtures import REAL_PREDICTIONS
 
 
+@pytest.mark.slow
 def test_import_then_summary_and_csv_export(database_url: str) -> None:
     """import prints the new job id last; summary prints every face emotion with the 1,075 predictions;
     export writes one CSV row per prediction with a column per emotion and the scores from the file."""

@@ -86,6 +86,7 @@ def shape(line: str) -> str:
     return re.sub(r"\d+", "N", UUID.sub("ID", line))
 
 
+@pytest.mark.slow
 def test_readme_first_five_minutes_runs_as_written(dev_service: DevService) -> None:
     """The README's block, pasted into bash against `make run`'s service, prints what README shows."""
     script, expected = readme_block()
@@ -99,6 +100,7 @@ def test_readme_first_five_minutes_runs_as_written(dev_service: DevService) -> N
     assert (dev_service.cwd / "hello.wav").read_bytes()[:4] == b"RIFF"
 
 
+@pytest.mark.slow
 def test_banner_status_and_triggers(dev_service: DevService) -> None:
     """The banner names every URL and a ready export line; `status` repeats it; each trigger lands and
     prints its job id last; a job's trouble is visible; a CORS preflight explains what to set."""
@@ -158,6 +160,7 @@ def test_a_taken_port_is_one_line_naming_the_variable(variable: str, database_ur
     assert not (tmp_path / ".data").exists()
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line_with_an_exit_code(database_url: str, tmp_path: Path) -> None:
     """A bad setting (2), an unreachable database within seconds (1), an unknown job (1), a bad id (2)."""
     job = "00000000-0000-0000-0000-000000000000"

@@ -248,6 +248,7 @@ def test_rate_limit_is_retried_then_succeeds(service: Service, emulator: Emulato
     assert hume_calls(emulator) == 3
 
 
+@pytest.mark.slow
 def test_persistent_rate_limit_is_503_with_retry_after(service: Service, emulator: EmulatorServer) -> None:
     """If Hume keeps answering 429 after every retry, the caller gets 503 with Retry-After."""
     emulator.set_faults(path="/v0/tts", status=429, retry_after=1)
@@ -259,6 +260,7 @@ def test_persistent_rate_limit_is_503_with_retry_after(service: Service, emulato
     assert hume_calls(emulator) == 6  # SDK: 3 attempts, twice
 
 
+@pytest.mark.slow
 def test_persistent_server_error_is_503_with_retry_after(service: Service, emulator: EmulatorServer) -> None:
     """Hume 5xx after every retry is a 503 with Retry-After (the same request may work later, as for every
     route); a streamed request fails the same way."""

@@ -154,6 +154,7 @@ def task_context(deps: Deps, event_id: int, attempts: int) -> procrastinate.JobC
     )  # fmt: skip
 
 
+@pytest.mark.slow
 async def test_failing_event_is_retried_then_left_dead_and_visible(deps: Deps, emulator: EmulatorServer) -> None:
     """A chat_ended whose history Hume cannot serve (503) is retried: each attempt is counted on the inbox
     event and re-raised for procrastinate; on the last attempt the event is dead with the error. The same

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +37,8 @@ def _encodable(value: Any) -> bool:
     return True
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("every_app_module_imported")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(metadata=_metadata, probe=_metadata)
 def test_fuzzed_metadata_never_5xx_and_reads_back_equal(service: Service, metadata: Any, probe: Any) -> None:

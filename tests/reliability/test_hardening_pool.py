@@ -9,6 +9,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from bench import payloads
 from tests.conftest import ServiceFactory
@@ -37,6 +38,7 @@ def _stalled_reader(url: str, key: str, path: str) -> tuple[socket.socket, bytes
     return sock, got[:12]
 
 
+@pytest.mark.slow
 def test_slow_csv_readers_do_not_starve_webhooks_and_readyz(make_service: ServiceFactory) -> None:
     """20 clients read 50 kB of a large predictions.csv and stop. Before: they held all 20 pooled
     connections and /readyz and Hume's callbacks waited 30 s for a 503. Now /readyz and a webhook answer

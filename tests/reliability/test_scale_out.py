@@ -31,7 +31,7 @@ from tests.servers import free_port
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-JOBS = 300
+JOBS = 150
 HUME_DELAY_S = 0.2
 STALLED_AFTER_S = 3.0
 JOB_TASKS = ("submit_job", "process_event")

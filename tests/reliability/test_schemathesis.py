@@ -22,6 +22,8 @@ EXAMPLES = 40
 
 # The service and the emulator run in threads of this process, and libraries there (connection-pool and
 # retry jitter) draw from the global `random`; hypothesis blames whatever strategy is drawing at that moment.
+@pytest.mark.slow
+@pytest.mark.usefixtures("every_app_module_imported")
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 def test_no_generated_request_yields_a_server_error(service: Service) -> None:
     """Whatever the generated path, query, headers or body, for every documented operation, the service

@@ -1,4 +1,4 @@
-"""A worker process killed with SIGKILL in the middle of ingesting a one-hour job, then started again.
+"""A worker process killed with SIGKILL in the middle of ingesting a twenty-minute video's job, then started again.
 
 The service runs without an in-process worker; `python -m app worker` runs in a subprocess. The test
 freezes the ingest after its predictions COPY (it holds a lock on the stats table the same transaction
@@ -14,6 +14,7 @@ import sys
 import time
 
 import psycopg
+import pytest
 
 from app.emulator.testing import EmulatorServer
 from tests.conftest import EMULATOR_KEY, ServiceFactory, start_worker
@@ -30,10 +31,11 @@ from tests.reliability.helpers import (
 STALLED_AFTER_S = 3.0
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_ingest_then_restarted_completes_with_exact_rows(
     make_service: ServiceFactory, emulator: EmulatorServer, workers: list[subprocess.Popen[bytes]]
 ) -> None:
-    """kill -9 of the worker while a one-hour video's predictions are half written: nothing of the
+    """kill -9 of the worker while a twenty-minute video's predictions are half written: nothing of the
     uncommitted ingest survives, and a restarted worker takes the stalled task back (heartbeat timeout)
     and completes the job with exactly Hume's row count."""
     service = make_service(run_worker=False)
@@ -54,7 +56,7 @@ def test_worker_killed_mid_ingest_then_restarted_completes_with_exact_rows(
         blocker.execute("LOCK TABLE emotion_stat IN ACCESS EXCLUSIVE MODE")
         first = start_worker(env, workers)
         with service.client() as client:
-            job = client.post("/v1/jobs", json={"urls": ["https://example.com/keynote.mp4#duration=3600"]}).json()
+            job = client.post("/v1/jobs", json={"urls": ["https://example.com/keynote.mp4#duration=1200"]}).json()
             wait_until(
                 lambda: scalar(
                     url,
@@ -78,7 +80,7 @@ def test_worker_killed_mid_ingest_then_restarted_completes_with_exact_rows(
     recovered_s = time.monotonic() - restarted_at
     assert done["status"] == "completed", done
     expected = expected_rows(hume_predictions(emulator, EMULATOR_KEY, done["hume_job_id"]))
-    assert expected > 10_800  # one hour of video at 3 fps, plus the audio models
+    assert expected > 3_600  # twenty minutes of video at 3 fps, plus the audio models
     assert done["num_predictions"] == expected
     assert prediction_count(url, job["id"]) == expected
     assert rows(url, "SELECT state FROM inbox_event") == [("done",)]

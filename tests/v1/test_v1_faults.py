@@ -71,6 +71,7 @@ async def test_a_run_stopped_mid_video_resumes_with_one_result_per_chunk(
     assert all(c.face_state for c in after)
 
 
+@pytest.mark.slow
 def test_hume_429s_are_waited_out(make_service: ServiceFactory, emulator: EmulatorServer, media: str) -> None:
     service = make_service(
         allow_private_hosts="127.0.0.1", hume_max_retries=0, worker_retry_base_s=0.1, v1_audio_chunk_bytes=96_044
