@@ -4,6 +4,7 @@ explicitly. Each setting's default is written once, here; its variable is its na
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: LogFormat = "console"
-    """Default: console when ENVIRONMENT is development (or unset), else json (see from_env)."""
+    """Default: console when ENVIRONMENT is development (or unset) and stdout is a terminal, else json (from_env)."""
     run_worker: bool = True
     """Run the queue worker inside the server; off for deployments with `python -m app worker`."""
     worker_concurrency: int = Field(default=4, ge=1)
@@ -239,8 +240,9 @@ class Settings(BaseSettings):
         else:
             env = {k.lower(): v for k, v in environ.items()}
         if not env.get("log_format", "").strip():
+            # Readable lines for a person at a terminal; JSON for files, pipes and collectors (and ~3x cheaper).
             development = env.get("environment", "development").strip().lower() in ("", "development")
-            env["log_format"] = "console" if development else "json"
+            env["log_format"] = "console" if development and sys.stdout.isatty() else "json"
         try:
             return cls(**_Mapping(cls, env)())
         except ValidationError as exc:

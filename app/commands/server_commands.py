@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from app import process_tuning
 from app.commands import startup_banner, worker_metrics
 from app.commands.command_errors import FAILED, CommandError, check_database
 from app.commands.startup_banner import DATA_DIR, KEY_FILE
@@ -101,8 +102,8 @@ def serve(settings: Settings, on_started: Callable[[], object] | None = None) ->
     if settings.web_concurrency > 1:
         return _serve_processes(settings, on_started)
     server = uvicorn.Server(uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on",
-        timeout_graceful_shutdown=10, **uvicorn_options(settings),
+        create_app(settings, owns_process=True), host=settings.host, port=settings.port, log_level="warning",
+        lifespan="on", timeout_graceful_shutdown=10, **uvicorn_options(settings),
     ))  # fmt: skip
 
     def announce() -> None:
@@ -137,7 +138,7 @@ def _serve_processes(settings: Settings, on_started: Callable[[], object] | None
     if on_started is not None:
         on_started()
     uvicorn.run(
-        "app.web.application:create_app", factory=True, workers=settings.web_concurrency, host=settings.host,
+        "app.web.application:create_process_app", factory=True, workers=settings.web_concurrency, host=settings.host,
         port=settings.port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10,
         **uvicorn_options(settings, importable=True),
     )  # fmt: skip
@@ -220,6 +221,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                 await stack.enter_async_context(worker_metrics.serving(deps, settings.host, port))
             where = f"; /metrics and /healthz on {settings.host}:{port}" if port is not None else ""
             print(f"Worker running{where}; Ctrl-C stops it", flush=True)
+            process_tuning.settle()
             await run_worker(deps, install_signal_handlers=True)
         return 0
 

@@ -98,7 +98,8 @@ def make(settings: Settings, key: str, database_url: str, embedded: bool, psql_b
         hume = settings.hume_url
     shown = database_url if embedded else masked(database_url)
     psql = f"{psql_binary} {shlex.quote(database_url)}" if embedded else f'{psql_binary} "$DATABASE_URL"'
-    logs = "this terminal (" + settings.log_format + ", level " + settings.log_level + "; LOG_FORMAT=json for JSON)"
+    other = "LOG_FORMAT=json for JSON" if settings.log_format == "console" else "LOG_FORMAT=console for plain lines"
+    logs = f"this terminal ({settings.log_format}, level {settings.log_level}; {other})"
     emulator = settings.emulator_url if settings.uses_emulator else None
     return Banner(api, emulator, key, shown, psql, embedded, hume, logs)
 

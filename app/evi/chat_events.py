@@ -139,21 +139,11 @@ async def handle_event(deps: Deps, stored: InboxEvent) -> str:
 
 
 async def _started(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEventChatStarted) -> str:
-    async with deps.sessionmaker.begin() as session:
-        job = await jobs.lock(session, job_id)
-        if job is None:
-            await inbox_events.finish(session, event_id, "ignored", "chat job no longer exists")
-            return "job gone"
-        # Details only fill gaps and the status only moves forward: a chat_started arriving after
-        # chat_ended adds its facts (caller, start type) without reopening the chat.
-        await jobs.touch(
-            session,
-            job_id,
-            details=_fill(job.details, evi.started_details(event)),
-            started_at=job.started_at or _at(event.start_time),
+    async with deps.get(WebhookIntake).pool.connection() as connection:
+        started = await chat_jobs.start_chat(
+            connection, job_id, event_id, evi.started_details(event), _at(event.start_time)
         )
-        await inbox_events.finish(session, event_id, "done")
-    return "chat started"
+    return "chat started" if started else "job gone"
 
 
 async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEventChatEnded) -> str:

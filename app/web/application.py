@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import logs
+from app import logs, process_tuning
 from app.admin import event_routes
 from app.analytics import emotion_routes, prediction_routes
 from app.batch import callback_routes
@@ -80,7 +80,9 @@ def cors_middleware(settings: Settings) -> list[Middleware]:
     ]
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, owns_process: bool = False) -> Starlette:
+    """The application. `owns_process`: it is all its process serves (`serve`), so once started it may
+    freeze the garbage collector's view of the process (see `process_tuning.settle`)."""
     settings = settings or Settings.from_env()
     logs.configure(settings)
 
@@ -91,6 +93,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await stack.enter_async_context(built_in_emulator(settings))
             deps = await stack.enter_async_context(build_deps(settings))
             worker = asyncio.create_task(run_worker(deps)) if settings.run_worker else None
+            if owns_process:
+                process_tuning.settle()
             try:
                 yield {"deps": deps}
             finally:
@@ -109,3 +113,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers=error_handlers.handlers(),
         lifespan=lifespan,
     )
+
+
+def create_process_app() -> Starlette:
+    """The factory each of WEB_CONCURRENCY's processes calls: settings from the environment, process owned."""
+    return create_app(owns_process=True)

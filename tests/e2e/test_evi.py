@@ -126,7 +126,7 @@ def test_chat_ended_alone_then_late_chat_started_never_moves_the_chat_back(
     service: Service, emulator: EmulatorServer
 ) -> None:
     """chat_ended with no chat_started completes the chat; a chat_started arriving afterwards adds its
-    facts (caller, start type) but leaves it completed with its predictions."""
+    facts (caller, start type), overwrites none it already has, and leaves it completed with its predictions."""
     chat = emulator.create_chat(turns=3, seed="order", send_webhooks=False, custom_session_id="s-1")
     base = {"chat_group_id": chat["chat_group_id"], "chat_id": chat["id"], "config_id": None}
     ended = {
@@ -139,7 +139,7 @@ def test_chat_ended_alone_then_late_chat_started_never_moves_the_chat_back(
         assert done["num_predictions"] == 6
         started = {
             **base, "event_name": "chat_started", "start_time": chat["start_timestamp"],
-            "chat_start_type": "new_chat_group", "caller_number": "+12223333333",
+            "chat_start_type": "new_chat_group", "caller_number": "+12223333333", "custom_session_id": "s-other",
         }  # fmt: skip
         assert post_signed(service, started).status_code == 202
         wait_for_events_done(service.database_url, 2)
@@ -149,6 +149,7 @@ def test_chat_ended_alone_then_late_chat_started_never_moves_the_chat_back(
     assert after["details"]["caller_number"] == "+12223333333"
     assert after["details"]["chat_start_type"] == "new_chat_group"
     assert after["details"]["end_reason"] == "USER_ENDED" and after["details"]["duration_seconds"] == 27
+    assert after["details"]["custom_session_id"] == "s-1", "a known detail was overwritten"
     assert rows(service.database_url, "SELECT count(*) FROM prediction") == 6
 
 
