@@ -30,7 +30,6 @@ from app.inbox.job_starter import defer_start
 from app.inbox.pipeline import PROCESS_EVENT, RetryLater
 from app.prediction_rows import PredictionFormatError
 from app.store import inbox_events, ingest, jobs
-from app.store.db import autocommit
 from app.store.tables import InboxEvent, Job
 from app.store.webhook_intake import CallbackTarget, WebhookIntake
 
@@ -140,16 +139,18 @@ async def record_poll_outcome(deps: Deps, job: Job, state: JobState) -> None:
 
 async def handle_event(deps: Deps, event: InboxEvent) -> str:
     """Apply one stored batch outcome (callback or poll); returns what happened (for logs)."""
-    event_id = event.id
-    async with deps.sessionmaker() as session:
-        await autocommit(session)  # a read: no BEGIN and ROLLBACK around it
-        job = await jobs.get(session, event.job_id) if event.job_id else None
-    if job is None:
+    event_id, job_id = event.id, event.job_id
+    found = None
+    if job_id is not None:
+        async with deps.get(WebhookIntake).pool.connection() as connection:
+            found = await jobs.status_and_hume_id(connection, job_id)
+    if job_id is None or found is None:
         return await finish_event(deps, event_id, "ignored", "job no longer exists")
-    if job.status in jobs.FINAL:
-        return await finish_event(deps, event_id, "ignored", f"job already {job.status}")
+    status, known_hume_id = found
+    if status in jobs.FINAL:
+        return await finish_event(deps, event_id, "ignored", f"job already {status}")
     payload = callbacks.full(event.body)
-    hume_job_id = job.hume_job_id or payload.job_id
+    hume_job_id = known_hume_id or payload.job_id
     state = await deps.gateway.job_state(hume_job_id)
     if state.status == "COMPLETED":
         use_body = (payload.status or "COMPLETED").upper() == "COMPLETED"
@@ -163,20 +164,20 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
                 log.warning("callback predictions unreadable; fetching them", event_id=event_id, error=str(exc))
         if sources is None:
             sources = predictions.decode(await deps.gateway.predictions(hume_job_id))
-        return await _complete(deps, job.id, event_id, hume_job_id, state, sources)
+        return await _complete(deps, job_id, event_id, hume_job_id, state, sources)
     if state.status == "FAILED":
         message = state.message or payload.message or payload.error or "Hume reported the job failed"
         async with deps.sessionmaker.begin() as session:
             if await jobs.advance(
-                session, job.id, "failed", hume_job_id=hume_job_id, error=message, error_code="hume_failed",
+                session, job_id, "failed", hume_job_id=hume_job_id, error=message, error_code="hume_failed",
                 started_at=_ms(state.started_ms), completed_at=_ms(state.ended_ms) or _now(),
             ):  # fmt: skip
-                await outbox.job_ended(session, deps, job.id)
+                await outbox.job_ended(session, deps, job_id)
             await inbox_events.finish(session, event_id, "done")
         return "failed"
     if state.status == "IN_PROGRESS":
         async with deps.sessionmaker.begin() as session:
-            await jobs.advance(session, job.id, "in_progress", started_at=_ms(state.started_ms))
+            await jobs.advance(session, job_id, "in_progress", started_at=_ms(state.started_ms))
     # Hume says the job has not ended: the callback is early or forged; ask again later.
     raise RetryLater(f"Hume reports job {hume_job_id} as {state.status}")
 

@@ -9,7 +9,7 @@ from procrastinate import JobContext
 from app.deps import Deps
 from app.inbox.pipeline import pipeline
 from app.store import inbox_events
-from app.store.db import autocommit
+from app.store.webhook_intake import WebhookIntake
 
 log = structlog.get_logger(__name__)
 
@@ -27,17 +27,15 @@ def last_attempt(context: JobContext, deps: Deps) -> bool:
 
 async def finish_event(deps: Deps, event_id: int, state: str, note: str | None) -> str:
     """End an event by one statement of its own, for a handler with nothing else to write; what happened."""
-    async with deps.sessionmaker() as session:
-        await autocommit(session)
-        await inbox_events.finish(session, event_id, state, note)
+    async with deps.get(WebhookIntake).pool.connection() as connection:
+        await inbox_events.end(connection, event_id, state, note)
     return note or state
 
 
 async def run_event(deps: Deps, event_id: int) -> str:
     """Apply one stored event with its provider's handler; what happened, for logs. Failures propagate."""
-    async with deps.sessionmaker() as session:
-        await autocommit(session)  # a read: no BEGIN and ROLLBACK around it
-        event = await inbox_events.get(session, event_id)
+    async with deps.get(WebhookIntake).pool.connection() as connection:
+        event = await inbox_events.read(connection, event_id)
     if event is None or event.state in {"done", "ignored"}:
         return "already processed"
     handler = pipeline(deps).handlers.get(event.provider)

@@ -31,8 +31,3 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[ob
     assert isinstance(driver, psycopg.AsyncConnection)
     return driver
 
-
-async def autocommit(session: AsyncSession) -> None:
-    """Call first: every statement of this session then commits by itself. For a read, or a write that is
-    one statement, this saves the BEGIN and COMMIT/ROLLBACK round trips of a transaction."""
-    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

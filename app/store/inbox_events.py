@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +16,29 @@ from app.store.tables import InboxEvent
 
 async def get(session: AsyncSession, event_id: int) -> InboxEvent | None:
     return await session.get(InboxEvent, event_id)
+
+
+# The worker's first and last statements of most tasks, on a plain autocommit psycopg connection: no
+# session, pool ping or ORM identity map between procrastinate's fetch and finish.
+_COLUMNS = ("id", "provider", "dedup_key", "event_type", "job_id", "headers", "body", "state", "attempts",
+            "last_error", "received_at", "processed_at")  # fmt: skip
+_READ = f"SELECT {', '.join(_COLUMNS)} FROM inbox_event WHERE id = %(id)s"
+_END = """
+UPDATE inbox_event SET state = %(state)s, last_error = %(note)s, processed_at = now()
+WHERE id = %(id)s AND state <> 'done'
+"""
+
+
+async def read(connection: AsyncConnection[Any], event_id: int) -> InboxEvent | None:
+    """An event by one statement, detached from any session (its handler reads it, never writes it)."""
+    cursor = await connection.execute(_READ, {"id": event_id})
+    row = await cursor.fetchone()
+    return None if row is None else InboxEvent(**dict(zip(_COLUMNS, row, strict=True)))
+
+
+async def end(connection: AsyncConnection[Any], event_id: int, state: str, note: str | None = None) -> None:
+    """`finish` as one autocommit statement, for a task with nothing else to write."""
+    await connection.execute(_END, {"id": event_id, "state": state, "note": note})
 
 
 async def finish(session: AsyncSession, event_id: int, state: str, note: str | None = None) -> None:

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,13 @@ async def create(session: AsyncSession, **fields: Any) -> Job:
 
 async def get(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
     return await session.get(Job, job_id)
+
+
+async def status_and_hume_id(connection: AsyncConnection[Any], job_id: uuid.UUID) -> tuple[str, str | None] | None:
+    """A job's status and Hume id by one autocommit statement (a worker's look before it decides)."""
+    cursor = await connection.execute("SELECT status, hume_job_id FROM job WHERE id = %(id)s", {"id": job_id})
+    row = await cursor.fetchone()
+    return None if row is None else (row[0], row[1])
 
 
 async def current(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
