@@ -4,13 +4,13 @@ reconciler checks), so the pipeline itself never imports a feature."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
 import uvicorn
 
+from app import background_server
 from app.batch import batch_outcomes, batch_submission
 from app.config import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, Settings
 from app.deps import Deps
@@ -68,19 +68,12 @@ async def built_in_emulator(settings: Settings) -> AsyncIterator[None]:
             lifespan="on",
         )
     )  # fmt: skip
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError(f"the built-in emulator could not listen on port {settings.built_in_emulator_port}")
-        await asyncio.sleep(0.02)
-    log.info("using the built-in Hume emulator", url=settings.emulator_url)
-    try:
+    port = settings.built_in_emulator_port
+    async with background_server.running(
+        server, lambda: RuntimeError(f"the built-in emulator could not listen on port {port}")
+    ):
+        log.info("using the built-in Hume emulator", url=settings.emulator_url)
         yield
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=5)
 
 
 @contextlib.asynccontextmanager

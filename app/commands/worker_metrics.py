@@ -3,7 +3,6 @@ worker's event loop (so /metrics reads the gauges through the worker's own pool)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from app import background_server
 from app.commands.command_errors import CommandError
 from app.commands.startup_banner import why_port_unusable
 from app.deps import Deps
@@ -49,15 +49,6 @@ async def serving(deps: Deps, host: str, port: int) -> AsyncIterator[None]:
     server = _SignalFreeServer(
         uvicorn.Config(metrics_app(deps), host=host, port=port, log_level="warning", lifespan="on")
     )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise CommandError(f"the metrics server could not listen on {host}:{port} (METRICS_PORT)", 1)
-        await asyncio.sleep(0.02)
-    try:
+    failure = f"the metrics server could not listen on {host}:{port} (METRICS_PORT)"
+    async with background_server.running(server, lambda: CommandError(failure, 1)):
         yield
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, timeout=5)
