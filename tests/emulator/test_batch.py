@@ -222,8 +222,8 @@ def test_one_hour_video_yields_one_hour_of_face_predictions(client: HumeClient, 
     preds = [p for g in groups for p in g["predictions"]]
     assert 10_700 <= len(preds) <= 10_800
     assert max(p["time"] for p in preds) > 3599 - 1
-    # A guard against minutes, not a measurement (bench_ingest measures): the suite runs 4 processes on
-    # 2 cores, and this took 5.03 s once where it takes about 1 s alone.
+    # A guard against minutes, not a measurement (bench_ingest measures): with the suite in 4 processes on
+    # 2 cores this took 5.03 s once, where it takes about 1 s alone.
     assert elapsed < 20, elapsed
     # A sample still validates into the SDK's model.
     sample = {
