@@ -10,7 +10,7 @@ guard first (a fresh resolution), and only then picks the pool of the address th
 
 Requests go to httpx's transport directly: nothing here wants what the client layer adds on every request
 (cookie jars carried from one stranger's server to the next, auth, redirects, URL and header merging),
-and skipping it took about a fifth of an outbound webhook's CPU.
+and skipping it saved about a tenth of an outbound webhook delivery's CPU (py-spy, bench_outbound).
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ def _at(ms: int | None) -> datetime | None:
 
 
 def _fill(details: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """Add what is new and known; never overwrite: whichever event arrives first, the result is the same."""
+    """Add what is new and known; never overwrite: whichever event arrives first, the result is the same.
+    chat_started applies the same rule in SQL (store/chat_jobs.start_chat), in its one statement."""
     merged = dict(details)
     for key, value in new.items():
         if value is not None and merged.get(key) is None:
