@@ -126,10 +126,19 @@ class UrlGuard:
             raise BlockedUrl(f"{str(url)[:200]!r} is not a valid URL") from None
         if parsed.scheme not in ("http", "https"):
             raise BlockedUrl(f"only http and https URLs can be fetched, not {parsed.scheme or 'a relative'} URLs")
-        host = parsed.raw_host.decode("ascii").lower().rstrip(".")
+        host = parsed.raw_host.decode("ascii")
         if not host:
             raise BlockedUrl(f"{str(parsed)[:200]} has no host")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        addresses = await self.addresses(host, port)
+        return Target(url=parsed, host=host.lower().rstrip("."), port=port, addresses=tuple(addresses))
+
+    async def addresses(self, host: str, port: int) -> list[IPAddress]:
+        """`host`'s addresses (itself when it is an IP literal, else resolved now) if every one may be
+        connected to; else BlockedUrl naming the rule."""
+        host = host.strip("[]").lower().rstrip(".")
+        if not host:
+            raise BlockedUrl("the URL has no host")
         try:
             addresses: list[IPAddress] = [ipaddress.ip_address(host)]
         except ValueError:
@@ -146,4 +155,4 @@ class UrlGuard:
                 if rule is not None and not self._allowed_address(ip):
                     named = f"host {ip}" if str(ip) == host else f"host {host} resolves to {ip},"
                     raise BlockedUrl(f"{named} {'is ' if str(ip) == host else ''}{rule}; {_HINT}")
-        return Target(url=parsed, host=host, port=port, addresses=tuple(addresses))
+        return addresses

@@ -20,8 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import metrics
 from app.deps import Deps
 from app.egress.errors import BlockedUrl, FetchFailed
-from app.egress.pinned import PinnedClient
-from app.egress.post import post_small
+from app.egress.post import GuardedPoster
 from app.egress.url_guard import UrlGuard
 from app.inbox.pipeline import DELIVER_MESSAGE
 from app.notifications import signing
@@ -41,10 +40,10 @@ class Courier:
     def __init__(self, allow_private_hosts: str | None, *, timeout_s: float) -> None:
         self.guard = UrlGuard.from_setting(allow_private_hosts)
         self.timeout_s = timeout_s
-        self.client = PinnedClient(self.guard, connect_timeout_s=timeout_s, read_timeout_s=timeout_s)
+        self.poster = GuardedPoster(self.guard)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.poster.aclose()
 
 
 @dataclass(frozen=True)
@@ -71,8 +70,8 @@ async def send(courier: Courier, url: str, headers: dict[str, str], body: bytes)
     answer = b""
     error: str | None = None
     try:
-        response = await post_small(
-            courier.client, url, body, headers=headers, timeout_s=courier.timeout_s, max_response_bytes=SNIPPET_BYTES
+        response = await courier.poster.post(
+            url, body, headers=headers, timeout_s=courier.timeout_s, max_response_bytes=SNIPPET_BYTES
         )
         status, answer = response.status, response.body
         outcome = "delivered" if 200 <= status < 300 else "gone" if status == 410 else "status"

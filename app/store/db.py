@@ -30,4 +30,3 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[ob
     driver = raw.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
     return driver
-

@@ -1,10 +1,14 @@
-"""The guarded POST for outbound webhooks: guard applied, redirects not followed, answers read only in part."""
+"""The guarded POST for outbound webhooks: guard applied at every connection, redirects not followed, answers
+read only in part, compressed answers stored as sent."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 from collections.abc import AsyncIterator, Iterator
 
+import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -12,8 +16,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from app.egress.errors import BlockedUrl, FetchFailed
-from app.egress.pinned import PinnedClient
-from app.egress.post import post_small
+from app.egress.post import GuardedPoster
 from app.egress.url_guard import UrlGuard
 from tests.asgi_server import serve
 
@@ -30,6 +33,25 @@ async def peer(request: Request) -> Response:
 
 async def moved(request: Request) -> Response:
     return RedirectResponse("http://169.254.169.254/", status_code=307)
+
+
+async def slowpeer(request: Request) -> Response:
+    await asyncio.sleep(0.3)
+    return await peer(request)
+
+
+async def gzipped(request: Request) -> Response:
+    return Response(gzip.compress(b"hello"), headers={"content-encoding": "gzip"})
+
+
+async def cookie(request: Request) -> Response:
+    response = Response("set")
+    response.set_cookie("session", "secret-of-receiver-one")
+    return response
+
+
+async def echo_headers(request: Request) -> Response:
+    return Response(orjson.dumps(dict(request.headers)))
 
 
 async def endless() -> AsyncIterator[bytes]:
@@ -52,6 +74,10 @@ def port() -> Iterator[int]:
         routes=[
             Route("/hook", hook, methods=["POST"]),
             Route("/peer", peer, methods=["POST"]),
+            Route("/slowpeer", slowpeer, methods=["POST"]),
+            Route("/gzipped", gzipped, methods=["POST"]),
+            Route("/cookie", cookie, methods=["POST"]),
+            Route("/headers", echo_headers, methods=["POST"]),
             Route("/moved", moved, methods=["POST"]),
             Route("/huge", huge, methods=["POST"]),
             Route("/slow", slow, methods=["POST"]),
@@ -64,52 +90,99 @@ def port() -> Iterator[int]:
 GUARD = UrlGuard.from_setting("127.0.0.1")
 
 
+@contextlib.asynccontextmanager
+async def poster(guard: UrlGuard) -> AsyncIterator[GuardedPoster]:
+    client = GuardedPoster(guard)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
 async def test_post_delivers_the_body_and_returns_the_answer(port: int) -> None:
-    async with PinnedClient(GUARD) as client:
-        got = await post_small(
-            client, f"http://127.0.0.1:{port}/hook", b'{"a": 1}', headers={"content-type": "application/json"}
+    async with poster(GUARD) as client:
+        got = await client.post(
+            f"http://127.0.0.1:{port}/hook", b'{"a": 1}', headers={"content-type": "application/json"}
         )
     assert (got.status, got.body, got.truncated) == (202, b"got 8 application/json", False)
 
 
 async def test_a_redirect_is_returned_not_followed(port: int) -> None:
-    async with PinnedClient(GUARD) as client:
-        got = await post_small(client, f"http://127.0.0.1:{port}/moved", b"{}")
+    async with poster(GUARD) as client:
+        got = await client.post(f"http://127.0.0.1:{port}/moved", b"{}")
     assert got.status == 307
     assert got.headers["location"] == "http://169.254.169.254/"
 
 
 async def test_only_the_first_bytes_of_a_huge_answer_are_read(port: int) -> None:
-    async with PinnedClient(GUARD) as client:
-        got = await post_small(client, f"http://127.0.0.1:{port}/huge", b"{}", max_response_bytes=1000)
+    async with poster(GUARD) as client:
+        got = await client.post(f"http://127.0.0.1:{port}/huge", b"{}", max_response_bytes=1000)
     assert len(got.body) == 1000
     assert got.truncated
 
 
 async def test_post_times_out_and_is_guarded(port: int) -> None:
-    async with PinnedClient(GUARD) as client:
+    async with poster(GUARD) as client:
         with pytest.raises(FetchFailed, match=r"timed out|took longer") as caught:
-            await post_small(client, f"http://127.0.0.1:{port}/slow", b"{}", timeout_s=0.3)
+            await client.post(f"http://127.0.0.1:{port}/slow", b"{}", timeout_s=0.3)
         assert caught.value.kind == "timeout"
-    async with PinnedClient(UrlGuard()) as client:
+    async with poster(UrlGuard()) as client:
         with pytest.raises(BlockedUrl, match="loopback"):
-            await post_small(client, f"http://127.0.0.1:{port}/hook", b"{}")
+            await client.post(f"http://127.0.0.1:{port}/hook", b"{}")
 
 
-async def test_connections_are_reused_per_host_and_the_guard_still_runs_every_time(port: int) -> None:
+async def test_connections_are_reused_per_host_and_every_new_connection_is_judged(port: int) -> None:
     answers = {"a.test": ["127.0.0.1"], "b.test": ["127.0.0.1"]}
+    asked: list[str] = []
 
     async def resolve(host: str, _port: int) -> list[str]:
+        asked.append(host)
         return answers[host]
 
     guard = UrlGuard(["127.0.0.1"], resolver=resolve)
-    async with PinnedClient(guard) as client:
+    async with poster(guard) as client:
         first, again, other = [
-            (await post_small(client, f"http://{host}:{port}/peer", b"{}")).body.decode().split()
+            (await client.post(f"http://{host}:{port}/peer", b"{}")).body.decode().split()
             for host in ("a.test", "a.test", "b.test")
         ]
         assert first == again  # the same host: the kept-alive connection (same client port)
         assert other[0] == f"b.test:{port}" and other[1] != first[1]  # same IP, another host: its own connection
-        answers["a.test"] = ["169.254.169.254"]  # rebinding: the open connection to 127.0.0.1 must not be used
+        assert asked == ["a.test", "b.test"]  # resolved (and judged) once per connection opened
+        answers["a.test"] = ["169.254.169.254"]  # rebinding
+        # The open connection goes on to the address that was checked when it opened...
+        kept = (await client.post(f"http://a.test:{port}/peer", b"{}")).body.decode().split()
+        assert kept == first
+        # ...and no new connection goes to the new answer: two at once need a second connection.
+        results = await asyncio.gather(
+            *(client.post(f"http://a.test:{port}/slowpeer", b"{}") for _ in range(2)), return_exceptions=True
+        )
+        refused = [r for r in results if isinstance(r, BlockedUrl)]
+        assert len(refused) == 1 and "metadata" in refused[0].message, results
+    async with poster(guard) as fresh:
         with pytest.raises(BlockedUrl, match="metadata"):
-            await post_small(client, f"http://a.test:{port}/peer", b"{}")
+            await fresh.post(f"http://a.test:{port}/peer", b"{}")
+
+
+async def test_blocked_literals_never_connect_and_bad_urls_are_named() -> None:
+    async with poster(UrlGuard()) as client:
+        for url, rule in [
+            ("http://169.254.169.254/latest/meta-data", "metadata"),
+            ("http://[::1]:9/hook", "loopback"),
+            ("http://10.1.2.3/hook", "private"),
+            ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+            ("ftp://example.com/hook", "only http and https"),
+            ("http:///hook", "no host|not a valid URL"),
+        ]:
+            with pytest.raises(BlockedUrl, match=rule):
+                await client.post(url, b"{}")
+
+
+async def test_answers_are_stored_as_sent_and_receivers_share_nothing(port: int) -> None:
+    async with poster(GUARD) as client:
+        packed = await client.post(f"http://127.0.0.1:{port}/gzipped", b"{}")
+        assert packed.headers["content-encoding"] == "gzip"
+        assert gzip.decompress(packed.body) == b"hello"  # not inflated: the bytes the receiver sent
+        await client.post(f"http://127.0.0.1:{port}/cookie", b"{}")
+        seen = orjson.loads((await client.post(f"http://127.0.0.1:{port}/headers", b"{}")).body)
+    assert "cookie" not in seen  # the first receiver's cookie is not sent on
+    assert "accept-encoding" not in seen
