@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import time
 import weakref
@@ -82,23 +83,24 @@ async def _queue_session(connection: psycopg.AsyncConnection[Any]) -> None:
 
 
 # procrastinate pings every connection it takes from its pool (an empty query: one round trip before
-# each fetch and each finish). A connection returned moments ago is as alive as one just pinged, so
-# only those idle longer than this are pinged; after a database outage, they all are.
+# each fetch and each finish). A connection handed out moments ago, whose query then ran, is as alive as one
+# just pinged, so only those not handed out for longer than this are pinged; after a database outage, they
+# all are. (Noted when handed out, not when returned: a pool `reset` hook would send every return through
+# the pool's background task, which cost more than the ping it saved.)
 PING_IDLE_AFTER_S = 1.0
-_returned_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
-
-
-async def _note_return(connection: psycopg.AsyncConnection[Any]) -> None:
-    _returned_at[connection] = time.monotonic()
+_handed_out_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
 
 
 async def _ping_if_idle(connection: psycopg.AsyncConnection[Any]) -> None:
-    if time.monotonic() - _returned_at.get(connection, 0.0) > PING_IDLE_AFTER_S:
+    now = time.monotonic()
+    last = _handed_out_at.get(connection, 0.0)
+    _handed_out_at[connection] = now
+    if now - last > PING_IDLE_AFTER_S:
         await psycopg_pool.AsyncConnectionPool.check_connection(connection)
 
 
 def _queue_pool(**options: Any) -> psycopg_pool.AsyncConnectionPool[Any]:
-    return psycopg_pool.AsyncConnectionPool(**{**options, "check": _ping_if_idle, "reset": _note_return})
+    return psycopg_pool.AsyncConnectionPool(**{**options, "check": _ping_if_idle})
 
 
 def make_queue(
@@ -110,14 +112,14 @@ def make_queue(
         base_s=settings.worker_retry_base_s,
         cap_s=settings.worker_retry_cap_s,
     )
-    # Each running task finishes through the pool, and the fetch loop needs one too: a pool smaller than the
-    # concurrency makes finished tasks queue for a connection while their slots stay taken.
+    # Each running task finishes through the pool, and each fetch loop needs one too, plus one it holds for
+    # LISTEN: a pool smaller than that makes finished tasks queue for a connection while their slots stay taken.
     # autocommit: procrastinate's own queries are one statement each (fetch, finish, heartbeat); in a
     # transaction each would cost BEGIN and COMMIT round trips too. Defers on our connection join our transaction.
     # _queue_session also turns off waiting for the WAL flush on these connections (see there why).
     connector = procrastinate.PsycopgConnector(
-        conninfo=libpq_url(database_url), min_size=1, max_size=settings.worker_concurrency + 2,
-        configure=_queue_session, pool_factory=_queue_pool,
+        conninfo=libpq_url(database_url), configure=_queue_session, pool_factory=_queue_pool,
+        min_size=1, max_size=settings.worker_concurrency + 2 * settings.worker_fetch_loops,
     )  # fmt: skip
     app = procrastinate.App(connector=connector)
     app.task(name=START_JOB, pass_context=True, retry=retry)(job_starter.submit_job)
@@ -132,8 +134,10 @@ def make_queue(
 
 
 def worker_options(deps: Deps) -> dict[str, Any]:
+    """One procrastinate worker's options (a process runs WORKER_FETCH_LOOPS of them)."""
+    settings = deps.settings
     return {
-        "concurrency": deps.settings.worker_concurrency,
+        "concurrency": math.ceil(settings.worker_concurrency / settings.worker_fetch_loops),
         "additional_context": {"deps": deps},
         # run_worker owns signals: procrastinate's handlers would end the worker where we restart it.
         "install_signal_handlers": False,
@@ -155,6 +159,22 @@ async def _database_answers(deps: Deps) -> bool:
     return True
 
 
+async def _fetch_loops(deps: Deps) -> None:
+    """WORKER_FETCH_LOOPS procrastinate workers, ended together: when one stops (or fails), so do the others."""
+    runs = [
+        asyncio.create_task(deps.queue.run_worker_async(**worker_options(deps)))
+        for _ in range(deps.settings.worker_fetch_loops)
+    ]
+    try:
+        done, _ = await asyncio.wait(runs, return_when=asyncio.FIRST_COMPLETED)
+        for run in done:
+            run.result()  # a failure is the caller's to log and restart after
+    finally:
+        for run in runs:
+            run.cancel()  # procrastinate shuts down gracefully on cancellation
+        await asyncio.gather(*runs, return_exceptions=True)
+
+
 async def run_worker(deps: Deps, *, install_signal_handlers: bool = False, watch_every_s: float = 1.0) -> None:
     """Run the worker until cancelled (or SIGINT/SIGTERM with `install_signal_handlers`), restarting it
     when it stops by itself and after every database outage.
@@ -170,7 +190,7 @@ async def run_worker(deps: Deps, *, install_signal_handlers: bool = False, watch
             loop.add_signal_handler(signum, stopping.set)
     delay = 0.5
     while not stopping.is_set():
-        run = asyncio.create_task(deps.queue.run_worker_async(**worker_options(deps)))
+        run = asyncio.create_task(_fetch_loops(deps))
         outage = False
         try:
             while not run.done() and not stopping.is_set():

@@ -35,6 +35,8 @@ JOBS = 150
 HUME_DELAY_S = 0.2
 STALLED_AFTER_S = 3.0
 JOB_TASKS = ("submit_job", "process_event")
+FETCH_LOOPS = 2
+"""procrastinate workers per worker process (WORKER_FETCH_LOOPS, the default): each registers its own id."""
 
 
 class Processes:
@@ -161,6 +163,7 @@ def run_scale_out(
         "WORKER_HEARTBEAT_S": "0.5",
         "STALLED_AFTER_S": str(STALLED_AFTER_S),
         "RECONCILE_INTERVAL_S": "1",
+        "WORKER_FETCH_LOOPS": str(FETCH_LOOPS),
     }
 
     def watch(check: Any, timeout: float, what: str) -> None:
@@ -173,7 +176,7 @@ def run_scale_out(
             ) from None
 
     # Both APIs and the first worker start together (each spends seconds importing); the second worker
-    # starts once the first has registered, so the lower worker id is the one to be killed.
+    # starts once the first has registered, so the lower worker ids are the ones to be killed.
     api_urls: list[str] = []
     apis: list[subprocess.Popen[bytes]] = []
     for n in (1, 2):
@@ -185,10 +188,12 @@ def run_scale_out(
     doomed = processes.start("worker1", "worker", {**base, "PUBLIC_BASE_URL": api_urls[0]})
     for api_url, api in zip(api_urls, apis, strict=True):
         wait_ready(api_url, api, processes)
-    watch(lambda: scalar("SELECT count(*) FROM procrastinate_workers") == 1, 30, "worker 1 to register")
+    registered = "SELECT count(*) FROM procrastinate_workers"
+    watch(lambda: scalar(registered) == FETCH_LOOPS, 30, "worker 1 to register")
     processes.start("worker2", "worker", {**base, "PUBLIC_BASE_URL": api_urls[1]})
-    watch(lambda: scalar("SELECT count(*) FROM procrastinate_workers") == 2, 30, "worker 2 to register")
-    doomed_id, survivor_id = (int(r[0]) for r in rows("SELECT id FROM procrastinate_workers ORDER BY id"))
+    watch(lambda: scalar(registered) == 2 * FETCH_LOOPS, 30, "worker 2 to register")
+    ids = [int(r[0]) for r in rows("SELECT id FROM procrastinate_workers ORDER BY id")]
+    doomed_ids, survivor_ids = set(ids[:FETCH_LOOPS]), set(ids[FETCH_LOOPS:])
 
     marks = {"ready": time.monotonic() - started}
     key = create_key(url, list(api_keys.SCOPES))
@@ -197,13 +202,17 @@ def run_scale_out(
     marks["submitted"] = time.monotonic() - started
 
     # Mid-run: both workers have run job tasks, and the one to be killed holds some right now.
-    watch(lambda: {doomed_id, survivor_id} <= job_workers(db), 60, "both workers to take job tasks")
-    holding = f"SELECT count(*) FROM procrastinate_jobs WHERE worker_id = {doomed_id} AND status = 'doing'"
+    watch(
+        lambda: bool(doomed_ids & job_workers(db)) and bool(survivor_ids & job_workers(db)),
+        60, "both workers to take job tasks",
+    )  # fmt: skip
+    doing = f"FROM procrastinate_jobs WHERE worker_id IN ({','.join(map(str, doomed_ids))}) AND status = 'doing'"
+    holding = f"SELECT count(*) {doing}"
     while True:
         watch(lambda: scalar(holding) > 0, 30, "worker 1 to hold tasks")
         # Frozen first, so the tasks it holds are known for certain when SIGKILL lands.
         doomed.send_signal(signal.SIGSTOP)
-        orphaned = rows(f"SELECT id FROM procrastinate_jobs WHERE worker_id = {doomed_id} AND status = 'doing'")
+        orphaned = rows(f"SELECT id {doing}")
         if orphaned:
             break
         doomed.send_signal(signal.SIGCONT)

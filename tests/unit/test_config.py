@@ -78,6 +78,7 @@ def test_database_url_forms() -> None:
     [
         ({"PORT": "8000.9"}, "PORT must be a whole number, got '8000.9'"),
         ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"),
+        ({"WORKER_FETCH_LOOPS": "0"}, "WORKER_FETCH_LOOPS"),
         ({"HUME_WEBHOOK_TOLERANCE_S": "soon"}, "HUME_WEBHOOK_TOLERANCE_S must be a number, got 'soon'"),
     ],
 )
