@@ -9,8 +9,8 @@ on the same IP. A pool that only ever serves one hostname cannot. Every request 
 guard first (a fresh resolution), and only then picks the pool of the address the check returned.
 
 Requests go to httpx's transport directly: nothing here wants what the client layer adds on every request
-(cookie jars carried from one stranger's server to the next, auth, redirects, URL and header merging),
-and skipping it saved about a tenth of an outbound webhook delivery's CPU (py-spy, bench_outbound).
+(cookie jars carried from one stranger's server to the next, auth, redirects, URL and header merging).
+Media downloads use this client; outbound webhooks use GuardedPoster (post.py), whose per-request CPU counts.
 """
 
 from __future__ import annotations
