@@ -4,6 +4,7 @@ and `serve` with several processes sharing one socket and one /metrics."""
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -90,11 +91,14 @@ def test_serve_runs_web_concurrency_processes_that_share_one_metrics(
             assert server.poll() is None and time.monotonic() < deadline, "serve did not start two processes"
             time.sleep(0.2)
         # Responses go out at once (TCP_NODELAY): a kept-alive connection does not wait 40 ms on delayed ACKs.
+        # Without it every request takes 40 ms or more; the median ignores the odd one a busy machine delays.
         with httpx.Client(base_url=url, timeout=5) as client:
-            started = time.monotonic()
+            took = []
             for _ in range(60):
+                started = time.monotonic()
                 assert client.get("/healthz").status_code == 200
-            assert time.monotonic() - started < 1.5, "60 requests over one connection took 40 ms each"
+                took.append(time.monotonic() - started)
+            assert statistics.median(took) < 0.03, f"requests over one connection took {sorted(took)}"
         # A new connection per request, so the kernel spreads them over both processes.
         for _ in range(40):
             assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
