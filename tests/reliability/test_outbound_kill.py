@@ -1,0 +1,75 @@
+"""The worker that ended a job killed with SIGKILL while it delivers the job's webhook, then started again.
+
+The receiver holds the first delivery unanswered, so the kill lands after the job's end (and its message)
+committed and before any attempt was recorded, every time, not by luck of timing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from app.emulator.testing import EmulatorServer
+from tests.conftest import EMULATOR_KEY, ServiceFactory, start_worker
+from tests.reliability.helpers import rows, scalar, wait_until
+from tests.webhook_receiver import Receiver
+
+STALLED_AFTER_S = 3.0
+
+
+@pytest.mark.slow
+def test_worker_killed_while_delivering_a_job_end_delivers_it_after_restart(
+    make_service: ServiceFactory, emulator: EmulatorServer, workers: list[subprocess.Popen[bytes]]
+) -> None:
+    service = make_service(run_worker=False, allow_private_hosts="127.0.0.1")
+    url = service.database_url
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "HUME_API_KEY": EMULATOR_KEY,
+        "HUME_BASE_URL": emulator.base_url,
+        "PUBLIC_BASE_URL": service.url,
+        "ALLOW_PRIVATE_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "WORKER_HEARTBEAT_S": "0.5",
+        "STALLED_AFTER_S": str(STALLED_AFTER_S),
+        "RECONCILE_INTERVAL_S": "1",
+    }
+    with Receiver(delays_s=[60.0]) as receiver, service.client() as client:
+        created = client.post("/v1/webhook-endpoints", json={"url": receiver.url, "events": ["job.completed"]})
+        assert created.status_code == 201, created.text
+        receiver.secrets.append(created.json()["secret"])
+        first = start_worker(env, workers)
+        job = client.post("/v1/jobs", json={"urls": ["https://example.com/interview.mp4#duration=5"]}).json()
+        [held] = receiver.wait_for(1, timeout=60)  # the first attempt, left waiting for its answer
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+
+        # Killed after the job's end committed with its message, before any attempt was recorded.
+        assert scalar(url, "SELECT status FROM job WHERE id = %s", job["id"]) == "completed"
+        assert rows(url, "SELECT state, attempts FROM webhook_message") == [("pending", 0)]
+        assert scalar(url, "SELECT count(*) FROM webhook_attempt") == 0
+
+        restarted_at = time.monotonic()
+        start_worker(env, workers)
+        wait_until(
+            lambda: rows(url, "SELECT state FROM webhook_message") == [("delivered",)],
+            STALLED_AFTER_S + 30, "the message to be delivered by the restarted worker",
+        )  # fmt: skip
+        recovered_s = time.monotonic() - restarted_at
+        deliveries = receiver.wait_for(2)
+
+    # At least once, as one message: the receiver saw it twice under one webhook-id, both signed with
+    # the endpoint's secret, and the log holds the one attempt that was answered.
+    assert [d.msg_id for d in deliveries] == [held.msg_id] * 2
+    assert all(d.verified_by == receiver.secrets for d in deliveries)
+    assert [d.payload["type"] for d in deliveries] == ["job.completed"] * 2
+    assert deliveries[1].payload["data"]["job"]["id"] == job["id"]
+    assert rows(url, "SELECT status_code, error FROM webhook_attempt") == [(200, None)]
+    assert rows(url, "SELECT attempts FROM webhook_message") == [(1,)]
+    sys.stderr.write(f"outbound kill: delivered {recovered_s:.1f} s after the restart\n")
