@@ -146,6 +146,8 @@ class GuardedPoster:
                     )
         except TimeoutError:
             raise FetchFailed(f"POST to {where} took longer than {timeout_s:g} s", kind="timeout") from None
+        except aiohttp.InvalidURL as exc:  # e.g. a legacy numeric IPv4 form (2130706433), which aiohttp refuses
+            raise BlockedUrl(f"{where} is not a URL we call: {str(exc)[:200]}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise FetchFailed(
                 f"POST to {where} failed: {type(exc).__name__} {str(exc)[:200]}", kind="connection"

@@ -170,6 +170,9 @@ async def test_blocked_literals_never_connect_and_bad_urls_are_named() -> None:
             ("http://[::1]:9/hook", "loopback"),
             ("http://10.1.2.3/hook", "private"),
             ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+            # Legacy numeric forms a system resolver maps onto loopback: refused either way.
+            ("http://2130706433/hook", "loopback|canonical"),
+            ("http://127.1/hook", "loopback|canonical"),
             ("ftp://example.com/hook", "only http and https"),
             ("http:///hook", "no host|not a valid URL"),
         ]:
