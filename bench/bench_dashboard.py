@@ -17,12 +17,11 @@ import httpx
 import psycopg
 
 from app.batch import prediction_import as importer
-from app.config import Settings
 from app.store.db import make_engine, make_sessionmaker
 from bench import payloads
 from bench.__main__ import Context
+from bench.service_process import serve
 from tests.browser.conftest import sync_key
-from tests.servers import ServiceServer
 
 JOBS = 10_000
 
@@ -73,13 +72,9 @@ def run(ctx: Context) -> None:
     with ctx.database() as url:
         _many_jobs(url)
         job_id, predictions = _one_hour_job(url)
-        settings = Settings(
-            database_url=url, hume_api_key="bench", hume_base_url="http://127.0.0.1:9", run_worker=False,
-            log_level="WARNING",
-        )  # fmt: skip
-        with ServiceServer(settings) as server:
+        with serve(url, HUME_API_KEY="bench", HUME_BASE_URL="http://127.0.0.1:9") as server_url:
             key = sync_key(url, ["read"])
-            with httpx.Client(base_url=server.url, timeout=30) as client:
+            with httpx.Client(base_url=server_url, timeout=30) as client:
                 signed = client.post("/dashboard/signin", data={"key": key})
                 assert signed.status_code == 303, signed.text
                 health = _p50_ms(lambda: client.get("/healthz"), 50)
@@ -96,7 +91,7 @@ def run(ctx: Context) -> None:
                 page = client.get(f"/dashboard/jobs/{job_id}")
                 page.raise_for_status()
                 api = httpx.get(
-                    f"{server.url}/v1/jobs/{job_id}/summary", headers={"Authorization": f"Bearer {key}"}, timeout=30
+                    f"{server_url}/v1/jobs/{job_id}/summary", headers={"Authorization": f"Bearer {key}"}, timeout=30
                 )
                 page_bytes = len(page.content) + len(client.get("/dashboard/static/dashboard.css").content)
                 page_bytes += len(client.get("/dashboard/static/dashboard.js").content)
@@ -107,7 +102,7 @@ def run(ctx: Context) -> None:
                 page_ms = _p50_ms(lambda: client.get(f"/dashboard/jobs/{job_id}").raise_for_status(), 10)
                 api_ms = _p50_ms(
                     lambda: httpx.get(
-                        f"{server.url}/v1/jobs/{job_id}/summary", headers={"Authorization": f"Bearer {key}"}
+                        f"{server_url}/v1/jobs/{job_id}/summary", headers={"Authorization": f"Bearer {key}"}
                     ),
                     10,
                 )

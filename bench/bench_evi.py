@@ -1,7 +1,7 @@
-"""EVI webhooks over real HTTP: what accepting a signed delivery costs (verify, job upsert, inbox row and
-queued task in one transaction) against a bare endpoint (/healthz) of the same app; and a long chat from
-chat_ended to a completed job (history pulled through the SDK, COPY ingest) against fetching that same
-history alone through the SDK."""
+"""EVI webhooks over real HTTP, the service and the emulator each in a process of its own: what accepting a
+signed delivery costs (verify, job upsert, inbox row and queued task in one transaction) against a bare
+endpoint (/healthz) of the same app; and a long chat from chat_ended to a completed job (history pulled
+through the SDK, COPY ingest) against fetching that same history alone through the SDK."""
 
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ import httpx
 import orjson
 from hume import HumeClient
 
-from app.config import Settings
-from app.emulator import EmulatorConfig
-from app.emulator.testing import EmulatorServer
+from app.emulator.testing import EmulatorProcess
 from app.hume.signatures import signed_headers
 from app.store import api_keys
 from bench.__main__ import Context
 from bench.bench_tokens import create_key, p50
-from tests.servers import ServiceServer
+from bench.service_process import serve
 
 EMULATOR_KEY = "bench-hume-key"
 SIGNING_KEY = "bench-signing-key"
@@ -27,6 +25,10 @@ DELIVERIES = 1000
 TURNS = 250  # 500 scored utterances: a long support call
 CHATS = 5
 EVI_PATH = "/v1/webhooks/hume/evi"
+
+
+def _hume(emulator: EmulatorProcess) -> dict[str, str]:
+    return {"HUME_API_KEY": EMULATOR_KEY, "HUME_BASE_URL": emulator.base_url, "HUME_WEBHOOK_SIGNING_KEY": SIGNING_KEY}
 
 
 def _timed(call: Callable[[], httpx.Response], expect: int) -> float:
@@ -44,13 +46,9 @@ def _started(i: int) -> bytes:
     )  # fmt: skip
 
 
-def _accept(ctx: Context, emulator: EmulatorServer) -> None:
+def _accept(ctx: Context, emulator: EmulatorProcess) -> None:
     with ctx.database() as url:
-        settings = Settings(
-            database_url=url, hume_api_key=EMULATOR_KEY, hume_base_url=emulator.base_url,
-            hume_webhook_signing_key=SIGNING_KEY, log_level="WARNING", run_worker=False,
-        )  # fmt: skip
-        with ServiceServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        with serve(url, **_hume(emulator)) as server_url, httpx.Client(base_url=server_url, timeout=30) as client:
             bodies = [_started(i) for i in range(DELIVERIES)]
 
             def post(body: bytes) -> httpx.Response:
@@ -70,7 +68,7 @@ def _accept(ctx: Context, emulator: EmulatorServer) -> None:
     ctx.report("evi_webhook_replay_p50", p50(replay), "ms", baseline=base, baseline_name="healthz_p50")
 
 
-def _ingest(ctx: Context, emulator: EmulatorServer) -> None:
+def _ingest(ctx: Context, emulator: EmulatorProcess) -> None:
     chats = [emulator.create_chat(turns=TURNS, seed=f"bench-{i}", send_webhooks=False) for i in range(CHATS)]
     sdk = HumeClient(api_key=EMULATOR_KEY, base_url=emulator.base_url)
     fetch: list[float] = []
@@ -80,13 +78,9 @@ def _ingest(ctx: Context, emulator: EmulatorServer) -> None:
         fetch.append((time.perf_counter() - started) * 1000)
         assert len(events) == 3 * TURNS + 2  # system prompt, per turn: user, agent, assistant prosody; end
     with ctx.database() as url:
-        settings = Settings(
-            database_url=url, hume_api_key=EMULATOR_KEY, hume_base_url=emulator.base_url,
-            hume_webhook_signing_key=SIGNING_KEY, log_level="WARNING",
-        )  # fmt: skip
-        with ServiceServer(settings) as server:
+        with serve(url, **_hume(emulator), RUN_WORKER="true") as server_url:  # the worker ingests, as in `make run`
             key = create_key(url, list(api_keys.SCOPES))
-            client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            client = httpx.Client(base_url=server_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
             ingest: list[float] = []
             for chat in chats:
                 body = orjson.dumps(
@@ -113,7 +107,6 @@ def _ingest(ctx: Context, emulator: EmulatorServer) -> None:
 
 
 def run(ctx: Context) -> None:
-    config = EmulatorConfig(api_key=EMULATOR_KEY, evi_signing_key=SIGNING_KEY, seed_evi_chats=0)
-    with EmulatorServer(config) as emulator:
+    with EmulatorProcess(api_key=EMULATOR_KEY, evi_signing_key=SIGNING_KEY) as emulator:
         _accept(ctx, emulator)
         _ingest(ctx, emulator)

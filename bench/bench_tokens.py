@@ -11,13 +11,11 @@ from contextlib import contextmanager
 
 import httpx
 
-from app.config import Settings
-from app.emulator import EmulatorConfig
-from app.emulator.testing import EmulatorServer
+from app.emulator.testing import EmulatorProcess
 from app.store import api_keys
 from app.store.db import make_engine, make_sessionmaker
 from bench.__main__ import Context
-from tests.servers import ServiceServer
+from bench.service_process import serve
 
 EMULATOR_KEY = "bench-hume-key"
 REQUESTS = 2000
@@ -37,21 +35,15 @@ def create_key(database_url: str, scopes: list[str]) -> str:
 
 
 @contextmanager
-def running_service(ctx: Context) -> Iterator[tuple[httpx.Client, EmulatorServer]]:
-    """The service under uvicorn against its own emulator and a fresh database; a keep-alive client."""
-    with ctx.database() as url, EmulatorServer(EmulatorConfig(api_key=EMULATOR_KEY)) as emulator:
-        settings = Settings(
-            database_url=url,
-            hume_api_key=EMULATOR_KEY,
-            hume_secret_key="bench-secret",  # noqa: S106  # the bench emulator accepts any secret
-            hume_base_url=emulator.base_url,
-            log_level="WARNING",
-            run_worker=False,
-        )
-        with ServiceServer(settings) as server:
+def running_service(ctx: Context) -> Iterator[tuple[httpx.Client, EmulatorProcess]]:
+    """The service and its own emulator, each in a process of its own, on a fresh database; a keep-alive client."""
+    with ctx.database() as url, EmulatorProcess(api_key=EMULATOR_KEY) as emulator:
+        hume = {"HUME_API_KEY": EMULATOR_KEY, "HUME_BASE_URL": emulator.base_url}
+        # The bench emulator accepts any secret.
+        with serve(url, **hume, HUME_SECRET_KEY="bench-secret") as server_url:  # noqa: S106
             key = create_key(url, list(api_keys.SCOPES))
             headers = {"Authorization": f"Bearer {key}"}
-            with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+            with httpx.Client(base_url=server_url, headers=headers, timeout=30) as client:
                 yield client, emulator
 
 

@@ -1,9 +1,12 @@
-"""Run the emulator in-process for tests: ``with EmulatorServer(EmulatorConfig()) as emu: ...``."""
+"""Run the emulator for tests and benchmarks: in-process (``with EmulatorServer(EmulatorConfig()) as emu``),
+or as ``python -m app emulator`` in a process of its own (``EmulatorProcess``), both driven over HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 import time
 from types import TracebackType
@@ -16,7 +19,47 @@ from .config import EmulatorConfig
 from .server import create_app
 
 
-class EmulatorServer:
+class EmulatorControl:
+    """The emulator's control routes (`/_emulator/...`) over plain HTTP, so they work the same from any
+    thread, loop or process, for an emulator at `base_url`."""
+
+    @property
+    def base_url(self) -> str:
+        raise NotImplementedError
+
+    def _control(self, method: str, path: str, body: Any = None) -> Any:
+        resp = httpx.request(method, f"{self.base_url}/_emulator/{path}", json=body, timeout=10)
+        resp.raise_for_status()
+        return resp.json()
+
+    def calls(self) -> dict[str, int]:
+        """Requests received per "METHOD /path/{template}" since start or the last reset."""
+        result: dict[str, int] = self._control("GET", "calls")["calls"]
+        return result
+
+    def set_faults(self, *specs: dict[str, Any], **spec: Any) -> dict[str, Any]:
+        """Add fault rules, e.g. ``set_faults(path="/v0/batch/jobs", status=429, times=2, retry_after=1)``."""
+        payload = [*specs, spec] if spec else list(specs)
+        result: dict[str, Any] = self._control("POST", "faults", payload)
+        return result
+
+    def reset(self) -> None:
+        """Forget jobs, chats, calls, deliveries and faults."""
+        self._control("POST", "reset")
+
+    def deliveries(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Outgoing callback/webhook attempts (``kind``: batch_callback, evi_webhook)."""
+        suffix = f"deliveries?kind={kind}" if kind else "deliveries"
+        result: list[dict[str, Any]] = self._control("GET", suffix)["deliveries"]
+        return result
+
+    def create_chat(self, **spec: Any) -> dict[str, Any]:
+        """Simulate an EVI chat (and send its webhooks); see ``POST /_emulator/evi/chats``."""
+        result: dict[str, Any] = self._control("POST", "evi/chats", spec)
+        return result
+
+
+class EmulatorServer(EmulatorControl):
     """The emulator under uvicorn in a background thread (with its own event loop) on a free port.
 
     Works from sync and asyncio code alike: the caller only talks HTTP to ``base_url``.
@@ -88,35 +131,52 @@ class EmulatorServer:
     ) -> None:
         await asyncio.to_thread(self.stop)
 
-    # -- control helpers (plain HTTP, so they work the same from any thread or loop)
 
-    def _control(self, method: str, path: str, body: Any = None) -> Any:
-        resp = httpx.request(method, f"{self.base_url}/_emulator/{path}", json=body, timeout=10)
-        resp.raise_for_status()
-        return resp.json()
+class EmulatorProcess(EmulatorControl):
+    """``python -m app emulator`` in a process of its own: a benchmark's server never shares the measuring
+    process (its CPU and GIL would be counted against whatever the benchmark times)."""
 
-    def calls(self) -> dict[str, int]:
-        """Requests received per "METHOD /path/{template}" since start or the last reset."""
-        result: dict[str, int] = self._control("GET", "calls")["calls"]
-        return result
+    def __init__(self, *, api_key: str | None = None, evi_signing_key: str | None = None) -> None:
+        self.options = {"--api-key": api_key, "--evi-signing-key": evi_signing_key}
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
 
-    def set_faults(self, *specs: dict[str, Any], **spec: Any) -> dict[str, Any]:
-        """Add fault rules, e.g. ``set_faults(path="/v0/batch/jobs", status=429, times=2, retry_after=1)``."""
-        payload = [*specs, spec] if spec else list(specs)
-        result: dict[str, Any] = self._control("POST", "faults", payload)
-        return result
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
-    def reset(self) -> None:
-        """Forget jobs, chats, calls, deliveries and faults."""
-        self._control("POST", "reset")
+    def start(self) -> EmulatorProcess:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        argv = [sys.executable, "-m", "app", "emulator", "--port", str(self.port), "--log-level", "warning"]
+        argv += [part for flag, value in self.options.items() if value is not None for part in (flag, value)]
+        self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)  # noqa: S603 (our interpreter and module)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.calls()
+                return self
+            except httpx.TransportError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("the emulator process did not start") from None
+                time.sleep(0.05)
 
-    def deliveries(self, kind: str | None = None) -> list[dict[str, Any]]:
-        """Outgoing callback/webhook attempts (``kind``: batch_callback, evi_webhook)."""
-        suffix = f"deliveries?kind={kind}" if kind else "deliveries"
-        result: list[dict[str, Any]] = self._control("GET", suffix)["deliveries"]
-        return result
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
 
-    def create_chat(self, **spec: Any) -> dict[str, Any]:
-        """Simulate an EVI chat (and send its webhooks); see ``POST /_emulator/evi/chats``."""
-        result: dict[str, Any] = self._control("POST", "evi/chats", spec)
-        return result
+    def __enter__(self) -> EmulatorProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
