@@ -25,8 +25,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from app.emulator import EmulatorConfig
-from app.emulator.testing import EmulatorServer
+from app.emulator.testing import EmulatorProcess
 from app.store import api_keys
 from bench import bench_ack, wrk
 from bench.__main__ import Context
@@ -42,7 +41,7 @@ ACK_LINES = 60_000
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _env(url: str, emulator: EmulatorServer, **extra: str) -> dict[str, str]:
+def _env(url: str, emulator: EmulatorProcess, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUME_", "PUBLIC_BASE_URL", "PROMETHEUS"))}
     env.update(
         DATABASE_URL=url, HUME_API_KEY=EMULATOR_KEY, HUME_BASE_URL=emulator.base_url,
@@ -53,7 +52,7 @@ def _env(url: str, emulator: EmulatorServer, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def api(url: str, emulator: EmulatorServer, logs: Path, name: str, processes: int = 1) -> Iterator[str]:
+def api(url: str, emulator: EmulatorProcess, logs: Path, name: str, processes: int = 1) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = _env(url, emulator, PORT=str(port), PUBLIC_BASE_URL=base, WEB_CONCURRENCY=str(processes))
@@ -76,7 +75,7 @@ async def _submit(base: str, key: str) -> None:
 
 def job_throughput(ctx: Context, workers: int, logs: Path) -> float:
     """Jobs completed per second between the 10th and the 90th percentile of completions."""
-    with ctx.database() as url, EmulatorServer(EmulatorConfig(api_key=EMULATOR_KEY)) as emulator, ExitStack() as stack:
+    with ctx.database() as url, EmulatorProcess(api_key=EMULATOR_KEY) as emulator, ExitStack() as stack:
         emulator.set_faults(path="/v0/batch/jobs*", delay_s=HUME_DELAY_S)
         base = stack.enter_context(api(url, emulator, logs, f"jobs-api-{workers}"))
         asyncio.run(_submit(base, create_key(url, list(api_keys.SCOPES))))
@@ -110,7 +109,7 @@ def job_throughput(ctx: Context, workers: int, logs: Path) -> float:
 def ack_rates(ctx: Context, logs: Path) -> dict[int, float]:
     """Median EVI webhook acks per second of `serve` with 1 and with 2 processes."""
     runs: dict[int, list[wrk.Run]] = {1: [], 2: []}
-    with ctx.database() as url, EmulatorServer(EmulatorConfig(api_key=EMULATOR_KEY)) as emulator, ExitStack() as stack:
+    with ctx.database() as url, EmulatorProcess(api_key=EMULATOR_KEY) as emulator, ExitStack() as stack:
         bases = {n: stack.enter_context(api(url, emulator, logs, f"ack-api-{n}", n)) for n in runs}
         for n, base in bases.items():
             wrk.run_wrk(base, bench_ack.deliveries("evi", url, 5000, logs / f"warm-{n}.tsv"), seconds=2)
