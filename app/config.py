@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     """Run the queue worker inside the server; off for deployments with `python -m app worker`."""
     worker_concurrency: int = Field(default=4, ge=1)
     """Tasks a worker process runs at once, shared among its fetch loops."""
+    queue_retention_h: int = Field(default=168, ge=1)
+    """Finished queue tasks are deleted this long after they ended (checked hourly). What the service
+    promises is kept elsewhere: inbox events with their errors, jobs, and the webhook delivery log."""
     worker_fetch_loops: int = Field(default=2, ge=1)
     """procrastinate workers in one process, each with its own fetch loop: one loop takes one task per round
     trip, which held a process to about 600 short tasks (webhook deliveries) a second."""

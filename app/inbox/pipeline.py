@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from app.deps import Deps
 from app.store.tables import InboxEvent
 
-# procrastinate task names: the one event runner, the job starter and the periodic reconciler.
+# procrastinate task names: the one event runner, the job starter, the periodic reconciler and pruning.
 PROCESS_EVENT = "process_event"
 START_JOB = "submit_job"
 RECONCILE = "reconcile"
+PRUNE = "prune_finished_tasks"
 # One attempt to send one of our outbound webhook messages (app/inbox/outbox.py queues it).
 DELIVER_MESSAGE = "deliver_webhook_message"
 # Tasks queued by an earlier release under another name are still run by the event runner.

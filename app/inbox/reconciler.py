@@ -1,5 +1,6 @@
 """The periodic safety net: tasks whose worker died are requeued, events whose task vanished get a new
-one, and every feature's registered check runs (overdue batch jobs are polled, stuck starts resubmitted)."""
+one, and every feature's registered check runs (overdue batch jobs are polled, stuck starts resubmitted).
+Hourly, finished tasks older than QUEUE_RETENTION_H are deleted, so the queue's tables stay small."""
 
 from __future__ import annotations
 
@@ -27,3 +28,12 @@ async def reconcile(context: JobContext, timestamp: int) -> None:
         looked_at += await check(deps)
     if looked_at or stalled or orphans:
         log.info("reconciled", looked_at=looked_at, stalled_requeued=len(stalled), orphans_requeued=orphans)
+
+
+async def prune(context: JobContext, timestamp: int) -> None:
+    """Delete tasks that ended (succeeded, failed, cancelled, aborted) over QUEUE_RETENTION_H ago, with their
+    procrastinate events. Unpruned, every webhook delivery and event left three rows behind for good."""
+    hours = task_deps(context).settings.queue_retention_h
+    await context.app.job_manager.delete_old_jobs(
+        nb_hours=hours, include_failed=True, include_cancelled=True, include_aborted=True
+    )

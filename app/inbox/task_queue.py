@@ -31,7 +31,7 @@ from app.deps import Deps
 from app.hume.errors import HumeTransientError
 from app.inbox import event_runner, job_starter, reconciler
 from app.inbox.event_runner import task_deps
-from app.inbox.pipeline import LEGACY_EVENT_TASKS, PROCESS_EVENT, RECONCILE, START_JOB, QueueTask
+from app.inbox.pipeline import LEGACY_EVENT_TASKS, PROCESS_EVENT, PRUNE, RECONCILE, START_JOB, QueueTask
 
 log = structlog.get_logger(__name__)
 
@@ -129,6 +129,9 @@ def make_queue(
         app.task(name=name, pass_context=True, retry=retry)(_with_deps(run))
     app.periodic(cron=_cron(settings.reconcile_interval_s), periodic_id=RECONCILE)(
         app.task(name=RECONCILE, pass_context=True, queueing_lock=RECONCILE)(reconciler.reconcile)
+    )
+    app.periodic(cron="41 * * * *", periodic_id=PRUNE)(
+        app.task(name=PRUNE, pass_context=True, queueing_lock=PRUNE)(reconciler.prune)
     )
     return app
 
