@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     queue_retention_h: int = Field(default=168, ge=1)
     """Finished queue tasks are deleted this long after they ended (checked hourly). What the service
     promises is kept elsewhere: inbox events with their errors, jobs, and the webhook delivery log."""
+    inbox_body_retention_h: int = Field(default=720, ge=0)
+    """Bodies of processed inbox events (done or ignored) are emptied this long after processing (a batch
+    callback carries megabytes of predictions, already ingested); the rows stay. 0 keeps bodies for good."""
     worker_fetch_loops: int = Field(default=2, ge=1)
     """procrastinate workers in one process, each with its own fetch loop: one loop takes one task per round
     trip, which held a process to about 600 short tasks (webhook deliveries) a second."""

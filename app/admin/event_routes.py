@@ -28,6 +28,7 @@ def event_out(event: EventSummary) -> Event:
         received_at=event.received_at,
         processed_at=event.processed_at,
         body_bytes=event.body_bytes,
+        body_pruned_at=event.body_pruned_at,
     )
 
 

@@ -36,6 +36,8 @@ class Event(msgspec.Struct):
     received_at: datetime
     processed_at: datetime | None
     body_bytes: int
+    body_pruned_at: datetime | None = None
+    """Set once the body of this processed event was emptied (INBOX_BODY_RETENTION_H); it cannot be replayed."""
 
 
 class EventPage(msgspec.Struct):

@@ -22,6 +22,10 @@ async def replay(deps: Deps, event_id: int) -> InboxEvent:
             raise NotFound(f"no event {event_id}")
         if event.state == "done":
             raise Conflict(f"event {event_id} is already processed")
+        if event.body_pruned_at is not None:
+            raise Conflict(
+                f"event {event_id}'s body was pruned at {event.body_pruned_at.isoformat()} (INBOX_BODY_RETENTION_H)"
+            )
         if event.provider not in pipeline(deps).handlers:
             raise Conflict(f"event {event_id} comes from {event.provider!r}, which has no handler")
         reopened = await inbox_events.reopen(session, event_id)

@@ -81,6 +81,7 @@ class EventSummary:
     received_at: datetime
     processed_at: datetime | None
     body_bytes: int
+    body_pruned_at: datetime | None
 
 
 _SUMMARY_COLUMNS = (
@@ -95,6 +96,7 @@ _SUMMARY_COLUMNS = (
     InboxEvent.received_at,
     InboxEvent.processed_at,
     func.octet_length(InboxEvent.body),
+    InboxEvent.body_pruned_at,
 )
 
 
@@ -113,7 +115,7 @@ async def page(
 def summary(event: InboxEvent) -> EventSummary:
     return EventSummary(
         event.id, event.provider, event.dedup_key, event.event_type, event.job_id, event.state, event.attempts,
-        event.last_error, event.received_at, event.processed_at, len(event.body),
+        event.last_error, event.received_at, event.processed_at, len(event.body), event.body_pruned_at,
     )  # fmt: skip
 
 
@@ -202,3 +204,25 @@ async def trouble_for_job(session: AsyncSession, job_id: uuid.UUID) -> Trouble |
         return None
     return Trouble(id=row.id, state="dead" if row.state == "dead" else "retrying", attempts=row.attempts,
                    last_error=row.last_error)  # fmt: skip
+
+
+_PRUNE_BODIES = text(
+    """
+    WITH due AS (
+        SELECT id FROM inbox_event
+         WHERE state IN ('done', 'ignored') AND body_pruned_at IS NULL
+           AND processed_at < now() - make_interval(hours => :hours)
+         ORDER BY processed_at
+         LIMIT :batch
+         FOR UPDATE SKIP LOCKED
+    )
+    UPDATE inbox_event e SET body = ''::bytea, body_pruned_at = now() FROM due WHERE e.id = due.id
+    """
+)
+
+
+async def prune_bodies(session: AsyncSession, *, older_than_h: int, batch: int) -> int:
+    """Empty the bodies of up to `batch` events processed (done or ignored) over `older_than_h` ago; the rows
+    stay, so their dedup keys still turn a late repeat into a duplicate. Returns how many."""
+    result = await session.execute(_PRUNE_BODIES, {"hours": older_than_h, "batch": batch})
+    return int(getattr(result, "rowcount", 0))

@@ -106,7 +106,11 @@ class InboxEvent(Base):
         CheckConstraint(f"state IN {EVENT_STATES}", name="state"),
         Index("ix_inbox_event_state", "state"),
         Index("ix_inbox_event_job_id", "job_id"),
-    )
+        Index(
+            "ix_inbox_event_prunable", "processed_at",
+            postgresql_where=text("state IN ('done', 'ignored') AND body_pruned_at IS NULL"),
+        ),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(Text)
@@ -120,6 +124,8 @@ class InboxEvent(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = _now()
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    body_pruned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the body of this processed event was emptied (INBOX_BODY_RETENTION_H); the row stays for dedup."""
 
 
 class Emotion(Base):

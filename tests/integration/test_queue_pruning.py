@@ -1,21 +1,36 @@
-"""Finished queue tasks are deleted once QUEUE_RETENTION_H has passed since they ended; waiting ones never."""
+"""Finished queue tasks are deleted once QUEUE_RETENTION_H has passed since they ended, waiting ones never;
+processed inbox events lose their bodies after INBOX_BODY_RETENTION_H, keeping their rows."""
 
 from __future__ import annotations
 
 import time
 
 import procrastinate
+import pytest
 from procrastinate.jobs import Status
 from sqlalchemy import text
 
 from app.deps import Deps
-from app.inbox import reconciler
+from app.errors import Conflict
+from app.inbox import reconciler, replay
 from app.inbox.pipeline import DELIVER_MESSAGE, PRUNE
 
 
 async def _rows(deps: Deps, sql: str) -> list[tuple[int, ...]]:
     async with deps.sessionmaker() as session:
         return [tuple(row) for row in (await session.execute(text(sql))).all()]
+
+
+async def _prune(deps: Deps) -> None:
+    """The hourly periodic task, run once now as the worker would."""
+    now = int(time.time())
+    job = procrastinate.jobs.Job(
+        id=0, queue="default", lock=None, queueing_lock=PRUNE, task_name=PRUNE, task_kwargs={"timestamp": now}
+    )
+    context = procrastinate.JobContext(
+        app=deps.queue, job=job, start_timestamp=now, additional_context={"deps": deps}, abort_reason=lambda: None
+    )
+    await reconciler.prune(context, now)
 
 
 async def test_tasks_finished_before_the_retention_are_deleted_with_their_events(deps: Deps) -> None:
@@ -41,14 +56,7 @@ async def test_tasks_finished_before_the_retention_are_deleted_with_their_events
             {"h": retention, "id": succeeded_recent},
         )
 
-    now = int(time.time())
-    job = procrastinate.jobs.Job(
-        id=0, queue="default", lock=None, queueing_lock=PRUNE, task_name=PRUNE, task_kwargs={"timestamp": now}
-    )
-    context = procrastinate.JobContext(
-        app=deps.queue, job=job, start_timestamp=now, additional_context={"deps": deps}, abort_reason=lambda: None
-    )
-    await reconciler.prune(context, now)
+    await _prune(deps)
 
     left = await _rows(deps, "SELECT id FROM procrastinate_jobs ORDER BY id")
     assert left == [(succeeded_recent,), (waiting_old,), (failed_recent,)]
@@ -56,3 +64,38 @@ async def test_tasks_finished_before_the_retention_are_deleted_with_their_events
         deps, f"SELECT count(*) FROM procrastinate_events WHERE job_id IN ({succeeded_old}, {failed_old})"
     )
     assert orphaned_events == [(0,)]
+
+
+async def test_processed_events_lose_their_bodies_after_the_retention_and_keep_their_rows(deps: Deps) -> None:
+    retention = deps.settings.inbox_body_retention_h
+    body = b'{"predictions": "' + b"x" * 100_000 + b'"}'
+    ages = {
+        "done-old": ("done", retention + 1), "ignored-old": ("ignored", retention + 1),
+        "done-recent": ("done", retention - 1), "dead-old": ("dead", retention + 1),
+        "received-old": ("received", retention + 1),
+    }  # fmt: skip
+    async with deps.sessionmaker.begin() as session:
+        for key, (state, hours) in ages.items():
+            await session.execute(
+                text(
+                    "INSERT INTO inbox_event (provider, dedup_key, event_type, body, state, processed_at)"
+                    " VALUES ('hume_batch', :key, 'COMPLETED', :body, :state,"
+                    " CASE WHEN :state = 'received' THEN NULL ELSE now() - make_interval(hours => :hours) END)"
+                ),
+                {"key": key, "body": body, "state": state, "hours": hours},
+            )
+    await _prune(deps)
+
+    stored = {
+        key: (size, pruned)
+        for key, size, pruned in await _rows(
+            deps, "SELECT dedup_key, octet_length(body), body_pruned_at IS NOT NULL FROM inbox_event"
+        )
+    }
+    assert stored == {
+        "done-old": (0, True), "ignored-old": (0, True), "done-recent": (len(body), False),
+        "dead-old": (len(body), False), "received-old": (len(body), False),
+    }  # fmt: skip
+    [(ignored_id,)] = await _rows(deps, "SELECT id FROM inbox_event WHERE dedup_key = 'ignored-old'")
+    with pytest.raises(Conflict, match="pruned"):
+        await replay.replay(deps, int(ignored_id))
