@@ -4,6 +4,7 @@ processed inbox events lose their bodies after INBOX_BODY_RETENTION_H, keeping t
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import procrastinate
 import pytest
@@ -16,7 +17,7 @@ from app.inbox import reconciler, replay
 from app.inbox.pipeline import DELIVER_MESSAGE, PRUNE
 
 
-async def _rows(deps: Deps, sql: str) -> list[tuple[int, ...]]:
+async def _rows(deps: Deps, sql: str) -> list[tuple[Any, ...]]:
     async with deps.sessionmaker() as session:
         return [tuple(row) for row in (await session.execute(text(sql))).all()]
 
