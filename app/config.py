@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     inbox_body_retention_h: int = Field(default=720, ge=0)
     """Bodies of processed inbox events (done or ignored) are emptied this long after processing (a batch
     callback carries megabytes of predictions, already ingested); the rows stay. 0 keeps bodies for good."""
+    webhook_log_retention_h: int = Field(default=2160, ge=0)
+    """Our webhooks' ended messages (delivered or failed) and their attempts are deleted this long after the
+    message was created (90 days); 0 keeps them. Pending messages are never deleted."""
     worker_fetch_loops: int = Field(default=2, ge=1)
     """procrastinate workers in one process, each with its own fetch loop: one loop takes one task per round
     trip, which held a process to about 600 short tasks (webhook deliveries) a second."""

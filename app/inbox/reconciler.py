@@ -1,17 +1,20 @@
 """The periodic safety net: tasks whose worker died are requeued, events whose task vanished get a new
 one, and every feature's registered check runs (overdue batch jobs are polled, stuck starts resubmitted).
-Hourly, finished tasks older than QUEUE_RETENTION_H are deleted, so the queue's tables stay small, and the
-bodies of events processed over INBOX_BODY_RETENTION_H ago are emptied."""
+Hourly, `prune` keeps the tables from growing for good: old finished queue tasks and old ended webhook
+messages are deleted, and old processed events lose their bodies (each after its own retention setting)."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 import structlog
 from procrastinate import JobContext
 
+from app.deps import Deps
 from app.inbox import replay
 from app.inbox.event_runner import task_deps
 from app.inbox.pipeline import pipeline
-from app.store import inbox_events
+from app.store import inbox_events, webhook_messages
 
 log = structlog.get_logger(__name__)
 
@@ -33,26 +36,32 @@ async def reconcile(context: JobContext, timestamp: int) -> None:
 
 
 PRUNE_BATCH = 500
-"""Inbox bodies emptied per transaction: a batch callback's body can be tens of MB."""
+"""Rows pruned per transaction: a batch callback's body can be tens of MB."""
 
 
 async def prune(context: JobContext, timestamp: int) -> None:
     """Delete tasks that ended (succeeded, failed, cancelled, aborted) over QUEUE_RETENTION_H ago, with their
-    procrastinate events (unpruned, every delivery and event left three rows behind for good); and empty
-    the bodies of inbox events processed over INBOX_BODY_RETENTION_H ago."""
+    procrastinate events (unpruned, every delivery and event left three rows behind for good); empty the
+    bodies of inbox events processed over INBOX_BODY_RETENTION_H ago; delete our webhooks' ended messages
+    older than WEBHOOK_LOG_RETENTION_H."""
     deps = task_deps(context)
     settings = deps.settings
     await context.app.job_manager.delete_old_jobs(
         nb_hours=settings.queue_retention_h, include_failed=True, include_cancelled=True, include_aborted=True
     )
-    emptied = 0
-    while settings.inbox_body_retention_h:
+    emptied = await _in_batches(deps, inbox_events.prune_bodies, settings.inbox_body_retention_h)
+    deleted = await _in_batches(deps, webhook_messages.prune, settings.webhook_log_retention_h)
+    if emptied or deleted:
+        log.info("pruned", inbox_bodies_emptied=emptied, webhook_messages_deleted=deleted)
+
+
+async def _in_batches(deps: Deps, step: Callable[..., Awaitable[int]], older_than_h: int) -> int:
+    """`step` in transactions of PRUNE_BATCH rows until one finds fewer; nothing when the retention is 0."""
+    total = 0
+    while older_than_h:
         async with deps.sessionmaker.begin() as session:
-            done = await inbox_events.prune_bodies(
-                session, older_than_h=settings.inbox_body_retention_h, batch=PRUNE_BATCH
-            )
-        emptied += done
+            done = await step(session, older_than_h=older_than_h, batch=PRUNE_BATCH)
+        total += done
         if done < PRUNE_BATCH:
             break
-    if emptied:
-        log.info("inbox bodies pruned", events=emptied, older_than_h=settings.inbox_body_retention_h)
+    return total

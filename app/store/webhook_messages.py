@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import func, insert, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.tables import WebhookAttempt, WebhookEndpoint, WebhookMessage
@@ -131,3 +131,21 @@ async def requeue_since(session: AsyncSession, since: datetime) -> list[int]:
 async def waiting(session: AsyncSession) -> int:
     query = select(func.count()).select_from(WebhookMessage).where(WebhookMessage.state == "pending")
     return int((await session.execute(query)).scalar_one())
+
+
+_PRUNE = text(
+    """
+    DELETE FROM webhook_message WHERE id IN (
+        SELECT id FROM webhook_message
+         WHERE state IN ('delivered', 'failed') AND created_at < now() - make_interval(hours => :hours)
+         LIMIT :batch
+    )
+    """
+)
+
+
+async def prune(session: AsyncSession, *, older_than_h: int, batch: int) -> int:
+    """Delete up to `batch` ended messages (delivered or failed) created over `older_than_h` ago, with their
+    attempts; pending ones stay whatever their age. Returns how many."""
+    result = await session.execute(_PRUNE, {"hours": older_than_h, "batch": batch})
+    return int(getattr(result, "rowcount", 0))

@@ -1,5 +1,6 @@
-"""Finished queue tasks are deleted once QUEUE_RETENTION_H has passed since they ended, waiting ones never;
-processed inbox events lose their bodies after INBOX_BODY_RETENTION_H, keeping their rows."""
+"""The hourly pruning: finished queue tasks are deleted once QUEUE_RETENTION_H has passed since they ended,
+waiting ones never; processed inbox events lose their bodies after INBOX_BODY_RETENTION_H, keeping their
+rows; our webhooks' ended messages go after WEBHOOK_LOG_RETENTION_H with their attempts, pending ones never."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from app.deps import Deps
 from app.errors import Conflict
 from app.inbox import reconciler, replay
 from app.inbox.pipeline import DELIVER_MESSAGE, PRUNE
+from app.notifications import signing
+from app.store import api_keys, webhook_endpoints, webhook_messages
 
 
 async def _rows(deps: Deps, sql: str) -> list[tuple[Any, ...]]:
@@ -100,3 +103,40 @@ async def test_processed_events_lose_their_bodies_after_the_retention_and_keep_t
     [(ignored_id,)] = await _rows(deps, "SELECT id FROM inbox_event WHERE dedup_key = 'ignored-old'")
     with pytest.raises(Conflict, match="pruned"):
         await replay.replay(deps, int(ignored_id))
+
+
+async def test_ended_webhook_messages_are_deleted_after_the_log_retention_with_their_attempts(deps: Deps) -> None:
+    retention = deps.settings.webhook_log_retention_h
+    async with deps.sessionmaker.begin() as session:
+        await api_keys.create(session, name="upstream", scopes=["admin"])
+        owner = (await session.execute(text("SELECT id FROM api_key"))).scalar_one()
+        endpoint = await webhook_endpoints.create(
+            session, api_key_id=owner, url="https://1.1.1.1/hook", events=["job.completed"], description=None,
+            secret=signing.new_secret(),
+        )  # fmt: skip
+        for state, hours in [("delivered", retention + 1), ("failed", retention + 1), ("pending", retention + 1),
+                             ("delivered", retention - 1)]:  # fmt: skip
+            message_id = await webhook_messages.add(
+                session, endpoint_id=endpoint.id, job_id=None, event_type="ping", payload={"state": state}
+            )
+            await session.execute(
+                text(
+                    "UPDATE webhook_message SET state = :state, created_at = now() - make_interval(hours => :hours)"
+                    " WHERE id = :id"
+                ),
+                {"state": state, "hours": hours, "id": message_id},
+            )
+            await session.execute(
+                text("INSERT INTO webhook_attempt (message_id, status_code, duration_ms) VALUES (:id, 500, 3)"),
+                {"id": message_id},
+            )
+
+    await _prune(deps)
+
+    left = await _rows(deps, "SELECT state FROM webhook_message ORDER BY state")
+    assert left == [("delivered",), ("pending",)]
+    assert await _rows(deps, "SELECT count(*) FROM webhook_attempt") == [(2,)]
+    recent = await _rows(
+        deps, f"SELECT state FROM webhook_message WHERE created_at > now() - make_interval(hours => {retention})"
+    )
+    assert recent == [("delivered",)]
