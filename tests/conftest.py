@@ -180,6 +180,25 @@ def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
                 process.kill()
 
 
+def worker_environment(
+    service: Service, emulator: EmulatorServer, stalled_after_s: float, **extra: str
+) -> dict[str, str]:
+    """What a `python -m app worker` subprocess of a kill test needs: the service's database and URL, the
+    emulator as Hume, and heartbeats fast enough that a killed worker's tasks are taken back in seconds."""
+    return {
+        **os.environ,
+        "DATABASE_URL": service.database_url,
+        "HUME_API_KEY": EMULATOR_KEY,
+        "HUME_BASE_URL": emulator.base_url,
+        "PUBLIC_BASE_URL": service.url,
+        "LOG_LEVEL": "WARNING",
+        "WORKER_HEARTBEAT_S": "0.5",
+        "STALLED_AFTER_S": str(stalled_after_s),
+        "RECONCILE_INTERVAL_S": "1",
+        **extra,
+    }
+
+
 def start_worker(env: dict[str, str], started: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -6,7 +6,6 @@ committed and before any attempt was recorded, every time, not by luck of timing
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import time
 import pytest
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY, ServiceFactory, start_worker
+from tests.conftest import ServiceFactory, start_worker, worker_environment
 from tests.reliability.helpers import rows, scalar, wait_until
 from tests.webhook_receiver import Receiver
 
@@ -28,18 +27,7 @@ def test_worker_killed_while_delivering_a_job_end_delivers_it_after_restart(
 ) -> None:
     service = make_service(run_worker=False, allow_private_hosts="127.0.0.1")
     url = service.database_url
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "HUME_API_KEY": EMULATOR_KEY,
-        "HUME_BASE_URL": emulator.base_url,
-        "PUBLIC_BASE_URL": service.url,
-        "ALLOW_PRIVATE_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "WORKER_HEARTBEAT_S": "0.5",
-        "STALLED_AFTER_S": str(STALLED_AFTER_S),
-        "RECONCILE_INTERVAL_S": "1",
-    }
+    env = worker_environment(service, emulator, STALLED_AFTER_S, ALLOW_PRIVATE_HOSTS="127.0.0.1")
     with Receiver(delays_s=[60.0]) as receiver, service.client() as client:
         created = client.post("/v1/webhook-endpoints", json={"url": receiver.url, "events": ["job.completed"]})
         assert created.status_code == 201, created.text

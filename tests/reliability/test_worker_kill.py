@@ -7,7 +7,6 @@ writes next), so the kill lands mid-ingest every time, not by luck of timing.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import psycopg
 import pytest
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY, ServiceFactory, start_worker
+from tests.conftest import EMULATOR_KEY, ServiceFactory, start_worker, worker_environment
 from tests.reliability.helpers import (
     expected_rows,
     hume_predictions,
@@ -40,17 +39,7 @@ def test_worker_killed_mid_ingest_then_restarted_completes_with_exact_rows(
     and completes the job with exactly Hume's row count."""
     service = make_service(run_worker=False)
     url = service.database_url
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "HUME_API_KEY": EMULATOR_KEY,
-        "HUME_BASE_URL": emulator.base_url,
-        "PUBLIC_BASE_URL": service.url,
-        "LOG_LEVEL": "WARNING",
-        "WORKER_HEARTBEAT_S": "0.5",
-        "STALLED_AFTER_S": str(STALLED_AFTER_S),
-        "RECONCILE_INTERVAL_S": "1",
-    }
+    env = worker_environment(service, emulator, STALLED_AFTER_S)
     with psycopg.connect(url) as blocker:
         # Held until after the kill: the worker's ingest writes predictions, then waits here.
         blocker.execute("LOCK TABLE emotion_stat IN ACCESS EXCLUSIVE MODE")

@@ -8,7 +8,6 @@ only the chunks that were not stored, and completes the job from exactly one sto
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY, ServiceFactory, start_worker
+from tests.conftest import ServiceFactory, start_worker, worker_environment
 from tests.media_factory import make_mp4
 from tests.reliability.helpers import prediction_count, rows, scalar, wait_final, wait_until
 from tests.v1.media_server import GAPS, media_server
@@ -47,19 +46,10 @@ def test_worker_killed_mid_video_resumes_with_one_result_per_chunk(
 ) -> None:
     service = make_service(run_worker=False, allow_private_hosts="127.0.0.1")
     url = service.database_url
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "HUME_API_KEY": EMULATOR_KEY,
-        "HUME_BASE_URL": emulator.base_url,
-        "PUBLIC_BASE_URL": service.url,
-        "LOG_LEVEL": "WARNING",
-        "ALLOW_PRIVATE_HOSTS": "127.0.0.1",
-        "V1_FRAMES_PER_REQUEST": str(FRAMES_PER_REQUEST),
-        "WORKER_HEARTBEAT_S": "0.5",
-        "STALLED_AFTER_S": str(STALLED_AFTER_S),
-        "RECONCILE_INTERVAL_S": "1",
-    }
+    env = worker_environment(
+        service, emulator, STALLED_AFTER_S,
+        ALLOW_PRIVATE_HOSTS="127.0.0.1", V1_FRAMES_PER_REQUEST=str(FRAMES_PER_REQUEST),
+    )  # fmt: skip
     # Each chunk takes 0.3 s or more at Hume, so the video takes seconds and the kill lands between chunks.
     emulator.set_faults(path="/v1/expression/video/file", delay_s=0.3)
     chunks_sql = "SELECT chunk, request_id, run_id FROM v1_chunk WHERE job_id = %s AND chunk >= 0 ORDER BY chunk"
