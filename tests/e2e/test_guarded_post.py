@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import ssl
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -189,3 +191,26 @@ async def test_answers_are_stored_as_sent_and_receivers_share_nothing(port: int)
         seen = orjson.loads((await client.post(f"http://127.0.0.1:{port}/headers", b"{}")).body)
     assert "cookie" not in seen  # the first receiver's cookie is not sent on
     assert "accept-encoding" not in seen
+
+
+async def test_tls_is_verified_against_the_url_host_name(port: int, tls_files: tuple[Path, Path]) -> None:
+    """The guard's resolver picks the address; TLS still sends SNI and checks the certificate for the
+    URL's host name, so another name on the same address is refused."""
+    cert, key = tls_files
+    names = {"media.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]}
+
+    async def resolve(host: str, _port: int) -> list[str]:
+        return names[host]
+
+    guard = UrlGuard(["127.0.0.1"], resolver=resolve)
+    tls_app = Starlette(routes=[Route("/peer", peer, methods=["POST"])])
+    with serve(tls_app, certfile=str(cert), keyfile=str(key)) as tls_port:
+        client = GuardedPoster(guard, verify=ssl.create_default_context(cafile=str(cert)))
+        try:
+            got = await client.post(f"https://media.test:{tls_port}/peer", b"{}")
+            assert got.status == 200 and got.body.decode().split()[0] == f"media.test:{tls_port}"
+            with pytest.raises(FetchFailed, match=r"[Cc]ertificate") as caught:
+                await client.post(f"https://other.test:{tls_port}/peer", b"{}")
+            assert caught.value.kind == "connection"
+        finally:
+            await client.aclose()
