@@ -1,12 +1,13 @@
-"""The TTS cache table: lookups that count as uses, inserts that evict least-recently-used entries to fit."""
+"""The TTS cache table: lookups, uses counted in batches, inserts that evict least-recently-used entries to fit."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,30 +32,30 @@ class CacheStats:
     newest_used_at: datetime | None
 
 
-async def use(session: AsyncSession, key: str) -> Cached | None:
-    """The entry for `key`, counting the hit and refreshing its LRU position in the same statement."""
-    # Hit counts and LRU times are bookkeeping: losing the last few on a crash is fine, and not waiting
-    # for the WAL flush keeps a hit fast.
-    await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    row = (
-        await session.execute(
-            update(TtsCacheEntry)
-            .where(TtsCacheEntry.key == key)
-            .values(hits=TtsCacheEntry.hits + 1, last_used_at=func.now())
-            .returning(TtsCacheEntry.content, TtsCacheEntry.content_type)
-        )
-    ).first()
-    if row is None:
-        return None
-    return Cached(content=row.content, content_type=row.content_type)
+_READ = select(TtsCacheEntry.content, TtsCacheEntry.content_type).where(TtsCacheEntry.key == bindparam("key"))
 
 
 async def peek(session: AsyncSession, key: str) -> Cached | None:
-    """The entry without counting a use (for checks that are not client requests)."""
-    row = (
-        await session.execute(select(TtsCacheEntry.content, TtsCacheEntry.content_type).where(TtsCacheEntry.key == key))
-    ).first()
+    """The entry for `key`, or None; counts nothing (a hit's use is written by `count_uses`, in batches)."""
+    row = (await session.execute(_READ, {"key": key})).first()
     return None if row is None else Cached(content=row.content, content_type=row.content_type)
+
+
+_COUNT_USES = text(
+    """
+    UPDATE tts_cache AS entry SET hits = entry.hits + used.n, last_used_at = now()
+    FROM unnest(CAST(:keys AS text[]), CAST(:counts AS int[])) AS used(key, n)
+    WHERE entry.key = used.key
+    """
+)
+
+
+async def count_uses(session: AsyncSession, uses: Mapping[str, int]) -> None:
+    """Add hits and refresh the LRU position of the entries used, in one statement."""
+    # Hit counts and LRU times are bookkeeping: losing the last few on a crash is fine, and not waiting
+    # for the WAL flush keeps the writer quick.
+    await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    await session.execute(_COUNT_USES, {"keys": list(uses), "counts": list(uses.values())})
 
 
 async def put(

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from app.emulator.testing import EmulatorServer
 from tests.conftest import Service, ServiceFactory, create_key
+from tests.reliability.helpers import wait_until
 
 JSON_CALL = "POST /v0/tts"
 STREAM_CALL = "POST /v0/tts/stream/file"
@@ -284,6 +285,8 @@ def test_cache_evicts_least_recently_used(make_service: ServiceFactory, emulator
         sizes = [len(client.post("/v1/tts", json=x).content) for x in (a, b)]
         assert sizes == [96_000, 96_000]
         assert client.post("/v1/tts", json=a).headers["x-cache"] == "hit"  # a is now the most recent
+        # A hit's use is written just after its answer: wait for it, as any later request would in practice.
+        wait_until(lambda: client.get("/v1/tts/cache/stats").json()["hits"] == 1, 5, "the hit to be counted")
         assert client.post("/v1/tts", json=c).headers["x-cache"] == "miss"  # evicts b
         stats = client.get("/v1/tts/cache/stats").json()
         assert stats["entries"] == 2

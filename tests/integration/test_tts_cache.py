@@ -1,9 +1,11 @@
-"""The TTS cache table against real Postgres: hits, LRU eviction under a size bound, races on one key."""
+"""The TTS cache table against real Postgres: hits counted in batches, LRU eviction under a size bound, races
+on one key."""
 
 from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.store import tts_cache
@@ -26,8 +28,24 @@ async def put(
 
 
 async def use(sessionmaker: async_sessionmaker[AsyncSession], key: str) -> tts_cache.Cached | None:
+    """As the service uses an entry: read it, then count the use (it batches the counts of many hits)."""
     async with sessionmaker.begin() as session:
-        return await tts_cache.use(session, key)
+        cached = await tts_cache.peek(session, key)
+        if cached is not None:
+            await tts_cache.count_uses(session, {key: 1})
+    return cached
+
+
+async def test_uses_are_counted_per_key_in_one_statement(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Several hits of several entries written at once: each entry gains its own count; unknown keys
+    change nothing."""
+    for key in ("a", "b", "c"):
+        await put(sessionmaker, key, 10)
+    async with sessionmaker.begin() as session:
+        await tts_cache.count_uses(session, {"a": 3, "b": 1, "gone": 7})
+    async with sessionmaker() as session:
+        rows = {key: hits for key, hits in await session.execute(text("SELECT key, hits FROM tts_cache"))}
+    assert rows == {"a": 3, "b": 1, "c": 0}
 
 
 async def stats(sessionmaker: async_sessionmaker[AsyncSession]) -> tts_cache.CacheStats:
