@@ -102,8 +102,9 @@ class Settings(BaseSettings):
     """Our webhooks' ended messages (delivered or failed) and their attempts are deleted this long after the
     message was created (90 days); 0 keeps them. Pending messages are never deleted."""
     worker_fetch_loops: int = Field(default=2, ge=1)
-    """procrastinate workers in one process, each with its own fetch loop: one loop takes one task per round
-    trip, which held a process to about 600 short tasks (webhook deliveries) a second."""
+    """procrastinate workers in one process (at most WORKER_CONCURRENCY), each with its own fetch loop and a
+    share of the tasks: one loop takes one task per round trip, which held a process to about 600 short
+    tasks (webhook deliveries) a second."""
     web_concurrency: int = Field(default=1, ge=1)
     """uvicorn processes `serve` runs on one socket (about one per core); each holds its own pools."""
     metrics_port: int | None = Field(default=None, ge=0, le=65535)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import signal
 import time
 import weakref
@@ -119,7 +118,7 @@ def make_queue(
     # _queue_session also turns off waiting for the WAL flush on these connections (see there why).
     connector = procrastinate.PsycopgConnector(
         conninfo=libpq_url(database_url), configure=_queue_session, pool_factory=_queue_pool,
-        min_size=1, max_size=settings.worker_concurrency + 2 * settings.worker_fetch_loops,
+        min_size=1, max_size=settings.worker_concurrency + 2 * len(loop_concurrencies(settings)),
     )  # fmt: skip
     app = procrastinate.App(connector=connector)
     app.task(name=START_JOB, pass_context=True, retry=retry)(job_starter.submit_job)
@@ -136,11 +135,18 @@ def make_queue(
     return app
 
 
-def worker_options(deps: Deps) -> dict[str, Any]:
-    """One procrastinate worker's options (a process runs WORKER_FETCH_LOOPS of them)."""
-    settings = deps.settings
+def loop_concurrencies(settings: Settings) -> list[int]:
+    """WORKER_CONCURRENCY split among the fetch loops, summing to it exactly (a concurrency of 1 stays one
+    task at a time, in one loop)."""
+    total = settings.worker_concurrency
+    loops = min(settings.worker_fetch_loops, total)
+    return [total // loops + (1 if i < total % loops else 0) for i in range(loops)]
+
+
+def worker_options(deps: Deps, concurrency: int) -> dict[str, Any]:
+    """One procrastinate worker's options (a process runs one per fetch loop)."""
     return {
-        "concurrency": math.ceil(settings.worker_concurrency / settings.worker_fetch_loops),
+        "concurrency": concurrency,
         "additional_context": {"deps": deps},
         # run_worker owns signals: procrastinate's handlers would end the worker where we restart it.
         "install_signal_handlers": False,
@@ -165,8 +171,8 @@ async def _database_answers(deps: Deps) -> bool:
 async def _fetch_loops(deps: Deps) -> None:
     """WORKER_FETCH_LOOPS procrastinate workers, ended together: when one stops (or fails), so do the others."""
     runs = [
-        asyncio.create_task(deps.queue.run_worker_async(**worker_options(deps)))
-        for _ in range(deps.settings.worker_fetch_loops)
+        asyncio.create_task(deps.queue.run_worker_async(**worker_options(deps, concurrency)))
+        for concurrency in loop_concurrencies(deps.settings)
     ]
     try:
         done, _ = await asyncio.wait(runs, return_when=asyncio.FIRST_COMPLETED)
