@@ -177,23 +177,33 @@ def test_built_in_emulator_mints_tokens_out_of_the_box(make_service: ServiceFact
     assert accepted.status_code == 200
 
 
+@pytest.fixture
+def four_second_emulator() -> Iterator[EmulatorServer]:
+    """Tokens that live 4 s: a refresh margin of 2 s, served until 0.4 s are left (the hard margin)."""
+    config = EmulatorConfig(api_key=EMULATOR_KEY, secret_key="right-secret", token_lifetime_s=4)
+    with EmulatorServer(config) as emu:
+        yield emu
+
+
 def test_refresh_failure_keeps_serving_the_valid_token(
-    make_service: ServiceFactory, short_lived_emulator: EmulatorServer
+    make_service: ServiceFactory, four_second_emulator: EmulatorServer
 ) -> None:
     """If Hume fails while the cached token is still good, callers keep getting it (one failed refresh,
     not one per request); once it is about to lapse, callers get a 503 (retry later) instead of a dying token."""
-    service = make_service(hume_base_url=short_lived_emulator.base_url, hume_secret_key="right-secret")
+    emulator = four_second_emulator
+    service = make_service(hume_base_url=emulator.base_url, hume_secret_key="right-secret")
     with service.client() as client:
         issued = time.monotonic()
         first = client.get("/api/hume/auth").json()
-        short_lived_emulator.set_faults(path="/oauth2-cc/token", status=503)
-        time.sleep(1.2)  # inside the refresh margin: 0.8 s of its 2 s left
+        emulator.set_faults(path="/oauth2-cc/token", status=503)
+        time.sleep(2.2)  # inside the refresh margin: 1.8 s of its 4 s left
         during = [client.get("/api/hume/auth") for _ in range(10)]
-        assert time.monotonic() - issued < 1.7, "too slow to observe the margin"
+        # The window runs to 3.6 s (0.4 s left): a second of room for ten requests on a busy machine.
+        assert time.monotonic() - issued < 3.5, "too slow to observe the margin"
         assert [r.status_code for r in during] == [200] * 10
         assert {r.json()["accessToken"] for r in during} == {first["accessToken"]}
-        assert short_lived_emulator.calls()[TOKEN_CALL] == 2  # the first fetch and one background refresh
-        time.sleep(max(0.0, 1.9 - (time.monotonic() - issued)))
+        assert emulator.calls()[TOKEN_CALL] == 2  # the first fetch and one background refresh
+        time.sleep(max(0.0, 3.8 - (time.monotonic() - issued)))
         late = client.get("/api/hume/auth")
     assert late.status_code == 503
     assert late.json()["error"]["code"] == "hume_unavailable"
