@@ -175,8 +175,7 @@ class TtsService:
         generation_id: str | None = None
         try:
             # A request that looked before an earlier flight stored its result must not pay Hume again.
-            async with self.sessionmaker() as session:
-                stored = await tts_cache.peek(session, key)
+            stored = await self._lookup(key)
             if stored is not None:
                 broadcast.publish(stored.content)
             else:
