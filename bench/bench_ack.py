@@ -33,6 +33,7 @@ import psycopg
 from app.hume.signatures import sign
 from bench import wrk
 from bench.__main__ import Context
+from bench.service_process import serve
 from tests.servers import free_port
 
 SIGNING_KEY = "bench-ack-signing-key"  # signs the bench's own deliveries; not a secret
@@ -41,7 +42,6 @@ SECONDS = 8
 LINES = 60_000
 """Distinct deliveries per run: more than the floor answers in SECONDS, so none is ever sent twice."""
 KINDS = ("evi", "batch")
-REPO = Path(__file__).resolve().parent.parent
 Delivery = tuple[str, bytes, str, str]
 
 
@@ -94,14 +94,9 @@ def floor(url: str, logs: Path) -> Iterator[str]:
 def service(url: str, logs: Path) -> Iterator[str]:
     """`python -m app serve` as `make run` starts it; RUN_WORKER and LOG_LEVEL may be overridden from the
     environment to compare variants."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUME_", "PUBLIC_BASE_URL"))}
-    env.update(DATABASE_URL=url, PORT=str(port), EMULATOR_PORT=str(free_port()), HUME_WEBHOOK_SIGNING_KEY=SIGNING_KEY)
-    env.setdefault("RUN_WORKER", "true")
-    env.setdefault("LOG_LEVEL", "INFO")
-    with wrk.process([sys.executable, "-m", "app", "serve"], env, port, logs / "service.log", cwd=REPO) as proc:
-        print(f"(bench_ack: service pid {proc.pid})", file=sys.stderr, flush=True)
-        yield f"http://127.0.0.1:{port}"
+    variant = {"RUN_WORKER": os.environ.get("RUN_WORKER", "true"), "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO")}
+    with serve(url, {"HUME_WEBHOOK_SIGNING_KEY": SIGNING_KEY, **variant}, log=logs / "service.log") as base:
+        yield base
 
 
 def drain(url: str, timeout_s: float = 300) -> None:

@@ -76,7 +76,7 @@ def run(ctx: Context) -> None:
     with ctx.database() as url:
         _many_jobs(url)
         job_id, predictions = _one_hour_job(url)
-        with serve(url, HUME_API_KEY="bench", HUME_BASE_URL="http://127.0.0.1:9") as server_url:
+        with serve(url, {"HUME_API_KEY": "bench", "HUME_BASE_URL": "http://127.0.0.1:9"}) as server_url:
             key = sync_key(url, ["read"])
             with httpx.Client(base_url=server_url, timeout=30) as client:
                 signed = client.post("/dashboard/signin", data={"key": key})

@@ -48,7 +48,7 @@ def _started(i: int) -> bytes:
 
 def _accept(ctx: Context, emulator: EmulatorProcess) -> None:
     with ctx.database() as url:
-        with serve(url, **_hume(emulator)) as server_url, httpx.Client(base_url=server_url, timeout=30) as client:
+        with serve(url, _hume(emulator)) as server_url, httpx.Client(base_url=server_url, timeout=30) as client:
             bodies = [_started(i) for i in range(DELIVERIES)]
 
             def post(body: bytes) -> httpx.Response:
@@ -78,7 +78,9 @@ def _ingest(ctx: Context, emulator: EmulatorProcess) -> None:
         fetch.append((time.perf_counter() - started) * 1000)
         assert len(events) == 3 * TURNS + 2  # system prompt, per turn: user, agent, assistant prosody; end
     with ctx.database() as url:
-        with serve(url, **_hume(emulator), RUN_WORKER="true") as server_url:  # the worker ingests, as in `make run`
+        with serve(
+            url, {**_hume(emulator), "RUN_WORKER": "true"}
+        ) as server_url:  # the worker ingests, as in `make run`
             key = create_key(url, list(api_keys.SCOPES))
             client = httpx.Client(base_url=server_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
             ingest: list[float] = []

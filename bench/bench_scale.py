@@ -30,7 +30,7 @@ from app.store import api_keys
 from bench import bench_ack, wrk
 from bench.__main__ import Context
 from bench.bench_tokens import create_key
-from tests.servers import free_port
+from bench.service_process import REPO, serve
 
 EMULATOR_KEY = "bench-hume-key"
 HUME_DELAY_S = 0.2
@@ -38,7 +38,6 @@ JOBS = 240
 ACK_ROUNDS = 3
 ACK_SECONDS = 8
 ACK_LINES = 60_000
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _env(url: str, emulator: EmulatorProcess, **extra: str) -> dict[str, str]:
@@ -53,10 +52,11 @@ def _env(url: str, emulator: EmulatorProcess, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def api(url: str, emulator: EmulatorProcess, logs: Path, name: str, processes: int = 1) -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = _env(url, emulator, PORT=str(port), PUBLIC_BASE_URL=base, WEB_CONCURRENCY=str(processes))
-    with wrk.process([sys.executable, "-m", "app", "serve"], env, port, logs / f"{name}.log", cwd=REPO):
+    settings = {
+        "HUME_API_KEY": EMULATOR_KEY, "HUME_BASE_URL": emulator.base_url,
+        "HUME_WEBHOOK_SIGNING_KEY": bench_ack.SIGNING_KEY, "WEB_CONCURRENCY": str(processes),
+    }  # fmt: skip
+    with serve(url, settings, log=logs / f"{name}.log") as base:
         yield base
 
 

@@ -40,7 +40,7 @@ def running_service(ctx: Context) -> Iterator[tuple[httpx.Client, EmulatorProces
     with ctx.database() as url, EmulatorProcess(api_key=EMULATOR_KEY) as emulator:
         hume = {"HUME_API_KEY": EMULATOR_KEY, "HUME_BASE_URL": emulator.base_url}
         # The bench emulator accepts any secret.
-        with serve(url, **hume, HUME_SECRET_KEY="bench-secret") as server_url:  # noqa: S106
+        with serve(url, {**hume, "HUME_SECRET_KEY": "bench-secret"}) as server_url:
             key = create_key(url, list(api_keys.SCOPES))
             headers = {"Authorization": f"Bearer {key}"}
             with httpx.Client(base_url=server_url, headers=headers, timeout=30) as client:
