@@ -20,7 +20,10 @@ BACKENDS: tuple[Backend, ...] = ("batch", "v1")
 # The built-in emulator's development credentials: not secrets, they only open the local emulator.
 EMULATOR_API_KEY = "emulator-dev-key"
 EMULATOR_SECRET_KEY = "emulator-dev-secret"  # noqa: S105
-PRODUCTION_HUME_URL = "https://api.hume.ai"
+# Hume's two hosts (HUME-V1-FACTS §1; HUME.md's status block of 2026-12-04): the cloud host serves Expression
+# Measurement v1 (and Audio Decisions); the voice-era host served tokens, TTS, EVI and batch, all retired now.
+HUME_CLOUD_URL = "https://api.cloud.hume.ai"
+HUME_VOICE_URL = "https://api.hume.ai"
 ENV_FILE = Path(".env")
 
 _KINDS = {"int_parsing": "a whole number", "int_from_float": "a whole number", "float_parsing": "a number",
@@ -74,8 +77,15 @@ class Settings(BaseSettings):
     """Postgres URL; None means the embedded server (`make run` only)."""
     hume_api_key: str | None = Field(default=None, repr=False)
     hume_secret_key: str | None = Field(default=None, repr=False)
+    hume_cloud_api_key: str | None = Field(default=None, repr=False)
+    """The key for the cloud APIs (v1), if Hume's Platform issued one apart from HUME_API_KEY (the fallback)."""
+    hume_cloud_url: str | None = None
+    """Where v1 calls go; None: HUME_BASE_URL, else Hume's cloud host (HUME_CLOUD_URL above)."""
+    hume_voice_url: str | None = None
+    """Where token, TTS, EVI and batch calls go; None: HUME_BASE_URL, else Hume's voice-era host."""
     hume_base_url: str | None = None
-    """Hume (or compatible) server; None with no API key means the built-in emulator."""
+    """One Hume-compatible server for both hosts (HUME_CLOUD_URL and HUME_VOICE_URL each win over it).
+    With no URL and no key set, the built-in emulator serves both."""
     public_base_url: str | None = None
     """How Hume reaches us, for callback URLs; defaults to http://HOST:PORT."""
     hume_webhook_signing_key: str | None = Field(default=None, repr=False)
@@ -148,7 +158,10 @@ class Settings(BaseSettings):
     hume_max_retries: int = Field(default=2, ge=0)
     """The SDK's own quick retries of a Hume 429/5xx (honouring Retry-After) before the worker's backoff."""
     emulator_port: int | None = Field(default=None, ge=0, le=65535)
-    """The built-in emulator's port; None means PORT + 1 (so a second `make run` on another PORT just works)."""
+    """The built-in emulator's port for Hume's voice-era host; None means PORT + 1 (so a second `make run` on
+    another PORT just works)."""
+    emulator_cloud_port: int | None = Field(default=None, ge=0, le=65535)
+    """The built-in emulator's port for Hume's cloud host; None means EMULATOR_PORT + 1."""
     cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
     """Browser origins allowed to call the API (CORS_ALLOW_ORIGINS, comma-separated; "*" for any)."""
     hume_token_refresh_margin_s: float = 300.0
@@ -168,7 +181,7 @@ class Settings(BaseSettings):
     webhook_disable_after_s: float = 5 * 86400.0
     """An endpoint whose every attempt failed for this long is disabled."""
     hume_backend: Backend | None = None
-    """The backend of a job that names none; None means `default_backend`'s rule."""
+    """The backend of a job that names none; None: `v1` with a Hume key, `batch` on the built-in emulator."""
     media_max_bytes: int = Field(default=2 << 30, ge=1)
     """The largest medium the v1 backend downloads, counted while streaming."""
     media_fetch_read_timeout_s: float = 30.0
@@ -283,7 +296,10 @@ class Settings(BaseSettings):
 
     @property
     def uses_emulator(self) -> bool:
-        return self.hume_api_key is None and self.hume_base_url is None
+        """No Hume key and no Hume URL: the built-in emulator stands in for both of Hume's hosts."""
+        configured = (self.hume_api_key, self.hume_cloud_api_key, self.hume_base_url, self.hume_cloud_url,
+                      self.hume_voice_url)  # fmt: skip
+        return all(value is None for value in configured)
 
     @property
     def callback_base_url(self) -> str:
@@ -294,19 +310,47 @@ class Settings(BaseSettings):
         return self.emulator_port if self.emulator_port is not None else self.port + 1
 
     @property
+    def built_in_emulator_cloud_port(self) -> int:
+        return self.emulator_cloud_port if self.emulator_cloud_port is not None else self.built_in_emulator_port + 1
+
+    @property
     def emulator_url(self) -> str:
+        """The built-in emulator's stand-in for Hume's voice-era host (and its control routes)."""
         return f"http://127.0.0.1:{self.built_in_emulator_port}"
 
     @property
+    def emulator_cloud_url(self) -> str:
+        """The built-in emulator's stand-in for Hume's cloud host."""
+        return f"http://127.0.0.1:{self.built_in_emulator_cloud_port}"
+
+    @property
     def hume_url(self) -> str:
-        """Where Hume calls go: the built-in emulator, HUME_BASE_URL, or Hume itself."""
+        """Where voice-era calls go (tokens, TTS, EVI, batch): the built-in emulator, HUME_VOICE_URL,
+        HUME_BASE_URL, or Hume's voice-era host."""
         if self.uses_emulator:
             return self.emulator_url
-        return self.hume_base_url or PRODUCTION_HUME_URL
+        return (self.hume_voice_url or self.hume_base_url or HUME_VOICE_URL).rstrip("/")
+
+    @property
+    def cloud_url(self) -> str:
+        """Where v1 calls go: the built-in emulator, HUME_CLOUD_URL, HUME_BASE_URL, or Hume's cloud host."""
+        if self.uses_emulator:
+            return self.emulator_cloud_url
+        return (self.hume_cloud_url or self.hume_base_url or HUME_CLOUD_URL).rstrip("/")
+
+    @property
+    def voice_host_is_hume(self) -> bool:
+        """Voice-era calls would reach Hume itself, whose voice-era APIs are retired (not a compatible server)."""
+        return self.hume_url == HUME_VOICE_URL
 
     @property
     def hume_key(self) -> str:
         return EMULATOR_API_KEY if self.uses_emulator else (self.hume_api_key or "")
+
+    @property
+    def cloud_key(self) -> str:
+        """The key v1 calls carry: HUME_CLOUD_API_KEY, else HUME_API_KEY."""
+        return EMULATOR_API_KEY if self.uses_emulator else (self.hume_cloud_api_key or self.hume_api_key or "")
 
     @property
     def hume_secret(self) -> str | None:
@@ -333,8 +377,8 @@ class Settings(BaseSettings):
 
     @property
     def default_backend(self) -> Backend:
-        """HUME_BACKEND if set; else `v1` against real Hume (its batch API is gone since 2026-06-15) and
-        `batch` against the emulator or a compatible HUME_BASE_URL, which still serve batch jobs."""
+        """HUME_BACKEND if set; else `batch` on the built-in emulator (no Hume settings at all) and `v1` with
+        any Hume setting: Hume's batch API ended 2026-06-15 (HUME.md §0). Which URLs are set never decides."""
         if self.hume_backend is not None:
             return self.hume_backend
-        return "v1" if not self.uses_emulator and self.hume_base_url is None else "batch"
+        return "batch" if self.uses_emulator else "v1"

@@ -5,6 +5,7 @@ reconciler checks), so the pipeline itself never imports a feature."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 import structlog
@@ -49,6 +50,10 @@ def pipeline() -> Pipeline:
     return plan
 
 
+def _same(error: Exception) -> Exception:
+    return error
+
+
 @contextlib.asynccontextmanager
 async def built_in_emulator(settings: Settings) -> AsyncIterator[None]:
     """The Hume emulator on EMULATOR_PORT (PORT + 1 by default), in this process, for development without
@@ -62,17 +67,21 @@ async def built_in_emulator(settings: Settings) -> AsyncIterator[None]:
         evi_webhook_url=f"{settings.callback_base_url}/v1/webhooks/hume/evi",
         evi_signing_key=settings.webhook_signing_keys[0],
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            emulator.create_app(config), host="127.0.0.1", port=settings.built_in_emulator_port, log_level="warning",
-            lifespan="on",
+    app = emulator.create_app(config)
+    # Two listeners, as Hume has two hosts: a call sent to the wrong one gets the 404 Hume would answer.
+    voice, cloud = settings.built_in_emulator_port, settings.built_in_emulator_cloud_port
+    servers = []
+    for port, origin in ((voice, "voice"), (cloud, "cloud")):
+        app.state.emu.origins[port] = origin
+        servers.append(uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                     lifespan="on" if origin == "voice" else "off")))  # fmt: skip
+    async with contextlib.AsyncExitStack() as stack:
+        for server in servers:
+            failure = RuntimeError(f"the built-in emulator could not listen on port {server.config.port}")
+            await stack.enter_async_context(background_server.running(server, functools.partial(_same, failure)))
+        log.info(
+            "using the built-in Hume emulator", voice_url=settings.emulator_url, cloud_url=settings.emulator_cloud_url
         )
-    )  # fmt: skip
-    port = settings.built_in_emulator_port
-    async with background_server.running(
-        server, lambda: RuntimeError(f"the built-in emulator could not listen on port {port}")
-    ):
-        log.info("using the built-in Hume emulator", url=settings.emulator_url)
         yield
 
 
@@ -114,7 +123,7 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
         courier = delivery.Courier(settings.outbound_allow_list, timeout_s=settings.webhook_timeout_s)
         stack.push_async_callback(courier.aclose)
         expression = ExpressionClient(
-            api_key=settings.hume_key, base_url=settings.hume_url, max_retries=settings.hume_max_retries
+            api_key=settings.cloud_key, base_url=settings.cloud_url, max_retries=settings.hume_max_retries
         )
         stack.push_async_callback(expression.aclose)
         yield Deps(

@@ -28,6 +28,7 @@ def serve(database_url: str, environment: Mapping[str, str], *, log: Path | None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUME_", "PUBLIC_BASE_URL", "PROMETHEUS"))}
     env.update(
         DATABASE_URL=database_url, PORT=str(port), PUBLIC_BASE_URL=url, EMULATOR_PORT=str(free_port()),
+        EMULATOR_CLOUD_PORT=str(free_port()),
         LOG_LEVEL="WARNING", RUN_WORKER="false",
     )  # fmt: skip
     env.update(environment)

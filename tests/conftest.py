@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.deps import Deps
 from app.emulator import EmulatorConfig
-from app.emulator.testing import EmulatorServer
+from app.emulator.testing import EmulatorControl, EmulatorServer
 from app.store import api_keys
 from app.store.db import make_engine, make_sessionmaker
 from app.wiring import build_deps
@@ -26,7 +26,8 @@ from tests.database import Databases, ladder_step, server_url
 from tests.servers import ServiceServer
 
 # The environment must not leak into tests: every setting a test uses is explicit.
-for _name in ("DATABASE_URL", "HUME_API_KEY", "HUME_SECRET_KEY", "HUME_BASE_URL", "PUBLIC_BASE_URL"):
+for _name in ("DATABASE_URL", "HUME_API_KEY", "HUME_SECRET_KEY", "HUME_BASE_URL", "HUME_CLOUD_URL", "HUME_VOICE_URL",
+              "HUME_CLOUD_API_KEY", "HUME_BACKEND", "PUBLIC_BASE_URL"):  # fmt: skip
     os.environ.pop(_name, None)
 
 # Every httpx client builds an SSL context, and loading a CA bundle file into one (certifi's, or an
@@ -90,12 +91,28 @@ def emulator(emulator_session: EmulatorServer) -> EmulatorServer:
     return emulator_session
 
 
-def service_settings(database_url: str, emulator: EmulatorServer, **overrides: Any) -> Settings:
+# The built-in emulator: no Hume key and no Hume URL set (settings overrides for make_service).
+BUILT_IN_EMULATOR: dict[str, Any] = {
+    "hume_api_key": None, "hume_secret_key": None, "hume_base_url": None, "hume_voice_url": None,
+    "hume_cloud_url": None,
+}  # fmt: skip
+
+
+def hume_environment(emulator: EmulatorControl) -> dict[str, str]:
+    """The variables that point a `python -m app` process at the test emulator's two hosts, with the batch
+    backend that most tests exercise (with a Hume key the service's own default is v1)."""
+    return {"HUME_API_KEY": EMULATOR_KEY, "HUME_VOICE_URL": emulator.base_url, "HUME_CLOUD_URL": emulator.cloud_url,
+            "HUME_BACKEND": "batch"}  # fmt: skip
+
+
+def service_settings(database_url: str, emulator: EmulatorControl, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "database_url": database_url,
         "hume_api_key": EMULATOR_KEY,
         "hume_secret_key": "test-secret",
-        "hume_base_url": emulator.base_url,
+        "hume_voice_url": emulator.base_url,
+        "hume_cloud_url": emulator.cloud_url,
+        "hume_backend": "batch",
         "log_level": "WARNING",
         "worker_concurrency": 4,
     }
@@ -188,8 +205,7 @@ def worker_environment(
     return {
         **os.environ,
         "DATABASE_URL": service.database_url,
-        "HUME_API_KEY": EMULATOR_KEY,
-        "HUME_BASE_URL": emulator.base_url,
+        **hume_environment(emulator),
         "PUBLIC_BASE_URL": service.url,
         "LOG_LEVEL": "WARNING",
         "WORKER_HEARTBEAT_S": "0.5",

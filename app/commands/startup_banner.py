@@ -34,10 +34,13 @@ def taken_port(settings: Settings) -> str | None:
     wanted = [("PORT", settings.host, settings.port)]
     if settings.uses_emulator:
         wanted.append(("EMULATOR_PORT", "127.0.0.1", settings.built_in_emulator_port))
+        wanted.append(("EMULATOR_CLOUD_PORT", "127.0.0.1", settings.built_in_emulator_cloud_port))
+    hints = {"EMULATOR_PORT": "; the emulator's port defaults to PORT + 1",
+             "EMULATOR_CLOUD_PORT": "; the emulator's cloud port defaults to EMULATOR_PORT + 1"}  # fmt: skip
     for variable, host, port in wanted:
         why = why_port_unusable(host, port)
         if why is not None:
-            hint = "; the emulator's port defaults to PORT + 1" if variable == "EMULATOR_PORT" else ""
+            hint = hints.get(variable, "")
             return f"port {port} on {host} {why}: set {variable} to a free port{hint}"
     return None
 

@@ -81,8 +81,9 @@ def job_row(job: Job) -> dict[str, Any]:
 
 def demo_available(request: Request, viewer: Viewer) -> bool:
     settings = deps(request).settings
-    loopback = (settings.hume_base_url or "").startswith(("http://127.0.0.1", "http://localhost"))
-    return viewer.can("submit") and (settings.uses_emulator or loopback)
+    # The demo job is batch, which only an emulator (built in, or a local one) still serves.
+    loopback = settings.hume_url.startswith(("http://127.0.0.1", "http://localhost"))
+    return viewer.can("submit") and loopback
 
 
 async def jobs_list(ui: Ui, request: Request, viewer: Viewer) -> Response:

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 import uvicorn
+from starlette.applications import Starlette
 
 from .config import EmulatorConfig
+from .origins import Origin
 from .server import create_app
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app emulator", description="Offline Hume AI API emulator.")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8001)
+    p.add_argument(
+        "--port", type=int, default=8001, help="the stand-in for https://api.hume.ai (tokens, TTS, EVI, batch)"
+    )
+    p.add_argument(
+        "--cloud-port",
+        type=int,
+        default=None,
+        help="the stand-in for https://api.cloud.hume.ai (v1); default: PORT + 1",
+    )
+    p.add_argument(
+        "--one-origin",
+        action="store_true",
+        help="serve every API on PORT alone, as one compatible server (Hume itself uses two hosts)",
+    )
     p.add_argument("--api-key", default=None, help="accept only this key (default: any non-empty key)")
     p.add_argument("--secret-key", default=None, help="secret for /oauth2-cc/token (default: any)")
     p.add_argument("--realistic", action="store_true", help="jobs take 30-50%% of media length, in real time")
@@ -37,15 +53,36 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     )
 
 
+def serve(app: Starlette, host: str, ports: dict[int, Origin | None], log_level: str) -> None:
+    """Serve `app` on one socket per port; each port's origin (None: every API) is told to the app."""
+    sockets = []
+    for port, origin in ports.items():
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sockets.append(sock)
+        if origin is not None:
+            app.state.emu.origins[sock.getsockname()[1]] = origin
+    # uvicorn handles SIGINT/SIGTERM itself and shuts down gracefully.
+    uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=sockets)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    url = f"http://{args.host}:{args.port}"
-    print(f"Hume emulator serving on {url}", flush=True)
-    print(f"  HumeClient(api_key={config.api_key or 'any-non-empty-key'!r}, base_url={url!r})", flush=True)
+    voice = f"http://{args.host}:{args.port}"
+    ports: dict[int, Origin | None]
+    if args.one_origin:
+        cloud, ports = voice, {args.port: None}
+    else:
+        cloud_port = args.cloud_port if args.cloud_port is not None else args.port + 1
+        cloud, ports = f"http://{args.host}:{cloud_port}", {args.port: "voice", cloud_port: "cloud"}
+    print(f"Hume emulator serving api.hume.ai (tokens, TTS, EVI, batch) on {voice}", flush=True)
+    print(f"                  and api.cloud.hume.ai (v1 Expression Measurement) on {cloud}", flush=True)
+    print(f"  HUME_VOICE_URL={voice} HUME_CLOUD_URL={cloud} HUME_API_KEY={config.api_key or 'any-non-empty-key'}",
+          flush=True)  # fmt: skip
     try:
-        # uvicorn handles SIGINT/SIGTERM itself and shuts down gracefully.
-        uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+        serve(create_app(config), args.host, ports, args.log_level)
     except KeyboardInterrupt:
         pass
     return 0

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import auth, batch, control, expression_api, expression_runs, sample_media
+from . import auth, batch, control, expression_api, expression_runs, origins, sample_media
 from .config import EmulatorConfig
 from .expression_errors import code_for_status, error_body
 from .state import EmulatorState
@@ -53,12 +53,22 @@ class HumeMiddleware:
         return path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.state
+        server = scope.get("server")
+        misdirected = None
+        if scope["type"] in ("http", "websocket"):
+            misdirected = origins.wrong_host(state.origins.get(server[1]) if server else None, scope["path"])
+        if misdirected is not None and scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake is refused
+            return
         if scope["type"] != "http" or scope["path"].startswith("/_emulator"):
             await self.app(scope, receive, send)
             return
-        state = self.state
         method: str = scope["method"]
         path: str = scope["path"]
+        if misdirected is not None:
+            await _send_json(send, 404, misdirected)
+            return
         template = self.template(path)
         with state.lock:
             state.calls[f"{method} {template}"] += 1

@@ -13,6 +13,7 @@ import httpx
 
 from .config import EmulatorConfig
 from .faults import Faults
+from .origins import Origin
 from .records import Chat, Run
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class EmulatorState:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     http: httpx.AsyncClient | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Local port -> the Hume host served there (origins.py); a port not listed serves both.
+    origins: dict[int, Origin] = field(default_factory=dict)
 
     def spawn(self, coro: Any) -> None:
         """Run a background coroutine, keeping a reference so it is not garbage-collected."""

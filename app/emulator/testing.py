@@ -19,12 +19,28 @@ from .config import EmulatorConfig
 from .server import create_app
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on 127.0.0.1 just now (held open together, so they differ)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 class EmulatorControl:
     """The emulator's control routes (`/_emulator/...`) over plain HTTP, so they work the same from any
     thread, loop or process, for an emulator at `base_url`."""
 
     @property
     def base_url(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def cloud_url(self) -> str:
         raise NotImplementedError
 
     def _control(self, method: str, path: str, body: Any = None) -> Any:
@@ -65,25 +81,43 @@ class EmulatorServer(EmulatorControl):
     Works from sync and asyncio code alike: the caller only talks HTTP to ``base_url``.
     """
 
-    def __init__(self, config: EmulatorConfig | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", *, one_origin: bool = False
+    ) -> None:
         self.config = config or EmulatorConfig()
         self.host = host
+        self.one_origin = one_origin
         self.app = create_app(self.config)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
+        self._socks: list[socket.socket] = []
         self.port = 0
+        self.cloud_port = 0
 
     @property
     def base_url(self) -> str:
+        """The stand-in for `https://api.hume.ai` (tokens, TTS, EVI, batch) and the control routes."""
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> EmulatorServer:
+    @property
+    def cloud_url(self) -> str:
+        """The stand-in for `https://api.cloud.hume.ai` (v1); with `one_origin`, the same as `base_url`."""
+        return f"http://{self.host}:{self.cloud_port}"
+
+    def _bind(self) -> int:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
-        self.port = sock.getsockname()[1]
-        self._sock = sock
+        self._socks.append(sock)
+        port: int = sock.getsockname()[1]
+        return port
+
+    def start(self) -> EmulatorServer:
+        self.port = self._bind()
+        self.cloud_port = self.port if self.one_origin else self._bind()
+        if not self.one_origin:
+            state = self.app.state.emu
+            state.origins.update({self.port: "voice", self.cloud_port: "cloud"})
         config = uvicorn.Config(
             self.app,
             log_level="warning",
@@ -95,7 +129,7 @@ class EmulatorServer(EmulatorControl):
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"hume-emulator-{self.port}"
+            target=server.run, kwargs={"sockets": self._socks}, daemon=True, name=f"hume-emulator-{self.port}"
         )
         self._thread.start()
         deadline = time.monotonic() + 10
@@ -111,9 +145,10 @@ class EmulatorServer(EmulatorControl):
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
-        self._server = self._thread = self._sock = None
+        for sock in self._socks:
+            sock.close()
+        self._socks = []
+        self._server = self._thread = None
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
@@ -139,17 +174,21 @@ class EmulatorProcess(EmulatorControl):
     def __init__(self, *, api_key: str | None = None, evi_signing_key: str | None = None) -> None:
         self.options = {"--api-key": api_key, "--evi-signing-key": evi_signing_key}
         self.port = 0
+        self.cloud_port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def cloud_url(self) -> str:
+        return f"http://127.0.0.1:{self.cloud_port}"
+
     def start(self) -> EmulatorProcess:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        argv = [sys.executable, "-m", "app", "emulator", "--port", str(self.port), "--log-level", "warning"]
+        self.port, self.cloud_port = free_ports(2)
+        argv = [sys.executable, "-m", "app", "emulator", "--port", str(self.port), "--cloud-port", str(self.cloud_port),
+                "--log-level", "warning"]  # fmt: skip
         argv += [part for flag, value in self.options.items() if value is not None for part in (flag, value)]
         self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)  # noqa: S603 (our interpreter and module)
         deadline = time.monotonic() + 30

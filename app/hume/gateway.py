@@ -17,7 +17,7 @@ from hume.core.api_error import ApiError
 from hume.expression_measurement.batch import Models
 from pydantic import ValidationError
 
-from app.config import PRODUCTION_HUME_URL
+from app.config import HUME_VOICE_URL
 from app.hume.call_timing import timed_client
 from app.hume.errors import (
     HumeError,
@@ -101,7 +101,7 @@ class HumeGateway:
         timeout_s: float = 60.0,
         max_retries: int = 2,
     ) -> None:
-        self.base_url = (base_url or PRODUCTION_HUME_URL).rstrip("/")
+        self.base_url = (base_url or HUME_VOICE_URL).rstrip("/")
         self._api_key = api_key
         self._max_retries = max_retries
         self._http = timed_client("batch", timeout_s=timeout_s)

@@ -26,7 +26,7 @@ from hume.tts import (
     PostedUtteranceVoiceWithName,
 )
 
-from app.config import PRODUCTION_HUME_URL
+from app.config import HUME_VOICE_URL
 from app.hume.call_timing import timed_client
 from app.hume.errors import HumeError, HumeRejectedError, HumeTransientError
 from app.hume.gateway import translate
@@ -141,7 +141,7 @@ class HumeTts:
     ) -> None:
         self._http = timed_client("tts", timeout_s=timeout_s)
         self.client = AsyncHumeClient(
-            api_key=api_key, base_url=(base_url or PRODUCTION_HUME_URL).rstrip("/"), httpx_client=self._http
+            api_key=api_key, base_url=(base_url or HUME_VOICE_URL).rstrip("/"), httpx_client=self._http
         )
         self._options: Any = {"max_retries": max_retries}
         self._attempts = max(1, attempts)

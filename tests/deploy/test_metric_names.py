@@ -10,7 +10,7 @@ import time
 import httpx
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY, Service
+from tests.conftest import Service, hume_environment
 from tests.deploy.artifacts import (
     PROMETHEUS_BUILTIN,
     ROOT,
@@ -56,7 +56,7 @@ def test_dashboard_and_alerts_query_only_exported_metrics(service: Service) -> N
 def test_a_worker_process_serves_metrics_on_its_own_port(database_url: str, emulator: EmulatorServer) -> None:
     port = free_port()
     env = {
-        **os.environ, "DATABASE_URL": database_url, "HUME_API_KEY": EMULATOR_KEY, "HUME_BASE_URL": emulator.base_url,
+        **os.environ, "DATABASE_URL": database_url, **hume_environment(emulator),
         "PUBLIC_BASE_URL": "http://127.0.0.1:9", "LOG_LEVEL": "WARNING", "METRICS_PORT": str(port),
         "ENVIRONMENT": "production",
     }  # fmt: skip

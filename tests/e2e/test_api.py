@@ -137,7 +137,7 @@ def test_job_with_hume_rejection_is_rejected_with_message(service: Service) -> N
 
     with service.client() as client:
         httpx.post(
-            f"{service.server.settings.hume_base_url}/_emulator/faults", json={"sunset": True}
+            f"{service.server.settings.hume_voice_url}/_emulator/faults", json={"sunset": True}
         ).raise_for_status()
         job = client.post("/v1/jobs", json={"urls": [URL]}).json()
         done = wait_for_status(client, job["id"], {"rejected", "failed", "completed"})

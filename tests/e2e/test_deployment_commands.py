@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY
+from tests.conftest import hume_environment
 from tests.servers import free_port
 
 DEPLOYMENT = ("DATABASE_URL", "PUBLIC_BASE_URL", "HUME_API_KEY", "HUME_SECRET_KEY", "HUME_BASE_URL", "ENVIRONMENT")
@@ -80,7 +80,7 @@ def test_serve_runs_web_concurrency_processes_that_share_one_metrics(
     multiproc.mkdir()
     (multiproc / "counter_1.db").write_bytes(b"")  # a previous run's file: serve clears it
     env = _environment(
-        ENVIRONMENT="production", DATABASE_URL=database_url, HUME_API_KEY=EMULATOR_KEY, HUME_BASE_URL=emulator.base_url,
+        ENVIRONMENT="production", DATABASE_URL=database_url, **hume_environment(emulator),
         PUBLIC_BASE_URL=url, PORT=str(port), RUN_WORKER="false", WEB_CONCURRENCY="2",
         PROMETHEUS_MULTIPROC_DIR=str(multiproc),
     )  # fmt: skip

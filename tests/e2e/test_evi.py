@@ -265,7 +265,7 @@ def test_dedicated_signing_key_with_rotation(make_service: ServiceFactory) -> No
     config = EmulatorConfig(api_key=EMULATOR_KEY, evi_signing_key="signing-new", callback_backoff_s=0.01)
     with EmulatorServer(config) as emu:
         service = make_service(
-            hume_base_url=emu.base_url,
+            hume_voice_url=emu.base_url,
             hume_webhook_signing_key="signing-new",
             hume_webhook_previous_signing_key="signing-old",
         )

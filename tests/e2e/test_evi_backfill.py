@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY
+from tests.conftest import hume_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,8 +20,7 @@ def backfill(since: str, database_url: str, emulator: EmulatorServer) -> subproc
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "HUME_API_KEY": EMULATOR_KEY,
-        "HUME_BASE_URL": emulator.base_url,
+        **hume_environment(emulator),
         "LOG_LEVEL": "WARNING",
     }
     return subprocess.run(

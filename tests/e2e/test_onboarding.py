@@ -49,7 +49,9 @@ def dev_service(database_url: str, tmp_path: Path) -> Iterator[DevService]:
     """`python -m app run` in a fresh directory (its .data/ there), with the checkout's .venv beside it."""
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     port = free_port()
-    env = base_env(DATABASE_URL=database_url, PORT=str(port), EMULATOR_PORT=str(free_port()))
+    env = base_env(
+        DATABASE_URL=database_url, PORT=str(port), EMULATOR_PORT=str(free_port()), EMULATOR_CLOUD_PORT=str(free_port())
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
     )
@@ -142,13 +144,13 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("variable", ["PORT", "EMULATOR_PORT"])
+@pytest.mark.parametrize("variable", ["PORT", "EMULATOR_PORT", "EMULATOR_CLOUD_PORT"])
 def test_a_taken_port_is_one_line_naming_the_variable(variable: str, database_url: str, tmp_path: Path) -> None:
     """Nothing starts when a port is taken: one line naming the variable to change, exit code 2."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        ports = {"PORT": str(free_port()), "EMULATOR_PORT": str(free_port())}
+        ports = {name: str(free_port()) for name in ("PORT", "EMULATOR_PORT", "EMULATOR_CLOUD_PORT")}
         ports[variable] = str(taken.getsockname()[1])
         result = subprocess.run(
             [sys.executable, "-m", "app", "run"], cwd=tmp_path, env=base_env(DATABASE_URL=database_url, **ports),

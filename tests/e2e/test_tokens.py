@@ -11,7 +11,7 @@ import pytest
 
 from app.emulator import EmulatorConfig
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY, Service, ServiceFactory, create_key
+from tests.conftest import BUILT_IN_EMULATOR, EMULATOR_KEY, Service, ServiceFactory, create_key
 from tests.servers import free_port
 
 TOKEN_CALL = "POST /oauth2-cc/token"
@@ -102,7 +102,7 @@ def test_wrong_secret_is_502_and_never_logged(
 ) -> None:
     """Credentials Hume refuses give a 502 that names the settings to check; the secret appears nowhere."""
     secret = "wrong-secret-value-1234"
-    service = make_service(hume_base_url=short_lived_emulator.base_url, hume_secret_key=secret, log_level="DEBUG")
+    service = make_service(hume_voice_url=short_lived_emulator.base_url, hume_secret_key=secret, log_level="DEBUG")
     with service.client() as client:
         response = client.get("/api/hume/auth")
     assert response.status_code == 502
@@ -118,7 +118,7 @@ def test_token_is_refreshed_before_it_expires(
 ) -> None:
     """Near expiry the current token is still served while the next one is fetched in the background;
     no caller ever gets a token past its lifetime."""
-    service = make_service(hume_base_url=short_lived_emulator.base_url, hume_secret_key="right-secret")
+    service = make_service(hume_voice_url=short_lived_emulator.base_url, hume_secret_key="right-secret")
     with service.client() as client:
         first = client.get("/api/hume/auth").json()
         assert first["expiresIn"] <= 2
@@ -162,7 +162,7 @@ def test_cors_allows_only_configured_origins(make_service: ServiceFactory) -> No
 def test_built_in_emulator_mints_tokens_out_of_the_box(make_service: ServiceFactory) -> None:
     """`make run` with no Hume credentials: the built-in emulator's fixed secret makes tokens work, and the
     token is accepted by that emulator's TTS."""
-    service = make_service(hume_api_key=None, hume_secret_key=None, hume_base_url=None, emulator_port=free_port())
+    service = make_service(**BUILT_IN_EMULATOR, emulator_port=free_port(), emulator_cloud_port=free_port())
     with service.client() as client:
         response = client.get("/api/hume/auth")
         assert response.status_code == 200, response.text
@@ -191,7 +191,7 @@ def test_refresh_failure_keeps_serving_the_valid_token(
     """If Hume fails while the cached token is still good, callers keep getting it (one failed refresh,
     not one per request); once it is about to lapse, callers get a 503 (retry later) instead of a dying token."""
     emulator = four_second_emulator
-    service = make_service(hume_base_url=emulator.base_url, hume_secret_key="right-secret")
+    service = make_service(hume_voice_url=emulator.base_url, hume_secret_key="right-secret")
     with service.client() as client:
         issued = time.monotonic()
         first = client.get("/api/hume/auth").json()

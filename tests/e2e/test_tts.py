@@ -340,7 +340,7 @@ class SlowStreamingHume:
 def test_stream_forwards_bytes_before_hume_finishes(make_service: ServiceFactory) -> None:
     """The caller receives the first audio bytes while Hume is still synthesizing the rest."""
     with SlowStreamingHume() as hume:
-        service = make_service(hume_base_url=hume.base_url)
+        service = make_service(hume_voice_url=hume.base_url)
         body = {"text": "Stream me as you go.", "stream": True}
         started = time.monotonic()
         with service.client() as client, client.stream("POST", "/v1/tts", json=body) as response:
@@ -360,7 +360,7 @@ def test_client_hanging_up_mid_stream_still_fills_the_cache(make_service: Servic
     """A listener that disconnects after the first bytes does not waste the synthesis: it finishes and the
     next identical request is a cache hit with the whole audio."""
     with SlowStreamingHume() as hume:
-        service = make_service(hume_base_url=hume.base_url)
+        service = make_service(hume_voice_url=hume.base_url)
         body = {"text": "Hang up on me.", "stream": True}
         with service.client() as client:
             with client.stream("POST", "/v1/tts", json=body) as response:

@@ -36,7 +36,7 @@ def v1_client(base_url: str, api_key: str = API_KEY, **kwargs: Any) -> AsyncExpr
 
 @pytest.fixture
 def v1(emu: EmulatorServer) -> AsyncExpressionMeasurementClient:
-    return v1_client(emu.base_url)
+    return v1_client(emu.cloud_url)
 
 
 def wav(data: bytes) -> tuple[str, bytes, str]:
@@ -193,7 +193,7 @@ async def test_bad_images_fail_the_whole_request(v1: AsyncExpressionMeasurementC
 
 async def test_429_is_retried_after_retry_after_then_surfaces(emu: EmulatorServer) -> None:
     """Hume's busy answer: the SDK waits Retry-After and retries; without retries it raises the 429."""
-    v1 = v1_client(emu.base_url)
+    v1 = v1_client(emu.cloud_url)
     emu.set_faults(path="/v1/expression/audio/file", status=429, times=1, retry_after=1)
     started = time.monotonic()
     result = await v1.audio.measure(file=wav(wav_tones(1.0, [])))
@@ -208,7 +208,7 @@ async def test_429_is_retried_after_retry_after_then_surfaces(emu: EmulatorServe
 
 @pytest.mark.parametrize(("status", "error"), [(503, ServiceUnavailableError), (500, InternalServerError)])
 async def test_5xx_faults_parse_as_sdk_errors(emu: EmulatorServer, status: int, error: type[ApiError]) -> None:
-    v1 = v1_client(emu.base_url, max_retries=0)
+    v1 = v1_client(emu.cloud_url, max_retries=0)
     emu.set_faults(path="/v1/expression/run", status=status, times=1)
     with pytest.raises(error) as err:
         await v1.runs.list()
@@ -222,12 +222,13 @@ async def test_5xx_faults_parse_as_sdk_errors(emu: EmulatorServer, status: int, 
 async def test_api_key_or_bearer_token_is_required(make_emulator: Any) -> None:
     emu = make_emulator(api_key="right", secret_key="secret")
     with pytest.raises(UnauthorizedError) as err:
-        await v1_client(emu.base_url, api_key="wrong").runs.list()
+        await v1_client(emu.cloud_url, api_key="wrong").runs.list()
     assert err.value.body.message
     async with httpx.AsyncClient(base_url=emu.base_url) as http:
         token = (
             await http.post("/oauth2-cc/token", auth=("right", "secret"), data={"grant_type": "client_credentials"})
         ).json()["access_token"]
+    async with httpx.AsyncClient(base_url=emu.cloud_url) as http:
         ok = await http.get("/v1/expression/run", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200 and ok.json() == {"runs": []}
         bad = await http.get("/v1/expression/run", headers={"Authorization": "Bearer nope"})

@@ -24,7 +24,7 @@ from app.inbox import event_runner
 from app.inbox.acceptance import Accepted
 from app.inbox.event_runner import run_event
 from app.inbox.pipeline import PROCESS_EVENT, RetryLater
-from tests.conftest import EMULATOR_KEY
+from tests.conftest import BUILT_IN_EMULATOR, EMULATOR_KEY
 
 
 def ended_payload(chat: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +197,7 @@ async def test_built_in_emulator_deliveries_verify_without_configuration(deps: D
     body = orjson.dumps({"event_name": "chat_paused", "chat_id": "dev-chat"})
     now = time.time()
     headers = signed_headers(body, EMULATOR_API_KEY, now=now)
-    dev = replace(deps, settings=deps.settings.replace(hume_api_key=None, hume_base_url=None))
+    dev = replace(deps, settings=deps.settings.replace(**BUILT_IN_EMULATOR))
     assert not (await evi_chats.accept_webhook(dev, body=body, headers=headers, now=now)).duplicate
     configured = replace(dev, settings=dev.settings.replace(hume_webhook_signing_key="real-key"))
     with pytest.raises(Unauthorized):

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.batch import prediction_import as importer
 from app.batch.hume_documents import source_records
-from app.config import Settings
 from app.emulator.testing import EmulatorServer
 from app.hume import callbacks, predictions
 from app.hume.emotions import EXPRESSIONS_48
@@ -27,7 +26,7 @@ from app.store.db import driver_connection
 from app.store.webhook_intake import store_event
 from app.wiring import build_deps
 from bench import payloads
-from tests.conftest import EMULATOR_KEY
+from tests.conftest import service_settings
 from tests.fixtures import REAL_PREDICTIONS
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -234,7 +233,7 @@ async def test_two_deliveries_through_the_job_service_store_once(
 ) -> None:
     """A callback and a poll for the same finished Hume job, processed at the same time by
     the inbox's event runner, store each prediction, source and stat once."""
-    settings = Settings(database_url=database_url, hume_api_key=EMULATOR_KEY, hume_base_url=emulator.base_url)
+    settings = service_settings(database_url, emulator)
     async with build_deps(settings, pool_size=2) as deps:
         gateway = deps.gateway
         hume_id = await gateway.start_job(

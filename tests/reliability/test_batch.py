@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY, Service, ServiceFactory
+from tests.conftest import EMULATOR_KEY, Service, ServiceFactory, hume_environment
 from tests.reliability.helpers import (
     callback_url_of,
     completed_body,
@@ -218,8 +218,8 @@ def test_replay_command_requeues_a_dead_event(make_service: ServiceFactory, emul
         "the event to die",
     )
     emulator.set_faults(clear=True)
-    env = {**os.environ, "DATABASE_URL": service.database_url, "HUME_BASE_URL": emulator.base_url,
-           "HUME_API_KEY": EMULATOR_KEY, "LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {**os.environ, "DATABASE_URL": service.database_url, **hume_environment(emulator),
+           "LOG_LEVEL": "WARNING"}  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "app", "replay", str(event_id)], env=env, capture_output=True, text=True, timeout=60
     )

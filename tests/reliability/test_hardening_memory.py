@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import EMULATOR_KEY
+from tests.conftest import hume_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY_MB = 64
@@ -42,7 +42,7 @@ def _rss_mb(pid: int) -> float:
 def server(database_url: str, emulator: EmulatorServer) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = _free_port()
     env = {
-        **os.environ, "DATABASE_URL": database_url, "HUME_API_KEY": EMULATOR_KEY, "HUME_BASE_URL": emulator.base_url,
+        **os.environ, "DATABASE_URL": database_url, **hume_environment(emulator),
         "PORT": str(port), "LOG_LEVEL": "INFO", "LOG_FORMAT": "console", "RUN_WORKER": "false",
     }  # fmt: skip
     process = subprocess.Popen(

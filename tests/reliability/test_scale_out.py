@@ -24,7 +24,7 @@ import pytest
 
 from app.emulator.testing import EmulatorServer
 from app.store import api_keys
-from tests.conftest import EMULATOR_KEY, create_key
+from tests.conftest import EMULATOR_KEY, create_key, hume_environment
 from tests.reliability.helpers import expected_rows, hume_predictions, wait_until
 from tests.servers import free_port
 
@@ -155,8 +155,7 @@ def run_scale_out(
     base = {
         **os.environ,
         "DATABASE_URL": url,
-        "HUME_API_KEY": EMULATOR_KEY,
-        "HUME_BASE_URL": emulator.base_url,
+        **hume_environment(emulator),
         "HOST": "127.0.0.1",
         "RUN_WORKER": "false",
         "LOG_LEVEL": "WARNING",

@@ -7,12 +7,12 @@ import time
 
 import httpx
 
-from tests.conftest import ServiceFactory
+from tests.conftest import BUILT_IN_EMULATOR, ServiceFactory
 from tests.servers import free_port
 
 
 def test_v1_job_on_the_emulators_sample_media_completes_out_of_the_box(make_service: ServiceFactory) -> None:
-    service = make_service(hume_api_key=None, hume_secret_key=None, hume_base_url=None, emulator_port=free_port())
+    service = make_service(**BUILT_IN_EMULATOR, emulator_port=free_port(), emulator_cloud_port=free_port())
     emulator_url = f"http://127.0.0.1:{service.server.settings.emulator_port}"
     assert httpx.get(f"{emulator_url}/_emulator/media/nope.mp4").status_code == 404
     urls = [f"{emulator_url}/_emulator/media/talk.mp4", f"{emulator_url}/_emulator/media/talk.wav"]
