@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources import DotEnvSettingsSource
 
@@ -155,6 +155,12 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = 5.0
     stalled_after_s: float = 30.0
     """A task whose worker sent no heartbeat for this long (killed, frozen) is run again."""
+    hume_requests_per_minute: int = Field(default=600, ge=2)
+    """Hume's limit per organization ("each organization can make up to 600 requests per minute", Hume's
+    limits-and-errors page, HUME-V1-FACTS §4): every process of the service together stays under it, paced
+    through a budget in Postgres; lower it when other systems share the organization."""
+    hume_rate_burst: int = Field(default=10, ge=1)
+    """Requests sent at once before pacing starts; the pace leaves room for them inside any minute."""
     hume_max_retries: int = Field(default=2, ge=0)
     """The SDK's own quick retries of a Hume 429/5xx (honouring Retry-After) before the worker's backoff."""
     emulator_port: int | None = Field(default=None, ge=0, le=65535)
@@ -225,6 +231,14 @@ class Settings(BaseSettings):
             if any(w < 0 for w in waits):
                 raise ValueError(f"must not contain negative waits, got {value!r}")
             return waits
+        return value
+
+    @field_validator("hume_rate_burst")
+    @classmethod
+    def _burst_under_rate(cls, value: int, info: ValidationInfo) -> int:
+        per_minute = info.data.get("hume_requests_per_minute")
+        if per_minute is not None and value >= per_minute:
+            raise ValueError(f"must be below HUME_REQUESTS_PER_MINUTE ({per_minute}), got {value}")
         return value
 
     @field_validator("hume_backend", mode="before")

@@ -34,6 +34,13 @@ HUME_REQUEST_SECONDS = Histogram(
     "hume_request_seconds", "One HTTP request to Hume, until its response headers (status: HTTP code, timeout, error)",
     ["operation", "status"], buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )  # fmt: skip
+HUME_BUDGET_WAIT_SECONDS = Counter(
+    "hume_rate_budget_wait_seconds", "Time Hume requests waited for the organization's shared rate budget",
+    ["operation"],
+)  # fmt: skip
+HUME_BUDGET_WAITS = Counter(
+    "hume_rate_budget_waits", "Hume requests that had to wait for the shared rate budget", ["operation"]
+)
 WEBHOOK_DELIVERIES = Counter(
     "outbound_webhook_attempts_total", "Attempts to deliver our webhooks, by outcome", ["outcome"]
 )

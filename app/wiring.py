@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 from collections.abc import AsyncIterator
 
 import structlog
@@ -27,6 +28,7 @@ from app.inbox.pipeline import DELIVER_MESSAGE, Pipeline
 from app.inbox.task_queue import make_queue
 from app.notifications import delivery, redelivery
 from app.prediction_rows import PredictionFormatError
+from app.store import request_budget
 from app.store.db import make_engine, make_sessionmaker
 from app.store.webhook_intake import WebhookIntake
 from app.tts.tts_service import TtsService
@@ -48,6 +50,13 @@ def pipeline() -> Pipeline:
     plan.tasks[DELIVER_MESSAGE] = delivery.deliver
     plan.checks.append(redelivery.count_waiting)
     return plan
+
+
+def hume_budget(settings: Settings) -> request_budget.Budget:
+    """The organization's request budget, shared by every process using the same cloud key (Hume counts per
+    organization; a key stands for its organization, which we cannot see)."""
+    digest = hashlib.sha256(f"{settings.cloud_url} {settings.cloud_key}".encode()).hexdigest()[:16]
+    return request_budget.Budget(f"hume:{digest}", settings.hume_requests_per_minute, settings.hume_rate_burst)
 
 
 def _same(error: Exception) -> Exception:
@@ -72,7 +81,7 @@ async def built_in_emulator(settings: Settings) -> AsyncIterator[None]:
     voice, cloud = settings.built_in_emulator_port, settings.built_in_emulator_cloud_port
     servers = []
     for port, origin in ((voice, "voice"), (cloud, "cloud")):
-        app.state.emu.origins[port] = origin
+        app.state.emu.origins[("127.0.0.1", port)] = origin
         servers.append(uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                                      lifespan="on" if origin == "voice" else "off")))  # fmt: skip
     async with contextlib.AsyncExitStack() as stack:
@@ -123,8 +132,9 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
         courier = delivery.Courier(settings.outbound_allow_list, timeout_s=settings.webhook_timeout_s)
         stack.push_async_callback(courier.aclose)
         expression = ExpressionClient(
-            api_key=settings.cloud_key, base_url=settings.cloud_url, max_retries=settings.hume_max_retries
-        )
+            api_key=settings.cloud_key, base_url=settings.cloud_url, max_retries=settings.hume_max_retries,
+            pace=functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings)),
+        )  # fmt: skip
         stack.push_async_callback(expression.aclose)
         yield Deps(
             settings=settings,

@@ -62,7 +62,8 @@ def serve(app: Starlette, host: str, ports: dict[int, Origin | None], log_level:
         sock.bind((host, port))
         sockets.append(sock)
         if origin is not None:
-            app.state.emu.origins[sock.getsockname()[1]] = origin
+            address, bound = sock.getsockname()[:2]
+            app.state.emu.origins[(address, bound)] = origin
     # uvicorn handles SIGINT/SIGTERM itself and shuts down gracefully.
     uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=sockets)
 

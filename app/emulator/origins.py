@@ -6,9 +6,9 @@ a call to the wrong one gets a 404 there, so the emulator answers the same way.
 - voice, `https://api.hume.ai`: the voice-era APIs: tokens (`/oauth2-cc/token`), TTS, EVI and the batch API
   (`/v0/...`), all retired by 2026-11-13 but served here. HUME-V1-FACTS §1, HUME.md §1.1.
 
-The emulator listens on one socket per host and tells them apart by the local port a request arrived on. A
-port it was not told about serves both hosts: that is a "compatible server at one URL" (`--one-origin`).
-Control routes (`/_emulator/...`) and the sample media are on every port.
+The emulator listens on one socket per host and tells them apart by the local address and port a request
+arrived on. A socket it was not told about serves both hosts: that is a "compatible server at one URL"
+(`--one-origin`). Control routes (`/_emulator/...`) and the sample media are on every socket.
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ class HumeMiddleware:
         server = scope.get("server")
         misdirected = None
         if scope["type"] in ("http", "websocket"):
-            misdirected = origins.wrong_host(state.origins.get(server[1]) if server else None, scope["path"])
+            served = state.origins.get((server[0], server[1])) if server else None
+            misdirected = origins.wrong_host(served, scope["path"])
         if misdirected is not None and scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake is refused
             return

@@ -37,8 +37,8 @@ class EmulatorState:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     http: httpx.AsyncClient | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # Local port -> the Hume host served there (origins.py); a port not listed serves both.
-    origins: dict[int, Origin] = field(default_factory=dict)
+    # Local (address, port) -> the Hume host served there (origins.py); a socket not listed serves both.
+    origins: dict[tuple[str, int], Origin] = field(default_factory=dict)
 
     def spawn(self, coro: Any) -> None:
         """Run a background coroutine, keeping a reference so it is not garbage-collected."""

@@ -117,7 +117,7 @@ class EmulatorServer(EmulatorControl):
         self.cloud_port = self.port if self.one_origin else self._bind()
         if not self.one_origin:
             state = self.app.state.emu
-            state.origins.update({self.port: "voice", self.cloud_port: "cloud"})
+            state.origins.update({(self.host, self.port): "voice", (self.host, self.cloud_port): "cloud"})
         config = uvicorn.Config(
             self.app,
             log_level="warning",

@@ -3,7 +3,8 @@
 HumeError
  +-- HumeTransientError   429, 5xx, timeouts, connection errors: try again later (retry_after if known)
  +-- HumeRejectedError    a 4xx about our request: retrying cannot help; carries Hume's message
- |    +-- HumeAuthError     401/403: the key is wrong or lacks access (the whole job fails)
+ |    +-- HumeAuthError     401: the key is wrong (the whole job fails)
+ |    |    +-- HumeNotEnabledError  403: the organization may not use this API (v1's limited release)
  |    +-- HumeMediaRefused  v1 refused one medium (decode failure, too large, unsupported): that source fails
  +-- HumeSunsetError      the batch API answered 404/410 for a path that exists: the 2026-06-15 sunset
  +-- HumeNotFoundError    a job or chat id Hume does not know
@@ -36,7 +37,18 @@ class HumeRejectedError(HumeError):
 
 
 class HumeAuthError(HumeRejectedError):
-    """Hume refused our credentials (401/403): check HUME_API_KEY and the key's access to this API."""
+    """Hume refused our credentials (401): check HUME_API_KEY (HUME_CLOUD_API_KEY for v1)."""
+
+    code = "hume_unauthorized"
+    """The job error code a job refused this way ends with."""
+
+
+class HumeNotEnabledError(HumeAuthError):
+    """Hume answered 403: the key is valid, but its organization is not permitted to use this API. v1 is in
+    limited release since 2026-10-06, access by request to Hume's sales (HUME.md §0;
+    dev.hume.ai/home/authentication)."""
+
+    code = "hume_not_enabled"
 
 
 class HumeMediaRefused(HumeRejectedError):

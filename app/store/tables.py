@@ -324,3 +324,13 @@ class V1Chunk(Base):
     error_code: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
+
+
+class RequestBudget(Base):
+    """A request rate shared by every process (GCRA): `tat` is when the budget is next fully rested; see
+    migration 0010 and app/store/request_budget.py."""
+
+    __tablename__ = "request_budget"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    tat: Mapped[datetime] = mapped_column(DateTime(timezone=True))
