@@ -74,7 +74,7 @@ def main() -> int:
     finally:
         server.should_exit = True
     report["calls"] = dict(state.calls)
-    print(orjson.dumps(report).decode(), flush=True)
+    sys.stdout.write(orjson.dumps(report).decode() + "\n")
     return 0
 
 
