@@ -43,7 +43,7 @@ ACK_LINES = 60_000
 def _env(url: str, emulator: EmulatorProcess, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUME_", "PUBLIC_BASE_URL", "PROMETHEUS"))}
     env.update(
-        DATABASE_URL=url, HUME_API_KEY=EMULATOR_KEY, HUME_BASE_URL=emulator.base_url,
+        DATABASE_URL=url, HUME_API_KEY=EMULATOR_KEY, HUME_BASE_URL=emulator.base_url, HUME_BACKEND="batch",
         HUME_WEBHOOK_SIGNING_KEY=bench_ack.SIGNING_KEY, RUN_WORKER="false", LOG_LEVEL="WARNING",
         WORKER_CONCURRENCY="4", **extra,
     )  # fmt: skip
@@ -53,7 +53,7 @@ def _env(url: str, emulator: EmulatorProcess, **extra: str) -> dict[str, str]:
 @contextmanager
 def api(url: str, emulator: EmulatorProcess, logs: Path, name: str, processes: int = 1) -> Iterator[str]:
     settings = {
-        "HUME_API_KEY": EMULATOR_KEY, "HUME_BASE_URL": emulator.base_url,
+        "HUME_API_KEY": EMULATOR_KEY, "HUME_BASE_URL": emulator.base_url, "HUME_BACKEND": "batch",
         "HUME_WEBHOOK_SIGNING_KEY": bench_ack.SIGNING_KEY, "WEB_CONCURRENCY": str(processes),
     }  # fmt: skip
     with serve(url, settings, log=logs / f"{name}.log") as base:
