@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .expression_errors import auth_error_body
+from .expression_errors import auth_error_body, error_body
 from .state import EmulatorState
 
 V1_PREFIX = "/v1/expression"
@@ -38,12 +38,44 @@ def token_ok(state: EmulatorState, token: str) -> bool:
     return expiry is not None and expiry > time.time()
 
 
-def check(state: EmulatorState, path: str, headers: dict[str, str]) -> dict[str, Any] | None:
-    """None when the request may proceed, else the 401 body."""
+def needs_auth(path: str) -> bool:
+    """Hume's API paths (every one takes a credential); not the token endpoint, control or sample media."""
+    return path.startswith((V1_PREFIX, "/v0/"))
+
+
+def organization(state: EmulatorState, headers: dict[str, str]) -> str | None:
+    """Whose request this is: the API key, or the key a bearer token was issued for (the emulator has one
+    organization per key). None without a credential."""
+    key = headers.get("x-hume-api-key")
+    if key:
+        return key
+    authz = headers.get("authorization", "")
+    if authz.lower().startswith("bearer "):
+        token = authz[7:].strip()
+        return state.token_owners.get(token, token)
+    return None
+
+
+def check(state: EmulatorState, path: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+    """None when the request may proceed, else the refusal's status and body."""
+    denied = _authenticate(state, path, headers)
+    if denied is not None:
+        return 401, denied
+    if path.startswith(V1_PREFIX):
+        owner = organization(state, headers)
+        if owner is not None and (owner in state.config.v1_not_enabled_keys or not state.faults.v1_enabled(owner)):
+            # HUME-V1-FACTS §1: 403 = the organization is not permitted to use the API (v1 is a limited release,
+            # access by request, HUME.md §0); §5: code `forbidden`, in v1's error shape (it passed the gateway).
+            return 403, error_body("forbidden", "Your organization is not enabled for the Expression Measurement "
+                                                "API (limited release); contact Hume to request access.")  # fmt: skip
+    return None
+
+
+def _authenticate(state: EmulatorState, path: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    """None when the credential is good (or not needed), else the 401 body."""
     v1 = path.startswith(V1_PREFIX)
     bearer_allowed = v1 or path.startswith(("/v0/tts", "/v0/evi"))
-    needs_auth = bearer_allowed or path.startswith("/v0/")
-    if not needs_auth:
+    if not needs_auth(path):
         return None
     key = headers.get("x-hume-api-key")
     if key is not None:

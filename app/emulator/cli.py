@@ -13,6 +13,16 @@ from .origins import Origin
 from .server import create_app
 
 
+def _rate(value: str) -> int | None:
+    try:
+        rate = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if rate < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
+    return rate or None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app emulator", description="Offline Hume AI API emulator.")
     p.add_argument("--host", default="127.0.0.1")
@@ -36,6 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-scale", type=float, default=None, help="simulated seconds per real second")
     p.add_argument("--evi-webhook-url", default=None, help="where to POST signed EVI webhooks")
     p.add_argument("--evi-signing-key", default=None, help="HMAC key for EVI webhooks (default: the API key)")
+    p.add_argument(
+        "--requests-per-minute",
+        type=_rate,
+        default=EmulatorConfig.requests_per_minute,
+        metavar="N",
+        help="429 past N requests per organization (API key) per sliding minute, as Hume limits them "
+        "(default %(default)s, Hume's; 0: no limit)",
+    )
+    p.add_argument(
+        "--v1-not-enabled-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="answer this API key's v1 requests 403 forbidden, as for an organization outside v1's limited "
+        "release (repeatable)",
+    )
     p.add_argument("--log-level", default="info")
     return p
 
@@ -50,6 +76,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         realistic=args.realistic,
         evi_webhook_url=args.evi_webhook_url,
         evi_signing_key=args.evi_signing_key,
+        requests_per_minute=args.requests_per_minute,
+        v1_not_enabled_keys=frozenset(args.v1_not_enabled_key),
     )
 
 
@@ -82,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"                  and api.cloud.hume.ai (v1 Expression Measurement) on {cloud}", flush=True)
     print(f"  HUME_VOICE_URL={voice} HUME_CLOUD_URL={cloud} HUME_API_KEY={config.api_key or 'any-non-empty-key'}",
           flush=True)  # fmt: skip
+    rate = config.requests_per_minute
+    print(f"  {rate or 'no'} requests per minute per API key ({'429 past it; ' if rate else ''}"
+          "--requests-per-minute to change)", flush=True)  # fmt: skip
     try:
         serve(create_app(config), args.host, ports, args.log_level)
     except KeyboardInterrupt:

@@ -37,6 +37,14 @@ class EmulatorConfig:
     seed_evi_chats: int = 3
     # Status used for batch paths in sunset mode (Hume now answers 404 or 410).
     sunset_status: int = 404
+    # Requests per organization (API key, or the key a bearer token was issued for) per sliding minute on
+    # every Hume path, past which the emulator answers 429. Hume: "each organization can make up to 600
+    # requests per minute" (HUME-V1-FACTS §4, LE intro). None: no limit.
+    requests_per_minute: int | None = 600
+    # API keys whose organization is not enabled for v1 (a limited release, access by request to sales,
+    # HUME.md §0): their /v1/expression requests get 403 `forbidden` (HUME-V1-FACTS §1, §5). More keys can be
+    # marked at run time with the fault control `{"v1_not_enabled": [...]}`.
+    v1_not_enabled_keys: frozenset[str] = frozenset()
 
     @property
     def effective_signing_key(self) -> str:

@@ -18,14 +18,14 @@ from typing import Any
 from .expression_errors import ExpressionError
 from .expression_labels import AUDIO_EXPRESSIONS, VOICE_ATTRIBUTES
 
-RATE = 16_000
+RATE = 16_000  # HUME-V1-FACTS §4: s16le PCM, 16,000 Hz, mono, no conversion
 WINDOW_MS = 50
 LOUD_RMS = 500.0  # about -36 dBFS: room noise stays below, speech is well above
 MIN_GAP_MS = 300
 MIN_UTTERANCE_MS = 100
-SPAN_MS = 10_000  # a measurement covers at most the utterance's latest 10 s
-FINAL_GAP_MS = 1_000  # no speech_ended measurement within 1 s of the previous one
-DEFAULT_TIMER_MS = 3_000
+SPAN_MS = 10_000  # HUME-V1-FACTS §4: a measurement covers at most the utterance's latest 10 s
+FINAL_GAP_MS = 1_000  # HUME-V1-FACTS §6: no speech_ended measurement within 1 s of the previous one
+VOICE_ATTRIBUTE_CUTOFF = 0.725  # HUME-V1-FACTS §6: voice_attributes only >= 0.725
 _UNKNOWN_SIZE = 0xFFFFFFFF
 
 
@@ -146,10 +146,12 @@ def _windows(start: int, end: int, timer_ms: int) -> list[tuple[int, int, str]]:
 
 
 def _scores(rng: random.Random, names: tuple[str, ...], count: int, low: float) -> list[dict[str, Any]]:
+    """`count` names scored in [low, 0.99): HUME-V1-FACTS §6, probability to 4 dp, sorted by probability,
+    then by the underlying (unrounded) score, then by name."""
     picked = rng.sample(names, count)
-    scored = [(round(rng.uniform(low, 0.99), 4), name) for name in picked]
-    scored.sort(key=lambda p: (-p[0], p[1]))
-    return [{"name": name, "probability": p} for p, name in scored]
+    scored = [(rng.uniform(low, 0.99), name) for name in picked]
+    scored.sort(key=lambda p: (-round(p[0], 4), -p[0], p[1]))
+    return [{"name": name, "probability": round(p, 4)} for p, name in scored]
 
 
 def measure(audio: Audio, timer_ms: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -169,7 +171,7 @@ def measure(audio: Audio, timer_ms: int) -> tuple[list[dict[str, Any]], list[dic
                     "audio_end_ms": finish,
                     "trigger": trigger,
                     "expressions": _scores(rng, AUDIO_EXPRESSIONS, rng.randint(2, 8), 0.3),
-                    "voice_attributes": _scores(rng, VOICE_ATTRIBUTES, rng.randint(0, 3), 0.725),
+                    "voice_attributes": _scores(rng, VOICE_ATTRIBUTES, rng.randint(0, 3), VOICE_ATTRIBUTE_CUTOFF),
                 }
             )
     return utts, measurements

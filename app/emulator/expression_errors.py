@@ -9,9 +9,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-# The SDK maps 400/403/404/405/413/415/500/503 to its own error classes; anything else is ApiError.
+# HUME-V1-FACTS §5 (SDK request_error_code.py, the complete list of 13 codes). Documented statuses: 400 for
+# message_invalid and config_invalid; the others are inferred from the code names and the SDK's per-endpoint
+# handlers (it maps 400/403/404/405/413/415/500/503 to its own error classes; anything else is ApiError).
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
+    "message_invalid": 400,
     "config_invalid": 400,
     "audio_decode_failed": 400,
     "image_decode_failed": 400,
@@ -52,7 +55,12 @@ def code_for_status(status: int) -> str:
     if status in (429, 503):
         return "server_busy"
     for code, code_status in STATUS_BY_CODE.items():
-        if code_status == status and code not in ("config_invalid", "audio_decode_failed", "image_decode_failed"):
+        if code_status == status and code not in (
+            "message_invalid",
+            "config_invalid",
+            "audio_decode_failed",
+            "image_decode_failed",
+        ):
             return code
     return "internal_error" if status >= 500 else "invalid_request"
 

@@ -19,13 +19,11 @@ import orjson
 from .expression_images import Jpeg, detect, score_face, slot_bbox
 
 MATCH_IOU = 0.5
-REMEMBERED = 32
-MEASURED_PER_IMAGE = 2
+REMEMBERED = 32  # HUME-V1-FACTS §4: the server remembers 32 face ids
+MEASURED_PER_IMAGE = 2  # HUME-V1-FACTS §4: 2 faces measured by default (the largest), 32 listed
 LISTED_PER_IMAGE = 32
-STATE_TTL_S = 24 * 3600
-# Hume documents no defaults for these; our assumption.
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_MIN_SIZE = 20
+STATE_TTL_S = 24 * 3600  # HUME-V1-FACTS §3: face_state is valid 24 h
+# The defaults of threshold (0.9) and min_size (60 px) are in expression_config.py.
 
 
 def _iou(a: list[float], b: list[float]) -> float:

@@ -1,71 +1,44 @@
-"""Label sets of Hume's v1 Expression Measurement API (lowercase names, as v1 returns them).
+"""The measurement vocabularies of Hume's v1 Expression Measurement API, at Hume's documented sizes.
 
-Hume publishes the v1 audio list only as "415 expressions" (414 until `neutral` was added on
-2026-10-20); the strings below are plausible stand-ins: the batch API's 53 emotions and 67 vocal
-burst descriptors lowercased, `neutral`, then everyday affect, voice-act and vocal-sound words,
-cut at 415 in a fixed order so every run of the emulator names the same set.
+HUME-V1-FACTS §7: audio `expressions` 415 names (414 until `neutral` was added on 2026-10-20),
+`voice_attributes` 190, video `expressions` 48, video `descriptions` 27; all lowercase. Only a few
+names of each list are documented (/work/shared/hume/*.partial.json, sources in vocabularies.json);
+those are used verbatim. The rest of each list is filled with names that cannot be mistaken for Hume's
+("emulated expression 017"), so a client that hard-codes a name Hume never documented fails here, and a
+client that assumes it knows every name (Hume: "clients must accept unknown new names", §7) is caught too.
 """
 
 from __future__ import annotations
 
-from .labels import BURST_DESCRIPTIONS, EMOTIONS_48, EMOTIONS_53
+AUDIO_EXPRESSION_COUNT = 415  # HUME-V1-FACTS §7 (AM; changelog 2026-10-20)
+VOICE_ATTRIBUTE_COUNT = 190  # HUME-V1-FACTS §7 (overview)
+VIDEO_EXPRESSION_COUNT = 48  # HUME-V1-FACTS §7 (VM)
+VIDEO_DESCRIPTION_COUNT = 27  # HUME-V1-FACTS §7 (overview)
 
-_MORE_AUDIO = """
-chuckling laughing giggling sighing sobbing crying groaning moaning gasping panting yawning
-screaming shouting whispering humming singing sniffling coughing whimpering whining wailing
-muttering mumbling stammering hesitation sarcasm irony teasing mockery flirtation playfulness
-affection tenderness warmth friendliness politeness formality reassurance encouragement comfort
-apology regret remorse pity compassion concern caring gratitude thankfulness appreciation
-approval agreement acceptance trust confidence certainty assertiveness authority dominance
-defiance resistance stubbornness insistence persuasion pleading begging urgency impatience
-frustration irritation annoyance exasperation resentment bitterness hostility aggression rage
-fury indignation outrage contempt scorn disdain condescension arrogance smugness superiority
-self-satisfaction vanity modesty humility shyness timidity nervousness unease apprehension
-worry dread panic terror alarm shock astonishment amazement wonder curiosity intrigue fascination
-attentiveness focus alertness vigilance suspicion skepticism disbelief uncertainty indecision
-puzzlement bewilderment perplexity hope optimism anticipation eagerness enthusiasm zeal passion
-inspiration motivation ambition resolve perseverance patience composure serenity peacefulness
-tranquility relaxation ease comfortableness coziness contentedness fulfillment gladness delight
-glee cheerfulness happiness elation euphoria bliss jubilation exhilaration thrill giddiness
-silliness whimsy humor wit mischief cheekiness sassiness boldness bravery courage daring
-recklessness caution prudence restraint reluctance resignation defeat despair hopelessness
-helplessness powerlessness vulnerability insecurity self-doubt loneliness isolation longing
-yearning homesickness melancholy sorrow grief mourning heartbreak hurt sulking moodiness gloom
-dejection discouragement disillusionment weariness exhaustion fatigue lethargy sluggishness
-drowsiness sleepiness apathy indifference detachment aloofness coldness reserve seriousness
-solemnity gravity earnestness sincerity honesty candor bluntness directness frankness sternness
-strictness severity harshness impoliteness rudeness sneering taunting gloating boasting bragging
-showing-off triumphance victory pride-in-others admiration-of-skill reverence respect deference
-obedience submission surrender yielding compliance cooperation helpfulness generosity kindness
-gentleness softness sweetness charm enchantment captivation infatuation lust sensuality intimacy
-closeness belonging nostalgia-for-home sentimentality wistfulness reminiscence reflection
-pensiveness thoughtfulness introspection rumination preoccupation distraction absent-mindedness
-boredom-with-task tedium monotony disinterest dismissiveness rejection refusal denial objection
-protest complaint grumbling nagging scolding lecturing warning threat intimidation menace
-cruelty spite malice vindictiveness jealousy possessiveness greed craving-for-attention neediness
-clinginess dependence independence self-reliance determination-to-win competitiveness rivalry
-""".split()
-
-AUDIO_EXPRESSIONS: tuple[str, ...] = tuple(
-    dict.fromkeys(
-        [*(n.lower() for n in EMOTIONS_53), *(n.lower() for n in BURST_DESCRIPTIONS), "neutral", *_MORE_AUDIO]
-    )
-)[:415]
-
-VOICE_ATTRIBUTES: tuple[str, ...] = (
-    "background music", "background noise", "breathy", "bright", "clear", "creaky", "dark", "deep",
-    "distant", "echo", "fast", "gravelly", "high pitch", "hoarse", "husky", "loud", "low pitch",
-    "melodic", "monotone", "muffled", "nasal", "quiet", "raspy", "resonant", "shaky", "shrill",
-    "slow", "smooth", "soft", "strained", "tense", "thin", "warm", "whispered",
+# Verbatim from Hume's docs and the SDK's docstrings (audio-expressions.partial.json).
+DOCUMENTED_AUDIO_EXPRESSIONS: tuple[str, ...] = (
+    "abhorrence", "admiration", "adoration", "amusement", "anger", "chuckling", "dumbfoundedness",
+    "eagerness", "feeling uplifted", "feeling upset", "interest", "joy", "neutral", "pleasure", "pondering",
 )  # fmt: skip
-
-VIDEO_EXPRESSIONS: tuple[str, ...] = tuple(n.lower() for n in EMOTIONS_48)
-
-VIDEO_DESCRIPTIONS: tuple[str, ...] = (
-    "blink", "brow furrow", "brow raise", "cheek puff", "chin raise", "eyes closed", "frown",
-    "gaze away", "grimace", "head tilt", "jaw drop", "lip bite", "lip press", "lip pucker",
-    "mouth open", "nose wrinkle", "pout", "smile", "smirk", "sneer", "squint", "teeth showing",
-    "tongue out", "wide-eyed",
+# voice-attributes.partial.json
+DOCUMENTED_VOICE_ATTRIBUTES: tuple[str, ...] = ("background music", "calm", "clear", "fast", "husky", "monotone")
+# video-expressions.partial.json ("aesthetic appreciation" is documented without its list, so left out)
+DOCUMENTED_VIDEO_EXPRESSIONS: tuple[str, ...] = (
+    "admiration", "adoration", "amusement", "concentration", "contemplation", "contempt", "entrancement",
+    "interest", "joy", "realization", "surprise (positive)",
 )  # fmt: skip
+# video-descriptions.partial.json
+DOCUMENTED_VIDEO_DESCRIPTIONS: tuple[str, ...] = ("grin", "jaw drop", "smile", "wide-eyed")
 
-assert len(AUDIO_EXPRESSIONS) == 415, len(AUDIO_EXPRESSIONS)
+
+def _filled(documented: tuple[str, ...], count: int, kind: str) -> tuple[str, ...]:
+    """`documented`, then "emulated <kind> NNN" up to `count`, alphabetical as Hume's tables are (§7)."""
+    width = len(str(count))
+    generated = (f"emulated {kind} {i:0{width}d}" for i in range(1, count - len(documented) + 1))
+    return tuple(sorted([*documented, *generated]))
+
+
+AUDIO_EXPRESSIONS = _filled(DOCUMENTED_AUDIO_EXPRESSIONS, AUDIO_EXPRESSION_COUNT, "expression")
+VOICE_ATTRIBUTES = _filled(DOCUMENTED_VOICE_ATTRIBUTES, VOICE_ATTRIBUTE_COUNT, "voice attribute")
+VIDEO_EXPRESSIONS = _filled(DOCUMENTED_VIDEO_EXPRESSIONS, VIDEO_EXPRESSION_COUNT, "face expression")
+VIDEO_DESCRIPTIONS = _filled(DOCUMENTED_VIDEO_DESCRIPTIONS, VIDEO_DESCRIPTION_COUNT, "face description")

@@ -1,31 +1,44 @@
-"""v1 runs: every file request is recorded as a run, served by ``/v1/expression/run...``.
+"""v1 runs, served by ``/v1/expression/run...``: every file request that reached measurement (expression_api.py).
 
-File runs have no events (Hume: "Only realtime sessions record them"), so their event log is an
+File runs have no events (HUME-V1-FACTS §8: "Only realtime runs record events"), so their event log is an
 empty page; the endpoint still answers 404 for an unknown run and checks its paging parameters.
+Paging and filters: HUME-V1-FACTS §2 and endpoints.json (`reference/runs/list`, `reference/runs/list-events`).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import auth
 from .expression_errors import ExpressionError, error_body
 from .records import Run
 from .responses import emu, json
 
-DEFAULT_PAGE = 20
-MAX_PAGE = 100
+# HUME-V1-FACTS §2: page_size is an integer 1-200, default 50 (runs and events alike).
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+# HUME-V1-FACTS §2 / other_enumerations in vocabularies.json (SDK run_status.py, run_mode.py, run_endpoint.py).
+FILTERS: dict[str, tuple[str, ...]] = {
+    "status": ("live", "ended", "errored"),
+    "mode": ("realtime", "file"),
+    "endpoint": ("audio", "video"),
+}
+# RFC 3339 date-time: full date, "T" (or a space, or lowercase t), full time, and a required offset.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
 def user_id(request: Request) -> str:
-    """A stable user id per credential (the emulator has no accounts)."""
-    credential = request.headers.get("x-hume-api-key") or request.headers.get("authorization", "")
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "hume-emulator-user:" + credential))
+    """A stable user id per organization: the API key, or the key a token was issued for (no accounts here)."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    owner = auth.organization(emu(request), headers) or ""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "hume-emulator-user:" + owner))
 
 
 def record(request: Request, run: Run) -> None:
@@ -38,7 +51,7 @@ def _page_size(request: Request) -> int:
     raw = request.query_params.get("page_size")
     if raw is None:
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
         raise ExpressionError("invalid_request", f"page_size must be an integer from 1 to {MAX_PAGE}.")
     return int(raw)
 
@@ -47,11 +60,13 @@ def _time(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
+    problem = ExpressionError("invalid_request", f"{name} must be an RFC 3339 date-time with an offset, got {raw!r}.")
+    if not _RFC3339.fullmatch(raw):
+        raise problem
     try:
-        when = datetime.fromisoformat(raw)
+        return datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ExpressionError("invalid_request", f"{name} must be an RFC 3339 time.") from exc
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+        raise problem from exc
 
 
 def _fail(exc: ExpressionError) -> Response:
@@ -62,13 +77,17 @@ async def list_runs(request: Request) -> Response:
     try:
         size = _page_size(request)
         before, after = _time(request, "started_before"), _time(request, "started_after")
+        for key, allowed in FILTERS.items():
+            value = request.query_params.get(key)
+            if value is not None and value not in allowed:
+                raise ExpressionError("invalid_request", f"{key} must be one of {', '.join(allowed)}, got {value!r}.")
     except ExpressionError as exc:
         return _fail(exc)
     state = emu(request)
     with state.lock:
-        runs = sorted(state.runs.values(), key=lambda r: (r.started_at, r.run_id), reverse=True)
+        runs = sorted(state.runs.values(), key=lambda r: (r.started_at, r.seq), reverse=True)  # newest first
     q = request.query_params
-    for key in ("user_id", "status", "mode", "endpoint"):
+    for key in ("user_id", *FILTERS):  # filters combine
         if q.get(key) is not None:
             runs = [r for r in runs if r.summary()[key] == q[key]]
     runs = [r for r in runs if (before is None or r.started_at < before) and (after is None or r.started_at >= after)]

@@ -47,6 +47,8 @@ class Faults:
     fail_jobs: int = 0  # the next N jobs end FAILED
     drop_callbacks: int = 0  # the next N jobs send no callback
     duplicate_callbacks: int = 0  # the next N jobs send their callback twice
+    # API keys whose organization is not enabled for v1: 403 `forbidden` (auth.py), until reset.
+    v1_not_enabled: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, method: str, path: str, template: str) -> FaultRule | None:
@@ -60,6 +62,10 @@ class Faults:
                             self.rules.remove(rule)
                     return rule
         return None
+
+    def v1_enabled(self, api_key: str) -> bool:
+        with self.lock:
+            return api_key not in self.v1_not_enabled
 
     def take_counter(self, name: str) -> bool:
         """Consume one unit of a per-job counter (``fail_jobs`` ...)."""
@@ -79,10 +85,16 @@ class Faults:
                 self.rules.clear()
                 self.sunset = False
                 self.fail_jobs = self.drop_callbacks = self.duplicate_callbacks = 0
+                self.v1_not_enabled.clear()
             if "sunset" in spec:
                 self.sunset = bool(spec["sunset"])
                 if spec.get("status") is not None:
                     self.sunset_status = _int(spec["status"], "status")
+            if "v1_not_enabled" in spec:
+                keys = spec["v1_not_enabled"]
+                if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+                    raise FaultSpecError("v1_not_enabled must be a list of API keys")
+                self.v1_not_enabled.update(keys)
             for counter in ("fail_jobs", "drop_callbacks", "duplicate_callbacks"):
                 if counter in spec:
                     setattr(self, counter, _int(spec[counter], counter))
@@ -110,6 +122,7 @@ class Faults:
                 "fail_jobs": self.fail_jobs,
                 "drop_callbacks": self.drop_callbacks,
                 "duplicate_callbacks": self.duplicate_callbacks,
+                "v1_not_enabled": sorted(self.v1_not_enabled),
             }
 
 

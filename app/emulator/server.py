@@ -15,10 +15,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import auth, batch, control, expression_api, expression_runs, origins, sample_media
 from .config import EmulatorConfig
-from .expression_errors import code_for_status, error_body
+from .expression_errors import auth_error_body, code_for_status, error_body
+from .rate_limit import RATE_LIMITED_BODY
 from .state import EmulatorState
 
-SUNSET_MESSAGE = "The batch Expression Measurement API (v0) was sunset on 2026-06-14 and is no longer available."
+# HUME.md §0: "June 14, 2026: last day to use the API"; the SDK's release notes: "its sunset on 6/15/2026".
+SUNSET_MESSAGE = (
+    "The batch Expression Measurement API (v0) ended on 2026-06-15 (2026-06-14 was the last day to use it) "
+    "and is no longer available."
+)
 
 
 async def _send_json(send: Send, status: int, body: object, headers: dict[str, str] | None = None) -> None:
@@ -34,7 +39,9 @@ def _fault_body(path: str, status: int) -> object:
     message = f"Injected fault: HTTP {status}"
     if path.startswith(auth.V1_PREFIX):
         # The v1 SDK parses error bodies into its models: a bare {"message"} would fail as ParsingError.
-        return error_body(code_for_status(status), message)
+        # A 401 comes from the gateway, without type/code (HUME-V1-FACTS §1).
+        return auth_error_body(message, with_request_id=False) if status == 401 else error_body(
+            code_for_status(status), message)  # fmt: skip
     return {"message": message}
 
 
@@ -92,8 +99,15 @@ class HumeMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         denied = auth.check(state, path, headers)
         if denied is not None:
-            await _send_json(send, 401, denied)
+            await _send_json(send, *denied)
             return
+        owner = auth.organization(state, headers)
+        per_minute = state.config.requests_per_minute
+        if per_minute is not None and owner is not None and auth.needs_auth(path):
+            wait = state.requests.admit(owner, per_minute)
+            if wait is not None:
+                await _send_json(send, 429, RATE_LIMITED_BODY, {"retry-after": str(wait)})
+                return
         await self.app(scope, receive, send)
 
 

@@ -14,6 +14,7 @@ import httpx
 from .config import EmulatorConfig
 from .faults import Faults
 from .origins import Origin
+from .rate_limit import RequestLog
 from .records import Chat, Run
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ class EmulatorState:
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     chats: dict[str, Chat] = field(default_factory=dict)
     tokens: dict[str, float] = field(default_factory=dict)  # access token -> expiry (epoch s)
+    token_owners: dict[str, str] = field(default_factory=dict)  # access token -> the API key it was issued for
+    requests: RequestLog = field(default_factory=RequestLog)  # per-organization rate limit window (rate_limit.py)
     tts_generations: set[str] = field(default_factory=set)  # ids usable as TTS context
     runs: dict[str, Run] = field(default_factory=dict)  # v1 expression measurement runs
     # Signs v1 face_state tokens; per instance, so a state from another emulator is ignored.
@@ -51,7 +54,7 @@ class EmulatorState:
             task.cancel()
 
     def reset(self) -> None:
-        """Forget jobs, chats, runs, calls, deliveries and faults (tokens stay valid, as real ones would)."""
+        """Forget jobs, chats, runs, calls, deliveries, rate windows and faults (tokens stay valid, as real ones do)."""
         self.cancel_tasks()
         with self.lock:
             self.jobs.clear()
@@ -59,5 +62,6 @@ class EmulatorState:
             self.deliveries.clear()
             self.chats.clear()
             self.runs.clear()
+        self.requests.clear()
         self.faults.apply({"clear": True})
         self.faults.sunset_status = self.config.sunset_status

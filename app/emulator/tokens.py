@@ -44,7 +44,9 @@ async def issue_token(request: Request) -> Response:
     for old, expiry in list(state.tokens.items()):
         if expiry <= now:
             state.tokens.pop(old, None)
+            state.token_owners.pop(old, None)
     state.tokens[token] = now + lifetime
+    state.token_owners[token] = api_key  # the token acts for this key's organization (auth.organization)
     return json({"access_token": token, "token_type": "bearer", "expires_in": lifetime})
 
 

@@ -76,17 +76,17 @@ async def test_silence_has_no_utterances(v1: AsyncExpressionMeasurementClient) -
 
 
 async def test_measurement_timer_sets_interval_measurements(v1: AsyncExpressionMeasurementClient) -> None:
-    """Interval measurements every timer's worth of speech; a final one only if the last is >= 1 s back."""
-    timer = AudioFileConfig(measurement_timer_ms=1500)
-    result = await v1.audio.measure(file=wav(wav_tones(5.0, [(0.5, 4.6)])), config=timer)
+    """Interval measurements every timer's worth of speech (3 s unless set); a final one only if the last is
+    >= 1 s back."""
+    result = await v1.audio.measure(file=wav(wav_tones(8.5, [(0.5, 8.0)])))
     (utterance,) = result.utterances
     assert [m.trigger for m in result.measurements] == ["interval", "interval", "speech_ended"]
     ends = [m.audio_end_ms for m in result.measurements]
-    assert ends == [utterance.audio_start_ms + 1500, utterance.audio_start_ms + 3000, utterance.audio_end_ms]
+    assert ends == [utterance.audio_start_ms + 3000, utterance.audio_start_ms + 6000, utterance.audio_end_ms]
     assert result.measurements[-1].audio_start_ms == utterance.audio_start_ms  # the whole utterance: < 10 s
-    every_second = AudioFileConfig(measurement_timer_ms=1000)
-    close = await v1.audio.measure(file=wav(wav_tones(5.0, [(0.5, 5.0)])), config=every_second)
-    assert [m.trigger for m in close.measurements] == ["interval"] * 4  # the last interval ended < 1 s before
+    every_4s = AudioFileConfig(measurement_timer_ms=4000)
+    close = await v1.audio.measure(file=wav(wav_tones(9.0, [(0.5, 9.0)])), config=every_4s)
+    assert [m.trigger for m in close.measurements] == ["interval"] * 2  # the last interval ended < 1 s before
     long = await v1.audio.measure(file=wav(wav_tones(13.0, [(0.0, 13.0)])))
     assert all(m.audio_end_ms - m.audio_start_ms <= 10_000 for m in long.measurements)
     assert long.measurements[-1].audio_start_ms > 0
@@ -133,8 +133,13 @@ async def test_body_over_25mb_is_audio_too_long(v1: AsyncExpressionMeasurementCl
     assert err.value.body.code == "audio_too_long"
 
 
+def faces(spec: str, luma: int = 128) -> bytes:
+    """640x480, so every slot's face is over Hume's default min_size of 60 px (slot 7's side is 72 px)."""
+    return jpeg_with_faces(spec, luma, width=640, height=480)
+
+
 async def test_one_measurement_per_image_with_faces_where_placed(v1: AsyncExpressionMeasurementClient) -> None:
-    images = [jpeg_with_faces("faces=2"), jpeg_with_faces("faces=0", luma=40), jpeg_with_faces("slots=0,1,2", luma=90)]
+    images = [faces("faces=2"), faces("faces=0", luma=40), faces("slots=0,1,2", luma=90)]
     result = await v1.video.measure(file=[("f.jpg", i, "image/jpeg") for i in images])
     assert result.received.frames == 3 and result.face_state is None
     assert [m.frame_id for m in result.measurements] == [0, 1, 2]
@@ -145,7 +150,7 @@ async def test_one_measurement_per_image_with_faces_where_placed(v1: AsyncExpres
     assert [f.face_id for f in third.faces] == [0, 1, None] and third.faces[2].expressions is None
     for face in first.faces:
         x0, y0, x1, y1 = face.bbox
-        assert 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 240 and face.confidence >= 0.5
+        assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 480 and face.confidence >= 0.9
         assert face.expressions and all(e.name in VIDEO_EXPRESSIONS and e.probability > 0.1 for e in face.expressions)
         assert face.descriptions and all(d.name in VIDEO_DESCRIPTIONS for d in face.descriptions)
     unplaced = await v1.video.measure(file=[jpeg(), jpeg()])
@@ -154,29 +159,27 @@ async def test_one_measurement_per_image_with_faces_where_placed(v1: AsyncExpres
 
 async def test_face_state_continues_ids_across_requests(v1: AsyncExpressionMeasurementClient) -> None:
     first = await v1.video.measure(
-        file=[jpeg_with_faces("slots=0,1")], config=VideoFileConfig(face=VideoFileConfigFace(return_face_state=True))
+        file=[faces("slots=0,1")], config=VideoFileConfig(face=VideoFileConfigFace(return_face_state=True))
     )
     assert [f.face_id for f in first.measurements[0].faces] == [0, 1] and first.face_state
     # A new face (slot 2) next to a known one (slot 0): the known keeps its id, the new one takes the next.
     second = await v1.video.measure(
-        file=[jpeg_with_faces("slots=0,2", luma=70)],
+        file=[faces("slots=0,2", luma=70)],
         config=VideoFileConfig(face_state=first.face_state, face=VideoFileConfigFace(return_face_state=True)),
     )
     assert [f.face_id for f in second.measurements[0].faces] == [0, 2]
-    fresh = await v1.video.measure(file=[jpeg_with_faces("slots=0,2", luma=70)])
+    fresh = await v1.video.measure(file=[faces("slots=0,2", luma=70)])
     assert [f.face_id for f in fresh.measurements[0].faces] == [0, 1]
-    altered = await v1.video.measure(
-        file=[jpeg_with_faces("slots=2")], config=VideoFileConfig(face_state=first.face_state + "0")
-    )
+    altered = await v1.video.measure(file=[faces("slots=2")], config=VideoFileConfig(face_state=first.face_state + "0"))
     assert [f.face_id for f in altered.measurements[0].faces] == [0]  # an altered state is ignored
     high = await v1.video.measure(
-        file=[jpeg_with_faces("faces=2")], config=VideoFileConfig(face=VideoFileConfigFace(threshold=1.0))
+        file=[faces("faces=2")], config=VideoFileConfig(face=VideoFileConfigFace(threshold=1.0))
     )
     assert high.measurements[0].faces == []
 
 
 async def test_bad_images_fail_the_whole_request(v1: AsyncExpressionMeasurementClient) -> None:
-    good = jpeg_with_faces("faces=1")
+    good = faces("faces=1")
     with pytest.raises(UnsupportedMediaTypeError) as unsupported:
         await v1.video.measure(file=[good, b"\x89PNG\r\n\x1a\n not a jpeg"])
     assert unsupported.value.body.code == "unsupported_media_type"
@@ -235,20 +238,27 @@ async def test_api_key_or_bearer_token_is_required(make_emulator: Any) -> None:
         assert bad.status_code == 401 and bad.json()["message"]
 
 
-async def test_runs_record_every_request(v1: AsyncExpressionMeasurementClient) -> None:
+async def test_runs_record_every_measured_request(v1: AsyncExpressionMeasurementClient) -> None:
+    """Requests that reached measurement are runs, newest first; one refused before it (audio that does not
+    decode) is none; one that failed while measuring (an image that passed the checks, then did not decode)
+    is an errored run billed nothing."""
     audio = await v1.audio.measure(file=wav(wav_tones(2.0, [(0.5, 1.5)])))
-    video = await v1.video.measure(file=[jpeg(), jpeg()])
     with pytest.raises(BadRequestError):
         await v1.audio.measure(file=wav(wav_tones(1.0, [], rate=8000)))
+    video = await v1.video.measure(file=[jpeg(), jpeg()])
+    whole = jpeg()
+    with pytest.raises(BadRequestError) as broken:
+        await v1.video.measure(file=[whole, whole[: len(whole) // 2]])
+    assert broken.value.body.code == "image_decode_failed"
     page = await v1.runs.list()
-    assert [r.endpoint for r in page.runs] == ["audio", "video", "audio"]  # newest first
+    assert [r.endpoint for r in page.runs] == ["video", "video", "audio"]  # newest first
     assert [r.status for r in page.runs] == ["errored", "ended", "ended"]
     assert page.runs[1].run_id == video.run_id and page.runs[2].run_id == audio.run_id
     assert page.runs[0].metered_seconds == 0 and page.runs[2].metered_seconds == 10.0  # billed >= 10 s
     first = await v1.runs.list(page_size=2)
     rest = await v1.runs.list(page_size=2, cursor=first.next_cursor)
     assert [r.run_id for r in first.runs + rest.runs] == [r.run_id for r in page.runs] and rest.next_cursor is None
-    only_video = await v1.runs.list(endpoint="video")
+    only_video = await v1.runs.list(endpoint="video", status="ended")  # filters combine
     assert [r.run_id for r in only_video.runs] == [video.run_id]
     run = await v1.runs.get(audio.run_id)
     assert run.mode == "file" and run.config.measurement_timer_ms == 3000 and run.bytes_received == 64_000
