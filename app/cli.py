@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable
 
 from app.commands import data_commands as data
+from app.commands import hume_commands, trigger_commands, webhook_commands
 from app.commands import server_commands as servers
-from app.commands import trigger_commands, webhook_commands
 from app.commands.command_errors import FAILED, USAGE, CommandError
 from app.commands.server_commands import migrate
 from app.config import Settings, SettingsError
@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     _listen_options(add(
         "run", servers.cmd_run, "development: Postgres, migrations, the emulator, a dev key, then serve",
         "Development: check the ports, start the embedded Postgres under .data/ (unless DATABASE_URL), migrate, "
-        "create a development key, start the Hume emulator (unless HUME_API_KEY or HUME_BASE_URL), print the "
+        "create a development key, start the Hume emulator (unless a Hume key or URL is set), print the "
         "banner and serve. Ctrl-C stops everything.",
     ))  # fmt: skip
     add("worker", servers.cmd_worker, "run a queue worker process (needs DATABASE_URL)",
@@ -91,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("event_id", type=int)
     trigger_commands.add_parsers(sub)
     webhook_commands.add_parsers(sub)
+    hume_commands.add_parsers(sub)
     return p
 
 

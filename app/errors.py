@@ -8,6 +8,7 @@ AppError
  +-- NotFound (404)
  +-- Conflict (409)          Idempotency-Key reused with a different body
  +-- PayloadTooLarge (413)
+ +-- HumeRetired (410)       the Hume API this needs was retired and nothing we hold answers it
  +-- RequestTimeout (408)    the body came too slowly
  +-- ClientGone (400)        the client hung up mid-body (no one reads the answer; logged quietly)
  +-- Unavailable (503)       the database (or a dependency) is down: retry later
@@ -101,6 +102,13 @@ class PayloadTooLarge(AppError):
 
     status = 413
     code = "payload_too_large"
+
+
+class HumeRetired(AppError):
+    """Hume retired the API this request needs, and this service holds no answer for it."""
+
+    status = 410
+    code = "hume_retired"
 
 
 class Unavailable(AppError):

@@ -18,6 +18,7 @@ from app.config import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, Settings
 from app.deps import Deps
 from app.egress.url_guard import UrlGuard
 from app.evi import chat_events
+from app.hume import catalog
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
 from app.hume.expression_client import ExpressionClient
@@ -127,7 +128,10 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
             stack.push_async_callback(tokens.aclose)
         hume_tts = HumeTts(api_key=settings.hume_key, base_url=settings.hume_url)
         stack.push_async_callback(hume_tts.aclose)
-        tts = TtsService(hume=hume_tts, sessionmaker=sessionmaker, max_bytes=settings.tts_cache_max_bytes)
+        tts = TtsService(
+            hume=hume_tts, sessionmaker=sessionmaker, max_bytes=settings.tts_cache_max_bytes,
+            retired=catalog.retired_at_hume(catalog.TTS, settings),
+        )  # fmt: skip
         stack.push_async_callback(tts.aclose)
         courier = delivery.Courier(settings.outbound_allow_list, timeout_s=settings.webhook_timeout_s)
         stack.push_async_callback(courier.aclose)

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from app.deps import Deps
+from app.hume import catalog
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
 from app.inbox import outbox
 from app.inbox.pipeline import JobBackend
@@ -31,11 +32,26 @@ def callback_url(deps: Deps, job_id: uuid.UUID, token: str) -> str:
     return f"{deps.settings.callback_base_url}/v1/webhooks/hume/batch?job_id={job_id}&token={token}"
 
 
+async def _reject(deps: Deps, job_id: uuid.UUID, error: str, code: str) -> None:
+    async with deps.sessionmaker.begin() as session:
+        if await jobs.advance(session, job_id, "rejected", error=error, error_code=code, completed_at=_now()):
+            await outbox.job_ended(session, deps, job_id)
+
+
 async def send_to_hume(deps: Deps, job_id: uuid.UUID) -> None:
     """Start the Hume job for a pending job; transient Hume errors propagate for the worker to retry."""
     async with deps.sessionmaker.begin() as session:
         job = await jobs.lock(session, job_id)
         if job is None or job.status != "pending":
+            return
+        if catalog.retired_at_hume(catalog.BATCH, deps.settings):
+            # Hume's own host: its batch API ended 2026-06-15 (HUME.md §0), so it is not asked at all. A compatible
+            # server (HUME_VOICE_URL/HUME_BASE_URL) still is, below, and its 404/410 means the same.
+            message = catalog.BATCH.retired_message()
+            if await jobs.advance(session, job_id, "rejected", error=message, error_code="hume_sunset",
+                                  completed_at=_now()):  # fmt: skip
+                await outbox.job_ended(session, deps, job_id)
+            log.warning("batch job rejected: Hume's batch API is retired", job_id=str(job_id))
             return
         token = secrets.token_urlsafe(32)
         # Only the hash is kept; the token exists in clear text only in the URL handed to Hume.
@@ -52,9 +68,7 @@ async def send_to_hume(deps: Deps, job_id: uuid.UUID) -> None:
         )
     except (HumeRejectedError, HumeSunsetError, HumeNotFoundError) as exc:
         code = "hume_sunset" if isinstance(exc, HumeSunsetError) else "hume_rejected"
-        async with deps.sessionmaker.begin() as session:
-            if await jobs.advance(session, job_id, "rejected", error=str(exc), error_code=code, completed_at=_now()):
-                await outbox.job_ended(session, deps, job_id)
+        await _reject(deps, job_id, str(exc), code)
         log.warning("job rejected by hume", job_id=str(job_id), error=str(exc))
         return
     async with deps.sessionmaker.begin() as session:

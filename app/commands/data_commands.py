@@ -196,7 +196,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_evi_backfill(args: argparse.Namespace, settings: Settings) -> int:
     from app.evi import chat_events
+    from app.hume import catalog
 
+    if catalog.retired_at_hume(catalog.EVI, settings):
+        # Nothing to list: Hume's EVI ended 2026-11-13 and its account data went with it (app.hume.catalog).
+        raise CommandError(f"nothing backfilled: {catalog.EVI.retired_message()}", FAILED)
     try:
         since = datetime.fromisoformat(args.since)
     except ValueError:

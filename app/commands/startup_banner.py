@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from app.config import Settings
+from app.config import HUME_CLOUD_URL, HUME_VOICE_URL, Settings
+from app.hume import catalog
 
 DATA_DIR = Path(".data")
 RUN_FILE = DATA_DIR / "run.json"
@@ -64,17 +65,27 @@ class Banner:
     psql: str
     embedded: bool
     hume: str
+    """Where our Hume calls go, then one line per Hume API (app/hume/catalog.py)."""
     logs: str
+    emulator_cloud_url: str | None = None
+
+    def _emulator(self) -> str:
+        if self.emulator_url is None:
+            return "not started (a Hume key or URL is set)"
+        cloud = f", {self.emulator_cloud_url} (for {HUME_CLOUD_URL})" if self.emulator_cloud_url else ""
+        return f"{self.emulator_url} (for {HUME_VOICE_URL}){cloud}"
 
     def render(self, status: str = "started") -> str:
+        first, *apis = self.hume.splitlines()
         lines = [
             f"Hume expression service {status}.",
             "",
             f"         API URL: {self.api_url}",
             f"   Dashboard URL: {self.api_url}/dashboard",
             f"        API docs: {self.api_url}/docs",
-            f"    Emulator URL: {self.emulator_url or 'not started (HUME_API_KEY or HUME_BASE_URL is set)'}",
-            f"            Hume: {self.hume}",
+            f"    Emulator URL: {self._emulator()}",
+            f"            Hume: {first}",
+            *(f"                  {line}" for line in apis),
             f"    Database URL: {self.database_url}{'  (embedded, under .data/)' if self.embedded else ''}",
             f"            psql: {self.psql}",
             f"            Logs: {self.logs}",
@@ -83,6 +94,7 @@ class Banner:
             f"  export KEY={self.key}",
             "",
             "Try every event: python -m app trigger batch-job | evi-chat | tts",
+            "Check Hume's APIs: python -m app hume check",
             "Show this again: python -m app status.   Ctrl-C stops everything.",
         ]
         return "\n".join(lines)
@@ -96,15 +108,17 @@ class Banner:
 def make(settings: Settings, key: str, database_url: str, embedded: bool, psql_binary: str) -> Banner:
     api = f"http://{settings.host}:{settings.port}"
     if settings.uses_emulator:
-        hume = "the built-in emulator (batch, v1, EVI, TTS, tokens; no Hume account needed)"
+        where = "the built-in emulator, for both of Hume's hosts (no Hume account needed):"
     else:
-        hume = settings.hume_url
+        where = catalog.hosts_in_use(settings) + ":"
+    hume = "\n".join([where, *catalog.describe(settings)])
     shown = database_url if embedded else masked(database_url)
     psql = f"{psql_binary} {shlex.quote(database_url)}" if embedded else f'{psql_binary} "$DATABASE_URL"'
     other = "LOG_FORMAT=json for JSON" if settings.log_format == "console" else "LOG_FORMAT=console for plain lines"
     logs = f"this terminal ({settings.log_format}, level {settings.log_level}; {other})"
     emulator = settings.emulator_url if settings.uses_emulator else None
-    return Banner(api, emulator, key, shown, psql, embedded, hume, logs)
+    cloud = settings.emulator_cloud_url if settings.uses_emulator else None
+    return Banner(api, emulator, key, shown, psql, embedded, hume, logs, cloud)
 
 
 def load() -> Banner | None:

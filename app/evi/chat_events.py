@@ -24,9 +24,9 @@ from app import metrics
 from app.api.json_limits import check_storable, parse_bounded
 from app.deps import Deps
 from app.errors import InvalidInput, Unauthorized
+from app.hume import catalog, signatures
 from app.hume import evi_chats as evi
-from app.hume import signatures
-from app.hume.errors import HumeError
+from app.hume.errors import HumeError, HumeSunsetError
 from app.inbox import outbox
 from app.inbox.acceptance import Accepted, store_and_queue
 from app.inbox.event_runner import finish_event, run_event
@@ -159,6 +159,10 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
             await inbox_events.finish(session, event_id, "ignored", f"chat already {job.status}")
             return "duplicate"
         await jobs.touch(session, job_id, details=_fill(job.details, evi.ended_details(event)))
+    if catalog.retired_at_hume(catalog.EVI, deps.settings):
+        # An archived chat_ended replayed after 2026-11-13: Hume's EVI (and its chat history) is gone, so asking
+        # would only fail. The event goes dead naming why; the chat's job keeps what it has.
+        raise HumeSunsetError(catalog.EVI.retired_message())
     # Hume is called outside any transaction: no row lock is held across the network.
     history = await evi.chat_history(deps.gateway.client, event.chat_id)
     if history.status == "ACTIVE":
@@ -212,7 +216,9 @@ class Backfill:
 async def backfill(deps: Deps, *, since: datetime, progress: Callable[[int, int], object] | None = None) -> Backfill:
     """Ingest chats that started since `since` and are not stored yet, through the same inbox key a
     chat_ended webhook uses (so a webhook arriving later, or earlier, is a replay). `progress(done, total)`
-    is called after each chat."""
+    is called after each chat. With Hume's own host (EVI retired 2026-11-13) it raises HumeSunsetError, uncalled."""
+    if catalog.retired_at_hume(catalog.EVI, deps.settings):
+        raise HumeSunsetError(catalog.EVI.retired_message())
     chats = await evi.chats_since(deps.gateway.client, int(since.timestamp() * 1000))
     ingested: list[str] = []
     stored: list[str] = []

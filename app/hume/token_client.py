@@ -18,7 +18,7 @@ import structlog
 
 from app import metrics
 from app.hume.call_timing import timed_client
-from app.hume.errors import HumeError, HumeRejectedError, HumeTransientError
+from app.hume.errors import HumeError, HumeRejectedError, HumeSunsetError, HumeTransientError
 from app.singleflight import SingleFlight
 
 log = structlog.get_logger(__name__)
@@ -125,6 +125,14 @@ class TokenProvider:
             status = response.status_code
             if status == 429 or status >= 500:
                 raise HumeTransientError(f"Hume's token endpoint answered {status}", status=status)
+            if status in (404, 410):
+                # The docs stopped naming a token endpoint when the voice APIs ended (HUME-V1-FACTS §1): a 404/410
+                # here means it is gone, not that our credentials are wrong.
+                raise HumeSunsetError(
+                    f"Hume no longer serves access tokens at {self._url} (it answered {status}); its docs no longer "
+                    "say which endpoint issues tokens since TTS and EVI ended on 2026-11-13",
+                    status=status,
+                )
             if status in (400, 401, 403):
                 raise HumeRejectedError(
                     f"Hume refused the token request ({status}): check HUME_API_KEY and HUME_SECRET_KEY",

@@ -1,4 +1,6 @@
-"""GET /api/hume/auth: a Hume access token for a browser frontend (EVI, TTS), cached until near expiry."""
+"""GET /api/hume/auth: a Hume access token for a browser frontend, cached until near expiry. What it was for
+(EVI and TTS in the browser) ended at Hume on 2026-11-13; it answers what Hume's token endpoint answers, and
+410 `hume_retired` when that endpoint is gone (404/410)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from starlette.routing import Route
 
 from app.api.hume_failures import hume_failure
 from app.api.request_helpers import JSON, authorize, deps
-from app.errors import AppError
-from app.hume.errors import HumeError
+from app.errors import AppError, HumeRetired
+from app.hume.errors import HumeError, HumeSunsetError
 
 
 class AccessToken(msgspec.Struct, rename="camel"):
@@ -38,6 +40,8 @@ async def hume_auth(request: Request) -> Response:
         raise NotConfigured()
     try:
         token, remaining = await tokens.get()
+    except HumeSunsetError as exc:
+        raise HumeRetired(f"could not get an access token from Hume: {exc}") from None
     except HumeError as exc:
         # Our own wording only (token_client never puts Hume's body in its errors): it stays out of the answer.
         raise hume_failure(exc, context="could not get an access token from Hume") from None

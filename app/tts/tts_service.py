@@ -1,5 +1,6 @@
 """TTS with a Postgres cache: look up by request hash, else one Hume call shared by every
 identical request in flight, stored for next time (size-bounded, least recently used evicted first).
+With Hume's own voice-era host, whose TTS ended 2026-11-13, the cache is the only source: a miss is a 410.
 
 A miss runs in its own task feeding a `Broadcast`: the requests waiting on it (streamed or not) read the
 same chunks, and a client that hangs up does not waste the synthesis: it still lands in the cache.
@@ -18,6 +19,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import metrics
+from app.errors import HumeRetired
+from app.hume import catalog
 from app.hume.tts_client import HumeTts, TtsSpec
 from app.store import tts_cache
 from app.store.tts_cache import Cached, CacheStats
@@ -104,8 +107,12 @@ async def _once(content: bytes) -> AsyncIterator[bytes]:
 
 
 class TtsService:
-    def __init__(self, *, hume: HumeTts, sessionmaker: async_sessionmaker[AsyncSession], max_bytes: int) -> None:
+    def __init__(
+        self, *, hume: HumeTts, sessionmaker: async_sessionmaker[AsyncSession], max_bytes: int, retired: bool = False
+    ) -> None:
         self.hume = hume
+        self.retired = retired
+        """Hume itself would answer a miss, and it retired TTS (app.hume.catalog): the cache is the only source."""
         self.sessionmaker = sessionmaker
         self.max_bytes = max_bytes
         self.counters = Counters()
@@ -158,6 +165,8 @@ class TtsService:
             return Outcome("hit", cached.content_type, _once(cached.content))
         self.counters.misses += 1
         metrics.TTS_CACHE.labels("miss").inc()
+        if self.retired:
+            raise HumeRetired(f"This text is not in the TTS cache. {catalog.TTS.retired_message()}")
         broadcast = self._inflight.get(key)
         if broadcast is None:
             content_type = "application/json" if kind == "json" else request.spec.content_type
