@@ -38,8 +38,22 @@ class Measured:
 
 @dataclass(frozen=True)
 class FaceOptions:
+    """A video request's `face` config; None is not sent, so Hume's default applies (HUME-V1-FACTS §3)."""
+
     threshold: float | None = None
     min_size: int | None = None
+
+
+@dataclass(frozen=True)
+class AudioOptions:
+    """An audio request's config; None is not sent, so Hume's default applies (HUME-V1-FACTS §3)."""
+
+    measurement_timer_ms: int | None = None
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """Only the fields set: the SDK serializes a field passed as None as an explicit JSON null."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _retry_after(headers: dict[str, str] | None) -> float | None:
@@ -93,12 +107,19 @@ class ExpressionClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def measure_audio(self, wav: bytes, *, name: str = "audio.wav") -> Measured:
+    async def measure_audio(
+        self, wav: bytes, *, name: str = "audio.wav", options: AudioOptions = AudioOptions()
+    ) -> Measured:
         """One 16 kHz mono 16-bit WAV (≤ 25 MB with the envelope)."""
+        fields = _given(measurement_timer_ms=options.measurement_timer_ms)
+        file: core.File = (name, wav, "audio/wav")
         try:
-            response = await self._client.audio.measure(
-                file=(name, wav, "audio/wav"), config=AudioFileConfig(), request_options=self._options
-            )
+            if fields:
+                response = await self._client.audio.measure(
+                    file=file, config=AudioFileConfig(**fields), request_options=self._options
+                )
+            else:  # nothing set: no config part at all, rather than an empty one
+                response = await self._client.audio.measure(file=file, request_options=self._options)
         except ApiError as exc:
             raise classify(exc) from None
         except httpx.TransportError as exc:
@@ -109,10 +130,10 @@ class ExpressionClient:
         self, images: Sequence[bytes], *, face_state: str | None, options: FaceOptions = FaceOptions()
     ) -> Measured:
         """JPEG images of one request (each ≤ 2 MB, ≤ 25 MB in all); `face_state` continues face ids."""
-        config = VideoFileConfig(
-            face=VideoFileConfigFace(threshold=options.threshold, min_size=options.min_size, return_face_state=True),
-            face_state=face_state,
+        face = VideoFileConfigFace(
+            return_face_state=True, **_given(threshold=options.threshold, min_size=options.min_size)
         )
+        config = VideoFileConfig(face=face, **_given(face_state=face_state))
         files: list[core.File] = [(f"frame-{i}.jpg", image, "image/jpeg") for i, image in enumerate(images)]
         try:
             response = await self._client.video.measure(file=files, config=config, request_options=self._options)

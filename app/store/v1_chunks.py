@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from sqlalchemy import text
@@ -27,6 +28,8 @@ class StoredChunk:
     frames: list[list[int]] | None
     error_code: str | None
     error: str | None
+    stored_at: datetime | None = None
+    """When the chunk was stored (`results` only)."""
 
 
 _INSERT = text(
@@ -92,7 +95,7 @@ async def results(session: AsyncSession, job_id: uuid.UUID) -> list[StoredChunk]
     rows = await session.execute(
         text(
             "SELECT source_index, medium, chunk, start_ms, request_id, run_id, face_state, result::text AS result,"
-            " frames::text AS frames, error_code, error FROM v1_chunk WHERE job_id = :id"
+            " frames::text AS frames, error_code, error, created_at FROM v1_chunk WHERE job_id = :id"
             " ORDER BY source_index, medium, chunk"
         ),
         {"id": job_id},
@@ -110,6 +113,7 @@ async def results(session: AsyncSession, job_id: uuid.UUID) -> list[StoredChunk]
             None if r.frames is None else orjson.loads(r.frames),
             r.error_code,
             r.error,
+            r.created_at,
         )
         for r in rows
     ]

@@ -19,7 +19,7 @@ from typing import TypeVar
 import orjson
 
 from app.deps import Deps
-from app.hume.expression_client import ExpressionClient, FaceOptions
+from app.hume.expression_client import AudioOptions, ExpressionClient, FaceOptions
 from app.media.audio_chunks import AudioChunk, iter_audio_chunks
 from app.media.video_frames import JpegFrame, iter_frame_batches, iter_jpeg_frames
 from app.store import v1_chunks
@@ -33,6 +33,8 @@ _END = object()
 class VideoOptions:
     fps: float
     face: FaceOptions
+    face_state: str | None = None
+    """A state from an earlier job: the medium's first request continues its face ids."""
 
 
 async def _next(items: Iterator[T]) -> T | None:
@@ -48,7 +50,9 @@ async def _next(items: Iterator[T]) -> T | None:
     return None if item is _END else item  # type: ignore[return-value]
 
 
-async def measure_audio(deps: Deps, job_id: uuid.UUID, source: int, path: Path, stored: dict[int, StoredChunk]) -> int:
+async def measure_audio(
+    deps: Deps, job_id: uuid.UUID, source: int, path: Path, stored: dict[int, StoredChunk], options: AudioOptions
+) -> int:
     """Send the audio's missing chunks; returns how many chunks the medium has."""
     client = deps.get(ExpressionClient)
     chunks: Generator[AudioChunk, None, None] = iter_audio_chunks(path, max_bytes=deps.settings.v1_audio_chunk_bytes)  # type: ignore[assignment]
@@ -59,7 +63,7 @@ async def measure_audio(deps: Deps, job_id: uuid.UUID, source: int, path: Path, 
             count += 1
             if chunk.index in stored:
                 continue
-            measured = await client.measure_audio(chunk.wav)
+            measured = await client.measure_audio(chunk.wav, options=options)
             async with deps.sessionmaker.begin() as session:
                 await v1_chunks.put(
                     session, job_id, source, "audio", chunk.index, start_ms=chunk.start_ms,
@@ -76,7 +80,7 @@ async def measure_video(
     frames: Generator[JpegFrame, None, None] = iter_jpeg_frames(path, fps=options.fps)  # type: ignore[assignment]
     batches = iter_frame_batches(frames, max_frames=deps.settings.v1_frames_per_request)
     count = 0
-    face_state: str | None = None
+    face_state = options.face_state
     with contextlib.closing(frames):
         while (batch := await _next(batches)) is not None:
             count += 1

@@ -23,7 +23,7 @@ from app.egress.errors import EgressError
 from app.egress.pinned import PinnedClient
 from app.egress.url_guard import UrlGuard
 from app.hume.errors import HumeAuthError, HumeMediaRefused, HumeRejectedError, HumeTransientError
-from app.hume.expression_client import FaceOptions
+from app.hume.expression_client import AudioOptions, FaceOptions
 from app.inbox.job_starter import defer_start
 from app.inbox.pipeline import JobBackend
 from app.media.errors import MediaError, NoAudioStream, NoVideoStream
@@ -50,17 +50,21 @@ def wanted_media(models: dict[str, Any] | None) -> tuple[list[str], bool]:
 
 
 def video_options(deps: Deps, models: dict[str, Any] | None) -> VideoOptions:
+    """The job's v1 face options (checked at submit, app/jobs/job_schemas.V1FaceOptions); those not given stay
+    None and are not sent, so Hume's defaults apply."""
     face = (models or {}).get("face") or {}
-    fps = face.get("fps_pred")
-    threshold = face.get("prob_threshold")
-    min_size = face.get("min_face_size")
+    fps = face.get("fps")
     return VideoOptions(
-        fps=float(fps) if fps else deps.settings.v1_face_fps,
-        face=FaceOptions(
-            threshold=None if threshold is None else float(threshold),
-            min_size=None if min_size is None else int(min_size),
-        ),
+        fps=deps.settings.v1_face_fps if fps is None else float(fps),
+        face=FaceOptions(threshold=face.get("threshold"), min_size=face.get("min_size")),
+        face_state=face.get("face_state"),
     )
+
+
+def audio_options(models: dict[str, Any] | None) -> AudioOptions:
+    """The job's v1 prosody options (app/jobs/job_schemas.V1ProsodyOptions); not given: not sent."""
+    prosody = (models or {}).get("prosody") or {}
+    return AudioOptions(measurement_timer_ms=prosody.get("measurement_timer_ms"))
 
 
 async def _outcome(deps: Deps, job_id: uuid.UUID, source: int, medium: str, *, code: str | None = None,
@@ -89,10 +93,12 @@ async def _measure_source(
                 stored = progress.get((source, medium), {})
                 try:
                     if medium == "audio":
-                        count = await measure_audio(deps, job_id, source, file.path, stored)
+                        options = audio_options(request.get("models"))
+                        count = await measure_audio(deps, job_id, source, file.path, stored, options)
                     else:
-                        options = video_options(deps, request.get("models"))
-                        count = await measure_video(deps, job_id, source, file.path, stored, options)
+                        count = await measure_video(
+                            deps, job_id, source, file.path, stored, video_options(deps, request.get("models"))
+                        )
                 except (NoAudioStream, NoVideoStream) as exc:
                     code = exc.code if strict else NOT_PRESENT
                     await _outcome(deps, job_id, source, medium, code=code, error=exc.message)

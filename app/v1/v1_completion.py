@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -54,6 +55,22 @@ def _measured(chunks: Sequence[StoredChunk]) -> Iterator[tuple[StoredChunk, str]
         yield c, c.result
 
 
+def face_states(urls: Sequence[str], chunks: Sequence[StoredChunk]) -> list[dict[str, Any]]:
+    """Each measured video's last face_state, which carries every face id its requests gave out: passed as a
+    later job's models.face.face_state, those faces keep their ids. Hume keeps a state valid 24 h from issue
+    (HUME-V1-FACTS §3); `issued_at` is when its response was stored, just after Hume issued it."""
+    ok = {c.source_index for c in chunks if c.chunk == OUTCOME and c.medium == "video" and not c.error}
+    last: dict[int, StoredChunk] = {}
+    for c in chunks:  # in chunk order: the last one seen is the source's final state
+        if c.medium == "video" and c.chunk != OUTCOME and c.source_index in ok and c.face_state:
+            last[c.source_index] = c
+    return [
+        {"source": i, "url": urls[i], "face_state": c.face_state,
+         "issued_at": None if c.stored_at is None else c.stored_at.isoformat()}
+        for i, c in sorted(last.items())
+    ]  # fmt: skip
+
+
 def prediction_rows(chunks: Sequence[StoredChunk]) -> Iterator[PredictionRow]:
     for c, result in _measured(chunks):
         if c.medium == "audio":
@@ -75,9 +92,11 @@ async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.
             # holding every decoded result or row at once (see `v1_chunks.results`). New names (a first v1 job
             # brings ~460) are placed in memory under the model's lock (`ingest.lock_emotion_order`).
             count = await ingest.ingest(session, job_id, records, prediction_rows(chunks))
+            states = face_states(urls, chunks)
+            details = {**(job.details or {}), "face_states": states} if states else job.details
             await jobs.advance(
                 session, job_id, "completed", num_predictions=count, num_errors=ingest.error_count(records),
-                completed_at=datetime.now(UTC),
+                completed_at=datetime.now(UTC), details=details,
             )  # fmt: skip
     metrics.INGEST_ROWS.inc(count)
     log.info("v1 job ingested", job_id=str(job_id), predictions=count)

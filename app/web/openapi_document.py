@@ -140,9 +140,9 @@ OPERATIONS = (
        headers=tuple({"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
                      for h in ("X-Hume-AI-Webhook-Signature", "X-Hume-AI-Webhook-Timestamp"))),
     Op("/api/hume/auth", "get", "A Hume access token for a browser frontend, cached until near expiry", "token",
-       ok={200: AccessToken}, errors=(401, 403, *_HUME)),
+       ok={200: AccessToken}, errors=(401, 403, 410, *_HUME)),
     Op("/v1/tts", "post", "Text to speech through Hume, cached in Postgres", "tts", query=TtsQuery, body=TtsBody,
-       ok={200: AUDIO}, errors=(401, 403, 413, 422, *hume_failures.CLIENT_SHAPED_STATUSES)),
+       ok={200: AUDIO}, errors=(401, 403, 410, 413, 422, *hume_failures.CLIENT_SHAPED_STATUSES)),
     Op("/v1/tts/cache/stats", "get", "TTS cache size, bound and hit counts", "tts", ok={200: TtsCacheStats},
        errors=(401, 403)),
     Op("/v1/admin/events", "get", "Stored webhook events, newest first; state=dead lists what needs a replay",

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import typing
 
+from hume.expression_measurement.batch import types as batch_types
 from starlette.routing import Route
 
 from app.admin.event_schemas import EventState
 from app.analytics.analytics_schemas import Model
 from app.hume.emotions import MODELS
 from app.hume.tts_client import FORMATS, PROVIDERS
-from app.jobs.job_schemas import JobKind, JobStatus, ModelChoice
+from app.jobs.job_schemas import OPTION_SETS, BatchFaceOptions, BatchProsodyOptions, JobKind, JobStatus, ModelChoice
 from app.store.tables import EVENT_STATES, JOB_KINDS, JOB_STATUSES
 from app.tts.tts_schemas import AudioFormat, Provider
 from app.web import application, openapi_document
@@ -48,6 +49,27 @@ def test_limits_come_from_the_validating_structs() -> None:
                 schema = response["content"].get("application/json", {}).get("schema", {})
                 if path not in ("/openapi.json", "/v1/tts"):
                     assert schema.get("type") != "object" or "properties" in schema, (path, method, status)
+
+
+def test_face_and_prosody_offer_both_backends_option_sets() -> None:
+    """A job's face and prosody options are batch's or v1's, by the job's backend: the document offers both,
+    with v1's limits as enforced, and the batch sets list exactly the batch SDK's fields."""
+    schemas = openapi_document.document()["components"]["schemas"]
+    choice = schemas["ModelChoice"]["properties"]
+    for model, (batch, v1) in OPTION_SETS.items():
+        refs = [branch["$ref"].rsplit("/", 1)[1] for branch in choice[model]["anyOf"]]
+        assert refs == [batch.__name__, v1.__name__]
+        assert "batch" in choice[model]["description"] and "v1" in choice[model]["description"]
+        assert schemas[v1.__name__]["additionalProperties"] is False
+    face = schemas["V1FaceOptions"]["properties"]
+    assert (face["threshold"]["minimum"], face["threshold"]["maximum"]) == (0, 1)
+    assert (face["min_size"]["type"], face["min_size"]["minimum"]) == ("integer", 1)
+    assert (face["fps"]["exclusiveMinimum"], face["fps"]["maximum"]) == (0, 3)
+    assert face["face_state"]["type"] == "string"
+    timer = schemas["V1ProsodyOptions"]["properties"]["measurement_timer_ms"]
+    assert (timer["type"], timer["minimum"], timer["maximum"]) == ("integer", 3000, 10000)
+    assert tuple(BatchFaceOptions.__struct_fields__) == tuple(batch_types.Face.model_fields)
+    assert tuple(BatchProsodyOptions.__struct_fields__) == tuple(batch_types.Prosody.model_fields)
 
 
 def test_declared_enums_match_the_tables_and_hume() -> None:

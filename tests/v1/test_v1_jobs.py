@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from app.config import libpq_url
 from tests.conftest import Service, ServiceFactory
 from tests.e2e.test_spine import wait_for_status
-from tests.v1.media_server import make_media, media_server
+from tests.v1.media_server import EVERY_FACE, make_media, media_server
 
 FINAL = {"completed", "failed", "rejected"}
 
@@ -80,7 +80,8 @@ def expect_means(database_url: str, job_id: str, summary: dict[str, Any]) -> Non
 def test_v1_job_completes_and_is_queryable(v1_service: Service, media: str) -> None:
     urls = [f"{media}/media/talk.mp4", f"{media}/media/voice.wav"]
     with v1_service.client() as client:
-        response = client.post("/v1/jobs", json={"urls": urls, "backend": "v1", "models": {"prosody": {}, "face": {}}})
+        models = {"prosody": {}, "face": EVERY_FACE}
+        response = client.post("/v1/jobs", json={"urls": urls, "backend": "v1", "models": models})
         assert response.status_code == 202, response.text
         assert response.json()["backend"] == "v1"
         job = wait_for_status(client, response.json()["id"], FINAL, timeout=60)
@@ -141,7 +142,7 @@ def test_bad_sources_become_per_source_errors(v1_service: Service, media: str) -
     }
     urls = [f"{media}/media/talk.mp4", *bad]
     with v1_service.client() as client:
-        response = client.post("/v1/jobs", json={"urls": urls, "backend": "v1", "models": {"face": {}}})
+        response = client.post("/v1/jobs", json={"urls": urls, "backend": "v1", "models": {"face": EVERY_FACE}})
         assert response.status_code == 202, response.text
         job = wait_for_status(client, response.json()["id"], FINAL, timeout=60)
         assert job["status"] == "completed", job

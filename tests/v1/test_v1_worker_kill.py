@@ -20,7 +20,7 @@ from app.emulator.testing import EmulatorServer
 from tests.conftest import ServiceFactory, start_worker, worker_environment
 from tests.media_factory import make_mp4
 from tests.reliability.helpers import prediction_count, rows, scalar, wait_final, wait_until
-from tests.v1.media_server import GAPS, media_server
+from tests.v1.media_server import EVERY_FACE, GAPS, media_server
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_worker_killed_mid_video_resumes_with_one_result_per_chunk(
     chunks_sql = "SELECT chunk, request_id, run_id FROM v1_chunk WHERE job_id = %s AND chunk >= 0 ORDER BY chunk"
     first = start_worker(env, workers)
     with service.client() as client:
-        body = {"urls": [f"{media}/media/talk.mp4"], "backend": "v1", "models": {"face": {}}}
+        body = {"urls": [f"{media}/media/talk.mp4"], "backend": "v1", "models": {"face": EVERY_FACE}}
         response = client.post("/v1/jobs", json=body)
         assert response.status_code == 202, response.text
         job_id = response.json()["id"]
