@@ -32,7 +32,7 @@ from app.analytics.analytics_schemas import (
 from app.api import hume_failures
 from app.api.request_helpers import JSON
 from app.api.typed_input import QueryStruct
-from app.jobs.job_schemas import MAX_IDEMPOTENCY_KEY, JobListQuery, JobOut, JobPage, SubmitJob
+from app.jobs.job_schemas import MAX_IDEMPOTENCY_KEY, OPTION_SETS, JobListQuery, JobOut, JobPage, ModelChoice, SubmitJob
 from app.notifications.webhook_schemas import (
     AttemptPage,
     EndpointIn,
@@ -215,6 +215,20 @@ def _query_params(kind: type[QueryStruct], components: dict[str, Any]) -> list[d
     return params
 
 
+def _offer_option_sets(components: dict[str, Any], refs: dict[Any, Any]) -> None:
+    """A model with options per backend takes either set: which one applies depends on the job's backend,
+    which the body may leave to HUME_BACKEND, so the schema cannot pick one. anyOf, not oneOf: {} is valid
+    in both."""
+    properties = components[ModelChoice.__name__]["properties"]
+    for model, (batch, v1) in OPTION_SETS.items():
+        properties[model] = {
+            "anyOf": [refs[batch], refs[v1]],
+            "description": f"{model} options: {batch.__name__} on a batch-backend job, {v1.__name__} on a v1-backend "
+            "job (the job's backend, else HUME_BACKEND's rule). A v1 job refuses batch options (422 naming the v1 "
+            "option to use instead) and unknown ones.",
+        }
+
+
 def _response(ok: Any, refs: dict[Any, Any], description: str) -> dict[str, Any]:
     if isinstance(ok, dict):
         return ok
@@ -227,9 +241,11 @@ def document() -> dict[str, Any]:
     for op in OPERATIONS:
         kinds += [k for k in (op.query, op.body) if k is not None]
         kinds += [k for k in op.ok.values() if not isinstance(k, dict)]
+    kinds += [kind for pair in OPTION_SETS.values() for kind in pair]
     kinds = list(dict.fromkeys(kinds))
     schemas, components = msgspec.json.schema_components(kinds, ref_template=_REF)
     refs = dict(zip(kinds, schemas, strict=True))
+    _offer_option_sets(components, refs)
     error = {"description": "error", "content": {"application/json": {"schema": refs[ErrorBody]}}}
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
