@@ -17,8 +17,14 @@ from hume_expression_measurement.core.api_error import ApiError
 from hume_expression_measurement.core.request_options import RequestOptions
 from hume_expression_measurement.types import AudioFileConfig, VideoFileConfig, VideoFileConfigFace
 
-from app.hume.call_timing import timed_client
-from app.hume.errors import HumeAuthError, HumeMediaRefused, HumeRejectedError, HumeTransientError
+from app.hume.call_timing import Pace, timed_client
+from app.hume.errors import (
+    HumeAuthError,
+    HumeMediaRefused,
+    HumeNotEnabledError,
+    HumeRejectedError,
+    HumeTransientError,
+)
 
 # Codes that mean "this medium", not "this request is wrong": the rest of the job can still complete.
 MEDIA_CODES = frozenset(
@@ -85,20 +91,30 @@ def classify(exc: ApiError) -> Exception:
             f"Hume v1 answered {status} {code}: {message}{where}".replace("  ", " "),
             status=status, retry_after=_retry_after(exc.headers),
         )  # fmt: skip
-    if status in (401, 403):
-        return HumeAuthError(f"Hume v1 refused the API key ({status}): {message}", status=status)
+    if status == 401:
+        # Answered before the service, without type/code (HUME-V1-FACTS §1).
+        return HumeAuthError(f"Hume v1 refused the API key (401): {message}", status=status)
+    if status == 403:
+        return HumeNotEnabledError(
+            f"Hume answered 403: this organization is not enabled for the v1 Expression Measurement API (limited "
+            f"release since 2026-10-06; ask Hume's sales for access): {message}{where}", status=status,
+        )  # fmt: skip
     if code in MEDIA_CODES:
         return HumeMediaRefused(f"Hume could not measure it: {code}: {message}{where}", status=status, code=code,
                                 request_id=request_id)  # fmt: skip
-    return HumeRejectedError(f"Hume v1 rejected the request ({status} {code}): {message}{where}", status=status)
+    answer = f"{status} {code}" if code else str(status)
+    return HumeRejectedError(f"Hume v1 rejected the request ({answer}): {message}{where}", status=status)
 
 
 class ExpressionClient:
-    def __init__(self, *, api_key: str, base_url: str, max_retries: int = 2, timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, *, api_key: str, base_url: str, max_retries: int = 2, timeout_s: float = 300.0, pace: Pace | None = None
+    ) -> None:
+        """`pace` reserves each request (the SDK's retries included) from the organization's shared budget."""
         environment = ExpressionMeasurementClientEnvironment(
             base=base_url, production=base_url.replace("http", "ws", 1)
         )
-        self._http = timed_client("expression", timeout_s=timeout_s)
+        self._http = timed_client("expression", timeout_s=timeout_s, pace=pace)
         self._client = AsyncExpressionMeasurementClient(
             api_key=api_key, environment=environment, httpx_client=self._http
         )

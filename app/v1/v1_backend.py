@@ -145,7 +145,7 @@ async def start(deps: Deps, job_id: uuid.UUID) -> None:
         log.warning("v1 job paused; resuming later", job_id=str(job_id), error=str(exc), in_s=wait)
         return
     except HumeRejectedError as exc:
-        code = "hume_unauthorized" if isinstance(exc, HumeAuthError) else "hume_rejected"
+        code = exc.code if isinstance(exc, HumeAuthError) else "hume_rejected"
         async with deps.sessionmaker.begin() as session:
             await jobs.advance(session, job_id, "rejected", error=str(exc), error_code=code, completed_at=_now())
         log.warning("v1 job rejected by hume", job_id=str(job_id), error=str(exc))
