@@ -81,7 +81,9 @@ async def sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker[As
 
 @pytest.fixture(scope="session")
 def emulator_session() -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorConfig(api_key=EMULATOR_KEY, callback_backoff_s=0.05)) as emu:
+    # No rate limit: service tests drive our code, which would otherwise wait out 429s from a busy session
+    # (tests/emulator/test_v1_contract.py proves the limit itself).
+    with EmulatorServer(EmulatorConfig(api_key=EMULATOR_KEY, callback_backoff_s=0.05, requests_per_minute=None)) as emu:
         yield emu
 
 

@@ -171,8 +171,12 @@ class EmulatorProcess(EmulatorControl):
     """``python -m app emulator`` in a process of its own: a benchmark's server never shares the measuring
     process (its CPU and GIL would be counted against whatever the benchmark times)."""
 
-    def __init__(self, *, api_key: str | None = None, evi_signing_key: str | None = None) -> None:
-        self.options = {"--api-key": api_key, "--evi-signing-key": evi_signing_key}
+    def __init__(
+        self, *, api_key: str | None = None, evi_signing_key: str | None = None, requests_per_minute: int = 0
+    ) -> None:
+        # requests_per_minute 0: no rate limit, so a benchmark measures the service, not Hume's 600/min.
+        self.options = {"--api-key": api_key, "--evi-signing-key": evi_signing_key,
+                        "--requests-per-minute": str(requests_per_minute)}  # fmt: skip
         self.port = 0
         self.cloud_port = 0
         self._process: subprocess.Popen[bytes] | None = None
