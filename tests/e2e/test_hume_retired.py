@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from app.config import HUME_VOICE_URL
 from app.emulator.testing import EmulatorServer
 from tests.conftest import EMULATOR_KEY, ServiceFactory, hume_environment
+from tests.e2e.test_evi import post_signed
 from tests.e2e.test_spine import wait_for_status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,3 +127,23 @@ def test_a_token_endpoint_that_is_gone_is_a_clear_410(
     assert error["code"] == "hume_retired"
     assert "no longer serves access tokens" in error["message"] and "/oauth2-cc/token" in error["message"]
     assert f"answered {status}" in error["message"] and "upstream-detail" not in gone.text
+
+
+def test_an_archived_chat_ended_is_accepted_and_goes_dead_naming_evis_end(make_service: ServiceFactory) -> None:
+    """The EVI webhook route stays: an archived (signed) chat_ended delivered against Hume's own host is
+    acknowledged and stored, then goes dead naming 2026-11-13 instead of asking Hume for a history it deleted."""
+    service = make_service(hume_voice_url=HUME_VOICE_URL)
+    ended = {"chat_group_id": "g-archived", "chat_id": "c-archived", "event_name": "chat_ended",
+             "end_time": 1_760_000_000_000, "duration_seconds": 30, "end_reason": "USER_ENDED"}  # fmt: skip
+    with service.client() as client:
+        sent = hume_requests(client, "evi")
+        assert post_signed(service, ended).status_code == 202
+        deadline = time.monotonic() + 20
+        while not (dead := client.get("/v1/admin/events", params={"state": "dead"}).json()["items"]):
+            assert time.monotonic() < deadline, "the event never went dead"
+            time.sleep(0.1)
+        assert hume_requests(client, "evi") == sent
+        [chat] = client.get("/v1/jobs", params={"kind": "evi_chat", "hume_id": "c-archived"}).json()["items"]
+    [event] = dead
+    assert "2026-11-13" in event["last_error"] and "EVI" in event["last_error"], event
+    assert chat["status"] != "completed"
