@@ -542,6 +542,9 @@ async def test_401_has_message_and_no_type_or_code(make_emulator: Any) -> None:
     with pytest.raises(UnauthorizedError) as err:
         await v1_client(emu.cloud_url, api_key="wrong").audio.measure(file=wav(SILENCE))
     assert err.value.body.message and err.value.body.request_id
+    emu.set_faults(path=AUDIO, status=401, times=1)  # an injected 401 has the gateway's shape too
+    injected = await post(emu, AUDIO, multipart(("file", "a.wav", "audio/wav", SILENCE)))
+    assert injected.status_code == 401 and set(injected.json()) == {"message"}
 
 
 async def test_403_forbidden_for_an_organization_not_enabled_for_v1(
