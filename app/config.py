@@ -67,7 +67,9 @@ class _Mapping(EnvSettingsSource):
         super().__init__(settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {key.lower(): value for key, value in self._environ.items()}
+        # An empty variable is unset (env_ignore_empty): compose's `${HUME_API_KEY:-}` must not turn the
+        # emulator off with an empty key.
+        return {key.lower(): value for key, value in self._environ.items() if value != ""}
 
 
 class Settings(BaseSettings):

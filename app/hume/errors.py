@@ -64,7 +64,8 @@ class HumeMediaRefused(HumeRejectedError):
 
 class HumeSunsetError(HumeError):
     """Hume's batch Expression Measurement API was shut down on 2026-06-15 (the server answered 404/410).
-    Point HUME_BASE_URL at a compatible server (such as this service's emulator) to run batch jobs."""
+    Point HUME_VOICE_URL (or HUME_BASE_URL) at a compatible server, such as this service's emulator, to run
+    batch jobs."""
 
 
 class HumeNotFoundError(HumeError):

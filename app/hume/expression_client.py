@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from hume_expression_measurement import AsyncExpressionMeasurementClient, ExpressionMeasurementClientEnvironment, core
 from hume_expression_measurement.core.api_error import ApiError
+from hume_expression_measurement.core.parse_error import ParsingError
 from hume_expression_measurement.core.request_options import RequestOptions
 from hume_expression_measurement.types import AudioFileConfig, VideoFileConfig, VideoFileConfigFace
 
@@ -106,6 +107,16 @@ def classify(exc: ApiError) -> Exception:
     return HumeRejectedError(f"Hume v1 rejected the request ({answer}): {message}{where}", status=status)
 
 
+def unparsable(exc: ParsingError) -> Exception:
+    """An answer the SDK's models refused. An error status is judged by its status as any error is (a 503
+    whose body lacks v1's type/code fails the SDK's error model, and is still Hume busy); a success whose
+    body does not match is a contract break retrying cannot mend."""
+    status = exc.status_code or 0
+    if status >= 400:
+        return classify(ApiError(status_code=status, headers=exc.headers, body=exc.body))
+    return HumeRejectedError(f"Hume v1's answer ({status}) did not match the SDK's response model: {exc.cause}")
+
+
 class ExpressionClient:
     def __init__(
         self, *, api_key: str, base_url: str, max_retries: int = 2, timeout_s: float = 300.0, pace: Pace | None = None
@@ -138,6 +149,8 @@ class ExpressionClient:
                 response = await self._client.audio.measure(file=file, request_options=self._options)
         except ApiError as exc:
             raise classify(exc) from None
+        except ParsingError as exc:
+            raise unparsable(exc) from None
         except httpx.TransportError as exc:
             raise HumeTransientError(f"Hume v1 unreachable: {type(exc).__name__}: {exc}") from None
         return Measured(response.request_id, response.run_id, response.model_dump(mode="json", exclude_none=True))
@@ -155,6 +168,8 @@ class ExpressionClient:
             response = await self._client.video.measure(file=files, config=config, request_options=self._options)
         except ApiError as exc:
             raise classify(exc) from None
+        except ParsingError as exc:
+            raise unparsable(exc) from None
         except httpx.TransportError as exc:
             raise HumeTransientError(f"Hume v1 unreachable: {type(exc).__name__}: {exc}") from None
         result = response.model_dump(mode="json", exclude_none=True)

@@ -114,3 +114,27 @@ def test_emulator_port_follows_port() -> None:
     """The built-in emulator listens on PORT + 1 unless EMULATOR_PORT says otherwise."""
     assert Settings.from_env({"PORT": "18500"}).emulator_url == "http://127.0.0.1:18501"
     assert Settings.from_env({"PORT": "18500", "EMULATOR_PORT": "19000"}).emulator_url == "http://127.0.0.1:19000"
+
+
+def test_an_empty_variable_is_unset() -> None:
+    """compose passes `${HUME_API_KEY:-}` as an empty string: that must mean no key (the built-in emulator),
+    not an empty key sent to Hume."""
+    settings = Settings.from_env({"HUME_API_KEY": "", "HUME_CLOUD_URL": "", "PORT": "8000"})
+    assert (
+        settings.uses_emulator and settings.hume_api_key is None and settings.cloud_url == settings.emulator_cloud_url
+    )
+
+
+def test_each_hume_host_has_its_own_setting_and_one_setting_points_both() -> None:
+    real = Settings.from_env({"HUME_API_KEY": "k"})
+    assert (real.cloud_url, real.hume_url) == ("https://api.cloud.hume.ai", "https://api.hume.ai")
+    assert real.voice_host_is_hume and real.default_backend == "v1" and real.cloud_key == "k"
+    both = Settings.from_env({"HUME_API_KEY": "k", "HUME_BASE_URL": "http://stub:9000/"})
+    assert (both.cloud_url, both.hume_url) == ("http://stub:9000", "http://stub:9000") and not both.voice_host_is_hume
+    each = Settings.from_env({"HUME_BASE_URL": "http://stub:9000", "HUME_CLOUD_URL": "http://cloud:1"})
+    assert (each.cloud_url, each.hume_url) == ("http://cloud:1", "http://stub:9000")
+    # Which URLs are set never decides the backend: any Hume setting means v1, none the built-in emulator's batch.
+    assert each.default_backend == "v1" and Settings.from_env({}).default_backend == "batch"
+    assert Settings.from_env({"HUME_BASE_URL": "http://stub:9000", "HUME_BACKEND": "batch"}).default_backend == "batch"
+    split = Settings.from_env({"HUME_API_KEY": "voice", "HUME_CLOUD_API_KEY": "cloud"})
+    assert (split.hume_key, split.cloud_key) == ("voice", "cloud")

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from app.emulator.testing import EmulatorServer
+from app.hume.errors import HumeTransientError
+from app.hume.expression_client import ExpressionClient
 from tests.conftest import EMULATOR_KEY, ServiceFactory
 from tests.e2e.test_spine import wait_for_status
+from tests.hume_hosts_stand_in import one_second_wav
 from tests.media_factory import make_wav
 from tests.v1.media_server import GAPS, media_server
 from tests.v1.test_v1_jobs import FINAL
@@ -59,3 +62,16 @@ def test_a_separate_cloud_key_is_what_v1_calls_carry(
     """HUME_CLOUD_API_KEY (a key from Hume's Platform) wins over HUME_API_KEY for v1 calls only."""
     job = v1_job(make_service, media, hume_api_key="a-voice-era-key", hume_cloud_api_key=EMULATOR_KEY)
     assert job["status"] == "completed", job
+
+
+async def test_an_error_body_the_sdk_cannot_parse_is_still_judged_by_its_status(emulator: EmulatorServer) -> None:
+    """A 503 whose body lacks v1's type/code (as a gateway in front of Hume might answer) fails the SDK's error
+    model; it is still Hume busy, to be waited out, not an unknown failure."""
+    client = ExpressionClient(api_key=EMULATOR_KEY, base_url=emulator.cloud_url, max_retries=0)
+    emulator.set_faults(path="/v1/expression/audio/file", status=503, body={"message": "upstream busy"}, times=1)
+    try:
+        with pytest.raises(HumeTransientError, match="503"):
+            await client.measure_audio(one_second_wav())
+        assert (await client.measure_audio(one_second_wav())).run_id  # the next try goes through
+    finally:
+        await client.aclose()
