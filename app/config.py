@@ -196,8 +196,9 @@ class Settings(BaseSettings):
     """The longest silence while downloading a medium."""
     media_fetch_timeout_s: float = 900.0
     """A whole download, redirects included."""
-    v1_face_fps: float = Field(default=3.0, gt=0)
-    """Frames per second sent to Hume v1 for `face` (the batch face model's rate)."""
+    v1_face_fps: float = Field(default=3.0, gt=0, le=3)
+    """Frames per second sent to Hume v1 for `face` when a job names none (the batch face model's rate); at
+    most 3, the cap a job's own `face.fps` has (Hume bills 1/3 s per frame, HUME-V1-FACTS §6)."""
     v1_frames_per_request: int = Field(default=100, ge=1)
     """Images per v1 video request (each request also stays under 24 MB)."""
     v1_audio_chunk_bytes: int = Field(default=24_000_000, ge=1_000)
