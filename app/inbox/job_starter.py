@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import structlog
 from procrastinate import JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,11 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.deps import Deps
 from app.hume.errors import HumeTransientError
 from app.inbox.event_runner import last_attempt, task_deps
+from app.inbox.outbox import end_job
 from app.inbox.pipeline import START_JOB, pipeline
 from app.store import jobs
 from app.store.db import driver_connection
 
+log = structlog.get_logger(__name__)
+
 DEFAULT_BACKEND = "batch"
+START_TASK_LOCK = "submit:"
+"""The queueing lock of a job's start task is this and the job id: at most one waits per job."""
 
 
 async def defer_start(session: AsyncSession, deps: Deps, job_id: uuid.UUID, *, in_s: float | None = None) -> bool:
@@ -25,7 +31,7 @@ async def defer_start(session: AsyncSession, deps: Deps, job_id: uuid.UUID, *, i
     enqueued."""
     connection = await driver_connection(session)
     task = deps.queue.configure_task(
-        START_JOB, connection=connection, lock=f"job:{job_id}", queueing_lock=f"submit:{job_id}",
+        START_JOB, connection=connection, lock=f"job:{job_id}", queueing_lock=f"{START_TASK_LOCK}{job_id}",
         schedule_in=None if in_s is None else {"seconds": in_s},
     )  # fmt: skip
     try:
@@ -47,8 +53,31 @@ async def submit_job(context: JobContext, job_id: str) -> None:
     backend = pipeline(deps).backends[job.backend or DEFAULT_BACKEND]
     try:
         await backend.start(deps, our_id)
-    except HumeTransientError as exc:
-        if last_attempt(context, deps):
+    except Exception as exc:
+        if not last_attempt(context, deps):
+            raise
+        # Out of tries: the job ends here, whatever went wrong, so nobody waits on a job nothing will move.
+        if isinstance(exc, HumeTransientError):
             await backend.give_up(deps, our_id, str(exc))
-            return
-        raise
+        else:
+            error = f"the job could not be run ({deps.settings.worker_max_attempts} tries): {type(exc).__name__}: {exc}"
+            async with deps.sessionmaker.begin() as session:
+                await end_job(session, deps, our_id, "failed", error_code="job_error", error=error)
+        log.warning("job ended after its last try", job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+
+
+async def end_orphans(deps: Deps) -> int:
+    """End jobs that wait on a start task that is gone (it failed outside the job's own handling, or was
+    removed): nothing would ever move them. Returns how many were ended."""
+    grace_s = max(deps.settings.stalled_after_s * 2, 60.0)
+    async with deps.sessionmaker() as session:
+        orphans = await jobs.without_start_task(session, START_TASK_LOCK, older_than_s=grace_s)
+    ended = 0
+    for job_id in orphans:
+        async with deps.sessionmaker.begin() as session:
+            ended += await end_job(session, deps, job_id, "failed", error_code="job_error",
+                                   error="the job's start task ended without ending the job (it failed or was "
+                                         "removed from the queue); see the worker's log")  # fmt: skip
+    if ended:
+        log.warning("jobs without a start task ended", count=ended)
+    return ended

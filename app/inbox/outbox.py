@@ -83,6 +83,26 @@ async def add_notify_endpoint(session: AsyncSession, *, api_key_id: uuid.UUID, j
     return secret
 
 
+async def end_job(
+    session: AsyncSession,
+    deps: Deps,
+    job_id: uuid.UUID,
+    status: str,
+    *,
+    error: str | None = None,
+    error_code: str | None = None,
+    **fields: Any,
+) -> bool:
+    """The one way a job reaches a final status (completed, failed, rejected): the status moves only from a
+    non-final one, and its notifications are queued in the same transaction. True if this call ended it."""
+    assert status in jobs.FINAL, status
+    values = {"error": error, "error_code": error_code} if error is not None else {}
+    if not await jobs.advance(session, job_id, status, completed_at=datetime.now(UTC), **values, **fields):
+        return False
+    await job_ended(session, deps, job_id)
+    return True
+
+
 async def job_ended(session: AsyncSession, deps: Deps, job_id: uuid.UUID) -> int:
     """Call in the transaction that ended the job, after the status change; how many messages were queued."""
     job = await jobs.current(session, job_id)

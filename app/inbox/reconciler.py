@@ -1,7 +1,8 @@
 """The periodic safety net: tasks whose worker died are requeued, events whose task vanished get a new
-one, and every feature's registered check runs (overdue batch jobs are polled, stuck starts resubmitted).
-Hourly, `prune` keeps the tables from growing for good: old finished queue tasks and old ended webhook
-messages are deleted, and old processed events lose their bodies (each after its own retention setting)."""
+one, jobs whose start task is gone are ended `failed`, and every feature's registered check runs (overdue
+batch jobs are polled, stuck starts resubmitted). Hourly, `prune` keeps the tables from growing for good: old
+finished queue tasks and old ended webhook messages are deleted, and old processed events lose their bodies
+(each after its own retention setting)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import structlog
 from procrastinate import JobContext
 
 from app.deps import Deps
-from app.inbox import replay
+from app.inbox import job_starter, replay
 from app.inbox.event_runner import task_deps
 from app.inbox.pipeline import pipeline
 from app.store import inbox_events, webhook_messages
@@ -28,11 +29,13 @@ async def reconcile(context: JobContext, timestamp: int) -> None:
         if stalled_job.id != (context.job.id if context.job else None):
             await manager.retry_job(stalled_job)
     orphans = await replay.requeue_orphans(deps)
+    ended = await job_starter.end_orphans(deps)
     looked_at = 0
     for check in pipeline(deps).checks:
         looked_at += await check(deps)
-    if looked_at or stalled or orphans:
-        log.info("reconciled", looked_at=looked_at, stalled_requeued=len(stalled), orphans_requeued=orphans)
+    if looked_at or stalled or orphans or ended:
+        log.info("reconciled", looked_at=looked_at, stalled_requeued=len(stalled), orphans_requeued=orphans,
+                 jobs_without_task_ended=ended)  # fmt: skip
 
 
 PRUNE_BATCH = 500

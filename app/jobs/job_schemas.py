@@ -265,10 +265,33 @@ def _models(choice: ModelChoice | None, backend: Backend) -> dict[str, Any] | No
     if backend == "v1":
         return {name: _v1_options(name, options) for name, options in models.items()}
     try:
-        return validate_models(models)
+        checked = validate_models(models)
     except ValueError as exc:
         field, _, message = str(exc).partition(": ")
         raise InvalidInput(field, message) from None
+    _check_batch_ranges(checked)
+    return checked
+
+
+# The batch options' documented ranges (HUME.md 1.3), which the batch SDK's schema does not check: a value
+# outside them failed every try at Hume (fps_pred -1 kept a job in progress for good), so it is a 422 here.
+_BATCH_RANGES: dict[tuple[str, ...], tuple[float, float | None, str]] = {
+    ("face", "fps_pred"): (0, None, "must be 0 (every frame) or more frames per second"),
+    ("face", "prob_threshold"): (0, 1, "must be from 0 to 1"),
+    ("face", "min_face_size"): (0, None, "must be 0 or more pixels"),
+    ("prosody", "window", "length"): (0.5, None, "must be at least 0.5 seconds"),
+    ("prosody", "window", "step"): (0.5, None, "must be at least 0.5 seconds"),
+}
+
+
+def _check_batch_ranges(models: dict[str, Any]) -> None:
+    for path, (low, high, rule) in _BATCH_RANGES.items():
+        value: Any = models
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if value < low or (high is not None and value > high):
+                raise InvalidInput("models." + ".".join(path), f"{rule}, got {value}")
 
 
 def _v1_options(model: str, options: dict[str, Any]) -> dict[str, Any]:

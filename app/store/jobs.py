@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.tables import Job
@@ -120,6 +120,30 @@ async def due_for_reconcile(session: AsyncSession, *, limit: int = 100) -> list[
             Job.deadline_at < func.now(),
         )
         .order_by(Job.deadline_at)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def without_start_task(
+    session: AsyncSession, lock_prefix: str, *, older_than_s: float, limit: int = 100
+) -> list[uuid.UUID]:
+    """Submitted jobs that only their start task moves (pending; in_progress on v1, whose task runs the whole
+    job) and that have no such task waiting or running, unchanged for `older_than_s`."""
+    # The queue's own table: procrastinate indexes queueing_lock for todo/doing tasks (its unique constraint).
+    no_task = text(
+        "NOT EXISTS (SELECT 1 FROM procrastinate_jobs p WHERE p.queueing_lock = :prefix || job.id::text"
+        " AND p.status IN ('todo', 'doing'))"
+    ).bindparams(prefix=lock_prefix)
+    unchanged = text("job.updated_at < now() - make_interval(secs => :grace)").bindparams(grace=older_than_s)
+    query = (
+        select(Job.id)
+        .where(
+            Job.kind == "batch",
+            or_(Job.status == "pending", and_(Job.status == "in_progress", Job.backend == "v1")),
+            unchanged,
+            no_task,
+        )
         .limit(limit)
     )
     return list((await session.execute(query)).scalars())
