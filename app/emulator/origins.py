@@ -22,6 +22,18 @@ CLOUD_PREFIXES = ("/v1/expression", "/v0/decisions", "/v0/audio-decisions")
 SHARED_PREFIXES = ("/_emulator",)
 
 
+WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104 (names of the any-address, not a bind)
+
+
+def served_at(origins: dict[tuple[str, int], Origin], address: str, port: int) -> Origin | None:
+    """The host served on the socket a connection arrived at: registered by its address, or by port for a
+    socket bound to every address (a connection then names the address it really reached)."""
+    found = origins.get((address, port))
+    if found is None:
+        found = next((origins[(w, port)] for w in WILDCARDS if (w, port) in origins), None)
+    return found
+
+
 def origin_of_path(path: str) -> Origin | None:
     """The host that serves `path`; None for paths on every host (control, sample media)."""
     if path.startswith(SHARED_PREFIXES):

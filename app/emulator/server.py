@@ -64,7 +64,7 @@ class HumeMiddleware:
         server = scope.get("server")
         misdirected = None
         if scope["type"] in ("http", "websocket"):
-            served = state.origins.get((server[0], server[1])) if server else None
+            served = origins.served_at(state.origins, server[0], server[1]) if server else None
             misdirected = origins.wrong_host(served, scope["path"])
         if misdirected is not None and scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake is refused
