@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-faults lint typecheck check migrate bench emulator lock clean
+.PHONY: help install run test test-faults lint typecheck check migrate bench emulator lock clean deploy-check
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,7 +32,7 @@ test-faults: $(STAMP) ## only the fault-injection tests (forgery, duplicates, ki
 	$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, the import-layer contracts (import-linter) and declared dependencies (deptry)
-	$(BIN)/ruff check app tests bench migrations
+	$(BIN)/ruff check app tests bench migrations deploy
 	$(BIN)/lint-imports
 	$(BIN)/deptry app
 
@@ -49,6 +49,9 @@ emulator: $(STAMP) ## run the Hume emulator alone on PORT (default 8001)
 
 bench: $(STAMP) ## benchmarks, as ratios against baselines measured in the same run
 	$(BIN)/python -m bench $(BENCH)
+
+deploy-check: $(STAMP) ## build the image, run compose --profile emulator on a real Docker engine, submit a job, tear down
+	$(BIN)/python deploy/check.py
 
 lock: $(STAMP) ## pin the main dependencies with hashes into requirements.lock (what the container image installs)
 	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --python-platform linux \
