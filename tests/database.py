@@ -13,6 +13,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections import deque
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ def ladder_step() -> str:
     if os.environ.get("TEST_DATABASE_URL"):
         return "TEST_DATABASE_URL"
     if _docker_answers():
-        return "a testcontainers Postgres (Docker)"
+        return "a testcontainers Postgres (Docker), or the embedded one if no container starts (a line says why)"
     return "an embedded Postgres (pgserver; no TEST_DATABASE_URL, no Docker)"
 
 
@@ -58,9 +59,21 @@ def server_url() -> Iterator[str]:
     if _docker_answers():
         from testcontainers.community.postgres import PostgresContainer
 
-        with PostgresContainer("postgres:16", driver=None) as container:
-            yield container.get_connection_url()
-        return
+        container = PostgresContainer("postgres:16", driver=None)
+        try:
+            container.start()
+        except Exception as exc:
+            # Docker answers but cannot run the container (no registry to pull from, say): the embedded
+            # Postgres serves instead, said once, rather than every test erroring in its setup.
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            sys.stderr.write(f"\ntests: Docker answers but no Postgres container started ({reason}); "
+                             "using the embedded Postgres\n")  # fmt: skip
+        else:
+            try:
+                yield container.get_connection_url()
+            finally:
+                container.stop()
+            return
     from app import embedded
 
     directory = Path(tempfile.mkdtemp(prefix="hes-test-pg-"))
