@@ -34,7 +34,7 @@ def _field(response: httpx.Response) -> str:
 
 
 def test_poison_metadata_number_is_refused_and_stored_ones_do_not_break_reads(service: Service) -> None:
-    """Finding 2: `{"n": 1e20}` is a 422 (jsonb would give it back as an integer orjson cannot write), and a
+    """`{"n": 1e20}` is a 422 (jsonb would give it back as an integer orjson cannot write), and a
     row stored before the check (written here by SQL) no longer turns list, get and top into 500s."""
     with service.client() as client:
         refused = client.post("/v1/jobs", json={"urls": [URL], "metadata": {"n": 1e20}})
@@ -73,7 +73,7 @@ def test_poison_metadata_number_is_refused_and_stored_ones_do_not_break_reads(se
     ],
 )
 def test_unbounded_metadata_is_refused(service: Service, metadata: dict[str, Any], field: str) -> None:
-    """Finding 5: metadata is bounded (16 KiB as JSON, 100 keys an object, keys of 128 characters, depth 8,
+    """metadata is bounded (16 KiB as JSON, 100 keys an object, keys of 128 characters, depth 8,
     numbers within ±2**53) on submit and on every filter; nothing is stored."""
     with service.client() as client:
         assert _field(client.post("/v1/jobs", json={"urls": [URL], "metadata": metadata})) == field
@@ -105,14 +105,14 @@ def test_metadata_within_the_bounds_is_accepted_and_reads_back_equal(service: Se
     ],
 )
 def test_sender_input_500s_are_422(service: Service, body: dict[str, Any], field: str) -> None:
-    """Finding 6: NUL in metadata keys, values or model options, and deep metadata, are 422s, not 500s."""
+    """NUL in metadata keys, values or model options, and deep metadata, are 422s, not 500s."""
     with service.client() as client:
         assert _field(client.post("/v1/jobs", json=body)).startswith(field)
         assert client.get("/v1/jobs").json()["items"] == []
 
 
 def test_deeply_nested_bodies_and_filters_are_422(service: Service) -> None:
-    """Finding 6: a body nested 2000 levels and a metadata filter nested 300 levels are refused before they
+    """a body nested 2000 levels and a metadata filter nested 300 levels are refused before they
     reach a recursive encoder or Postgres."""
     deep = b'{"urls": ["' + URL.encode() + b'"], "metadata": ' + b'{"a":' * 2000 + b"1" + b"}" * 2001
     with service.client() as client:
@@ -121,7 +121,7 @@ def test_deeply_nested_bodies_and_filters_are_422(service: Service) -> None:
 
 
 def test_csv_formula_injection_is_neutralised(service: Service) -> None:
-    """Finding 9: a text cell starting with =, +, -, @ is exported with a leading single quote, so a
+    """a text cell starting with =, +, -, @ is exported with a leading single quote, so a
     spreadsheet shows it instead of running it."""
     formula = '=HYPERLINK("http://evil.example/x","click")'
     with service.client() as client:
@@ -136,7 +136,7 @@ def test_csv_formula_injection_is_neutralised(service: Service) -> None:
 
 @pytest.mark.parametrize("body", [{"text": "hello\x00world"}, {"text": "hi", "description": "calm\x00"}])
 def test_tts_with_nul_is_422_and_costs_no_hume_call(service: Service, emulator: EmulatorServer, body: Any) -> None:
-    """Finding 7: text Postgres cannot hold was served but never cached (every repeat a paid Hume call);
+    """text Postgres cannot hold was served but never cached (every repeat a paid Hume call);
     now it is a 422 naming the field, and Hume is never called."""
     with service.client() as client:
         for _ in range(2):

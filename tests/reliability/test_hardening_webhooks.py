@@ -42,7 +42,7 @@ def _post_head(path: str, length: int, extra: dict[str, str] | None = None) -> s
 
 
 def test_batch_callback_with_a_wrong_job_or_token_is_refused_before_the_body(service: Service) -> None:
-    """Finding 1: a stranger's callback (random job id) declaring 100 MB is answered 404 after a few bytes,
+    """a stranger's callback (random job id) declaring 100 MB is answered 404 after a few bytes,
     with the connection closed: it costs no memory and no waiting for the body."""
     path = f"/v1/webhooks/hume/batch?job_id={uuid.uuid4()}&token=x"
     answer, took = _raw(service, _post_head(path, HUGE), b"{" * 1000)
@@ -51,7 +51,7 @@ def test_batch_callback_with_a_wrong_job_or_token_is_refused_before_the_body(ser
 
 
 def test_evi_webhook_without_fresh_signature_headers_is_refused_before_the_body(service: Service) -> None:
-    """Finding 1 (EVI): no signature headers, 100 MB declared: 401 at once. Signed headers but a body over
+    """EVI: no signature headers, 100 MB declared: 401 at once. Signed headers but a body over
     the EVI cap: 413 at once."""
     answer, took = _raw(service, _post_head("/v1/webhooks/hume/evi", HUGE), b"{" * 1000)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
@@ -62,7 +62,7 @@ def test_evi_webhook_without_fresh_signature_headers_is_refused_before_the_body(
 
 
 def test_slow_body_is_cut_off(make_service: ServiceFactory) -> None:
-    """Finding 4: a body that does not arrive within BODY_READ_TIMEOUT_S is answered 408 and the connection
+    """a body that does not arrive within BODY_READ_TIMEOUT_S is answered 408 and the connection
     closed (before: held open for as long as the sender trickled)."""
     service = make_service(body_read_timeout_s=1.0)
     head = _post_head("/v1/jobs", 1000, {"Authorization": f"Bearer {service.key}"})
@@ -72,7 +72,7 @@ def test_slow_body_is_cut_off(make_service: ServiceFactory) -> None:
 
 
 def test_slow_headers_are_cut_off(make_service: ServiceFactory) -> None:
-    """Finding 4: a connection whose headers are not complete within HEADER_READ_TIMEOUT_S is closed."""
+    """a connection whose headers are not complete within HEADER_READ_TIMEOUT_S is closed."""
     service = make_service(header_read_timeout_s=1.0)
     host, port = service.url.removeprefix("http://").split(":")
     started = time.monotonic()
@@ -104,7 +104,7 @@ def test_slow_headers_on_a_kept_alive_connection_are_cut_off_counting_from_the_l
 
 
 def test_oversized_genuine_callback_is_acknowledged_and_its_job_completes(make_service: ServiceFactory) -> None:
-    """Finding 10: a genuine callback over MAX_WEBHOOK_BODY_BYTES is acknowledged (202) and its predictions
+    """a genuine callback over MAX_WEBHOOK_BODY_BYTES is acknowledged (202) and its predictions
     fetched from Hume's API at once; before, 413 left the job waiting for the reconciler (minutes)."""
     service = make_service(max_webhook_body_bytes=200, reconcile_after_s=3600)
     with service.client() as client:
@@ -125,7 +125,7 @@ def _job_with_token(service: Service, token: str) -> str:
 
 
 def test_batch_callback_nested_deep_with_a_valid_token_is_400(make_service: ServiceFactory) -> None:
-    """Finding 6: a callback nested 5000 levels with a valid token is a 400, not a RecursionError 500."""
+    """a callback nested 5000 levels with a valid token is a 400, not a RecursionError 500."""
     service = make_service(run_worker=False)
     job_id = _job_with_token(service, "secret")
     import httpx
@@ -133,6 +133,14 @@ def test_batch_callback_nested_deep_with_a_valid_token_is_400(make_service: Serv
     body = b'{"job_id": "h", "status": "COMPLETED", "predictions": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     answer = httpx.post(f"{service.url}/v1/webhooks/hume/batch?job_id={job_id}&token=secret", content=body)
     assert answer.status_code == 400, answer.text
+    # Refused before anything was kept: no inbox event, no prediction, the job unmoved.
+    with psycopg.connect(service.database_url) as conn:
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM inbox_event), (SELECT count(*) FROM prediction),"
+            " (SELECT status FROM job WHERE id = %s)",
+            (job_id,),
+        ).fetchone()
+    assert counts == (0, 0, "in_progress")
 
 
 def _post_evi(service: Service, payload: dict[str, Any]) -> int:
@@ -151,7 +159,7 @@ def _count(database_url: str, sql: str) -> int:
 
 
 def test_unknown_evi_event_is_stored_without_creating_a_job(service: Service) -> None:
-    """Finding 11: a signed event with an unknown name is acknowledged and kept, but creates no evi_chat job
+    """a signed event with an unknown name is acknowledged and kept, but creates no evi_chat job
     that would stay in_progress forever."""
     status = _post_evi(service, {"event_name": "chat_paused", "chat_id": "c1", "chat_group_id": "g"})
     assert status == 202
@@ -161,7 +169,7 @@ def test_unknown_evi_event_is_stored_without_creating_a_job(service: Service) ->
 
 @pytest.mark.parametrize("field", ["chat_id", "caller_number"])
 def test_signed_evi_event_with_nul_is_422(service: Service, field: str) -> None:
-    """Finding 6: NUL in chat_id (was a 500) or caller_number (was accepted, then died after 8 tries) is a
+    """NUL in chat_id (was a 500) or caller_number (was accepted, then died after 8 tries) is a
     422 and stores nothing."""
     payload = {"event_name": "chat_started", "chat_group_id": "g", "chat_id": "c", "start_time": 1,
                "chat_start_type": "new_chat_group", "caller_number": "+1"}  # fmt: skip
