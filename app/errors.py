@@ -12,7 +12,7 @@ AppError
  +-- RequestTimeout (408)    the body came too slowly
  +-- ClientGone (400)        the client hung up mid-body (no one reads the answer; logged quietly)
  +-- Unavailable (503)       the database (or a dependency) is down: retry later
- +-- BadGateway (502)        Hume failed in a way the client cannot fix
+ (Hume's own failures are app.api.hume_failures: 503 hume_busy/hume_unavailable, 502 hume_error)
 """
 
 from __future__ import annotations
@@ -116,10 +116,3 @@ class Unavailable(AppError):
 
     status = 503
     code = "unavailable"
-
-
-class BadGateway(AppError):
-    """Hume failed to answer."""
-
-    status = 502
-    code = "bad_gateway"

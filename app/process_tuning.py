@@ -9,7 +9,7 @@ import gc
 # and a full one every few thousand: in A/B runs of bench_ack's EVI deliveries the server answered
 # 630-770 req/s with the defaults, 690-770 with (20_000, 10, 10) and 810-980 with these, its memory the
 # same (128 MB after 60,000 deliveries). Cyclic garbage waits longer for its collection; what
-# refcounting frees (nearly everything) is freed at once as before.
+# refcounting frees (nearly everything) is still freed at once.
 GC_THRESHOLDS = (20_000, 20, 20)
 
 

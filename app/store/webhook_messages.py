@@ -76,7 +76,7 @@ async def finish_attempt(
     """Record one attempt and the message's new state in one statement; False if the message is gone.
 
     The UPDATE takes the row lock `lock` takes, so a manual retry or a replay of the same message waits
-    for this transaction as before.
+    for this transaction.
     """
     moved = (
         update(WebhookMessage)

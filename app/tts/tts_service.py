@@ -137,8 +137,8 @@ class TtsService:
 
     def _count_use(self, key: str) -> None:
         """A hit's count and LRU time are written after the answer, by one statement for every hit since
-        the last one: a hit was a transaction of its own (three round trips and an UPDATE), over half of
-        its CPU (py-spy, bench_tts)."""
+        the last one: a transaction per hit (three round trips and an UPDATE) cost over half of a hit's CPU
+        (py-spy, bench_tts)."""
         self._uses[key] = self._uses.get(key, 0) + 1
         if self._writing_uses is None or self._writing_uses.done():
             self._writing_uses = asyncio.create_task(self._write_uses())
