@@ -165,6 +165,11 @@ class Settings(BaseSettings):
     """Requests sent at once before pacing starts; the pace leaves room for them inside any minute."""
     hume_max_retries: int = Field(default=2, ge=0)
     """The SDK's own quick retries of a Hume 429/5xx (honouring Retry-After) before the worker's backoff."""
+    hume_tenant_daily_seconds: int = Field(default=36_000, ge=0)
+    """Hume-metered seconds (what Hume bills, HUME-V1-FACTS §6) each tenant's v1 jobs may spend per UTC day;
+    0: no limit. The default, 10 hours, passes a legitimate three-hour recording with audio and faces (about
+    6 h billed: 3 h of audio plus 3 frames/s at 1/3 s each) and bounds what one tenant's key can spend in a
+    day. `python -m app tenant-budget TENANT --seconds N` overrides it per tenant."""
     emulator_port: int | None = Field(default=None, ge=0, le=65535)
     """The built-in emulator's port for Hume's voice-era host; None means PORT + 1 (so a second `make run` on
     another PORT just works)."""

@@ -41,6 +41,16 @@ HUME_BUDGET_WAIT_SECONDS = Counter(
 HUME_BUDGET_WAITS = Counter(
     "hume_rate_budget_waits", "Hume requests that had to wait for the shared rate budget", ["operation"]
 )
+# No tenant label: tenants are free text made with each key (`create-key --tenant`), so a label per tenant
+# would grow without bound; per-tenant spending is in Postgres (`python -m app tenant-budget TENANT --show`).
+HUME_METERED_SECONDS = Counter(
+    "hume_metered_seconds_total", "Seconds Hume bills for the v1 requests it answered (HUME-V1-FACTS §6)",
+    ["endpoint"],
+)  # fmt: skip
+HUME_TENANT_BUDGET_REFUSALS = Counter(
+    "hume_tenant_budget_refusals_total", "v1 requests not sent because their tenant's daily budget was spent",
+    ["endpoint"],
+)  # fmt: skip
 WEBHOOK_DELIVERIES = Counter(
     "outbound_webhook_attempts_total", "Attempts to deliver our webhooks, by outcome", ["outcome"]
 )

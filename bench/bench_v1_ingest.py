@@ -23,11 +23,12 @@ import orjson
 import psycopg
 from sqlalchemy import text
 
-from app.config import libpq_url
+from app.config import Settings, libpq_url
 from app.emulator.expression_labels import AUDIO_EXPRESSIONS, VIDEO_DESCRIPTIONS, VIDEO_EXPRESSIONS, VOICE_ATTRIBUTES
 from app.store import jobs, v1_chunks
 from app.store.db import make_engine, make_sessionmaker
 from app.v1.v1_completion import complete
+from app.wiring import build_deps
 from bench.__main__ import Context
 
 RUNS = 5
@@ -102,19 +103,16 @@ async def _prepare(url: str, audio: Chunks, video: Chunks) -> tuple[uuid.UUID, u
 
 
 async def _ours(url: str, job_id: uuid.UUID) -> tuple[float, int]:
-    engine = make_engine(url, pool_size=1)
-    try:
-        sessionmaker = make_sessionmaker(engine)
+    settings = Settings(database_url=url, hume_api_key="unused", hume_base_url="http://127.0.0.1:9")
+    async with build_deps(settings, pool_size=1) as deps:
         started = time.perf_counter()
-        await complete(sessionmaker, job_id, ["u"])
+        await complete(deps, job_id, ["u"])
         elapsed = time.perf_counter() - started
-        async with sessionmaker() as session:
+        async with deps.sessionmaker() as session:
             count = (
                 await session.execute(text("SELECT num_predictions FROM job WHERE id = :j"), {"j": job_id})
             ).scalar()
         return elapsed, int(count or 0)
-    finally:
-        await engine.dispose()
 
 
 def _floor(url: str, job_id: uuid.UUID, floor_job: uuid.UUID, floor_source: int) -> tuple[float, int]:

@@ -17,11 +17,12 @@ from app.egress.url_guard import UrlGuard
 from app.errors import InvalidInput
 from app.jobs import job_submission
 from app.jobs.job_schemas import MAX_IDEMPOTENCY_KEY, JobError, JobListQuery, JobOut, JobPage, LastEvent, submit_request
-from app.store import inbox_events, jobs
+from app.store import hume_usage, inbox_events, jobs
 from app.store.tables import Job
 
 
-def job_out(job: Job, last_event: LastEvent | None = None) -> JobOut:
+def job_out(job: Job, last_event: LastEvent | None = None, metered: dict[uuid.UUID, float] | None = None) -> JobOut:
+    """`metered`: Hume-metered seconds by job (hume_usage.job_seconds); a v1 job missing from it spent none."""
     return JobOut(
         id=job.id,
         kind=job.kind,  # type: ignore[arg-type]  # the table's CHECK holds the same values
@@ -43,6 +44,7 @@ def job_out(job: Job, last_event: LastEvent | None = None) -> JobOut:
         metadata=encodable(job.job_metadata),
         details=encodable(job.details),
         last_event=last_event,
+        hume_metered_seconds=round((metered or {}).get(job.id, 0.0), 3) if job.backend == "v1" else None,
     )
 
 
@@ -88,13 +90,14 @@ async def list_jobs(request: Request) -> Response:
             metadata=json_object_param("metadata", query.metadata),
             tenant=principal.read_tenant,
         )
+        metered = await hume_usage.job_seconds(session, [j.id for j in rows])
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     next_cursor = None
     if more:
         last = rows[-1]
         next_cursor = jobs.encode_cursor(last)
-    return JSON(JobPage(items=[job_out(j) for j in rows], next_cursor=next_cursor))
+    return JSON(JobPage(items=[job_out(j, metered=metered) for j in rows], next_cursor=next_cursor))
 
 
 async def get_job(request: Request) -> Response:
@@ -102,12 +105,13 @@ async def get_job(request: Request) -> Response:
     job = await existing_job(request)
     async with deps(request).sessionmaker() as session:
         trouble = await inbox_events.trouble_for_job(session, job.id)
+        metered = await hume_usage.job_seconds(session, [job.id])
     # Why a job is stuck, where users look: the event retrying or dead (the admin API can replay it).
     last_event = None if trouble is None else LastEvent(
         id=trouble.id, state=trouble.state, attempts=trouble.attempts, last_error=trouble.last_error,
         replay=f"/v1/admin/events/{trouble.id}/replay",
     )  # fmt: skip
-    return JSON(job_out(job, last_event))
+    return JSON(job_out(job, last_event, metered))
 
 
 routes = [

@@ -391,6 +391,14 @@ class JobOut(msgspec.Struct):
     metadata: dict[str, Any] | None
     details: dict[str, Any] | None
     last_event: LastEvent | None = None
+    hume_metered_seconds: (
+        Annotated[
+            float | None,
+            Meta(description="v1 jobs: the seconds Hume bills for this job's requests so far (audio seconds, 1/3 s "
+                 "per image, at least 10 s per request; HUME-V1-FACTS §6), counted against the tenant's daily "
+                 "budget (HUME_TENANT_DAILY_SECONDS); null for other backends"),
+        ]
+    ) = None  # fmt: skip
     notify_secret: (
         Annotated[
             str,

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     REAL,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -334,3 +336,52 @@ class RequestBudget(Base):
 
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     tat: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HumeUsage(Base):
+    """One v1 request's Hume bill (metered seconds, estimated before sending; HUME-V1-FACTS §6), charged to its
+    job's tenant on the UTC day it was sent; see migration 0011 and app/store/hume_usage.py."""
+
+    __tablename__ = "hume_usage"
+    __table_args__ = (
+        CheckConstraint("medium IN ('audio', 'video')", name="ck_hume_usage_medium"),
+        CheckConstraint("state IN ('sent', 'billed')", name="ck_hume_usage_state"),
+        Index("ix_hume_usage_job_id", "job_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
+    tenant: Mapped[str] = mapped_column(Text)
+    day: Mapped[date] = mapped_column(Date)
+    source_index: Mapped[int] = mapped_column(Integer)
+    medium: Mapped[str] = mapped_column(Text)
+    chunk: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(Text, server_default="sent")
+    request_id: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
+class HumeTenantDay(Base):
+    """A tenant's Hume-metered seconds of one UTC day, and the limit in force at its last reservation."""
+
+    __tablename__ = "hume_tenant_day"
+    __table_args__ = (PrimaryKeyConstraint("tenant", "day", name="pk_hume_tenant_day"),)
+
+    tenant: Mapped[str] = mapped_column(Text)
+    day: Mapped[date] = mapped_column(Date)
+    seconds: Mapped[float] = mapped_column(Float)
+    limit_seconds: Mapped[int] = mapped_column(BigInteger)
+
+
+class HumeTenantBudget(Base):
+    """An operator's override of HUME_TENANT_DAILY_SECONDS for one tenant (0: no limit)."""
+
+    __tablename__ = "hume_tenant_budget"
+    __table_args__ = (CheckConstraint("daily_seconds >= 0", name="ck_hume_tenant_budget_daily_seconds"),)
+
+    tenant: Mapped[str] = mapped_column(Text, primary_key=True)
+    daily_seconds: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = _now()
+

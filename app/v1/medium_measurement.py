@@ -13,17 +13,20 @@ import contextlib
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import orjson
 
 from app.deps import Deps
+from app.hume import billing
 from app.hume.expression_client import AudioOptions, ExpressionClient, FaceOptions
 from app.media.audio_chunks import AudioChunk, iter_audio_chunks
 from app.media.video_frames import JpegFrame, iter_frame_batches, iter_jpeg_frames
 from app.store import v1_chunks
 from app.store.v1_chunks import StoredChunk
+from app.v1.hume_spend import metered
 
 T = TypeVar("T")
 _END = object()
@@ -63,7 +66,9 @@ async def measure_audio(
             count += 1
             if chunk.index in stored:
                 continue
-            measured = await client.measure_audio(chunk.wav, options=options)
+            cost = billing.audio_request_seconds(chunk.end_ms - chunk.start_ms)
+            send = partial(client.measure_audio, chunk.wav, options=options)
+            measured = await metered(deps, job_id, source, "audio", chunk.index, cost, send)
             async with deps.sessionmaker.begin() as session:
                 await v1_chunks.put(
                     session, job_id, source, "audio", chunk.index, start_ms=chunk.start_ms,
@@ -88,9 +93,10 @@ async def measure_video(
             if done is not None:
                 face_state = done.face_state
                 continue
-            measured = await client.measure_video(
-                [f.jpeg for f in batch.frames], face_state=face_state, options=options.face
-            )
+            images = [f.jpeg for f in batch.frames]
+            send = partial(client.measure_video, images, face_state=face_state, options=options.face)
+            cost = billing.video_request_seconds(len(images))
+            measured = await metered(deps, job_id, source, "video", batch.index, cost, send)
             face_state = measured.face_state
             async with deps.sessionmaker.begin() as session:
                 await v1_chunks.put(

@@ -25,10 +25,12 @@ from app.egress.url_guard import UrlGuard
 from app.hume.errors import HumeAuthError, HumeMediaRefused, HumeRejectedError, HumeTransientError
 from app.hume.expression_client import AudioOptions, FaceOptions
 from app.inbox.job_starter import defer_start
+from app.inbox.outbox import end_job
 from app.inbox.pipeline import JobBackend
 from app.media.errors import MediaError, NoAudioStream, NoVideoStream
 from app.store import jobs, v1_chunks
 from app.store.v1_chunks import OUTCOME, StoredChunk
+from app.v1.hume_spend import BudgetExhausted
 from app.v1.medium_measurement import VideoOptions, measure_audio, measure_video
 from app.v1.v1_completion import NOT_PRESENT, complete
 
@@ -147,18 +149,22 @@ async def start(deps: Deps, job_id: uuid.UUID) -> None:
     except HumeRejectedError as exc:
         code = exc.code if isinstance(exc, HumeAuthError) else "hume_rejected"
         async with deps.sessionmaker.begin() as session:
-            await jobs.advance(session, job_id, "rejected", error=str(exc), error_code=code, completed_at=_now())
+            await end_job(session, deps, job_id, "rejected", error=str(exc), error_code=code)
         log.warning("v1 job rejected by hume", job_id=str(job_id), error=str(exc))
         return
-    await complete(deps.sessionmaker, job_id, urls)
+    except BudgetExhausted as exc:
+        # What was measured before is kept: the stored chunks are ingested, and the job ends failed.
+        await complete(deps, job_id, urls, stopped=(exc.code, str(exc)))
+        log.warning("v1 job stopped: tenant's Hume budget spent", job_id=str(job_id), error=str(exc))
+        return
+    await complete(deps, job_id, urls)
 
 
 async def give_up(deps: Deps, job_id: uuid.UUID, error: str) -> None:
     async with deps.sessionmaker.begin() as session:
-        await jobs.advance(
-            session, job_id, "failed", error=f"Hume unavailable: {error}", error_code="hume_unavailable",
-            completed_at=_now(),
-        )  # fmt: skip
+        await end_job(
+            session, deps, job_id, "failed", error=f"Hume unavailable: {error}", error_code="hume_unavailable"
+        )
 
 
 BACKEND = JobBackend(start=start, give_up=give_up)

@@ -1,18 +1,21 @@
 """Completing a v1 job: once every (source, medium) has its outcome, its stored chunk results become
-predictions in the same store as batch jobs, and the job completes, in one transaction under its lock."""
+predictions in the same store as batch jobs, and the job completes, in one transaction under its lock.
+
+A job stopped part-way (its tenant's Hume budget spent) is completed the same way but ends failed: what was
+measured before the stop is ingested too (a medium cut short keeps its stored chunks), so it stays queryable."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import metrics
+from app.deps import Deps
 from app.hume.expression_rows import audio_rows, video_rows
+from app.inbox.outbox import end_job
 from app.prediction_rows import PredictionRow
 from app.store import ingest, jobs, v1_chunks
 from app.store.ingest import SourceRecord
@@ -25,41 +28,63 @@ NOT_PRESENT = "not_present"
 MODEL_OF = {"audio": "prosody", "video": "face"}
 
 
-def source_records(urls: Sequence[str], chunks: Sequence[StoredChunk]) -> list[SourceRecord]:
-    """A source fails when none of its media could be measured; a failure beside a success is a file error."""
+def _cut_short(chunks: Sequence[StoredChunk]) -> set[tuple[int, str]]:
+    """(source, medium) pairs with measured chunks but no outcome: where a stopped job was cut off."""
+    ended = {(c.source_index, c.medium) for c in chunks if c.chunk == OUTCOME}
+    return {(c.source_index, c.medium) for c in chunks if c.chunk != OUTCOME} - ended
+
+
+def source_records(
+    urls: Sequence[str], chunks: Sequence[StoredChunk], stopped: str | None = None
+) -> list[SourceRecord]:
+    """A source fails when none of its media could be measured; a failure beside a success is a file error.
+    With `stopped` (why the job stopped), a medium cut short counts as measured with that as its file error,
+    and a source never reached fails with it."""
     outcomes: dict[int, list[StoredChunk]] = {}
     for c in chunks:
         if c.chunk == OUTCOME:
             outcomes.setdefault(c.source_index, []).append(c)
+    cut = _cut_short(chunks) if stopped else set()
     records = []
     for i, url in enumerate(urls):
         done = outcomes.get(i, [])
         failed = [o for o in done if o.error and o.error_code != NOT_PRESENT]
         measured = [o for o in done if not o.error]
-        if measured:
+        partial = sorted(medium for source, medium in cut if source == i)
+        if measured or partial:
             file_errors = [{"file": url, "model": MODEL_OF[o.medium], "error": o.error} for o in failed]
+            cut_error = f"stopped part-way: {stopped}"
+            file_errors += [{"file": url, "model": MODEL_OF[m], "error": cut_error} for m in partial]
             records.append(SourceRecord(kind="url", url=url, file_errors=file_errors))
         else:
             messages = [f"{MODEL_OF[o.medium]}: {o.error}" for o in failed] or [f"{o.error}" for o in done if o.error]
-            records.append(SourceRecord(kind="url", url=url, error="; ".join(messages) or "nothing to measure"))
+            unmeasured = stopped if stopped and not done else "nothing to measure"
+            records.append(SourceRecord(kind="url", url=url, error="; ".join(messages) or unmeasured))
     return records
 
 
-def _measured(chunks: Sequence[StoredChunk]) -> Iterator[tuple[StoredChunk, str]]:
-    """The stored results (JSON text) of the media that completed, each decoded only when its rows are
-    made (see `v1_chunks.results`)."""
+def _kept(chunks: Sequence[StoredChunk], stopped: bool) -> set[tuple[int, str]]:
+    """The (source, medium) pairs whose results are ingested: those that completed, and when the job stopped
+    part-way, those it cut short."""
     ok = {(c.source_index, c.medium) for c in chunks if c.chunk == OUTCOME and not c.error}
+    return (ok | _cut_short(chunks)) if stopped else ok
+
+
+def _measured(chunks: Sequence[StoredChunk], stopped: bool = False) -> Iterator[tuple[StoredChunk, str]]:
+    """The stored results (JSON text) of the media kept (`_kept`), each decoded only when its rows are
+    made (see `v1_chunks.results`)."""
+    ok = _kept(chunks, stopped)
     for c in chunks:
         if c.chunk == OUTCOME or (c.source_index, c.medium) not in ok or c.result is None:
             continue
         yield c, c.result
 
 
-def face_states(urls: Sequence[str], chunks: Sequence[StoredChunk]) -> list[dict[str, Any]]:
+def face_states(urls: Sequence[str], chunks: Sequence[StoredChunk], stopped: bool = False) -> list[dict[str, Any]]:
     """Each measured video's last face_state, which carries every face id its requests gave out: passed as a
     later job's models.face.face_state, those faces keep their ids. Hume keeps a state valid 24 h from issue
     (HUME-V1-FACTS §3); `issued_at` is when its response was stored, just after Hume issued it."""
-    ok = {c.source_index for c in chunks if c.chunk == OUTCOME and c.medium == "video" and not c.error}
+    ok = {source for source, medium in _kept(chunks, stopped) if medium == "video"}
     last: dict[int, StoredChunk] = {}
     for c in chunks:  # in chunk order: the last one seen is the source's final state
         if c.medium == "video" and c.chunk != OUTCOME and c.source_index in ok and c.face_state:
@@ -71,32 +96,36 @@ def face_states(urls: Sequence[str], chunks: Sequence[StoredChunk]) -> list[dict
     ]  # fmt: skip
 
 
-def prediction_rows(chunks: Sequence[StoredChunk]) -> Iterator[PredictionRow]:
-    for c, result in _measured(chunks):
+def prediction_rows(chunks: Sequence[StoredChunk], stopped: bool = False) -> Iterator[PredictionRow]:
+    for c, result in _measured(chunks, stopped):
         if c.medium == "audio":
             yield from audio_rows(c.source_index, None, c.start_ms or 0, result)
         else:
             yield from video_rows(c.source_index, None, c.frames or [], result)
 
 
-async def complete(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, urls: Sequence[str]) -> bool:
-    """Ingest and complete; False if the job was already final (a second run finds nothing to do)."""
+async def complete(
+    deps: Deps, job_id: uuid.UUID, urls: Sequence[str], *, stopped: tuple[str, str] | None = None
+) -> bool:
+    """Ingest and complete; with `stopped` (error code, message) ingest what was measured and end failed.
+    False if the job was already final (a second run finds nothing to do)."""
+    code, message = stopped or (None, None)
     with metrics.INGEST_SECONDS.time():
-        async with sessionmaker.begin() as session:
+        async with deps.sessionmaker.begin() as session:
             job = await jobs.lock(session, job_id)
             if job is None or job.status in jobs.FINAL:
                 return False
             chunks = await v1_chunks.results(session, job_id)
-            records = source_records(urls, chunks)
+            records = source_records(urls, chunks, message)
             # One pass, each chunk decoded when reached and its rows streamed to the store: cheaper than
             # holding every decoded result or row at once (see `v1_chunks.results`). New names (a first v1 job
             # brings ~460) are placed in memory under the model's lock (`ingest.lock_emotion_order`).
-            count = await ingest.ingest(session, job_id, records, prediction_rows(chunks))
-            states = face_states(urls, chunks)
+            count = await ingest.ingest(session, job_id, records, prediction_rows(chunks, stopped is not None))
+            states = face_states(urls, chunks, stopped is not None)
             details = {**(job.details or {}), "face_states": states} if states else job.details
-            await jobs.advance(
-                session, job_id, "completed", num_predictions=count, num_errors=ingest.error_count(records),
-                completed_at=datetime.now(UTC), details=details,
+            await end_job(
+                session, deps, job_id, "failed" if stopped else "completed", error=message, error_code=code,
+                num_predictions=count, num_errors=ingest.error_count(records), details=details,
             )  # fmt: skip
     metrics.INGEST_ROWS.inc(count)
     log.info("v1 job ingested", job_id=str(job_id), predictions=count)

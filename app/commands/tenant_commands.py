@@ -1,0 +1,83 @@
+"""`python -m app tenant-budget TENANT [--seconds N | --default | --show]`: a tenant's daily budget of
+Hume-metered seconds (HUME_TENANT_DAILY_SECONDS, or the tenant's own override stored in Postgres)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from app.commands.command_errors import CommandError
+from app.commands.server_commands import with_database
+from app.config import Settings
+
+MAX_TENANT = 128  # as `create-key --tenant` takes it (app/store/api_keys.create)
+
+
+def _limit(seconds: int) -> str:
+    return "no limit" if seconds == 0 else f"{seconds} s ({seconds / 3600:g} h)"
+
+
+def _tenant(raw: str) -> str:
+    if not raw or "\x00" in raw or len(raw) > MAX_TENANT:
+        raise CommandError(f"TENANT must be 1 to {MAX_TENANT} characters, without NUL")
+    return raw
+
+
+def _seconds(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {value}")
+    return value
+
+
+async def _run(settings: Settings, tenant: str, change: bool, seconds: int | None) -> list[str]:
+    from app.store import hume_usage
+    from app.store.db import make_engine, make_sessionmaker
+
+    assert settings.database_url is not None
+    engine = make_engine(settings.database_url, pool_size=1)
+    default = settings.hume_tenant_daily_seconds
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            if change:
+                await hume_usage.set_tenant_limit(session, tenant, seconds)
+            today = await hume_usage.tenant_today(session, tenant, default_limit=default)
+    finally:
+        await engine.dispose()
+    whose = "its own" if today.override else "HUME_TENANT_DAILY_SECONDS"
+    lines = [f"tenant {tenant!r}: {_limit(today.limit_seconds)} of Hume-metered seconds a day ({whose}; the "
+             f"default HUME_TENANT_DAILY_SECONDS is {_limit(default)})"]  # fmt: skip
+    left = "" if today.limit_seconds == 0 else f", {max(0.0, today.limit_seconds - today.spent_seconds):.1f} s left"
+    resets = today.resets_at.isoformat().replace("+00:00", "Z")
+    lines.append(f"{today.day.isoformat()} (UTC): {today.spent_seconds:.1f} s spent{left}; resets at {resets}")
+    if change:
+        lines.append("v1 uploads of this tenant's jobs are checked against it from their next request on")
+    return lines
+
+
+def cmd_tenant_budget(args: argparse.Namespace, settings: Settings) -> int:
+    tenant = _tenant(args.tenant)
+    change = args.seconds is not None or args.default
+    lines = asyncio.run(_run(with_database(settings), tenant, change, args.seconds))
+    print("\n".join(lines))
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    tb = sub.add_parser(
+        "tenant-budget", help="show or set a tenant's daily budget of Hume-metered seconds",
+        description="A tenant's v1 jobs may spend this many Hume-metered seconds (what Hume bills: audio seconds, "
+        "1/3 s per image, at least 10 s per request) per UTC day; a job that would pass it ends failed "
+        "(hume_budget_exhausted), keeping what was measured. Without an option: show the limit and today's "
+        "spending.",
+    )  # fmt: skip
+    tb.set_defaults(func=cmd_tenant_budget)
+    tb.add_argument("tenant", help="the tenant, as `create-key --tenant` named it")
+    action = tb.add_mutually_exclusive_group()
+    action.add_argument("--seconds", type=_seconds, help="the tenant's own daily limit in seconds (0: no limit)")
+    action.add_argument("--default", action="store_true", help="remove the tenant's own limit: the setting applies")
+    action.add_argument("--show", action="store_true", help="show the limit and today's spending (the default)")

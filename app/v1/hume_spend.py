@@ -1,0 +1,68 @@
+"""Spending Hume's metered seconds: every v1 request's cost (known before it is sent, app/hume/billing.py)
+is reserved against its tenant's daily budget first, and settled by Hume's answer.
+
+An answer with a result bills the reservation (under Hume's run id); an error answer gives it back (HUME-V1-FACTS
+§6: "failed file request = 0"); no answer at all (a timeout, a dropped connection, a killed worker) keeps it,
+because Hume may have measured and billed the request: the budget errs on the side of spending less.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from app import metrics
+from app.deps import Deps
+from app.hume.errors import HumeError
+from app.hume.expression_client import Measured
+from app.store import hume_usage
+from app.store.hume_usage import DayBudget
+
+BUDGET_EXHAUSTED = "hume_budget_exhausted"
+"""The error code of a job stopped by its tenant's daily budget."""
+
+
+class BudgetExhausted(Exception):
+    """The tenant's daily budget of Hume-metered seconds cannot pay for the next request."""
+
+    code = BUDGET_EXHAUSTED
+
+    def __init__(self, budget: DayBudget, needed: float) -> None:
+        self.budget = budget
+        self.needed = needed
+        source = "its own limit" if budget.override else "HUME_TENANT_DAILY_SECONDS"
+        super().__init__(
+            f"tenant {budget.tenant!r} has spent {budget.spent_seconds:.1f} of its {budget.limit_seconds} "
+            f"Hume-metered seconds for {budget.day.isoformat()} (UTC; {source}); the next request needs "
+            f"{needed:.1f} s. The budget resets at {_iso(budget.resets_at)}."
+        )
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+async def metered(
+    deps: Deps, job_id: uuid.UUID, source: int, medium: str, chunk: int, seconds: float,
+    send: Callable[[], Awaitable[Measured]],
+) -> Measured:  # fmt: skip
+    """Reserve `seconds` of the job's tenant's budget, then `send` the request; BudgetExhausted unsent."""
+    async with deps.sessionmaker.begin() as session:
+        reserved = await hume_usage.reserve(
+            session, job_id, source, medium, chunk, seconds, default_limit=deps.settings.hume_tenant_daily_seconds
+        )
+    if isinstance(reserved, DayBudget):
+        metrics.HUME_TENANT_BUDGET_REFUSALS.labels(endpoint=medium).inc()
+        raise BudgetExhausted(reserved, seconds)
+    try:
+        measured = await send()
+    except HumeError as exc:
+        if exc.status is not None:  # Hume answered: an error is billed 0
+            async with deps.sessionmaker.begin() as session:
+                await hume_usage.release(session, reserved)
+        raise
+    async with deps.sessionmaker.begin() as session:
+        await hume_usage.billed(session, reserved, request_id=measured.request_id, run_id=measured.run_id)
+    metrics.HUME_METERED_SECONDS.labels(endpoint=medium).inc(seconds)
+    return measured
