@@ -25,14 +25,14 @@ from hume_expression_measurement.core.parse_error import ParsingError
 from hume_expression_measurement.types import AudioFileResponse
 
 from app.config import Settings
-from app.hume import catalog
+from app.hume import billing, catalog
 from app.hume.errors import HumeError, HumeTransientError
 from app.hume.expression_client import ExpressionClient
 
 SAMPLE_RATE = 16_000  # v1 audio is s16le PCM, 16 kHz, mono (HUME-V1-FACTS §4)
 AUDIO_PATH = "/v1/expression/audio/file"
 CALL = f"POST {AUDIO_PATH}, 1 s of 16 kHz mono WAV"
-BILLED_MINIMUM_S = 10  # "minimum 10 s per run that took media" (HUME-V1-FACTS §6)
+BILLED_MINIMUM_S = round(billing.MIN_RUN_SECONDS)  # HUME-V1-FACTS §6, as app/hume/billing.py encodes it
 SPEND_WARNING = (
     f"not called: Hume bills at least {BILLED_MINIMUM_S} s for every run that took media (HUME-V1-FACTS §6), "
     f"so this one-second check is billed as {BILLED_MINIMUM_S} s of audio; pass --spend to run it"
