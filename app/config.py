@@ -216,6 +216,23 @@ class Settings(BaseSettings):
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
         dotenv_settings: PydanticBaseSettingsSource,
+    media_max_pixels: int = Field(default=7680 * 4320, ge=64 * 64)
+    """The largest decoded picture (width x height) of a video source, checked in the file's headers and by the
+    decoder itself before a frame is decoded. 8K UHD (33,177,600 px): what recording devices make today;
+    Hume's own limit is 3840x2160 (HUME-V1-FACTS §4) and frames are scaled down to it."""
+    media_max_frame_bytes: int = Field(default=7680 * 4320 * 4, ge=64 * 64)
+    """The largest decoded picture in bytes (its pixel format's bytes per pixel times its pixels): 8-bit RGBA
+    at 8K (132,710,400 B); 16-bit-per-channel formats at 8K are refused."""
+    media_max_duration_s: float = Field(default=4 * 3600.0, gt=0)
+    """The longest source measured, checked against the duration its header declares (refused before any
+    upload) and while decoding (stopped there; what was measured is kept). Hume bills audio seconds, silence
+    included (HUME-V1-FACTS §6): this also bounds what one source's silence costs."""
+    media_max_frames: int = Field(default=43_200, ge=1)
+    """The most frames of one video source sent to Hume: 4 h at 3 fps. Hume bills 1/3 s per frame
+    (HUME-V1-FACTS §6), so the default bills at most 4 h a source."""
+    media_decode_concurrency: int = Field(default=2, ge=1)
+    """Media a process decodes at once (the others wait): each decode holds up to a few frames of
+    MEDIA_MAX_FRAME_BYTES, so this multiplies a process's peak memory. Two keeps two cores busy."""
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Keyword construction is exact (tests, embedding): only `from_env` reads the environment.

@@ -1,8 +1,11 @@
-"""Real media made with PyAV for tests and benchmarks: tones with silent gaps, moving pictures, damaged files."""
+"""Real media made with PyAV for tests and benchmarks: tones with silent gaps, moving pictures, damaged files,
+and hostile files (huge pictures, absurd sample rates, hours of silence)."""
 
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -139,4 +142,101 @@ def make_jpeg(path: Path, width: int, height: int, *, noise: bool = False) -> Pa
     image = frame.reformat(format="yuvj420p")
     image.pts, image.time_base = 0, ctx.time_base
     path.write_bytes(b"".join(bytes(p) for p in ctx.encode(image)))
+    return path
+
+
+# Hostile files: small on disk, costly to decode or to measure. Made with the stdlib and PyAV, never committed.
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    """A black RGB PNG, written by hand: 16000x16000 compresses to ~750 kB (zlib streams its rows of zeros),
+    while a decoder must allocate width x height x 3 bytes for it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = bytes(1 + width * 3)  # filter byte 0, then the row's pixels
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, truecolour, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def make_png_mov(
+    path: Path, width: int, height: int, *, frames: int = 4, declared: tuple[int, int] | None = None
+) -> Path:
+    """A MOV of `frames` PNG pictures, muxed as they are (never decoded here), one a second; `declared` is the
+    size the container's header claims instead of the pictures' own."""
+    picture = png_bytes(width, height)
+    with av.open(str(path), "w", format="mov") as out:
+        stream = out.add_stream("png", rate=1)
+        assert isinstance(stream, av.video.VideoStream)
+        stream.width, stream.height = declared or (width, height)
+        stream.pix_fmt = "rgb24"
+        for i in range(frames):
+            packet = av.Packet(picture)
+            packet.stream = stream
+            packet.pts = packet.dts = i
+            packet.duration = 1
+            packet.time_base = Fraction(1, 1)
+            packet.is_keyframe = True
+            out.mux(packet)
+    return path
+
+
+def make_raw_wav(path: Path, *, rate: int, seconds: float, channels: int = 1) -> Path:
+    """A 16-bit PCM WAV written by hand, with any sample rate and channel count its header can hold (a
+    20 kB file at 1 Hz lasts 2.8 hours); its samples are a square wave."""
+    frames = int(rate * seconds)
+    frame = b"".join(struct.pack("<h", 8000 if i % 2 else -8000) for i in range(channels))
+    data = frame * frames
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, channels, rate,
+        rate * channels * 2, channels * 2, 16, b"data", len(data),
+    )  # fmt: skip
+    path.write_bytes(header + data)
+    return path
+
+
+def make_flac(
+    path: Path,
+    seconds: float,
+    *,
+    rate: int = 8_000,
+    gaps: Sequence[tuple[float, float]] = (),
+    declare_length: bool = True,
+) -> Path:
+    """A FLAC tone, silent inside `gaps` (hours of silence take about a megabyte). Without `declare_length`
+    its STREAMINFO says the length is unknown (0 samples), so only decoding finds how long it is."""
+    with av.open(str(path), "w", format="flac") as out:
+        stream = out.add_stream("flac", rate=rate, layout="mono")
+        assert isinstance(stream, av.audio.AudioStream)
+        for frame in _tone_frames(seconds, rate, gaps):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    if not declare_length:
+        data = bytearray(path.read_bytes())
+        # STREAMINFO follows "fLaC" and its 4-byte block header; its 36-bit sample count is the low nibble of
+        # the block's byte 13, then bytes 14-17.
+        at = 4 + 4
+        data[at + 13] &= 0xF0
+        data[at + 14 : at + 18] = bytes(4)
+        path.write_bytes(bytes(data))
+    return path
+
+
+def make_headerless_h264(path: Path, seconds: float, *, size: tuple[int, int] = (320, 240)) -> Path:
+    """A raw H.264 stream (no container): nothing declares its duration, FFmpeg times it at 25 fps."""
+    width, height = size
+    with av.open(str(path), "w", format="h264") as out:
+        video = out.add_stream("libx264", rate=25)
+        assert isinstance(video, av.video.VideoStream)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "ultrafast", "crf": "30"}
+        pictures = [_picture(width, height, i) for i in range(25)]
+        for i in range(int(seconds * 25)):
+            picture = pictures[i % len(pictures)]
+            picture.pts, picture.time_base = i, Fraction(1, 25)
+            out.mux(video.encode(picture))
+        out.mux(video.encode(None))
     return path

@@ -12,6 +12,11 @@ are exact and contiguous: a result at t ms inside chunk k is at `chunks[k].start
 Times count from the first decoded audio sample, placed at that frame's timestamp; gaps inside the audio
 stream are not reproduced. A file cut short yields its chunks up to the damage, then MediaDecodeError
 (see `errors.check_complete`).
+
+Bounds (app.media.limits): a sample rate under 8 kHz (or over 768 kHz), more channels than any recording
+has, or a declared duration over MEDIA_MAX_DURATION_S is refused by the first call, before anything is
+decoded; audio that only decoding finds longer is cut at the bound, its chunks up to there yielded, then
+MediaStoppedAtLimit. The bound counts the 16 kHz samples sent, which is what Hume bills (HUME-V1-FACTS §6).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from pathlib import Path
 
 import av
 
-from app.media.errors import NoAudioStream, check_complete, open_input
+from app.media.errors import NoAudioStream, check_complete, declared_seconds, open_input
+from app.media.limits import DEFAULT_LIMITS, MediaLimits, check_audio_format
 
 SAMPLE_RATE = 16_000
 _SAMPLES_PER_MS = SAMPLE_RATE // 1000
@@ -78,10 +84,12 @@ def iter_audio_chunks(
     max_bytes: int = DEFAULT_MAX_BYTES,
     search_s: float = 10.0,
     window_ms: int = 100,
+    limits: MediaLimits = DEFAULT_LIMITS,
 ) -> Iterator[AudioChunk]:
     """Decode `path`'s first audio stream and yield its chunks in order (see the module docstring).
 
-    Raises MediaDecodeError (not media, truncated, corrupt) or NoAudioStream; chunks already yielded stand.
+    Raises MediaDecodeError (not media, truncated, corrupt), NoAudioStream, MediaLimitError (before anything
+    is decoded) or MediaStoppedAtLimit; chunks already yielded stand.
     """
     limit = (max_bytes - _WAV_HEADER_BYTES) // 2
     limit -= limit % _SAMPLES_PER_MS
@@ -91,10 +99,15 @@ def iter_audio_chunks(
     # The search never covers more than half a chunk, so every chunk keeps at least half the limit.
     search = min(int(search_s * SAMPLE_RATE) // window * window, limit // 2 // window * window)
 
-    with open_input(path) as container:
+    max_samples = int(limits.max_duration_s * SAMPLE_RATE)
+    with open_input(path, limits.decoder_options) as container:
         if not container.streams.audio:
             raise NoAudioStream("the file has no audio stream, so there is no voice to measure")
         stream = container.streams.audio[0]
+        check_audio_format(stream.codec_context.sample_rate, stream.codec_context.channels)
+        limits.check_declared_duration(declared_seconds(container, stream))
+        stream.codec_context.options = limits.decoder_options
+        stopped = False
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         pcm = bytearray()
         base_ms: int | None = None
@@ -121,20 +134,31 @@ def iter_audio_chunks(
             return chunk
 
         def take(frames: list[av.AudioFrame]) -> Iterator[AudioChunk]:
+            nonlocal stopped
             for out in frames:
+                room = max_samples - done - len(pcm) // 2
+                if out.samples > room:
+                    stopped = True
                 plane = memoryview(out.planes[0])
-                pcm.extend(plane[: out.samples * 2])
+                pcm.extend(plane[: min(out.samples, room) * 2])
                 plane.release()
                 while len(pcm) >= limit * 2:
                     yield emit(_quietest_cut(pcm, limit, search, window) if search else limit)
+                if stopped:
+                    return
 
         for frame in container.decode(stream):
             if base_ms is None:
                 base_ms = max(0, round((frame.time or 0.0) * 1000))
             yield from take(resampler.resample(frame))
+            if stopped:
+                break
         if base_ms is None:
             return
-        yield from take(resampler.resample(None))
+        if not stopped:
+            yield from take(resampler.resample(None))
         if pcm:
             yield emit(len(pcm) // 2)
+        if stopped:
+            raise limits.stopped_at_duration()
         check_complete(container, stream, (base_ms + done / _SAMPLES_PER_MS) / 1000)

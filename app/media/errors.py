@@ -4,6 +4,8 @@ MediaError
  +-- MediaDecodeError   not a media file, truncated or corrupt
  +-- NoAudioStream      prosody asked of a file with no sound
  +-- NoVideoStream      face asked of a file with no picture (e.g. audio only)
+ +-- MediaLimitError    over a bound of app.media.limits (see there): refused before anything is decoded or sent,
+      +-- MediaStoppedAtLimit   ... or, when only decoding found it, stopped there: what came before stands
 """
 
 from __future__ import annotations
@@ -37,11 +39,33 @@ class NoVideoStream(MediaError):
     code = "no_video_stream"
 
 
+class MediaLimitError(MediaError):
+    """The medium is over a bound; `code` names which (app.media.limits), the message the setting that raises it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MediaStoppedAtLimit(MediaLimitError):
+    """Decoding reached a bound the headers did not announce: everything yielded before it stands."""
+
+
+STOPPED_AT_DURATION = "media_duration_limit"
+STOPPED_AT_FRAMES = "media_frame_limit"
+KEEPS_MEASURED = frozenset({STOPPED_AT_DURATION, STOPPED_AT_FRAMES})
+"""Codes of MediaStoppedAtLimit: a medium's outcome with one of them still has its measured chunks ingested."""
+
+
 @contextlib.contextmanager
-def open_input(path: str | Path) -> Iterator[av.container.InputContainer]:
-    """Open a medium for decoding; any FFmpeg failure, at open or later while decoding, is a MediaDecodeError."""
+def open_input(path: str | Path, options: dict[str, str] | None = None) -> Iterator[av.container.InputContainer]:
+    """Open a medium for decoding; any FFmpeg failure, at open or later while decoding, is a MediaDecodeError.
+
+    `options` reach the decoders FFmpeg opens while probing the streams (`max_pixels`: the probe decodes a
+    first frame of most video streams, before any header can be checked).
+    """
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(str(path), mode="r", options=options or {})
     except (av.FFmpegError, UnicodeDecodeError) as exc:
         raise MediaDecodeError(
             f"the file is not a readable audio or video file, or it is truncated ({_reason(exc)})"

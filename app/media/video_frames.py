@@ -11,6 +11,10 @@ first call raises MediaDecodeError. Otherwise the frames before the damage are y
 is raised: by FFmpeg when the data is corrupt, or by us when decoding ended more than a second (or 2 %)
 before the duration the file declares (an MP4 with its index first, cut short, decodes without any error).
 The caller decides whether a partial result is worth keeping.
+
+Bounds (app.media.limits): a picture over MEDIA_MAX_PIXELS or MEDIA_MAX_FRAME_BYTES, or a duration or a frame
+count over MEDIA_MAX_DURATION_S or MEDIA_MAX_FRAMES, that the headers declare is refused by the first call,
+before a frame is decoded; one that only decoding finds raises MediaStoppedAtLimit after the frames before it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ import av.stream
 from av.video.codeccontext import VideoCodecContext
 from av.video.stream import VideoStream
 
-from app.media.errors import MediaDecodeError, NoVideoStream, check_complete, open_input
+from app.media.errors import (
+    MediaDecodeError,
+    MediaStoppedAtLimit,
+    NoVideoStream,
+    check_complete,
+    declared_seconds,
+    open_input,
+)
+from app.media.limits import DECODE_THREADS, DEFAULT_LIMITS, MediaLimits
 
 MAX_WIDTH, MAX_HEIGHT = 3840, 2160
 MAX_JPEG_BYTES = 2_000_000
@@ -124,6 +136,10 @@ def _video_stream(container: av.container.InputContainer) -> VideoStream:
     raise NoVideoStream("the file has no video stream, so there are no faces to measure (is it audio only?)")
 
 
+def _bytes_per_pixel(pix_fmt: str) -> float:
+    return av.VideoFormat(pix_fmt).padded_bits_per_pixel / 8
+
+
 def iter_jpeg_frames(
     path: str | Path,
     *,
@@ -132,27 +148,63 @@ def iter_jpeg_frames(
     max_width: int = MAX_WIDTH,
     max_height: int = MAX_HEIGHT,
     max_jpeg_bytes: int = MAX_JPEG_BYTES,
+    limits: MediaLimits = DEFAULT_LIMITS,
 ) -> Iterator[JpegFrame]:
-    """Yield `path`'s sampled frames as JPEGs (see the module docstring). Raises MediaDecodeError, NoVideoStream."""
+    """Yield `path`'s sampled frames as JPEGs (see the module docstring).
+
+    Raises MediaDecodeError, NoVideoStream, MediaLimitError (before any frame) or MediaStoppedAtLimit.
+    """
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     encoder = JpegEncoder(quality)
-    with open_input(path) as container:
+    with open_input(path, limits.decoder_options) as container:
         stream = _video_stream(container)
+        ctx = stream.codec_context
+        # No size after the probe: the probe's decoder refused the picture (over max_pixels) or saw none yet.
+        pix_fmt = ctx.pix_fmt
+        announced = bool(ctx.width and ctx.height and pix_fmt)
+        if ctx.width and ctx.height and pix_fmt:
+            limits.check_picture(ctx.width, ctx.height, _bytes_per_pixel(pix_fmt), pix_fmt)
+        declared = declared_seconds(container, stream)
+        limits.check_declared_duration(declared)
+        limits.check_declared_frames(declared, fps)
         stream.thread_type = "AUTO"
+        ctx.thread_count = DECODE_THREADS
+        ctx.options = limits.decoder_options
+        max_frames = limits.frames_for(fps)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         first: float | None = None
         at: float | None = None
         last_slot = -1
         index = 0
-        for source_frame, frame in enumerate(container.decode(stream)):
+        size = (ctx.width, ctx.height) if announced else (0, 0)
+        frames = container.decode(stream)
+        source_frame = -1
+        while True:
+            try:
+                frame = next(frames, None)
+            except av.error.ArgumentError:
+                # EINVAL from a decoder is how FFmpeg refuses a picture over max_pixels.
+                raise limits.picture_refused_by_decoder() from None
+            if frame is None:
+                break
+            source_frame += 1
+            if (frame.width, frame.height) != size:
+                size = (frame.width, frame.height)
+                limits.check_picture(frame.width, frame.height, _bytes_per_pixel(frame.format.name), frame.format.name)
+            if source_frame >= limits.max_decoded_frames:
+                raise limits.stopped_at_decoded_frames()
             at = frame.time if frame.time is not None else source_frame / rate
             if first is None:
                 first = at
+            if at - first > limits.max_duration_s:
+                raise limits.stopped_at_duration()
             # The tolerance absorbs timestamps like 0.33333 landing just below a slot's boundary.
             slot = math.floor((at - first) * fps + 1e-6)
             if slot <= last_slot:
                 continue
+            if index >= max_frames:
+                raise limits.stopped_at_frames(fps)
             last_slot = slot
             jpeg, width, height = encoder.fit(frame, max_width, max_height, max_jpeg_bytes)
             yield JpegFrame(
@@ -177,15 +229,21 @@ def iter_frame_batches(
     batch: list[JpegFrame] = []
     size = 0
     index = 0
-    for frame in frames:
-        cost = len(frame.jpeg) + PART_OVERHEAD_BYTES
-        if cost > max_bytes:
-            raise ValueError(f"a {len(frame.jpeg)} byte frame cannot fit a {max_bytes} byte batch")
-        if batch and (size + cost > max_bytes or len(batch) >= max_frames):
+    try:
+        for frame in frames:
+            cost = len(frame.jpeg) + PART_OVERHEAD_BYTES
+            if cost > max_bytes:
+                raise ValueError(f"a {len(frame.jpeg)} byte frame cannot fit a {max_bytes} byte batch")
+            if batch and (size + cost > max_bytes or len(batch) >= max_frames):
+                yield FrameBatch(index=index, frames=tuple(batch))
+                index += 1
+                batch, size = [], 0
+            batch.append(frame)
+            size += cost
+    except MediaStoppedAtLimit:
+        # The frames up to a bound are measured: the last, partial batch goes out before the error.
+        if batch:
             yield FrameBatch(index=index, frames=tuple(batch))
-            index += 1
-            batch, size = [], 0
-        batch.append(frame)
-        size += cost
+        raise
     if batch:
         yield FrameBatch(index=index, frames=tuple(batch))

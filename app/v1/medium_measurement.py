@@ -4,6 +4,10 @@ Chunks are cut deterministically (same file, same settings, same chunks), so a r
 medium again, skips the chunks already stored and sends the first missing one; a duplicate insert (two
 runs racing) is a no-op under the table's unique key. Video chunks chain Hume's `face_state`, so a face
 keeps its id through the whole video: the chunk after a stored one continues from that one's state.
+
+A medium is decoded, from its open to its last chunk, only while it holds one of the process's
+MEDIA_DECODE_CONCURRENCY decode slots: a decode's memory (a few frames of up to MEDIA_MAX_FRAME_BYTES) stays
+in the decoder between chunks, so bounding decodes, not chunk steps, is what bounds the process.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from app.deps import Deps
 from app.hume import billing
 from app.hume.expression_client import AudioOptions, ExpressionClient, FaceOptions
 from app.media.audio_chunks import AudioChunk, iter_audio_chunks
+from app.media.limits import MediaLimits
 from app.media.video_frames import JpegFrame, iter_frame_batches, iter_jpeg_frames
 from app.store import v1_chunks
 from app.store.v1_chunks import StoredChunk
@@ -38,6 +43,21 @@ class VideoOptions:
     face: FaceOptions
     face_state: str | None = None
     """A state from an earlier job: the medium's first request continues its face ids."""
+
+
+class DecodeSlots:
+    """The process's decode slots (one Deps per process; its event loop runs every task of the process)."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.semaphore = asyncio.Semaphore(slots)
+
+
+def decode_slot(deps: Deps) -> asyncio.Semaphore:
+    if deps.find(DecodeSlots) is None:
+        # Made on first use, not in wiring: only v1 decodes, and only a worker's Deps ever gets here.
+        deps.services.setdefault(DecodeSlots, DecodeSlots(deps.settings.media_decode_concurrency))
+    return deps.get(DecodeSlots).semaphore
 
 
 async def _next(items: Iterator[T]) -> T | None:
@@ -58,7 +78,18 @@ async def measure_audio(
 ) -> int:
     """Send the audio's missing chunks; returns how many chunks the medium has."""
     client = deps.get(ExpressionClient)
-    chunks: Generator[AudioChunk, None, None] = iter_audio_chunks(path, max_bytes=deps.settings.v1_audio_chunk_bytes)  # type: ignore[assignment]
+    limits = MediaLimits.from_settings(deps.settings)
+    async with decode_slot(deps):
+        chunks: Generator[AudioChunk, None, None] = iter_audio_chunks(  # type: ignore[assignment]
+            path, max_bytes=deps.settings.v1_audio_chunk_bytes, limits=limits
+        )
+        return await _send_audio(deps, client, job_id, source, chunks, stored, options)
+
+
+async def _send_audio(
+    deps: Deps, client: ExpressionClient, job_id: uuid.UUID, source: int, chunks: Generator[AudioChunk, None, None],
+    stored: dict[int, StoredChunk], options: AudioOptions,
+) -> int:  # fmt: skip
     count = 0
     # closing: a failure mid-way closes the generator, and with it the decoder's file.
     with contextlib.closing(chunks):
@@ -82,7 +113,18 @@ async def measure_video(
 ) -> int:
     """Send the video's missing frame batches, chaining face_state; returns how many batches it has."""
     client = deps.get(ExpressionClient)
-    frames: Generator[JpegFrame, None, None] = iter_jpeg_frames(path, fps=options.fps)  # type: ignore[assignment]
+    limits = MediaLimits.from_settings(deps.settings)
+    async with decode_slot(deps):
+        frames: Generator[JpegFrame, None, None] = iter_jpeg_frames(  # type: ignore[assignment]
+            path, fps=options.fps, limits=limits
+        )
+        return await _send_video(deps, client, job_id, source, frames, stored, options)
+
+
+async def _send_video(
+    deps: Deps, client: ExpressionClient, job_id: uuid.UUID, source: int, frames: Generator[JpegFrame, None, None],
+    stored: dict[int, StoredChunk], options: VideoOptions,
+) -> int:  # fmt: skip
     batches = iter_frame_batches(frames, max_frames=deps.settings.v1_frames_per_request)
     count = 0
     face_state = options.face_state

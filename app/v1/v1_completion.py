@@ -16,6 +16,7 @@ from app import metrics
 from app.deps import Deps
 from app.hume.expression_rows import audio_rows, video_rows
 from app.inbox.outbox import end_job
+from app.media.errors import KEEPS_MEASURED
 from app.prediction_rows import PredictionRow
 from app.store import ingest, jobs, v1_chunks
 from app.store.ingest import SourceRecord
@@ -49,7 +50,7 @@ def source_records(
     for i, url in enumerate(urls):
         done = outcomes.get(i, [])
         failed = [o for o in done if o.error and o.error_code != NOT_PRESENT]
-        measured = [o for o in done if not o.error]
+        measured = [o for o in done if not o.error or o.error_code in KEEPS_MEASURED]
         partial = sorted(medium for source, medium in cut if source == i)
         if measured or partial:
             file_errors = [{"file": url, "model": MODEL_OF[o.medium], "error": o.error} for o in failed]
@@ -66,7 +67,9 @@ def source_records(
 def _kept(chunks: Sequence[StoredChunk], stopped: bool) -> set[tuple[int, str]]:
     """The (source, medium) pairs whose results are ingested: those that completed, and when the job stopped
     part-way, those it cut short."""
-    ok = {(c.source_index, c.medium) for c in chunks if c.chunk == OUTCOME and not c.error}
+    # A medium stopped at a media limit (MEDIA_MAX_DURATION_S...) keeps what it measured; its error is a file error.
+    ended = [c for c in chunks if c.chunk == OUTCOME and (not c.error or c.error_code in KEEPS_MEASURED)]
+    ok = {(c.source_index, c.medium) for c in ended}
     return (ok | _cut_short(chunks)) if stopped else ok
 
 
