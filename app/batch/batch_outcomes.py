@@ -168,11 +168,10 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
     if state.status == "FAILED":
         message = state.message or payload.message or payload.error or "Hume reported the job failed"
         async with deps.sessionmaker.begin() as session:
-            if await jobs.advance(
-                session, job_id, "failed", hume_job_id=hume_job_id, error=message, error_code="hume_failed",
+            await outbox.end_job(
+                session, deps, job_id, "failed", hume_job_id=hume_job_id, error=message, error_code="hume_failed",
                 started_at=_ms(state.started_ms), completed_at=_ms(state.ended_ms) or _now(),
-            ):  # fmt: skip
-                await outbox.job_ended(session, deps, job_id)
+            )  # fmt: skip
             await inbox_events.finish(session, event_id, "done")
         return "failed"
     if state.status == "IN_PROGRESS":
@@ -199,12 +198,11 @@ async def _complete(
                 await inbox_events.finish(session, event_id, "ignored", "job already final")
                 return "duplicate"
             count = await ingest.ingest(session, job_id, records, predictions.rows(sources))
-            await jobs.advance(
-                session, job_id, "completed", hume_job_id=hume_job_id, num_predictions=count,
+            await outbox.end_job(
+                session, deps, job_id, "completed", hume_job_id=hume_job_id, num_predictions=count,
                 num_errors=num_errors, started_at=_ms(state.started_ms),
                 completed_at=_ms(state.ended_ms) or _now(),
             )  # fmt: skip
-            await outbox.job_ended(session, deps, job_id)
             await inbox_events.finish(session, event_id, "done")
     metrics.INGEST_ROWS.inc(count)
     log.info("job ingested", job_id=str(job_id), hume_job_id=hume_job_id, predictions=count)
@@ -237,11 +235,9 @@ async def poll_overdue(deps: Deps) -> int:
             # Hume accepted this job, so a 404/410 now means its batch API is gone: waiting cannot help.
             message = f"Hume answered {exc.status} for job {job.hume_job_id}. {HumeSunsetError()}"
             async with deps.sessionmaker.begin() as session:
-                if await jobs.advance(
-                    session, job_id, "failed", error=" ".join(message.split()), error_code="hume_sunset",
-                    completed_at=_now(),
-                ):  # fmt: skip
-                    await outbox.job_ended(session, deps, job_id)
+                await outbox.end_job(
+                    session, deps, job_id, "failed", error=" ".join(message.split()), error_code="hume_sunset"
+                )
             log.warning("job failed: Hume no longer knows it", job_id=str(job_id), status=exc.status)
             continue
         except HumeError as exc:

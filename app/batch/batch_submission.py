@@ -34,8 +34,7 @@ def callback_url(deps: Deps, job_id: uuid.UUID, token: str) -> str:
 
 async def _reject(deps: Deps, job_id: uuid.UUID, error: str, code: str) -> None:
     async with deps.sessionmaker.begin() as session:
-        if await jobs.advance(session, job_id, "rejected", error=error, error_code=code, completed_at=_now()):
-            await outbox.job_ended(session, deps, job_id)
+        await outbox.end_job(session, deps, job_id, "rejected", error=error, error_code=code)
 
 
 async def send_to_hume(deps: Deps, job_id: uuid.UUID) -> None:
@@ -48,9 +47,7 @@ async def send_to_hume(deps: Deps, job_id: uuid.UUID) -> None:
             # Hume's own host: its batch API ended 2026-06-15 (HUME.md §0), so it is not asked at all. A compatible
             # server (HUME_VOICE_URL/HUME_BASE_URL) still is, below, and its 404/410 means the same.
             message = catalog.BATCH.retired_message()
-            if await jobs.advance(session, job_id, "rejected", error=message, error_code="hume_sunset",
-                                  completed_at=_now()):  # fmt: skip
-                await outbox.job_ended(session, deps, job_id)
+            await outbox.end_job(session, deps, job_id, "rejected", error=message, error_code="hume_sunset")
             log.warning("batch job rejected: Hume's batch API is retired", job_id=str(job_id))
             return
         token = secrets.token_urlsafe(32)
@@ -88,11 +85,9 @@ async def send_to_hume(deps: Deps, job_id: uuid.UUID) -> None:
 
 async def give_up_submit(deps: Deps, job_id: uuid.UUID, error: str) -> None:
     async with deps.sessionmaker.begin() as session:
-        if await jobs.advance(
-            session, job_id, "failed", error=f"Hume unavailable: {error}", error_code="hume_unavailable",
-            completed_at=_now(),
-        ):  # fmt: skip
-            await outbox.job_ended(session, deps, job_id)
+        await outbox.end_job(
+            session, deps, job_id, "failed", error=f"Hume unavailable: {error}", error_code="hume_unavailable"
+        )
 
 
 BACKEND = JobBackend(start=send_to_hume, give_up=give_up_submit)

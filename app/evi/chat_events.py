@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from hume.empathic_voice.types import WebhookEventChatEnded, WebhookEventChatStarted, WebhookEventToolCall
@@ -44,16 +43,6 @@ PROVIDERS = (PROVIDER, BACKFILL_PROVIDER)
 
 def _at(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
-
-
-def _fill(details: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """Add what is new and known; never overwrite: whichever event arrives first, the result is the same.
-    chat_started applies the same rule in SQL (store/chat_jobs.start_chat), in its one statement."""
-    merged = dict(details)
-    for key, value in new.items():
-        if value is not None and merged.get(key) is None:
-            merged[key] = value
-    return merged
 
 
 def check_headers(deps: Deps, headers: Mapping[str, str], now: float) -> None:
@@ -158,7 +147,7 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
         if job.status in jobs.FINAL:
             await inbox_events.finish(session, event_id, "ignored", f"chat already {job.status}")
             return "duplicate"
-        await jobs.touch(session, job_id, details=_fill(job.details, evi.ended_details(event)))
+        await chat_jobs.fill_details(session, job_id, evi.ended_details(event))
     if catalog.retired_at_hume(catalog.EVI, deps.settings):
         # An archived chat_ended replayed after 2026-11-13: Hume's EVI (and its chat history) is gone, so asking
         # would only fail. The event goes dead naming why; the chat's job keeps what it has.
@@ -183,21 +172,15 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
                 await inbox_events.finish(session, event_id, "ignored", "chat already final")
                 return "duplicate"
             count = await ingest.ingest(session, job_id, [record], rows)
-            details = _fill(job.details, evi.ended_details(event))
-            details = _fill(
-                details,
-                {
-                    "chat_group_id": history.chat_group_id,
-                    "config_id": history.config_id,
-                    "start_time_ms": history.start_ms,
-                    "end_time_ms": history.end_ms,
-                },
-            )
-            await jobs.advance(
-                session, job_id, "completed", num_predictions=count, num_errors=len(errors), details=details,
+            # The webhook's details first, then what the history adds (neither overwrites what is known).
+            await chat_jobs.fill_details(session, job_id, evi.ended_details(event))
+            history_details = {"chat_group_id": history.chat_group_id, "config_id": history.config_id,
+                               "start_time_ms": history.start_ms, "end_time_ms": history.end_ms}  # fmt: skip
+            await chat_jobs.fill_details(session, job_id, history_details)
+            await outbox.end_job(
+                session, deps, job_id, "completed", num_predictions=count, num_errors=len(errors),
                 started_at=job.started_at or _at(history.start_ms), completed_at=_at(end_ms) or datetime.now(UTC),
             )  # fmt: skip
-            await outbox.job_ended(session, deps, job_id)
             await inbox_events.finish(session, event_id, "done")
     metrics.INGEST_ROWS.inc(count)
     log.info("evi chat ingested", job_id=str(job_id), chat_id=event.chat_id, predictions=count)

@@ -97,7 +97,8 @@ async def end_job(
     non-final one, and its notifications are queued in the same transaction. True if this call ended it."""
     assert status in jobs.FINAL, status
     values = {"error": error, "error_code": error_code} if error is not None else {}
-    if not await jobs.advance(session, job_id, status, completed_at=datetime.now(UTC), **values, **fields):
+    fields.setdefault("completed_at", datetime.now(UTC))
+    if not await jobs.advance(session, job_id, status, **values, **fields):
         return False
     await job_ended(session, deps, job_id)
     return True

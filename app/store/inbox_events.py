@@ -23,10 +23,18 @@ async def get(session: AsyncSession, event_id: int) -> InboxEvent | None:
 _COLUMNS = ("id", "provider", "dedup_key", "event_type", "job_id", "headers", "body", "state", "attempts",
             "last_error", "received_at", "processed_at")  # fmt: skip
 _READ = f"SELECT {', '.join(_COLUMNS)} FROM inbox_event WHERE id = %(id)s"
-_END = """
-UPDATE inbox_event SET state = %(state)s, last_error = %(note)s, processed_at = now()
-WHERE id = %(id)s AND state <> 'done'
-"""
+
+
+def end_event_sql(state: str, note: str, event_id: str) -> str:
+    """The rule that ends an event, written once: `state` and `note` (SQL expressions) are set unless a racing
+    run already marked it done, whose outcome is the true one."""
+    return (
+        f"UPDATE inbox_event SET state = {state}, last_error = {note}, processed_at = now()"
+        f" WHERE id = {event_id} AND state <> 'done'"
+    )
+
+
+_END = end_event_sql("%(state)s", "%(note)s", "%(id)s")
 
 
 async def read(connection: AsyncConnection[Any], event_id: int) -> InboxEvent | None:
@@ -42,13 +50,9 @@ async def end(connection: AsyncConnection[Any], event_id: int, state: str, note:
 
 
 async def finish(session: AsyncSession, event_id: int, state: str, note: str | None = None) -> None:
-    """End an event (done, ignored, dead) unless a racing run already marked it done: that outcome is
-    the true one."""
-    await session.execute(
-        update(InboxEvent)
-        .where(InboxEvent.id == event_id, InboxEvent.state != "done")
-        .values(state=state, last_error=note, processed_at=func.now())
-    )
+    """End an event (done, ignored, dead) in the session's transaction, by the same statement as `end`."""
+    connection = await session.connection()
+    await connection.exec_driver_sql(_END, {"id": event_id, "state": state, "note": note})
 
 
 async def id_by_key(session: AsyncSession, dedup_key: str) -> int | None:
