@@ -7,9 +7,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.admin.event_schemas import Event, EventListQuery, EventPage
-from app.api.request_helpers import JSON, authorize, deps
+from app.api.request_helpers import JSON, ascii_int, authorize, deps, path_id
 from app.api.typed_input import query_struct
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput
 from app.inbox import replay as events
 from app.store import inbox_events as inbox
 from app.store.inbox_events import EventSummary
@@ -35,11 +35,8 @@ def event_out(event: EventSummary) -> Event:
 def _int(raw: str | None, name: str) -> int | None:
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(name, "not a cursor returned by this API") from None
-    if not 0 < value < 2**63:
+    value = ascii_int(raw)
+    if value is None or not 0 < value < 2**63:
         raise InvalidInput(name, "not a cursor returned by this API")
     return value
 
@@ -57,12 +54,7 @@ async def list_events(request: Request) -> Response:
 
 async def replay_event(request: Request) -> Response:
     await authorize(request, "admin")
-    try:
-        event_id = int(request.path_params["event_id"])
-    except ValueError:
-        raise NotFound("unknown event") from None
-    if not 0 < event_id < 2**63:
-        raise NotFound("unknown event")
+    event_id = path_id(request, "event_id", "event")
     event = await events.replay(deps(request), event_id)
     return JSON(event_out(inbox.summary(event)), status_code=202)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from datetime import datetime
@@ -94,11 +95,19 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _job_id(request: Request) -> uuid.UUID:
+def path_uuid(request: Request, name: str, what: str) -> uuid.UUID:
+    """The path's UUID `name` (ASCII hex: uuid.UUID also reads other scripts' digits); else a 404 naming `what`."""
+    raw = request.path_params[name]
     try:
-        return uuid.UUID(request.path_params["job_id"])
+        if not raw.isascii():
+            raise ValueError(raw)
+        return uuid.UUID(raw)
     except ValueError:
-        raise NotFound("unknown job") from None
+        raise NotFound(f"unknown {what}") from None
+
+
+def _job_id(request: Request) -> uuid.UUID:
+    return path_uuid(request, "job_id", "job")
 
 
 async def existing_job(request: Request) -> Job:
@@ -137,14 +146,54 @@ async def authorize(request: Request, scope: str) -> Principal:
     return principal
 
 
+# Numbers in paths and query strings: ASCII only. int() and float() also take other scripts' digits (U+0665,
+# ARABIC-INDIC DIGIT FIVE, is 5), spaces, "+" and "1_000", and str.isdigit() is true for "²", which int() then
+# refuses (a 500 when a route trusted isdigit). 19 digits hold every id up to 2**63 - 1 (bigint).
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_DECIMAL = re.compile(r"-?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][-+]?[0-9]{1,3})?")
+MAX_ID = 2**63 - 1
+
+
+def ascii_int(raw: str | None) -> int | None:
+    """`raw` as an integer when it is written with ASCII digits only (an optional leading -), else None."""
+    if raw is None or not _INTEGER.fullmatch(raw):
+        return None
+    return int(raw)
+
+
+def ascii_float(raw: str | None) -> float | None:
+    """`raw` as a number when it is written as ASCII decimal digits (point and exponent optional), else None."""
+    if raw is None or not _DECIMAL.fullmatch(raw):
+        return None
+    return float(raw)
+
+
+def path_id(request: Request, name: str, what: str) -> int:
+    """The path's positive bigint id `name`; anything else is a 404 naming `what` ("webhook message")."""
+    value = ascii_int(request.path_params[name])
+    if value is None or not 0 < value <= MAX_ID:
+        raise NotFound(f"unknown {what}")
+    return value
+
+
+def id_param(request: Request, name: str, message: str = "must be a positive integer id") -> int | None:
+    """The optional query parameter `name` as a positive bigint id (a cursor, `before`); else a 422."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    value = ascii_int(raw)
+    if value is None or not 0 < value <= MAX_ID:
+        raise InvalidInput(name, message)
+    return value
+
+
 def query_int(request: Request, name: str, default: int, *, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(name, "must be an integer") from None
+    value = ascii_int(raw)
+    if value is None:
+        raise InvalidInput(name, "must be an integer (ASCII digits)")
     if not low <= value <= high:
         raise InvalidInput(name, f"must be between {low} and {high}")
     return value
@@ -154,10 +203,9 @@ def query_float(request: Request, name: str, default: float | None, *, low: floa
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(name, "must be a number") from None
+    value = ascii_float(raw)
+    if value is None:
+        raise InvalidInput(name, "must be a number (ASCII digits)")
     if not low <= value <= high:
         raise InvalidInput(name, f"must be between {low} and {high}")
     return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from app.api.request_helpers import deps, query_int
+from app.api.request_helpers import ascii_int, deps, query_int
 from app.dashboard.jobs_pages import choice, metadata_filter, param, when
 from app.dashboard.rendering import HEADERS, PREFIX, Ui, Viewer
 from app.errors import Forbidden, InvalidInput, NotFound
@@ -69,11 +69,8 @@ async def replay(ui: Ui, request: Request, viewer: Viewer) -> Response:
     """Replay a dead event through the same service function as POST /v1/admin/events/{id}/replay."""
     _admin(viewer)
     await ui.form(request, viewer)
-    try:
-        event_id = int(request.path_params["event_id"])
-    except ValueError:
-        raise NotFound("There is no such event.") from None
-    if not 0 < event_id < 2**63:
+    event_id = ascii_int(request.path_params["event_id"])
+    if event_id is None or not 0 < event_id < 2**63:
         raise NotFound("There is no such event.")
     await events.replay(deps(request), event_id)
     return RedirectResponse(f"{PREFIX}/operators?replayed={event_id}", status_code=303, headers=HEADERS)

@@ -11,12 +11,17 @@ a new connection opens (aiohttp's DNS cache is off). So every connection goes to
 approved, and nothing between the check and the connect can change it. A kept-alive connection goes on
 serving its host after the host's DNS answer changes: the address it is connected to was checked. aiohttp
 keys connections by host name, so a TLS session verified for one host never carries another's requests.
+
+A URL is read by yarl, aiohttp's parser, and judged by the guard's rules (`url_rule`, `UrlGuard.addresses`)
+both when a webhook endpoint or notify_url is registered (`checked_receiver`) and when it is delivered
+(`GuardedPoster.post`): what registration accepts, delivery reads the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import ssl
 from collections.abc import Mapping
@@ -27,7 +32,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from app.egress.errors import BlockedUrl, FetchFailed
-from app.egress.url_guard import UrlGuard
+from app.egress.url_guard import UrlGuard, unparsable, url_rule
 from app.tls import client_context
 
 
@@ -63,6 +68,42 @@ class _GuardResolver(AbstractResolver):
         return None
 
 
+def receiver_url(url: str) -> URL:
+    """`url` as aiohttp will read it to deliver a webhook, if its parts pass the guard's URL rules (scheme,
+    no credentials, a host aiohttp connects to as written, the port); else BlockedUrl naming the rule."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError) as exc:  # yarl's IDNA failures are UnicodeError, a ValueError
+        raise unparsable(exc) from None
+    rule = url_rule(
+        parsed.scheme,
+        credentials=parsed.raw_user is not None or parsed.raw_password is not None,
+        host=parsed.raw_host or "",
+        port=parsed.explicit_port,
+    )
+    if rule is not None:
+        raise BlockedUrl(rule)
+    return parsed
+
+
+def _default_port(url: URL) -> int:
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+async def checked_receiver(guard: UrlGuard, url: str) -> URL:
+    """A webhook URL given as input (an endpoint, a notify_url): read as delivery will read it, its host
+    resolved now and judged by the rules delivery applies to every connection. Raises BlockedUrl."""
+    parsed = receiver_url(url)
+    assert parsed.raw_host is not None  # receiver_url refuses a URL without one
+    await guard.addresses(parsed.raw_host, _default_port(parsed))
+    return parsed
+
+
+def _where(url: URL) -> str:
+    # Query strings often carry signatures: kept out of messages (and the stored attempts that hold them).
+    return str(url.with_query(None).with_fragment(None))[:300]
+
+
 class GuardedPoster:
     """The process's HTTP client for small guarded POSTs, with kept-alive connections per host."""
 
@@ -93,21 +134,15 @@ class GuardedPoster:
             self._session = None
 
     async def _checked(self, url: str) -> URL:
-        """The URL as aiohttp will use it, once its scheme and host pass (the same parse is what connects)."""
-        try:
-            parsed = URL(url)
-        except (ValueError, TypeError):
-            raise BlockedUrl(f"{url[:200]!r} is not a valid URL") from None
-        if parsed.scheme not in ("http", "https"):
-            raise BlockedUrl(f"only http and https URLs can be fetched, not {parsed.scheme or 'a relative'} URLs")
-        if not parsed.raw_host:
-            raise BlockedUrl(f"{url[:200]} has no host")
+        """The URL as aiohttp will use it, once its parts pass (the same parse is what connects)."""
+        parsed = receiver_url(url)
+        assert parsed.raw_host is not None  # receiver_url refuses a URL without one
         try:
             ipaddress.ip_address(parsed.raw_host)
         except ValueError:
             return parsed  # a name: the resolver judges its addresses when a connection opens
         # aiohttp connects to an IP literal without asking the resolver: judged here.
-        await self.guard.addresses(parsed.raw_host, parsed.port or 0)
+        await self.guard.addresses(parsed.raw_host, _default_port(parsed))
         return parsed
 
     async def post(
@@ -125,7 +160,7 @@ class GuardedPoster:
         address was never configured by anyone). Raises BlockedUrl, or FetchFailed on timeout/connection errors.
         """
         target = await self._checked(url)
-        where = url.split("?", 1)[0][:300]  # query strings often carry signatures: kept out of messages
+        where = _where(target)
         try:
             async with asyncio.timeout(timeout_s):
                 async with self._client().post(
@@ -146,9 +181,17 @@ class GuardedPoster:
                     )
         except TimeoutError:
             raise FetchFailed(f"POST to {where} took longer than {timeout_s:g} s", kind="timeout") from None
-        except aiohttp.InvalidURL as exc:  # e.g. a legacy numeric IPv4 form (2130706433), which aiohttp refuses
+        except aiohttp.InvalidURL as exc:  # a URL aiohttp refuses that receiver_url let through (none known)
             raise BlockedUrl(f"{where} is not a URL we call: {str(exc)[:200]}") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise FetchFailed(
-                f"POST to {where} failed: {type(exc).__name__} {str(exc)[:200]}", kind="connection"
-            ) from exc
+            raise FetchFailed(f"POST to {where} failed: {_connection_error(exc)}", kind="connection") from exc
+
+
+def _connection_error(exc: Exception) -> str:
+    """What went wrong, without the address a host name resolved to: aiohttp's connector errors quote it
+    ("Connect call failed ('10.1.2.3', 443)"), and these messages are shown to whoever registered the URL."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError):
+        errno = exc.os_error.errno
+        reason = os.strerror(errno) if errno else type(exc.os_error).__name__
+        return f"{type(exc).__name__} could not connect to {exc.host}:{exc.port} ({reason})"
+    return f"{type(exc).__name__} {str(exc)[:200]}"

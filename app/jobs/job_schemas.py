@@ -8,7 +8,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import msgspec
 import orjson
@@ -18,6 +17,8 @@ from app.api.json_limits import check_metadata, check_storable
 from app.api.receiver_url import MAX_URL as MAX_NOTIFY_URL
 from app.api.typed_input import QueryStruct, body_struct, invalid
 from app.config import Backend
+from app.egress.errors import BlockedUrl
+from app.egress.url_guard import media_url
 from app.errors import InvalidInput
 from app.hume.emotions import MODELS
 from app.hume.gateway import validate_models
@@ -244,13 +245,15 @@ def _check_strings(key: str, values: list[str]) -> None:
 
 
 def _check_urls(urls: list[str]) -> None:
+    """Each URL read as the media download reads it (httpx) and held to the guard's URL rules: http(s), a
+    host every client reads the same way, a port from 1 to 65535, no credentials (jobs are readable by
+    every key of the tenant: a password in a URL would be shown to all of them; a presigned URL is not).
+    Where the host resolves is judged when the media is fetched."""
     for i, url in enumerate(urls):
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise InvalidInput(f"urls[{i}]", "must be an absolute http(s) URL")
-        if parts.username is not None or parts.password is not None:
-            # Jobs are readable by every key of the tenant: a password in a URL would be shown to all of them.
-            raise InvalidInput(f"urls[{i}]", "must not carry credentials (user:pass@); use a presigned URL")
+        try:
+            media_url(url)
+        except BlockedUrl as exc:
+            raise InvalidInput(f"urls[{i}]", exc.message) from None
 
 
 def _models(choice: ModelChoice | None, backend: Backend) -> dict[str, Any] | None:

@@ -9,14 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.request_helpers import JSON, authorize, deps, query_int
-from app.errors import InvalidInput, NotFound
+from app.api.request_helpers import JSON, authorize, deps, id_param, path_id, query_int
+from app.errors import NotFound
 from app.notifications import redelivery
 from app.notifications.endpoint_routes import SCOPE, owned_endpoint, owner
 from app.store import webhook_messages
 from app.store.tables import WebhookAttempt, WebhookMessage
-
-_MAX_ID = 2**63 - 1
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -49,23 +47,16 @@ def attempt_json(attempt: WebhookAttempt) -> dict[str, Any]:
 
 
 def _message_id(request: Request) -> int:
-    raw = request.path_params["message_id"]
-    if not raw.isdigit() or int(raw) > _MAX_ID:
-        raise NotFound("unknown webhook message")
-    return int(raw)
+    return path_id(request, "message_id", "webhook message")
 
 
 async def list_messages(request: Request) -> Response:
     principal = await authorize(request, SCOPE)
     endpoint = await owned_endpoint(request, principal)
     limit = query_int(request, "limit", 50, low=1, high=500)
-    before = request.query_params.get("before")
-    if before is not None and (not before.isdigit() or int(before) > _MAX_ID):
-        raise InvalidInput("before", "must be a message id")
+    before = id_param(request, "before", "must be a message id (next_before of the previous page)")
     async with deps(request).sessionmaker() as session:
-        rows = await webhook_messages.page(
-            session, endpoint.id, limit=limit, before=int(before) if before is not None else None
-        )
+        rows = await webhook_messages.page(session, endpoint.id, limit=limit, before=before)
     return JSON({"items": [message_json(m) for m in rows], "next_before": rows[-1].id if len(rows) == limit else None})
 
 
