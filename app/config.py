@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     With no URL and no key set, the built-in emulator serves both."""
     public_base_url: str | None = None
     """How Hume reaches us, for callback URLs; defaults to http://HOST:PORT."""
+    dashboard_secret: str | None = Field(default=None, repr=False, min_length=16)
+    """Signs dashboard session cookies; every `serve` process must share it (required outside development
+    and with WEB_CONCURRENCY above 1). None: each process draws its own, so sessions end with the process."""
     hume_webhook_signing_key: str | None = Field(default=None, repr=False)
     hume_webhook_previous_signing_key: str | None = Field(default=None, repr=False)
     hume_webhook_tolerance_s: float = 300.0
@@ -179,6 +182,14 @@ class Settings(BaseSettings):
     """Browser origins allowed to call the API (CORS_ALLOW_ORIGINS, comma-separated; "*" for any)."""
     hume_token_refresh_margin_s: float = 300.0
     """Fetch the next Hume access token this long before the current one expires."""
+    hume_tokens_enabled: bool = True
+    """GET /api/hume/auth hands keys with the `token` scope a Hume access token. There is one per deployment
+    (it opens the whole Hume account, whichever tenant asks); false turns the route off (404
+    tokens_disabled). On by default: it works only where HUME_SECRET_KEY is set, which is for nothing else."""
+    auth_failure_limit: int = Field(default=30, ge=0)
+    """Wrong API keys (and dashboard sign-ins) one client address may send per AUTH_FAILURE_WINDOW_S, per
+    process, before it gets 429 with Retry-After; 0 turns the throttle off."""
+    auth_failure_window_s: float = Field(default=60.0, gt=0)
     webhook_pool_size: int = Field(default=10, ge=1)
     """Connections of the webhook acknowledgement path (its own small pool, so exports never starve it)."""
     tts_cache_max_bytes: int = 512 << 20
@@ -208,14 +219,6 @@ class Settings(BaseSettings):
     """Images per v1 video request (each request also stays under 24 MB)."""
     v1_audio_chunk_bytes: int = Field(default=24_000_000, ge=1_000)
     """The largest WAV per v1 audio request (Hume takes 25 MB a request)."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
     media_max_pixels: int = Field(default=7680 * 4320, ge=64 * 64)
     """The largest decoded picture (width x height) of a video source, checked in the file's headers and by the
     decoder itself before a frame is decoded. 8K UHD (33,177,600 px): what recording devices make today;
@@ -233,6 +236,14 @@ class Settings(BaseSettings):
     media_decode_concurrency: int = Field(default=2, ge=1)
     """Media a process decodes at once (the others wait): each decode holds up to a few frames of
     MEDIA_MAX_FRAME_BYTES, so this multiplies a process's peak memory. Two keeps two cores busy."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Keyword construction is exact (tests, embedding): only `from_env` reads the environment.
@@ -325,13 +336,18 @@ class Settings(BaseSettings):
     def development(self) -> bool:
         return self.environment == "development"
 
-    def deployment_gaps(self) -> list[str]:
-        """Settings a deployment must give that are missing; in development defaults stand in for them."""
+    def deployment_gaps(self, *, serving: bool = False) -> list[str]:
+        """Settings a deployment must give that are missing; in development defaults stand in for them.
+        `serving`: the API and dashboard too, whose processes must share DASHBOARD_SECRET (one process may
+        draw its own, in development)."""
+        shared_secret = serving and self.dashboard_secret is None and (not self.development or self.web_concurrency > 1)
+        secret = ["DASHBOARD_SECRET (the dashboard's processes must share one)"] if shared_secret else []
         if self.development:
-            return []
+            return secret
         required = {"DATABASE_URL": self.database_url, "PUBLIC_BASE_URL": self.public_base_url}
         gaps = [name for name, value in required.items() if value is None]
-        return gaps + (["HUME_API_KEY (or HUME_BASE_URL for a Hume-compatible server)"] if self.uses_emulator else [])
+        hume = ["HUME_API_KEY (or HUME_BASE_URL for a Hume-compatible server)"] if self.uses_emulator else []
+        return gaps + hume + secret
 
     @property
     def uses_emulator(self) -> bool:

@@ -61,16 +61,16 @@ def with_database(settings: Settings, *, migrated: bool = True) -> Settings:
     return settings.replace(database_url=url)
 
 
-def require_deployment_settings(settings: Settings, what: str) -> None:
+def require_deployment_settings(settings: Settings, what: str, *, serving: bool = False) -> None:
     """Outside development, refuse to start with a setting missing whose default only suits one machine (a
-    worker without PUBLIC_BASE_URL sends Hume callbacks for 127.0.0.1, and every job waits for the reconciler)."""
-    gaps = settings.deployment_gaps()
+    worker without PUBLIC_BASE_URL sends Hume callbacks for 127.0.0.1, and every job waits for the reconciler;
+    API processes without one DASHBOARD_SECRET refuse each other's dashboard sessions)."""
+    gaps = settings.deployment_gaps(serving=serving)
     if gaps:
         names = ", ".join(gaps[:-1]) + " and " + gaps[-1] if len(gaps) > 1 else gaps[0]
-        raise CommandError(
-            f"ENVIRONMENT is {settings.environment}: {what} needs {names} set "
-            "(ENVIRONMENT=development uses the development defaults)"
-        )
+        why = f"ENVIRONMENT is {settings.environment}" if not settings.development else (
+            f"WEB_CONCURRENCY is {settings.web_concurrency}")  # fmt: skip
+        raise CommandError(f"{why}: {what} needs {names} set (ENVIRONMENT=development uses the development defaults)")
 
 
 def run_with_deps(settings: Settings, func: Callable[[Deps], Awaitable[int]], *, pool_size: int = 2) -> int:
@@ -147,7 +147,7 @@ def _serve_processes(settings: Settings, on_started: Callable[[], object] | None
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = _listen_on(settings, args)
-    require_deployment_settings(settings, "serve")
+    require_deployment_settings(settings, "serve", serving=True)
     if settings.database_url is None:
         raise CommandError(NO_DATABASE.format(what="serve"))
     problem = startup_banner.taken_port(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -11,7 +12,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app.dashboard import insight_pages, job_page, jobs_pages, signin_pages
-from app.dashboard import session as sessions
 from app.dashboard.rendering import PREFIX, Handler, Ui, Viewer
 
 STATIC = Path(__file__).parent / "static"
@@ -19,8 +19,8 @@ PageFn = Callable[[Ui, Request, Viewer], Awaitable[Response]]
 
 
 def routes(secret: bytes | None = None) -> list[BaseRoute]:
-    """`secret` signs the session cookies; None reads DASHBOARD_SECRET, else draws one for this process."""
-    ui = Ui(secret if secret is not None else sessions.secret_from_env())
+    """`secret` (DASHBOARD_SECRET) signs the session cookies; None draws one for this process (development)."""
+    ui = Ui(secret if secret is not None else secrets.token_bytes(32))
 
     def bound(handler: PageFn) -> Handler:
         async def call(request: Request, viewer: Viewer) -> Response:

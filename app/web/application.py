@@ -35,12 +35,13 @@ from app.web.webhook_lanes import WebhookLanes
 from app.wiring import build_deps, built_in_emulator
 
 
-def routes() -> list[BaseRoute]:
+def routes(settings: Settings) -> list[BaseRoute]:
+    secret = settings.dashboard_secret.encode() if settings.dashboard_secret else None
     return [
         *health_routes.routes, *job_routes.routes, *prediction_routes.routes, *callback_routes.routes,
         *evi_routes.routes, *token_routes.routes, *tts_routes.routes, *emotion_routes.routes,
         *event_routes.routes, *endpoint_routes.routes, *message_routes.routes, *openapi_document.routes,
-        *dashboard_routes.routes(),
+        *dashboard_routes.routes(secret),
     ]  # fmt: skip
 
 
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None, *, owns_process: bool = False) 
                         await asyncio.wait_for(worker, timeout=15)
 
     return Starlette(
-        routes=routes(),
+        routes=routes(settings),
         middleware=[
             Middleware(RequestLog),
             Middleware(WebhookLanes, routes=[*evi_routes.routes, *callback_routes.routes]),

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from app import cli
+from app.config import Settings
 from app.emulator import EmulatorConfig
 from app.emulator.cli import build_parser as emulator_parser
 from app.emulator.server import create_app as emulator_app
@@ -83,7 +84,7 @@ def test_app_services_start_after_migrations_and_migrations_after_postgres() -> 
 
 
 def test_health_checks_point_at_real_routes() -> None:
-    api_paths = {getattr(route, "path", None) for route in api_routes.routes()}
+    api_paths = {getattr(route, "path", None) for route in api_routes.routes(Settings())}
     emulator_paths = {getattr(route, "path", None) for route in emulator_app(EmulatorConfig()).routes}
     # The worker's metrics server serves the same health and metrics paths as the API.
     served = {8000: api_paths, WORKER_METRICS_PORT: api_paths & {"/healthz", "/metrics"}, 8001: emulator_paths}

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.emulator.testing import EmulatorServer
-from tests.conftest import hume_environment
+from tests.conftest import create_key, hume_environment
 from tests.servers import free_port
 
 DEPLOYMENT = ("DATABASE_URL", "PUBLIC_BASE_URL", "HUME_API_KEY", "HUME_SECRET_KEY", "HUME_BASE_URL", "ENVIRONMENT")
@@ -82,7 +82,7 @@ def test_serve_runs_web_concurrency_processes_that_share_one_metrics(
     env = _environment(
         ENVIRONMENT="production", DATABASE_URL=database_url, **hume_environment(emulator),
         PUBLIC_BASE_URL=url, PORT=str(port), RUN_WORKER="false", WEB_CONCURRENCY="2",
-        PROMETHEUS_MULTIPROC_DIR=str(multiproc),
+        PROMETHEUS_MULTIPROC_DIR=str(multiproc), DASHBOARD_SECRET="one-secret-for-every-process",
     )  # fmt: skip
     server = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
     try:
@@ -113,6 +113,13 @@ def test_serve_runs_web_concurrency_processes_that_share_one_metrics(
         writers = {p.stem.rsplit("_", 1)[1] for p in multiproc.glob("counter_*.db")}
         assert len(writers) == 2 and "1" not in writers, writers
         assert {"dead_events", "jobs", "queue_depth"} <= set(families)
+        # Signed in once, the dashboard opens on whichever process a new connection reaches.
+        key = create_key(database_url, ["read"])
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=url, timeout=10, limits=fresh) as browser:
+            assert browser.post("/dashboard/signin", data={"key": key}).status_code == 303
+            pages = [browser.get("/dashboard/jobs").status_code for _ in range(30)]
+        assert pages == [200] * 30, pages
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -124,3 +131,11 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_serve_with_several_processes_needs_one_dashboard_secret(tmp_path: Path, database_url: str) -> None:
+    """Each process would draw its own secret and refuse the others' sessions: serve refuses to start."""
+    env = _environment(DATABASE_URL=database_url, PORT=str(free_port()), WEB_CONCURRENCY="2", HUME_API_KEY="k")
+    result = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode != 0 and "DASHBOARD_SECRET" in result.stderr, result.stderr

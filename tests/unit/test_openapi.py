@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from app.admin.event_schemas import EventState
 from app.analytics.analytics_schemas import Model
+from app.config import Settings
 from app.hume.emotions import MODELS
 from app.hume.tts_client import FORMATS, PROVIDERS
 from app.jobs.job_schemas import OPTION_SETS, BatchFaceOptions, BatchProsodyOptions, JobKind, JobStatus, ModelChoice
@@ -24,7 +25,7 @@ def test_every_route_and_method_is_described() -> None:
     the app does not serve."""
     served = {
         (route.path, method.lower())
-        for route in application.routes()
+        for route in application.routes(Settings())
         if isinstance(route, Route)
         for method in (route.methods or set()) - {"HEAD"}
     }
