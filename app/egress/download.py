@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 import httpx
 
-from app.egress.errors import BlockedUrl, FetchFailed, MediaTooLarge
+from app.egress.errors import FetchFailed, MediaTooLarge
 from app.egress.pinned import PinnedClient
+from app.egress.url_guard import media_url, unparsable
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _FLUSH_BYTES = 1 << 20  # file writes go to a thread in batches this big, off the event loop
@@ -79,7 +81,8 @@ def _display(url: httpx.URL) -> str:
 
 async def _stream_body(response: httpx.Response, out: IO[bytes], url: httpx.URL, limit: int) -> int:
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    # ASCII digits only: "²".isdigit() is true and int("²") raises (a stranger's server chooses this header).
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise MediaTooLarge(_display(url), limit)
     size = 0
     pending: list[bytes] = []
@@ -100,19 +103,21 @@ async def _stream_body(response: httpx.Response, out: IO[bytes], url: httpx.URL,
 
 
 async def _fetch(client: PinnedClient, url: str, out: IO[bytes], limits: FetchLimits) -> DownloadedMedia:
-    try:
-        current = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        raise BlockedUrl(f"{url[:200]!r} is not a valid URL") from None
+    current = media_url(url)  # BlockedUrl naming the rule; each hop is checked again by client.open
     for _hop in range(limits.max_redirects + 1):
         async with client.open("GET", current, timeouts=limits.client_timeout()) as (response, _target):
             if response.status_code in _REDIRECTS and "location" in response.headers:
+                location = response.headers["location"]
                 try:
-                    current = current.join(response.headers["location"])
-                except httpx.InvalidURL:
+                    urlsplit(location)  # its errors name what is wrong (brackets, NFKC) where httpx's may not
+                    next_url = current.join(location)
+                except (httpx.InvalidURL, ValueError) as exc:  # IDNA failures are UnicodeError, a ValueError
                     raise FetchFailed(
-                        f"{_display(current)} redirected to an invalid URL", kind="status", status=response.status_code
+                        f"{_display(current)} redirected to an invalid URL: {unparsable(exc).message}",
+                        kind="status",
+                        status=response.status_code,
                     ) from None
+                current = next_url
                 continue
             if response.status_code >= 400 or response.status_code in _REDIRECTS:
                 raise FetchFailed(
@@ -124,7 +129,7 @@ async def _fetch(client: PinnedClient, url: str, out: IO[bytes], limits: FetchLi
             return DownloadedMedia(
                 path=Path(out.name), size=size, content_type=response.headers.get("content-type"), url=str(current)
             )
-    raise FetchFailed(f"{_display(httpx.URL(url))} redirected more than {limits.max_redirects} times", kind="redirects")
+    raise FetchFailed(f"{_display(media_url(url))} redirected more than {limits.max_redirects} times", kind="redirects")
 
 
 def _temporary_file(directory: str | None) -> IO[bytes]:

@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from app.egress.download import FetchLimits, download
+from app.egress.errors import EgressError
+from app.egress.pinned import PinnedClient
+from app.egress.url_guard import UrlGuard
+from tests.asgi_server import serve
 from tests.conftest import Service, ServiceFactory
 from tests.e2e.test_outbound_webhooks import FAST, only_message
 from tests.reliability.helpers import rows, scalar, wait_final
@@ -263,3 +273,48 @@ def test_a_blocked_media_url_names_the_rule_never_the_resolved_address(make_serv
     [error] = [r[0] for r in rows(service.database_url, "SELECT error FROM source WHERE job_id = %s", done["id"])]
     assert "localhost" in error and "loopback" in error, error
     assert "127.0.0.1" not in error and "::1" not in error, error
+
+
+# The download path: a redirect's Location is a stranger's URL too.
+
+
+async def _hostile_redirect(request: Request) -> Response:
+    response = Response(status_code=307)
+    response.raw_headers.append((b"location", request.query_params["to"].encode()))
+    return response
+
+
+async def _small_media(request: Request) -> Response:
+    return Response(b"m" * 100, media_type="video/mp4")
+
+
+@pytest.mark.parametrize(
+    ("location", "rule"),
+    [
+        ("http://[::1/c", "[IPv6]"),
+        ("http://a\uff03b.example/x", "host"),
+        ("http://a\u2100b.example/x", "host"),
+        ("http://user:s3cr3t-pw@127.0.0.1:{port}/media", "credentials"),
+        ("http://2130706433:{port}/media", "IPv4"),
+        ("http://127.0.0.1:99999/media", "port"),
+        ("http://internal.test:{port}/media", "internal.test resolves to a private address"),
+    ],
+)
+async def test_hostile_redirects_are_refused_naming_the_rule(location: str, rule: str) -> None:
+    """Each hop of a media download is read by the download's parser and held to the same rules: a refusal
+    (BlockedUrl or FetchFailed, the per-source errors) names the rule, never credentials or a resolved address."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return {"internal.test": ["10.0.0.9"]}[host]
+
+    app = Starlette(routes=[Route("/to", _hostile_redirect), Route("/media", _small_media)])
+    with serve(app) as port:
+        guard = UrlGuard(["127.0.0.1"], resolver=resolve)
+        start = f"http://127.0.0.1:{port}/to?" + urlencode({"to": location.format(port=port)})
+        async with PinnedClient(guard) as client:
+            with pytest.raises(EgressError) as caught:
+                async with download(client, start, FetchLimits()):
+                    pass
+    message = caught.value.message
+    assert rule in message, message
+    assert "s3cr3t-pw" not in message and "10.0.0.9" not in message, message
