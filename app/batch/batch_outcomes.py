@@ -17,6 +17,7 @@ import structlog
 from app import metrics
 from app.batch.batch_submission import token_hash
 from app.batch.hume_documents import source_records
+from app.core.job_status import FINAL
 from app.deps import Deps
 from app.errors import BadPayload, NotFound, Unauthorized
 from app.hume import callbacks, predictions
@@ -147,7 +148,7 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
     if job_id is None or found is None:
         return await finish_event(deps, event_id, "ignored", "job no longer exists")
     status, known_hume_id = found
-    if status in jobs.FINAL:
+    if status in FINAL:
         return await finish_event(deps, event_id, "ignored", f"job already {status}")
     payload = callbacks.full(event.body)
     hume_job_id = known_hume_id or payload.job_id
@@ -194,7 +195,7 @@ async def _complete(
     with metrics.INGEST_SECONDS.time():
         async with deps.sessionmaker.begin() as session:
             job = await jobs.lock(session, job_id)
-            if job is None or job.status in jobs.FINAL:
+            if job is None or job.status in FINAL:
                 await inbox_events.finish(session, event_id, "ignored", "job already final")
                 return "duplicate"
             count = await ingest.ingest(session, job_id, records, predictions.rows(sources))

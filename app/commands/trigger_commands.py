@@ -17,8 +17,7 @@ import httpx
 from app.commands import startup_banner
 from app.commands.command_errors import FAILED, CommandError
 from app.config import Settings
-
-FINAL = ("completed", "failed", "rejected")
+from app.core.job_status import FINAL
 
 
 @dataclass(frozen=True)

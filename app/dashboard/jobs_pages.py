@@ -12,12 +12,12 @@ from starlette.responses import RedirectResponse, Response
 
 from app.api.request_helpers import JSON, deps, query_int
 from app.api.typed_input import json_object_param
+from app.core.job_status import FINAL
 from app.dashboard.rendering import HEADERS, PREFIX, Ui, Viewer
 from app.errors import Forbidden, InvalidInput
 from app.jobs import job_submission as job_service
 from app.jobs.job_schemas import submit_request
 from app.store import jobs
-from app.store.jobs import FINAL
 from app.store.tables import JOB_KINDS, JOB_STATUSES, Job
 
 PAGE_SIZE = 50

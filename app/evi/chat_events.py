@@ -21,6 +21,7 @@ from hume.empathic_voice.types import WebhookEventChatEnded, WebhookEventChatSta
 
 from app import metrics
 from app.api.json_limits import check_storable, parse_bounded
+from app.core.job_status import FINAL
 from app.deps import Deps
 from app.errors import InvalidInput, Unauthorized
 from app.hume import catalog, signatures
@@ -144,7 +145,7 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
         if job is None:
             await inbox_events.finish(session, event_id, "ignored", "chat job no longer exists")
             return "job gone"
-        if job.status in jobs.FINAL:
+        if job.status in FINAL:
             await inbox_events.finish(session, event_id, "ignored", f"chat already {job.status}")
             return "duplicate"
         await chat_jobs.fill_details(session, job_id, evi.ended_details(event))
@@ -168,7 +169,7 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
     with metrics.INGEST_SECONDS.time():
         async with deps.sessionmaker.begin() as session:
             job = await jobs.lock(session, job_id)
-            if job is None or job.status in jobs.FINAL:
+            if job is None or job.status in FINAL:
                 await inbox_events.finish(session, event_id, "ignored", "chat already final")
                 return "duplicate"
             count = await ingest.ingest(session, job_id, [record], rows)

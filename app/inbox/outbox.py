@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.job_status import FINAL
 from app.deps import Deps
 from app.inbox.acceptance import defer
 from app.inbox.pipeline import DELIVER_MESSAGE
@@ -95,7 +96,7 @@ async def end_job(
 ) -> bool:
     """The one way a job reaches a final status (completed, failed, rejected): the status moves only from a
     non-final one, and its notifications are queued in the same transaction. True if this call ended it."""
-    assert status in jobs.FINAL, status
+    assert status in FINAL, status
     values = {"error": error, "error_code": error_code} if error is not None else {}
     fields.setdefault("completed_at", datetime.now(UTC))
     if not await jobs.advance(session, job_id, status, **values, **fields):

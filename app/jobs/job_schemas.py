@@ -17,6 +17,7 @@ from app.api.json_limits import check_metadata, check_storable
 from app.api.receiver_url import MAX_URL as MAX_NOTIFY_URL
 from app.api.typed_input import QueryStruct, body_struct, invalid
 from app.config import Backend
+from app.core.job_status import JobStatus
 from app.egress.errors import BlockedUrl
 from app.egress.url_guard import media_url
 from app.errors import InvalidInput
@@ -32,7 +33,6 @@ MAX_PAGE = 500
 V1_MODELS = ("prosody", "face")
 
 # The job table's CHECK constraints hold the same values (tests/unit/test_openapi.py compares them).
-JobStatus = Literal["pending", "queued", "in_progress", "completed", "failed", "rejected"]
 JobKind = Literal["batch", "evi_chat"]
 
 Url = Annotated[

@@ -11,13 +11,10 @@ from psycopg import AsyncConnection
 from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.job_status import ACTIVE, RANK, JobStatus
 from app.store.tables import Job
 
-# A job only moves forward: late or replayed events can never move it back.
-RANK = {"pending": 0, "queued": 1, "in_progress": 2, "completed": 3, "failed": 3, "rejected": 3}
-FINAL = frozenset({"completed", "failed", "rejected"})
-
-_rank_sql = case(*((Job.status == s, r) for s, r in RANK.items()), else_=0)
+_rank_sql = case(*((Job.status == s.value, r) for s, r in RANK.items()), else_=0)
 
 
 async def create(session: AsyncSession, **fields: Any) -> Job:
@@ -62,8 +59,8 @@ async def advance(session: AsyncSession, job_id: uuid.UUID, status: str, **field
     """Move a job to `status` (and set `fields`) only if that is a step forward; True if it moved."""
     result = await session.execute(
         update(Job)
-        .where(Job.id == job_id, _rank_sql < RANK[status])
-        .values(status=status, updated_at=func.now(), **fields)
+        .where(Job.id == job_id, _rank_sql < RANK[JobStatus(status)])
+        .values(status=str(status), updated_at=func.now(), **fields)
         .returning(Job.id)
     )
     return result.first() is not None
@@ -116,7 +113,7 @@ async def due_for_reconcile(session: AsyncSession, *, limit: int = 100) -> list[
         select(Job.id)
         .where(
             Job.kind == "batch",
-            Job.status.in_(("pending", "queued", "in_progress")),
+            Job.status.in_(ACTIVE),
             Job.deadline_at < func.now(),
         )
         .order_by(Job.deadline_at)

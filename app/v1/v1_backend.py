@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from app.core.job_status import FINAL
 from app.deps import Deps
 from app.egress.download import FetchLimits, download
 from app.egress.errors import EgressError
@@ -124,7 +125,7 @@ def _stored(progress: dict[tuple[int, str], dict[int, StoredChunk]]) -> int:
 async def start(deps: Deps, job_id: uuid.UUID) -> None:
     async with deps.sessionmaker.begin() as session:
         job = await jobs.get(session, job_id)
-        if job is None or job.status in jobs.FINAL:
+        if job is None or job.status in FINAL:
             return
         await jobs.advance(session, job_id, "in_progress", started_at=_now(), submitted_at=_now())
         await jobs.touch(session, job_id, submit_attempts=job.submit_attempts + 1)

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from app import metrics
+from app.core.job_status import FINAL
 from app.deps import Deps
 from app.hume.expression_rows import audio_rows, video_rows
 from app.inbox.outbox import end_job
@@ -116,7 +117,7 @@ async def complete(
     with metrics.INGEST_SECONDS.time():
         async with deps.sessionmaker.begin() as session:
             job = await jobs.lock(session, job_id)
-            if job is None or job.status in jobs.FINAL:
+            if job is None or job.status in FINAL:
                 return False
             chunks = await v1_chunks.results(session, job_id)
             records = source_records(urls, chunks, message)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from app.store.jobs import FINAL
+from app.core.job_status import FINAL
 
 APP = Path(__file__).resolve().parents[2] / "app"
 THE_END = APP / "inbox" / "outbox.py"

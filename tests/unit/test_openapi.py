@@ -11,9 +11,10 @@ from starlette.routing import Route
 from app.admin.event_schemas import EventState
 from app.analytics.analytics_schemas import Model
 from app.config import Settings
+from app.core.job_status import JobStatus
 from app.hume.emotions import MODELS
 from app.hume.tts_client import FORMATS, PROVIDERS
-from app.jobs.job_schemas import OPTION_SETS, BatchFaceOptions, BatchProsodyOptions, JobKind, JobStatus, ModelChoice
+from app.jobs.job_schemas import OPTION_SETS, BatchFaceOptions, BatchProsodyOptions, JobKind, ModelChoice
 from app.store.tables import EVENT_STATES, JOB_KINDS, JOB_STATUSES
 from app.tts.tts_schemas import AudioFormat, Provider
 from app.web import application, openapi_document
@@ -75,7 +76,7 @@ def test_face_and_prosody_offer_both_backends_option_sets() -> None:
 
 def test_declared_enums_match_the_tables_and_hume() -> None:
     """Literal types in the schemas repeat values held elsewhere; they must not drift."""
-    assert typing.get_args(JobStatus) == JOB_STATUSES
+    assert tuple(JobStatus) == JOB_STATUSES
     assert typing.get_args(JobKind) == JOB_KINDS
     assert typing.get_args(EventState) == EVENT_STATES
     assert typing.get_args(Model) == MODELS
