@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -15,16 +14,13 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from app.api import auth_throttle
 from app.api.json_limits import parse_bounded
 from app.deps import Deps
 from app.errors import ClientGone, Forbidden, InvalidInput, NotFound, PayloadTooLarge, RequestTimeout, Unauthorized
 from app.store import api_keys, jobs
 from app.store.api_keys import Principal
 from app.store.tables import Job
-
-# Key lookups are cached briefly: a revoked key stops working within this many seconds.
-_KEY_CACHE_TTL_S = 10.0
-_key_cache: dict[str, tuple[float, Principal | None]] = {}
 
 
 def _struct(value: Any) -> Any:
@@ -123,23 +119,26 @@ async def existing_job(request: Request) -> Job:
 
 
 async def authorize(request: Request, scope: str) -> Principal:
+    """The key's principal, looked up on every request and never cached: the lookup (one read by the unique
+    key_hash index) is itself the revocation check, so a key revoked by any process answers 401 on its next
+    request in every process. A cache would have to be checked against Postgres on each request anyway
+    (a revocation generation), which costs the same round trip. Wrong keys count against the client's
+    address (`auth_throttle`), which answers 429 before any lookup once it failed too often."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized()
     digest = api_keys.hash_key(key.strip())
-    now = time.monotonic()
-    cached = _key_cache.get(digest)
-    if cached is not None and cached[0] > now:
-        principal = cached[1]
-    else:
-        async with deps(request).sessionmaker() as session:
-            principal = await api_keys.find_by_hash(session, digest)
-        if len(_key_cache) > 10_000:
-            _key_cache.clear()
-        _key_cache[digest] = (now + _KEY_CACHE_TTL_S, principal)
+    throttle = auth_throttle.for_app(request)
+    client = auth_throttle.client_of(request)
+    wait_s = throttle.wait_s(client, digest)
+    if wait_s:
+        raise auth_throttle.TooManyFailures(wait_s)
+    principal = await api_keys.authenticate(deps(request).sessionmaker, digest)
     if principal is None:
+        throttle.failed(client, digest)
         raise Unauthorized("unknown or revoked API key")
+    throttle.succeeded(digest)
     if scope not in principal.grants:
         raise Forbidden(f"this key lacks the '{scope}' scope")
     request.state.principal = principal

@@ -17,6 +17,7 @@ from app.commands.command_errors import FAILED, CommandError
 from app.commands.server_commands import run_with_deps, with_database
 from app.commands.terminal_progress import Progress
 from app.config import Settings
+from app.core.job_status import FINAL
 from app.deps import Deps
 
 
@@ -50,7 +51,9 @@ def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    print(f"Created key '{args.name}' of tenant '{args.tenant}' with scopes {','.join(scopes)}.")
+    spanning = sorted(set(scopes) & set(api_keys.GLOBAL_SCOPES))
+    owner = f"global ({' and '.join(spanning)} act on every tenant)" if spanning else f"of tenant '{args.tenant}'"
+    print(f"Created key '{args.name}' {owner} with scopes {','.join(scopes)}.")
     print("It is shown once; store it now:")
     print(key)
     return 0
@@ -64,13 +67,17 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         key_id = job_id(args.key_id)
         if not asyncio.run(_session_run(settings, lambda s: api_keys.revoke(s, key_id))):
             raise CommandError(f"no active key {key_id} (see `python -m app keys list`)", FAILED)
-        print(f"Revoked key {key_id}; requests with it now answer 401")
+        # True at once in every process: each request looks its key up (no cache), each dashboard page too.
+        print(f"Revoked key {key_id}; requests with it now answer 401 and its dashboard sessions are over")
         return 0
     keys: list[api_keys.KeyInfo] = asyncio.run(_session_run(settings, api_keys.all_keys))
-    print(f"{'id':36}  {'state':7}  {'created':16}  {'scopes':30}  name")
+    print(f"{'id':36}  {'state':7}  {'created':16}  {'scopes':30}  {'tenant':16}  name")
     for k in keys:
         state = "revoked" if k.revoked_at else "active"
-        print(f"{k.key_id}  {state:7}  {k.created_at:%Y-%m-%d %H:%M}  {','.join(k.scopes):30}  {k.name}")
+        tenant = k.tenant
+        if set(k.scopes) & set(api_keys.GLOBAL_SCOPES) and k.tenant != api_keys.DEFAULT_TENANT:
+            tenant += " (no admin/analyst: stored with a tenant)"  # see api_keys.Principal.grants
+        print(f"{k.key_id}  {state:7}  {k.created_at:%Y-%m-%d %H:%M}  {','.join(k.scopes):30}  {tenant:16}  {k.name}")
     return 0
 
 
@@ -122,7 +129,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
                     current = await job_store.get(session, job.id)
                 assert current is not None
                 progress.set(current.num_predictions, f"predictions, {current.status}")
-                if current.status in job_store.FINAL:
+                if current.status in FINAL:
                     progress.done()
                     print(f"{current.status} {current.num_predictions} predictions", file=sys.stderr)
                     return 0 if current.status == "completed" else FAILED

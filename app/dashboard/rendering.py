@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from app.api.request_helpers import deps, read_body
 from app.dashboard import session as sessions
 from app.errors import AppError, Forbidden
-from app.store import queries
+from app.store import api_keys
 from app.store.api_keys import DEFAULT_TENANT, Principal
 
 log = structlog.get_logger(__name__)
@@ -85,20 +85,23 @@ class Ui:
         """The signed-in viewer; SessionError when there is none (also for a revoked or downgraded key)."""
         session = sessions.decode(self.secret, request.cookies.get(sessions.COOKIE))
         async with deps(request).sessionmaker() as db:
-            key = await queries.active_key_scopes(db, session.key_id)
+            key = await api_keys.session_key(db, session.key_id, session.sid_hash)
         if key is None:
-            raise sessions.SessionError("The API key of this session was revoked. Please sign in with another.")
-        name, scopes, tenant = key
-        viewer = Viewer(key_id=session.key_id, name=name, scopes=scopes, csrf=session.csrf, tenant=tenant)
+            raise sessions.SessionError("ended")
+        viewer = Viewer(key_id=session.key_id, name=key.name, scopes=key.scopes, csrf=session.csrf, tenant=key.tenant)
         if not viewer.can("read"):
-            raise sessions.SessionError("The API key of this session no longer has the read scope.")
+            raise sessions.SessionError("no_read")
+        request.state.dashboard_session = session
         return viewer
 
     def to_signin(self, request: Request, reason: str) -> Response:
+        """`reason` is a code of sessions.NOTICES. A cookie that was sent and failed is deleted; none sent is
+        no reason to delete one (a request that arrives without it may come from another site)."""
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         query = urlencode({"next": target, "reason": reason}, quote_via=quote)
         response = RedirectResponse(f"{PREFIX}/signin?{query}", status_code=303, headers=HEADERS)
-        response.delete_cookie(sessions.COOKIE, path=PREFIX)
+        if sessions.COOKIE in request.cookies:
+            response.delete_cookie(sessions.COOKIE, path=PREFIX)
         return response
 
     def page(self, handler: Handler, *, json: bool = False) -> Endpoint:
@@ -108,7 +111,7 @@ class Ui:
             except sessions.SessionError as exc:
                 if json:
                     return HTMLResponse(str(exc), status_code=401, headers=HEADERS)
-                return self.to_signin(request, str(exc))
+                return self.to_signin(request, exc.code)
             try:
                 return await handler(request, viewer)
             except AppError as exc:

@@ -1,7 +1,9 @@
 """/v1/webhook-endpoints: register, list, show, update, delete, rotate the secret, send a test ping.
 
-Endpoints belong to the API key that registered them; keys with the `admin` scope see every endpoint.
-The signing secret is returned by create and rotate only.
+Endpoints belong to the API key that registered them; no other key of any tenant sees or changes them (a
+404, as for an endpoint that does not exist), except the deployment's admin keys, which are global (an admin
+key belongs to no tenant: `create-key` refuses `--tenant` for it). The signing secret is returned by create
+and rotate only.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def endpoint_json(endpoint: WebhookEndpoint, *, secret: bool = False) -> dict[st
 
 
 def owner(principal: Principal) -> uuid.UUID | None:
-    """The key whose endpoints this caller may see; None (every endpoint) for admin keys."""
-    return None if "admin" in principal.scopes else principal.key_id
+    """The key whose endpoints this caller may see; None (every endpoint) for the global admin keys. The
+    grant decides, not the scope's name: a key stored with a tenant and `admin` holds no admin grant."""
+    return None if "admin" in principal.grants else principal.key_id
 
 
 async def owned_endpoint(request: Request, principal: Principal) -> WebhookEndpoint:

@@ -385,3 +385,12 @@ class HumeTenantBudget(Base):
     daily_seconds: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = _now()
 
+
+class EndedSession(Base):
+    """A dashboard session signed out before its cookie expires (its id's SHA-256): the cookie is refused
+    everywhere from then on. Rows older than the cookie's expiry are deleted at the next sign-out."""
+
+    __tablename__ = "ended_session"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, any_, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.store.api_keys import DEFAULT_TENANT
 from app.store.tables import ApiKey, WebhookEndpoint
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the Standard Webhooks prefix, not a secret)
@@ -92,8 +93,9 @@ async def subscribed(
     session: AsyncSession, event_type: str, job_owner: uuid.UUID | None, job_id: uuid.UUID
 ) -> list[uuid.UUID]:
     """Enabled endpoints that want `event_type` for a job submitted by `job_owner`: the submitting key's own
-    endpoints, and those of admin keys (which see every job, EVI chats included), plus the job's own
-    notify_url endpoint; another job's notify_url endpoint never. Revoked keys get nothing."""
+    endpoints, and those of the global admin keys (which see every job, EVI chats included), plus the job's
+    own notify_url endpoint; another job's notify_url endpoint never. Revoked keys get nothing. An `admin` key
+    stored with a tenant is not global (api_keys.Principal.grants): it hears its own jobs only."""
     query = (
         select(WebhookEndpoint.id)
         .join(ApiKey, ApiKey.id == WebhookEndpoint.api_key_id)
@@ -107,7 +109,7 @@ async def subscribed(
                     WebhookEndpoint.job_id.is_(None),
                     or_(
                         and_(WebhookEndpoint.api_key_id == job_owner) if job_owner is not None else False,
-                        literal("admin") == any_(ApiKey.scopes),
+                        and_(literal("admin") == any_(ApiKey.scopes), ApiKey.tenant == DEFAULT_TENANT),
                     ),
                 ),
             ),

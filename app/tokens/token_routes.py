@@ -1,6 +1,11 @@
 """GET /api/hume/auth: a Hume access token for a browser frontend, cached until near expiry. What it was for
 (EVI and TTS in the browser) ended at Hume on 2026-11-13; it answers what Hume's token endpoint answers, and
-410 `hume_retired` when that endpoint is gone (404/410)."""
+410 `hume_retired` when that endpoint is gone (404/410).
+
+The token is the deployment's, not a tenant's: Hume issues it for the whole account (HUME.md's status block:
+"a short-lived token issued for your account"), so every key with the `token` scope, of any tenant, gets the
+same one, and it spends the account outside any tenant's budget. HUME_TOKENS_ENABLED=false turns the route
+off (404 `tokens_disabled`)."""
 
 from __future__ import annotations
 
@@ -26,6 +31,14 @@ class AccessToken(msgspec.Struct, rename="camel"):
     expires_in: Annotated[int, Meta(ge=0, description="seconds it stays valid, rounded down")]
 
 
+class TokensDisabled(AppError):
+    """This deployment does not hand out Hume access tokens (HUME_TOKENS_ENABLED=false): a token opens the
+    whole Hume account, whichever tenant asks for it."""
+
+    status = 404
+    code = "tokens_disabled"
+
+
 class NotConfigured(AppError):
     """Access tokens need HUME_SECRET_KEY (with HUME_API_KEY); this server has none."""
 
@@ -35,6 +48,8 @@ class NotConfigured(AppError):
 
 async def hume_auth(request: Request) -> Response:
     await authorize(request, "token")
+    if not deps(request).settings.hume_tokens_enabled:
+        raise TokensDisabled()
     tokens = deps(request).tokens
     if tokens is None:
         raise NotConfigured()

@@ -140,7 +140,7 @@ OPERATIONS = (
        headers=tuple({"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
                      for h in ("X-Hume-AI-Webhook-Signature", "X-Hume-AI-Webhook-Timestamp"))),
     Op("/api/hume/auth", "get", "A Hume access token for a browser frontend, cached until near expiry", "token",
-       ok={200: AccessToken}, errors=(401, 403, 410, *_HUME)),
+       ok={200: AccessToken}, errors=(401, 403, 404, 410, *_HUME)),
     Op("/v1/tts", "post", "Text to speech through Hume, cached in Postgres", "tts", query=TtsQuery, body=TtsBody,
        ok={200: AUDIO}, errors=(401, 403, 410, 413, 422, *hume_failures.CLIENT_SHAPED_STATUSES)),
     Op("/v1/tts/cache/stats", "get", "TTS cache size, bound and hit counts", "tts", ok={200: TtsCacheStats},
@@ -259,6 +259,8 @@ def document() -> dict[str, Any]:
             "responses": {
                 **{str(status): _response(ok, refs, "OK") for status, ok in op.ok.items()},
                 **{str(status): error for status in op.errors},
+                # Every route that takes an API key: too many wrong keys from the client's address (auth_throttle).
+                **({"429": error} if op.scope else {}),
             },
         }
         if op.body is not None:
@@ -286,12 +288,25 @@ _DOCS_PAGE = f"""<!doctype html>
 <script src="/docs/static/swagger-ui-bundle.js"></script>
 <script src="/docs/static/docs-init.js"></script>
 </body></html>"""
-# A file, not inline script, so a strict Content-Security-Policy (script-src 'self') still allows it.
-_DOCS_INIT = 'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", persistAuthorization: true});\n'
+# A file, not inline script, so a strict Content-Security-Policy (script-src 'self') still allows it. The key
+# pasted into Authorize stays in the page's memory: persisted, it would sit in localStorage for any script of
+# this origin (and anyone at this browser) to read after the tab is closed.
+_DOCS_INIT = 'window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", persistAuthorization: false});\n'
+# The page takes an API key: it is never framed (clickjacking), by CSP and, for older browsers, X-Frame-Options.
+# Swagger UI sets style attributes and draws icons as data: images, hence those two allowances.
+DOCS_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self';"
+        " frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 async def docs(request: Request) -> Response:
-    return HTMLResponse(_DOCS_PAGE)
+    return HTMLResponse(_DOCS_PAGE, headers=DOCS_HEADERS)
 
 
 async def docs_init(request: Request) -> Response:

@@ -50,8 +50,9 @@ def test_analyst_reads_every_tenant_and_admin_is_explicit(service: Service) -> N
     """`analyst` reads all tenants but cannot submit; `admin` operates events and reads all tenants, but no
     longer passes every scope check silently (it cannot submit or spend TTS without those scopes)."""
     alice = _key(service.database_url, ["submit", "read"], "alice")
-    analyst = _key(service.database_url, ["analyst"], "ops")
-    admin = _key(service.database_url, ["admin"], "ops")
+    # Global keys: created without a tenant (`default`); a tenant is refused for them (test_tenants_sealed).
+    analyst = _key(service.database_url, ["analyst"], "default")
+    admin = _key(service.database_url, ["admin"], "default")
     with service.client(key=alice) as client:
         job = client.post("/v1/jobs", json={"urls": [URL]}).json()
     for key in (analyst, admin):
