@@ -18,6 +18,7 @@ from app import metrics
 from app.batch.batch_submission import token_hash
 from app.batch.hume_documents import source_records
 from app.core.job_status import FINAL
+from app.core.times import from_ms
 from app.deps import Deps
 from app.errors import BadPayload, NotFound, Unauthorized
 from app.hume import callbacks, predictions
@@ -45,10 +46,6 @@ _REVIVE_ROUNDS = 3
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _ms(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value / 1000, UTC) if value else None
 
 
 async def check_callback(deps: Deps, *, job_id: str | None, token: str | None) -> CallbackTarget:
@@ -171,13 +168,13 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
         async with deps.sessionmaker.begin() as session:
             await outbox.end_job(
                 session, deps, job_id, "failed", hume_job_id=hume_job_id, error=message, error_code="hume_failed",
-                started_at=_ms(state.started_ms), completed_at=_ms(state.ended_ms) or _now(),
+                started_at=from_ms(state.started_ms), completed_at=from_ms(state.ended_ms) or _now(),
             )  # fmt: skip
             await inbox_events.finish(session, event_id, "done")
         return "failed"
     if state.status == "IN_PROGRESS":
         async with deps.sessionmaker.begin() as session:
-            await jobs.advance(session, job_id, "in_progress", started_at=_ms(state.started_ms))
+            await jobs.advance(session, job_id, "in_progress", started_at=from_ms(state.started_ms))
     # Hume says the job has not ended: the callback is early or forged; ask again later.
     raise RetryLater(f"Hume reports job {hume_job_id} as {state.status}")
 
@@ -201,8 +198,8 @@ async def _complete(
             count = await ingest.ingest(session, job_id, records, predictions.rows(sources))
             await outbox.end_job(
                 session, deps, job_id, "completed", hume_job_id=hume_job_id, num_predictions=count,
-                num_errors=num_errors, started_at=_ms(state.started_ms),
-                completed_at=_ms(state.ended_ms) or _now(),
+                num_errors=num_errors, started_at=from_ms(state.started_ms),
+                completed_at=from_ms(state.ended_ms) or _now(),
             )  # fmt: skip
             await inbox_events.finish(session, event_id, "done")
     metrics.INGEST_ROWS.inc(count)
@@ -248,5 +245,5 @@ async def poll_overdue(deps: Deps) -> int:
             await record_poll_outcome(deps, job, state)
         elif state.status == "IN_PROGRESS":
             async with deps.sessionmaker.begin() as session:
-                await jobs.advance(session, job_id, "in_progress", started_at=_ms(state.started_ms))
+                await jobs.advance(session, job_id, "in_progress", started_at=from_ms(state.started_ms))
     return len(due)

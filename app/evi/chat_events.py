@@ -22,6 +22,7 @@ from hume.empathic_voice.types import WebhookEventChatEnded, WebhookEventChatSta
 from app import metrics
 from app.api.json_limits import check_storable, parse_bounded
 from app.core.job_status import FINAL
+from app.core.times import from_ms
 from app.deps import Deps
 from app.errors import InvalidInput, Unauthorized
 from app.hume import catalog, signatures
@@ -40,10 +41,6 @@ log = structlog.get_logger(__name__)
 PROVIDER = "hume_evi"
 BACKFILL_PROVIDER = "evi_backfill"
 PROVIDERS = (PROVIDER, BACKFILL_PROVIDER)
-
-
-def _at(ms: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
 
 
 def check_headers(deps: Deps, headers: Mapping[str, str], now: float) -> None:
@@ -132,7 +129,7 @@ async def handle_event(deps: Deps, stored: InboxEvent) -> str:
 async def _started(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEventChatStarted) -> str:
     async with deps.get(WebhookIntake).pool.connection() as connection:
         started = await chat_jobs.start_chat(
-            connection, job_id, event_id, evi.started_details(event), _at(event.start_time)
+            connection, job_id, event_id, evi.started_details(event), from_ms(event.start_time)
         )
     return "chat started" if started else "job gone"
 
@@ -180,7 +177,8 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
             await chat_jobs.fill_details(session, job_id, history_details)
             await outbox.end_job(
                 session, deps, job_id, "completed", num_predictions=count, num_errors=len(errors),
-                started_at=job.started_at or _at(history.start_ms), completed_at=_at(end_ms) or datetime.now(UTC),
+                started_at=job.started_at or from_ms(history.start_ms),
+                completed_at=from_ms(end_ms) or datetime.now(UTC),
             )  # fmt: skip
             await inbox_events.finish(session, event_id, "done")
     metrics.INGEST_ROWS.inc(count)

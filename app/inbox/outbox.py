@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.job_status import FINAL
+from app.core.times import iso
 from app.deps import Deps
 from app.inbox.acceptance import defer
 from app.inbox.pipeline import DELIVER_MESSAGE
@@ -35,10 +36,6 @@ def event_type(job: Job) -> str | None:
     return None
 
 
-def _ts(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def job_body(deps: Deps, job: Job, kind: str) -> dict[str, Any]:
     """Small on purpose: facts and links, never the predictions."""
     base = f"{deps.settings.callback_base_url}/v1/jobs/{job.id}"
@@ -49,8 +46,8 @@ def job_body(deps: Deps, job: Job, kind: str) -> dict[str, Any]:
         "metadata": job.job_metadata,
         "num_predictions": job.num_predictions,
         "num_errors": job.num_errors,
-        "created_at": _ts(job.created_at),
-        "completed_at": _ts(job.completed_at),
+        "created_at": iso(job.created_at),
+        "completed_at": iso(job.completed_at),
         "error": {"code": job.error_code, "message": job.error} if job.error else None,
     }
     return envelope(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -10,15 +9,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.request_helpers import JSON, authorize, deps, id_param, path_id, query_int
+from app.core.times import iso
 from app.errors import NotFound
 from app.notifications import redelivery
 from app.notifications.endpoint_routes import SCOPE, owned_endpoint, owner
 from app.store import webhook_messages
 from app.store.tables import WebhookAttempt, WebhookMessage
-
-
-def _ts(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def message_json(message: WebhookMessage) -> dict[str, Any]:
@@ -30,15 +26,15 @@ def message_json(message: WebhookMessage) -> dict[str, Any]:
         "type": message.event_type,
         "state": message.state,
         "attempts": message.attempts,
-        "next_attempt_at": _ts(message.next_attempt_at) if message.state == "pending" else None,
-        "created_at": _ts(message.created_at),
+        "next_attempt_at": iso(message.next_attempt_at) if message.state == "pending" else None,
+        "created_at": iso(message.created_at),
         "payload": message.payload,
     }
 
 
 def attempt_json(attempt: WebhookAttempt) -> dict[str, Any]:
     return {
-        "at": _ts(attempt.at),
+        "at": iso(attempt.at),
         "status_code": attempt.status_code,
         "response": attempt.response_snippet,
         "duration_ms": attempt.duration_ms,
