@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.core import job_status
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -37,7 +39,7 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-JOB_STATUSES = ("pending", "queued", "in_progress", "completed", "failed", "rejected")
+JOB_STATUSES = job_status.NAMES
 JOB_KINDS = ("batch", "evi_chat")
 EVENT_STATES = ("received", "processing", "done", "dead", "ignored")
 
