@@ -61,7 +61,11 @@ def parser() -> argparse.ArgumentParser:
     ck.add_argument(
         "--scopes", default="submit,read", help="comma-separated: submit,read,token,tts,webhooks,analyst,admin"
     )
-    ck.add_argument("--tenant", default="default", help="the tenant whose jobs the key submits and reads")
+    ck.add_argument(
+        "--tenant",
+        default="default",
+        help="the tenant whose jobs the key submits and reads; refused for admin/analyst keys (they are global)",
+    )
     keys = add("keys", data.cmd_keys, "list API keys, or revoke one")
     keys_sub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     keys_sub.add_parser("list", help="every key: id, state, creation time, scopes, name")

@@ -1,4 +1,4 @@
-"""Starting a job on its backend (batch today; v1 plugs in the same way): the queued `submit_job` task,
+"""Starting a job on its backend (each backend registered in the pipeline by name): the queued `submit_job` task,
 and the one way to enqueue it so that two runs for one job never overlap."""
 
 from __future__ import annotations

@@ -19,8 +19,6 @@ RECONCILE = "reconcile"
 PRUNE = "prune_finished_tasks"
 # One attempt to send one of our outbound webhook messages (app/inbox/outbox.py queues it).
 DELIVER_MESSAGE = "deliver_webhook_message"
-# Tasks queued by an earlier release under another name are still run by the event runner.
-LEGACY_EVENT_TASKS = ("process_evi_event",)
 
 EventHandler = Callable[[Deps, InboxEvent], Awaitable[str]]
 """Applies one stored event; returns what happened (for logs). It ends the event itself, with

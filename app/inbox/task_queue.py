@@ -30,7 +30,7 @@ from app.deps import Deps
 from app.hume.errors import HumeTransientError
 from app.inbox import event_runner, job_starter, reconciler
 from app.inbox.event_runner import task_deps
-from app.inbox.pipeline import LEGACY_EVENT_TASKS, PROCESS_EVENT, PRUNE, RECONCILE, START_JOB, QueueTask
+from app.inbox.pipeline import PROCESS_EVENT, PRUNE, RECONCILE, START_JOB, QueueTask
 
 log = structlog.get_logger(__name__)
 
@@ -122,8 +122,7 @@ def make_queue(
     )  # fmt: skip
     app = procrastinate.App(connector=connector)
     app.task(name=START_JOB, pass_context=True, retry=retry)(job_starter.submit_job)
-    for name in (PROCESS_EVENT, *LEGACY_EVENT_TASKS):
-        app.task(name=name, pass_context=True, retry=retry)(event_runner.process_event)
+    app.task(name=PROCESS_EVENT, pass_context=True, retry=retry)(event_runner.process_event)
     for name, run in (tasks or {}).items():
         app.task(name=name, pass_context=True, retry=retry)(_with_deps(run))
     app.periodic(cron=_cron(settings.reconcile_interval_s), periodic_id=RECONCILE)(

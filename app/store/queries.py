@@ -391,17 +391,6 @@ async def time_extent(session: AsyncSession, job_id: uuid.UUID) -> dict[str, flo
     return {model: float(latest) for model, latest in rows if latest is not None}
 
 
-async def active_key_scopes(session: AsyncSession, key_id: uuid.UUID) -> tuple[str, frozenset[str], str] | None:
-    """(name, scopes, tenant) of an API key that is not revoked, looked up by id (dashboard sessions hold
-    the id)."""
-    row = (
-        await session.execute(
-            text("SELECT name, scopes, tenant FROM api_key WHERE id = :id AND revoked_at IS NULL"), {"id": key_id}
-        )
-    ).first()
-    return None if row is None else (str(row.name), frozenset(row.scopes), str(row.tenant))
-
-
 async def queue_depth(session: AsyncSession) -> dict[str, int]:
     """Queue tasks waiting (todo) and running (doing), over every task name."""
     rows = await session.execute(

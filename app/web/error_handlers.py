@@ -81,7 +81,8 @@ def handlers() -> dict[Any, Any]:
         sqlalchemy.exc.InterfaceError: _database_down,
         sqlalchemy.exc.TimeoutError: _database_down,  # pool exhausted while connections hang
         procrastinate.exceptions.ConnectorException: _database_down,  # a defer when the database went away
+        # psycopg's connection failures (refused, reset, pool timeout) are OperationalErrors; a bare OSError
+        # names no database (a file, a socket to Hume) and is a 500 like any other unexpected error.
         psycopg.OperationalError: _database_down,
-        OSError: _database_down,
         Exception: _unexpected,
     }
