@@ -1,44 +1,61 @@
 """The long-lived resources every feature needs, built once by `app.wiring.build_deps`.
 
-Feature-owned, per-process services (the TTS cache's in-flight table, the inbox pipeline's handler
-registry) are kept by type in `services`, so this core module never imports a feature.
+Every resource is a typed field, required by the constructor: a service the wiring forgets is a TypeError
+when the process starts (and a mypy error before that), never a 503 at request time. The feature-owned
+services (the inbox pipeline's registry, the TTS service with its in-flight table, the outbound-webhook
+courier) are typed with imports under TYPE_CHECKING only, which import-linter ignores
+(`exclude_type_checking_imports`): this module never imports a feature at run time, so the layers hold,
+and the wiring, which does import the features, is checked against these types.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TypeVar
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.errors import Unavailable
+from app.egress.url_guard import UrlGuard
+from app.hume.evi_chats import EviClient
+from app.hume.expression_client import ExpressionClient
 from app.hume.gateway import HumeGateway
 from app.hume.token_client import TokenProvider
+from app.store.db import Database
+from app.store.webhook_intake import WebhookIntake
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from app.inbox.pipeline import Pipeline
+    from app.notifications.delivery import Courier
+    from app.tts.tts_service import TtsService
 
 
 @dataclass(frozen=True)
 class Deps:
     settings: Settings
-    sessionmaker: async_sessionmaker[AsyncSession]
-    gateway: HumeGateway
+    db: Database
+    """The sessionmaker and the small autocommit pool (`db.connection()`)."""
+    intake: WebhookIntake
+    """Webhook acknowledgements' batched writes, on `db`'s autocommit pool."""
     queue: procrastinate.App
+    pipeline: Pipeline
+    """What processes each provider's events, starts each backend's jobs and what the reconciler checks."""
+    gateway: HumeGateway
+    """Hume's batch API."""
+    expression: ExpressionClient
+    """Hume's Expression Measurement v1."""
+    evi: EviClient
+    tts: TtsService
+    courier: Courier
+    url_guard: UrlGuard
+    """Checks notify_url at submit, as the courier will at delivery (the courier's own guard)."""
+    decode_slots: asyncio.Semaphore
+    """The process's media decode slots (MEDIA_DECODE_CONCURRENCY), held for a medium's whole decode."""
     tokens: TokenProvider | None = None
     """None when no Hume secret key is configured (then /api/hume/auth answers 503)."""
-    services: dict[type, object] = field(default_factory=dict)
 
-    def get(self, kind: type[T]) -> T:
-        """The process's one instance of a feature service; 503 when this process was built without it."""
-        service = self.services.get(kind)
-        if service is None:
-            raise Unavailable(f"{kind.__name__} is not configured on this server")
-        assert isinstance(service, kind)
-        return service
-
-    def find(self, kind: type[T]) -> T | None:
-        service = self.services.get(kind)
-        assert service is None or isinstance(service, kind)
-        return service
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        return self.db.sessionmaker

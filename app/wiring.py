@@ -4,6 +4,7 @@ reconciler checks), so the pipeline itself never imports a feature."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
@@ -16,11 +17,11 @@ from app import background_server
 from app.batch import batch_outcomes, batch_submission
 from app.config import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, Settings
 from app.deps import Deps
-from app.egress.url_guard import UrlGuard
 from app.evi import chat_events
 from app.hume import catalog
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
+from app.hume.evi_chats import EviClient
 from app.hume.expression_client import ExpressionClient
 from app.hume.gateway import HumeGateway
 from app.hume.token_client import TokenProvider
@@ -30,7 +31,7 @@ from app.inbox.task_queue import make_queue
 from app.notifications import delivery, redelivery
 from app.prediction_rows import PredictionFormatError
 from app.store import request_budget
-from app.store.db import make_engine, make_sessionmaker
+from app.store.db import Database
 from app.store.webhook_intake import WebhookIntake
 from app.tts.tts_service import TtsService
 from app.v1 import v1_backend
@@ -102,19 +103,25 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
     if settings.database_url is None:
         raise RuntimeError("DATABASE_URL is not set (`make run` starts an embedded Postgres)")
     async with contextlib.AsyncExitStack() as stack:
-        engine = make_engine(settings.database_url, pool_size=pool_size or settings.db_pool_size or 10)
-        stack.push_async_callback(engine.dispose)
+        db = Database(
+            settings.database_url,
+            pool_size=pool_size or settings.db_pool_size or 10,
+            autocommit_size=settings.webhook_pool_size,
+        )
+        await db.open()
+        stack.push_async_callback(db.aclose)
         gateway = HumeGateway(
             api_key=settings.hume_key, base_url=settings.hume_url, max_retries=settings.hume_max_retries
         )
         stack.push_async_callback(gateway.aclose)
+        evi = EviClient(api_key=settings.hume_key, base_url=settings.hume_url)
+        stack.push_async_callback(evi.aclose)
         plan = pipeline()
         queue = make_queue(settings.database_url, settings, plan.tasks)
         await queue.open_async()
         stack.push_async_callback(queue.close_async)
-        sessionmaker = make_sessionmaker(engine)
-        intake = WebhookIntake(settings.database_url, size=settings.webhook_pool_size)
-        await intake.open()
+        sessionmaker = db.sessionmaker
+        intake = WebhookIntake(db)
         stack.push_async_callback(intake.aclose)
         tokens = None
         secret = settings.hume_secret
@@ -142,16 +149,16 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
         stack.push_async_callback(expression.aclose)
         yield Deps(
             settings=settings,
-            sessionmaker=sessionmaker,
-            gateway=gateway,
+            db=db,
+            intake=intake,
             queue=queue,
+            pipeline=plan,
+            gateway=gateway,
+            expression=expression,
+            evi=evi,
+            tts=tts,
+            courier=courier,
+            url_guard=courier.guard,
+            decode_slots=asyncio.Semaphore(settings.media_decode_concurrency),
             tokens=tokens,
-            services={
-                WebhookIntake: intake,
-                Pipeline: plan,
-                TtsService: tts,
-                delivery.Courier: courier,
-                UrlGuard: courier.guard,  # checks notify_url at submit, as the courier will at delivery
-                ExpressionClient: expression,
-            },
         )

@@ -21,7 +21,6 @@ import uvicorn
 
 from app.config import Settings
 from app.emulator import EmulatorConfig, create_app
-from app.hume.expression_client import ExpressionClient
 from app.wiring import build_deps
 
 CLOUD, VOICE = ("127.0.0.2", 443), ("127.0.0.3", 443)
@@ -59,7 +58,7 @@ async def calls() -> dict[str, Any]:
     settings = Settings.from_env()
     report: dict[str, Any] = {"cloud_url": settings.cloud_url, "voice_url": settings.hume_url}
     async with build_deps(settings, pool_size=1) as deps:
-        measured = await deps.get(ExpressionClient).measure_audio(one_second_wav())
+        measured = await deps.expression.measure_audio(one_second_wav())
         report["v1_audio_run"] = measured.run_id
         assert deps.tokens is not None
         token, _expires_in = await deps.tokens.get()

@@ -33,7 +33,7 @@ from app.inbox.pipeline import PROCESS_EVENT, RetryLater
 from app.prediction_rows import PredictionFormatError
 from app.store import inbox_events, ingest, jobs
 from app.store.tables import InboxEvent, Job
-from app.store.webhook_intake import CallbackTarget, WebhookIntake
+from app.store.webhook_intake import CallbackTarget
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +57,7 @@ async def check_callback(deps: Deps, *, job_id: str | None, token: str | None) -
         our_id = uuid.UUID(job_id)
     except ValueError:
         raise NotFound("unknown job") from None
-    job = await deps.get(WebhookIntake).callback_target(our_id)
+    job = await deps.intake.callback_target(our_id)
     if job is None or job.kind != "batch":
         raise NotFound("unknown job")
     if job.callback_token_hash is None or not hmac.compare_digest(job.callback_token_hash, token_hash(token)):
@@ -77,7 +77,7 @@ async def accept_callback(deps: Deps, job: CallbackTarget, *, body: bytes, heade
         raise BadPayload(f"status must be COMPLETED or FAILED, got {status!r}")
     if job.hume_job_id is not None and job.hume_job_id != hume_job_id:
         raise Unauthorized("callback is for another Hume job")
-    event_id = await deps.get(WebhookIntake).store(
+    event_id = await deps.intake.store(
         provider="hume_batch",
         dedup_key=f"batch:{hume_job_id}:{status}",
         event_type=status,
@@ -95,7 +95,7 @@ async def accept_oversized(deps: Deps, job: CallbackTarget, *, headers: dict[str
     if job.hume_job_id is None:
         raise BadPayload("callback too large, and the job has no Hume id yet to fetch it by")
     body = callbacks.encode_poll(job.hume_job_id, "COMPLETED")
-    event_id = await deps.get(WebhookIntake).store(
+    event_id = await deps.intake.store(
         provider="hume_batch",
         dedup_key=f"batch:{job.hume_job_id}:COMPLETED",
         event_type="COMPLETED",
@@ -140,7 +140,7 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
     event_id, job_id = event.id, event.job_id
     found = None
     if job_id is not None:
-        async with deps.get(WebhookIntake).pool.connection() as connection:
+        async with deps.db.connection() as connection:
             found = await jobs.status_and_hume_id(connection, job_id)
     if job_id is None or found is None:
         return await finish_event(deps, event_id, "ignored", "job no longer exists")

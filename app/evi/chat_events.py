@@ -34,7 +34,6 @@ from app.inbox.event_runner import finish_event, run_event
 from app.inbox.pipeline import PROCESS_EVENT, RetryLater
 from app.store import chat_jobs, inbox_events, ingest, jobs
 from app.store.tables import InboxEvent
-from app.store.webhook_intake import WebhookIntake
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +86,7 @@ async def _store(
     """The new inbox event's id, or None when this event is already stored (a replay)."""
     name = evi.event_name(event)
     if not isinstance(event, evi.UnknownEvent):
-        return await deps.get(WebhookIntake).store_chat_event(
+        return await deps.intake.store_chat_event(
             chat_id=event.chat_id, provider=provider, dedup_key=evi.dedup_key(event, body), event_type=name,
             headers=headers, body=body, task=PROCESS_EVENT,
         )  # fmt: skip
@@ -127,7 +126,7 @@ async def handle_event(deps: Deps, stored: InboxEvent) -> str:
 
 
 async def _started(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEventChatStarted) -> str:
-    async with deps.get(WebhookIntake).pool.connection() as connection:
+    async with deps.db.connection() as connection:
         started = await chat_jobs.start_chat(
             connection, job_id, event_id, evi.started_details(event), from_ms(event.start_time)
         )
@@ -151,7 +150,7 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
         # would only fail. The event goes dead naming why; the chat's job keeps what it has.
         raise HumeSunsetError(catalog.EVI.retired_message())
     # Hume is called outside any transaction: no row lock is held across the network.
-    history = await evi.chat_history(deps.gateway.client, event.chat_id)
+    history = await deps.evi.chat_history(event.chat_id)
     if history.status == "ACTIVE":
         raise RetryLater(f"EVI still reports chat {event.chat_id} as ACTIVE")
     rows, errors = evi.prediction_rows(history)
@@ -201,7 +200,7 @@ async def backfill(deps: Deps, *, since: datetime, progress: Callable[[int, int]
     is called after each chat. With Hume's own host (EVI retired 2026-11-13) it raises HumeSunsetError, uncalled."""
     if catalog.retired_at_hume(catalog.EVI, deps.settings):
         raise HumeSunsetError(catalog.EVI.retired_message())
-    chats = await evi.chats_since(deps.gateway.client, int(since.timestamp() * 1000))
+    chats = await deps.evi.chats_since(int(since.timestamp() * 1000))
     ingested: list[str] = []
     stored: list[str] = []
     active: list[str] = []

@@ -26,7 +26,7 @@ class TimedTransport(httpx.AsyncBaseTransport):
         self._inner = httpx.AsyncHTTPTransport(verify=client_context())
 
     def _operation(self, request: httpx.Request) -> str:
-        # EVI chat history goes through the batch gateway's SDK client: tell the two apart by path.
+        # EVI paths count as evi whichever SDK client sends them (EviClient has its own; the SDK is one package).
         return "evi" if request.url.path.startswith("/v0/evi/") else self.operation
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

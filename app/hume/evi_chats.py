@@ -23,6 +23,8 @@ from hume.empathic_voice.types import (
 )
 from pydantic import ValidationError
 
+from app.config import HUME_VOICE_URL
+from app.hume.call_timing import timed_client
 from app.hume.gateway import translate
 from app.prediction_rows import EmotionScore, PredictionRow
 
@@ -200,6 +202,26 @@ async def chats_since(client: AsyncHumeClient, since_ms: int) -> list[ChatInfo]:
     except Exception as exc:
         raise translate(exc, what="EVI chat list", batch=False) from exc
     return found
+
+
+class EviClient:
+    """The process's EVI client: chat history and chat listings through the SDK, on a client of its own
+    (voice-era host, HUME_VOICE_URL), its requests counted as `evi`."""
+
+    def __init__(self, *, api_key: str, base_url: str | None = None, timeout_s: float = 60.0) -> None:
+        self._http = timed_client("evi", timeout_s=timeout_s)
+        self.client = AsyncHumeClient(
+            api_key=api_key, base_url=(base_url or HUME_VOICE_URL).rstrip("/"), httpx_client=self._http
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def chat_history(self, chat_id: str) -> ChatHistory:
+        return await chat_history(self.client, chat_id)
+
+    async def chats_since(self, since_ms: int) -> list[ChatInfo]:
+        return await chats_since(self.client, since_ms)
 
 
 def _scores(features: str) -> list[EmotionScore]:

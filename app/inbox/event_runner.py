@@ -9,7 +9,6 @@ from procrastinate import JobContext
 from app.deps import Deps
 from app.inbox.pipeline import pipeline
 from app.store import inbox_events
-from app.store.webhook_intake import WebhookIntake
 
 log = structlog.get_logger(__name__)
 
@@ -27,14 +26,14 @@ def last_attempt(context: JobContext, deps: Deps) -> bool:
 
 async def finish_event(deps: Deps, event_id: int, state: str, note: str | None) -> str:
     """End an event by one statement of its own, for a handler with nothing else to write; what happened."""
-    async with deps.get(WebhookIntake).pool.connection() as connection:
+    async with deps.db.connection() as connection:
         await inbox_events.end(connection, event_id, state, note)
     return note or state
 
 
 async def run_event(deps: Deps, event_id: int) -> str:
     """Apply one stored event with its provider's handler; what happened, for logs. Failures propagate."""
-    async with deps.get(WebhookIntake).pool.connection() as connection:
+    async with deps.db.connection() as connection:
         event = await inbox_events.read(connection, event_id)
     if event is None or event.state in {"done", "ignored"}:
         return "already processed"

@@ -61,4 +61,4 @@ class Pipeline:
 
 
 def pipeline(deps: Deps) -> Pipeline:
-    return deps.get(Pipeline)
+    return deps.pipeline

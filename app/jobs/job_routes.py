@@ -13,7 +13,6 @@ from app.api.json_limits import encodable
 from app.api.receiver_url import checked_receiver_url
 from app.api.request_helpers import JSON, authorize, deps, existing_job, parse_json_object, read_body
 from app.api.typed_input import datetime_param, json_object_param, query_struct
-from app.egress.url_guard import UrlGuard
 from app.errors import InvalidInput
 from app.jobs import job_submission
 from app.jobs.job_schemas import MAX_IDEMPOTENCY_KEY, JobError, JobListQuery, JobOut, JobPage, LastEvent, submit_request
@@ -57,7 +56,7 @@ async def create_job(request: Request) -> Response:
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise InvalidInput("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     if submit.notify_url is not None:
-        await checked_receiver_url(submit.notify_url, d.get(UrlGuard), "notify_url")
+        await checked_receiver_url(submit.notify_url, d.url_guard, "notify_url")
     job, created, notify_secret = await job_submission.submit(d, principal, submit, key)
     out = job_out(job)
     if notify_secret is not None:

@@ -27,7 +27,6 @@ from app.notifications import signing
 from app.store import webhook_delivery_rows, webhook_endpoints, webhook_messages
 from app.store.db import driver_connection
 from app.store.webhook_delivery_rows import Outgoing
-from app.store.webhook_intake import WebhookIntake
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +34,7 @@ SNIPPET_BYTES = webhook_messages.SNIPPET_BYTES
 
 
 class Courier:
-    """The process's one guarded HTTP client for outbound webhooks (kept in `deps.services`)."""
+    """The process's one guarded HTTP client for outbound webhooks (`deps.courier`)."""
 
     def __init__(self, allow_private_hosts: str | None, *, timeout_s: float) -> None:
         self.guard = UrlGuard.from_setting(allow_private_hosts)
@@ -128,7 +127,7 @@ def _verdict(deps: Deps, endpoint: Outgoing, result: Result, attempts: int, now:
 
 async def deliver(deps: Deps, message_id: int) -> None:
     """The queue task: one attempt of one message."""
-    rows = deps.get(WebhookIntake).pool
+    rows = deps.db.pool
     async with rows.connection() as connection:
         message = await webhook_delivery_rows.outgoing(connection, message_id)
     if message is None or message.state != "pending":
@@ -139,7 +138,7 @@ async def deliver(deps: Deps, message_id: int) -> None:
         return
     now = datetime.now(UTC)
     headers = signing.headers(signing_keys(message, now), message.msg_id, now, message.body)
-    result = await send(deps.get(Courier), message.url, headers, message.body)
+    result = await send(deps.courier, message.url, headers, message.body)
     attempts = message.attempts + 1
     verdict = _verdict(deps, message, result, attempts, now)
     if verdict.state == "delivered" and message.failing_since is None:

@@ -20,7 +20,6 @@ from app.api.request_helpers import JSON, authorize, deps, parse_json_object, re
 from app.errors import NotFound
 from app.inbox.outbox import PING, envelope, queue_message
 from app.notifications import endpoint_input, signing
-from app.notifications.delivery import Courier
 from app.store import webhook_endpoints
 from app.store.api_keys import Principal
 from app.store.tables import WebhookEndpoint
@@ -78,7 +77,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 async def create_endpoint(request: Request) -> Response:
     principal = await authorize(request, SCOPE)
     d = deps(request)
-    given = await endpoint_input.new_endpoint(await _json_body(request), d.get(Courier).guard)
+    given = await endpoint_input.new_endpoint(await _json_body(request), d.url_guard)
     assert given.url is not None and given.events is not None
     async with d.sessionmaker.begin() as session:
         endpoint = await webhook_endpoints.create(
@@ -108,7 +107,7 @@ async def update_endpoint(request: Request) -> Response:
     principal = await authorize(request, SCOPE)
     endpoint = await owned_endpoint(request, principal)
     d = deps(request)
-    given = await endpoint_input.endpoint_update(await _json_body(request), d.get(Courier).guard)
+    given = await endpoint_input.endpoint_update(await _json_body(request), d.url_guard)
     fields: dict[str, Any] = {}
     if given.url is not None:
         fields["url"] = given.url

@@ -1,11 +1,16 @@
-"""Engine and session factory; the caller owns transactions (`async with sessionmaker.begin()`)."""
+"""Engine and session factory; the caller owns transactions (`async with sessionmaker.begin()`). `Database`
+owns both of a process's ways to the database."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.config import sqlalchemy_url
+from app.config import libpq_url, sqlalchemy_url
 
 
 def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -30,3 +35,36 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[ob
     driver = raw.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
     return driver
+
+
+class Database:
+    """A process's database: the SQLAlchemy sessionmaker (transactions, the ORM) over a pool of `pool_size`
+    connections (as many again may overflow), and a small autocommit psycopg pool of `autocommit_size`
+    for one-statement work (webhook acknowledgements, the event runner's reads, delivery bookkeeping): no
+    ORM, BEGIN/COMMIT or pool ping between a request and its statement, and a pool of its own so long
+    reads (CSV exports) on the other never starve it."""
+
+    def __init__(self, database_url: str, *, pool_size: int, autocommit_size: int) -> None:
+        self.engine = make_engine(database_url, pool_size=pool_size)
+        self.sessionmaker = make_sessionmaker(self.engine)
+        self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            libpq_url(database_url),
+            min_size=min(2, autocommit_size),
+            max_size=autocommit_size,
+            kwargs={"autocommit": True},
+            open=False,
+            # Waiting longer would only hold Hume's connection: a 503 makes it retry.
+            timeout=10.0,
+        )
+
+    async def open(self) -> None:
+        # Not waiting: the service starts (and answers 503) while the database is away.
+        await self.pool.open(wait=False)
+
+    async def aclose(self) -> None:
+        await self.pool.close()
+        await self.engine.dispose()
+
+    def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        """An autocommit connection from the small pool: each statement commits on its own."""
+        return self.pool.connection()

@@ -15,10 +15,9 @@ from typing import Any
 
 import orjson
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
 from app.batching import Batcher
-from app.config import libpq_url
+from app.store.db import Database
 
 # Many deliveries in one statement (see app/batching.py). A chat's job is looked up before it is
 # created, so a delivery for a known chat takes no row lock (the worker may hold the job's for seconds
@@ -95,16 +94,10 @@ _UNRESOLVED = -1
 
 
 class WebhookIntake:
-    def __init__(self, database_url: str, *, size: int) -> None:
-        self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            libpq_url(database_url),
-            min_size=min(2, size),
-            max_size=size,
-            kwargs={"autocommit": True},
-            open=False,
-            # Waiting longer would only hold Hume's connection: a 503 makes it retry.
-            timeout=10.0,
-        )
+    """Acknowledgements' writes and callback lookups, batched, on the database's autocommit pool."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
         # Two writers: one statement fills while the other commits. Bodies count towards a statement's
         # size, so a batch callback's megabytes of predictions travel alone.
         self._writes: Batcher[_Delivery, int | None] = Batcher(
@@ -114,21 +107,16 @@ class WebhookIntake:
             self._look_up, runners=2, max_items=256, max_bytes=256, size=lambda _: 1
         )
 
-    async def open(self) -> None:
-        # Not waiting: the service starts (and answers 503) while the database is away.
-        await self.pool.open(wait=False)
-
     async def aclose(self) -> None:
         await self._writes.aclose()
         await self._lookups.aclose()
-        await self.pool.close()
 
     async def callback_target(self, job_id: uuid.UUID) -> CallbackTarget | None:
         """The job a callback URL names; concurrent callbacks' lookups share one round trip."""
         return await self._lookups.submit(job_id)
 
     async def _look_up(self, job_ids: Sequence[uuid.UUID]) -> list[CallbackTarget | None]:
-        async with self.pool.connection() as connection:
+        async with self._db.connection() as connection:
             # Never prepared, as _write explains.
             cursor = await connection.execute(_CALLBACK_TARGETS, {"job_ids": list(job_ids)}, prepare=False)
             found = {row[0]: CallbackTarget(*row) for row in await cursor.fetchall()}
@@ -167,7 +155,7 @@ class WebhookIntake:
         raise RuntimeError(f"chat {delivery.chat_id!r}: its job was neither found nor created")
 
     async def _write(self, deliveries: Sequence[_Delivery]) -> list[int | None]:
-        async with self.pool.connection() as connection:
+        async with self._db.connection() as connection:
             return await _store_all(connection, deliveries)
 
 

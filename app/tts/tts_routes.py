@@ -19,7 +19,7 @@ from app.tts.tts_service import Kind, TtsService
 
 
 def _service(request: Request) -> TtsService:
-    return deps(request).get(TtsService)
+    return deps(request).tts
 
 
 def _client_error(exc: HumeError) -> AppError:

@@ -45,21 +45,6 @@ class VideoOptions:
     """A state from an earlier job: the medium's first request continues its face ids."""
 
 
-class DecodeSlots:
-    """The process's decode slots (one Deps per process; its event loop runs every task of the process)."""
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        self.semaphore = asyncio.Semaphore(slots)
-
-
-def decode_slot(deps: Deps) -> asyncio.Semaphore:
-    if deps.find(DecodeSlots) is None:
-        # Made on first use, not in wiring: only v1 decodes, and only a worker's Deps ever gets here.
-        deps.services.setdefault(DecodeSlots, DecodeSlots(deps.settings.media_decode_concurrency))
-    return deps.get(DecodeSlots).semaphore
-
-
 async def _next(items: Iterator[T]) -> T | None:
     """The next item, decoded off the event loop (PyAV releases the GIL while it decodes)."""
     pending = asyncio.ensure_future(asyncio.to_thread(next, items, _END))
@@ -77,9 +62,9 @@ async def measure_audio(
     deps: Deps, job_id: uuid.UUID, source: int, path: Path, stored: dict[int, StoredChunk], options: AudioOptions
 ) -> int:
     """Send the audio's missing chunks; returns how many chunks the medium has."""
-    client = deps.get(ExpressionClient)
+    client = deps.expression
     limits = MediaLimits.from_settings(deps.settings)
-    async with decode_slot(deps):
+    async with deps.decode_slots:
         chunks: Generator[AudioChunk, None, None] = iter_audio_chunks(  # type: ignore[assignment]
             path, max_bytes=deps.settings.v1_audio_chunk_bytes, limits=limits
         )
@@ -112,9 +97,9 @@ async def measure_video(
     deps: Deps, job_id: uuid.UUID, source: int, path: Path, stored: dict[int, StoredChunk], options: VideoOptions
 ) -> int:
     """Send the video's missing frame batches, chaining face_state; returns how many batches it has."""
-    client = deps.get(ExpressionClient)
+    client = deps.expression
     limits = MediaLimits.from_settings(deps.settings)
-    async with decode_slot(deps):
+    async with deps.decode_slots:
         frames: Generator[JpegFrame, None, None] = iter_jpeg_frames(  # type: ignore[assignment]
             path, fps=options.fps, limits=limits
         )

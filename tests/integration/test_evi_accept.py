@@ -126,9 +126,8 @@ async def test_a_delivery_postgres_refuses_fails_alone(deps: Deps) -> None:
     import psycopg
 
     from app.inbox.pipeline import PROCESS_EVENT
-    from app.store.webhook_intake import WebhookIntake
 
-    intake = deps.get(WebhookIntake)
+    intake = deps.intake
 
     async def store(n: int, job_id: Any = None) -> int | None:
         return await intake.store(

@@ -15,7 +15,6 @@ from app.inbox import outbox
 from app.inbox.pipeline import DELIVER_MESSAGE
 from app.notifications import signing
 from app.store import api_keys, jobs, webhook_endpoints
-from app.store.webhook_intake import WebhookIntake
 from tests.conftest import ServiceFactory
 from tests.webhook_receiver import Receiver
 
@@ -86,7 +85,7 @@ async def test_only_the_queues_own_bookkeeping_skips_waiting_for_the_wal_flush(d
     assert isinstance(connector, procrastinate.PsycopgConnector)
     async with connector.pool.connection() as connection:
         assert await (await connection.execute(show)).fetchone() == ("off",)
-    async with deps.get(WebhookIntake).pool.connection() as connection:
+    async with deps.db.connection() as connection:
         assert await (await connection.execute(show)).fetchone() == ("on",)
     async with deps.sessionmaker() as session:
         assert (await session.execute(text(show))).scalar_one() == "on"
