@@ -12,14 +12,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from app.api.request_helpers import JSON, authorize, deps, parse_json_object, read_body
+from app.api.typed_input import body_struct
+from app.core.times import iso
 from app.errors import NotFound
 from app.inbox.outbox import PING, envelope, queue_message
 from app.notifications import endpoint_input, signing
+from app.notifications.webhook_schemas import EndpointIn, EndpointOut, EndpointPage, EndpointPatch, PingQueued
 from app.store import webhook_endpoints
 from app.store.api_keys import Principal
 from app.store.tables import WebhookEndpoint
@@ -29,27 +33,21 @@ SCOPE = "webhooks"
 ROTATION_OVERLAP = timedelta(hours=24)
 
 
-def _ts(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def endpoint_json(endpoint: WebhookEndpoint, *, secret: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": str(endpoint.id),
-        "url": endpoint.url,
-        "events": endpoint.events,
-        "description": endpoint.description,
-        "disabled": endpoint.disabled_at is not None,
-        "disabled_at": _ts(endpoint.disabled_at),
-        "disabled_reason": endpoint.disabled_reason,
-        "failing_since": _ts(endpoint.failing_since),
-        "previous_secret_expires_at": _ts(endpoint.previous_secret_expires_at),
-        "created_at": _ts(endpoint.created_at),
-        "job_id": str(endpoint.job_id) if endpoint.job_id else None,
-    }
-    if secret:
-        body["secret"] = endpoint.secret
-    return body
+def endpoint_out(endpoint: WebhookEndpoint, *, secret: bool = False) -> EndpointOut:
+    return EndpointOut(
+        id=str(endpoint.id),
+        url=endpoint.url,
+        events=endpoint.events,
+        description=endpoint.description,
+        disabled=endpoint.disabled_at is not None,
+        disabled_at=iso(endpoint.disabled_at),
+        disabled_reason=endpoint.disabled_reason,
+        failing_since=iso(endpoint.failing_since),
+        previous_secret_expires_at=iso(endpoint.previous_secret_expires_at),
+        created_at=iso(endpoint.created_at),
+        job_id=str(endpoint.job_id) if endpoint.job_id else None,
+        secret=endpoint.secret if secret else UNSET,
+    )
 
 
 def owner(principal: Principal) -> uuid.UUID | None:
@@ -77,7 +75,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 async def create_endpoint(request: Request) -> Response:
     principal = await authorize(request, SCOPE)
     d = deps(request)
-    given = await endpoint_input.new_endpoint(await _json_body(request), d.url_guard)
+    given = await endpoint_input.new_endpoint(body_struct(await _json_body(request), EndpointIn), d.url_guard)
     assert given.url is not None and given.events is not None
     async with d.sessionmaker.begin() as session:
         endpoint = await webhook_endpoints.create(
@@ -85,7 +83,7 @@ async def create_endpoint(request: Request) -> Response:
             description=given.description, secret=signing.new_secret(),
         )  # fmt: skip
     return JSON(
-        endpoint_json(endpoint, secret=True),
+        endpoint_out(endpoint, secret=True),
         status_code=201,
         headers={"Location": f"/v1/webhook-endpoints/{endpoint.id}"},
     )
@@ -95,19 +93,19 @@ async def list_endpoints(request: Request) -> Response:
     principal = await authorize(request, SCOPE)
     async with deps(request).sessionmaker() as session:
         rows = await webhook_endpoints.owned_by(session, owner(principal))
-    return JSON({"items": [endpoint_json(e) for e in rows]})
+    return JSON(EndpointPage(items=[endpoint_out(e) for e in rows]))
 
 
 async def get_endpoint(request: Request) -> Response:
     principal = await authorize(request, SCOPE)
-    return JSON(endpoint_json(await owned_endpoint(request, principal)))
+    return JSON(endpoint_out(await owned_endpoint(request, principal)))
 
 
 async def update_endpoint(request: Request) -> Response:
     principal = await authorize(request, SCOPE)
     endpoint = await owned_endpoint(request, principal)
     d = deps(request)
-    given = await endpoint_input.endpoint_update(await _json_body(request), d.url_guard)
+    given = await endpoint_input.endpoint_update(body_struct(await _json_body(request), EndpointPatch), d.url_guard)
     fields: dict[str, Any] = {}
     if given.url is not None:
         fields["url"] = given.url
@@ -124,7 +122,7 @@ async def update_endpoint(request: Request) -> Response:
             await webhook_endpoints.change(session, endpoint.id, **fields)
         updated = await webhook_endpoints.get(session, endpoint.id)
     assert updated is not None
-    return JSON(endpoint_json(updated))
+    return JSON(endpoint_out(updated))
 
 
 async def delete_endpoint(request: Request) -> Response:
@@ -144,7 +142,7 @@ async def rotate_secret(request: Request) -> Response:
         )
         rotated = await webhook_endpoints.get(session, endpoint.id)
     assert rotated is not None
-    return JSON(endpoint_json(rotated, secret=True))
+    return JSON(endpoint_out(rotated, secret=True))
 
 
 async def send_test(request: Request) -> Response:
@@ -155,7 +153,7 @@ async def send_test(request: Request) -> Response:
     body = envelope(PING, {"endpoint_id": str(endpoint.id)})
     async with d.sessionmaker.begin() as session:
         message_id = await queue_message(session, d, endpoint.id, PING, body, None)
-    return JSON({"message_id": message_id, "type": PING}, status_code=202)
+    return JSON(PingQueued(message_id=message_id, type=PING), status_code=202)
 
 
 routes = [

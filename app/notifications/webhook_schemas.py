@@ -1,27 +1,34 @@
-"""The shapes of our outbound-webhook API, as /openapi.json describes them."""
+"""The shapes of our outbound-webhook API: the routes decode requests into these structs and answer with
+them, and /openapi.json is generated from the same structs."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
+from app.api.request_helpers import MAX_ID
 from app.api.typed_input import QueryStruct
 
 EventType = Annotated[str, Meta(description="job.completed, job.failed, job.rejected, evi_chat.completed (or ping)")]
+MAX_DESCRIPTION = 500
+Description = Annotated[str, Meta(max_length=MAX_DESCRIPTION)]
 
 
-class EndpointIn(msgspec.Struct):
+class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
     url: Annotated[str, Meta(description="http(s); private and loopback addresses refused unless ALLOW_PRIVATE_HOSTS")]
-    events: list[EventType] | None = None
-    description: str | None = None
+    events: Annotated[list[EventType], Meta(min_length=1)] | None = None
+    """None (or absent): every job event."""
+    description: Description | None = None
 
 
-class EndpointPatch(msgspec.Struct):
-    url: str | None = None
-    events: list[EventType] | None = None
-    description: str | None = None
+class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Absent fields stay as they are; url and events cannot be null."""
+
+    url: str | UnsetType = UNSET
+    events: Annotated[list[EventType], Meta(min_length=1)] | UnsetType = UNSET
+    description: Description | None = None
     disabled: bool | None = None
 
 
@@ -37,7 +44,7 @@ class EndpointOut(msgspec.Struct):
     previous_secret_expires_at: str | None
     created_at: str | None
     job_id: Annotated[str | None, Meta(description="a job's notify_url endpoint: it hears that job only")] = None
-    secret: Annotated[str, Meta(description="whsec_...; only when created or rotated")] | None = None
+    secret: Annotated[str, Meta(description="whsec_...; only when created or rotated")] | UnsetType = UNSET
 
 
 class EndpointPage(msgspec.Struct):
@@ -69,7 +76,7 @@ class MessagePage(msgspec.Struct):
 
 class MessageQuery(QueryStruct):
     limit: Annotated[int, Meta(ge=1, le=500)] = 50
-    before: Annotated[str, Meta(description="next_before of the previous page")] | None = None
+    before: Annotated[int, Meta(ge=1, le=MAX_ID, description="next_before of the previous page")] | None = None
 
 
 class AttemptOut(msgspec.Struct):
