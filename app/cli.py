@@ -12,7 +12,7 @@ from collections.abc import Callable
 from app.commands import data_commands as data
 from app.commands import hume_commands, tenant_commands, trigger_commands, webhook_commands
 from app.commands import server_commands as servers
-from app.commands.command_errors import FAILED, USAGE, CommandError
+from app.commands.errors import FAILED, USAGE, CommandError
 from app.commands.server_commands import migrate
 from app.config import Settings, SettingsError
 

@@ -29,7 +29,7 @@ from app.store.webhook_intake import WebhookIntake
 if TYPE_CHECKING:
     from app.inbox.pipeline import Pipeline
     from app.notifications.delivery import Courier
-    from app.tts.tts_service import TtsService
+    from app.tts.service import TtsService
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 import structlog
 import uvicorn
 
-from app import background_server
-from app.batch import batch_outcomes, batch_submission
+from app.batch import outcomes as batch_outcomes
+from app.batch import submission as batch_submission
 from app.config import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, Settings
+from app.core import background_server
+from app.core.prediction_rows import PredictionFormatError
 from app.deps import Deps
-from app.evi import chat_events
+from app.evi import service as chat_events
 from app.hume import catalog
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
@@ -27,14 +29,13 @@ from app.hume.gateway import HumeGateway
 from app.hume.token_client import TokenProvider
 from app.hume.tts_client import HumeTts
 from app.inbox.pipeline import DELIVER_MESSAGE, Pipeline
-from app.inbox.task_queue import make_queue
 from app.notifications import delivery, redelivery
-from app.prediction_rows import PredictionFormatError
 from app.store import request_budget
 from app.store.db import Database
 from app.store.webhook_intake import WebhookIntake
-from app.tts.tts_service import TtsService
-from app.v1 import v1_backend
+from app.tts.service import TtsService
+from app.v1 import backend as v1_backend
+from app.worker.task_queue import make_queue
 
 log = structlog.get_logger(__name__)
 

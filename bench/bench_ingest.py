@@ -93,7 +93,7 @@ def _export(job_id: str, database_url: str) -> dict[str, Any]:
     import uuid
 
     from app.analytics import csv_export as exports
-    from app.store import queries
+    from app.store import analytics as queries
     from app.store.db import make_engine, make_sessionmaker
 
     async def run() -> dict[str, Any]:

@@ -31,10 +31,10 @@ from sqlalchemy import text
 from app import logs
 from app.config import Settings, libpq_url
 from app.deps import Deps
-from app.inbox.outbox import envelope, queue_message
 from app.notifications import signing
 from app.store import api_keys, webhook_endpoints
 from app.wiring import build_deps
+from app.worker.outbox import envelope, queue_message
 from bench.__main__ import Context
 from tests.servers import free_port
 

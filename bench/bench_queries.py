@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.batch import prediction_import as importer
 from app.hume.emotions import EXPRESSIONS_48
-from app.store import queries
+from app.store import analytics as queries
 from app.store.db import driver_connection, make_engine, make_sessionmaker
 from bench import payloads
 from bench.__main__ import Context

@@ -27,7 +27,7 @@ from app.config import Settings, libpq_url
 from app.emulator.expression_labels import AUDIO_EXPRESSIONS, VIDEO_DESCRIPTIONS, VIDEO_EXPRESSIONS, VOICE_ATTRIBUTES
 from app.store import jobs, v1_chunks
 from app.store.db import make_engine, make_sessionmaker
-from app.v1.v1_completion import complete
+from app.v1.completion import complete
 from app.wiring import build_deps
 from bench.__main__ import Context
 

@@ -74,7 +74,7 @@ def server_url() -> Iterator[str]:
             finally:
                 container.stop()
             return
-    from app import embedded
+    from app.commands import embedded
 
     directory = Path(tempfile.mkdtemp(prefix="hes-test-pg-"))
     handle, url = embedded.start(directory / "data", cleanup="delete")

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.store import queries
+from app.store import analytics as queries
 
 CHUNK_BYTES = 1 << 16
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from app.api.request_helpers import JSON
+from app.api.responses import JSON
 from app.errors import AppError
 from app.inbox.acceptance import Accepted, record_delivery
 

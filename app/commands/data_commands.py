@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from app.commands.command_errors import FAILED, CommandError
+from app.commands.errors import FAILED, CommandError
 from app.commands.server_commands import run_with_deps, with_database
 from app.commands.terminal_progress import Progress
 from app.config import Settings
@@ -83,7 +83,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from app.batch import prediction_import as importer
-    from app.prediction_rows import PredictionFormatError
+    from app.core.prediction_rows import PredictionFormatError
 
     try:
         document = Path(args.file).read_bytes()
@@ -109,8 +109,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from app.jobs import job_submission
-    from app.jobs.job_schemas import submit_request
+    from app.jobs import service as job_submission
+    from app.jobs.schemas import submit_request
     from app.store import jobs as job_store
 
     models: dict[str, Any] | None = {m.strip(): {} for m in args.models.split(",")} if args.models else None
@@ -140,8 +140,8 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+    from app.store import analytics as queries
     from app.store import jobs as job_store
-    from app.store import queries
 
     wanted = job_id(args.job_id)
     settings = with_database(settings)
@@ -161,8 +161,8 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from app.analytics import csv_export
+    from app.store import analytics as queries
     from app.store import jobs as job_store
-    from app.store import queries
 
     wanted = job_id(args.job_id)
     if args.time_from is not None and args.time_to is not None and args.time_to <= args.time_from:
@@ -202,7 +202,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evi_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from app.evi import chat_events
+    from app.evi import service as chat_events
     from app.hume import catalog
 
     if catalog.retired_at_hume(catalog.EVI, settings):

@@ -7,7 +7,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from app.commands.command_errors import FAILED, CommandError
+from app.commands.errors import FAILED, CommandError
 from app.config import Settings
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 
-from app import process_tuning
 from app.commands import startup_banner, worker_metrics
-from app.commands.command_errors import FAILED, CommandError, check_database
+from app.commands.errors import FAILED, CommandError, check_database
 from app.commands.startup_banner import DATA_DIR, KEY_FILE
 from app.config import Settings
+from app.core import process_tuning
 from app.deps import Deps
 
 # Embedded Postgres handles started by this process; stopped when the command ends (Ctrl-C included).
@@ -40,7 +40,7 @@ def migrate(database_url: str) -> None:
 
 
 def embedded_url() -> str:
-    from app import embedded
+    from app.commands import embedded
 
     handle, url = embedded.start(DATA_DIR / "postgres")
     embedded_handles.append(handle)
@@ -48,7 +48,7 @@ def embedded_url() -> str:
 
 
 def stop_embedded() -> None:
-    from app import embedded
+    from app.commands import embedded
 
     while embedded_handles:
         embedded.stop(embedded_handles.pop())
@@ -132,7 +132,7 @@ def _serve_processes(settings: Settings, on_started: Callable[[], object] | None
     os.environ.update(HOST=settings.host, PORT=str(settings.port), DATABASE_URL=settings.database_url or "")
     if settings.prometheus_multiproc_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = settings.prometheus_multiproc_dir
-        from app import metrics
+        from app.core import metrics
 
         metrics.clear_multiprocess_dir(settings.prometheus_multiproc_dir)
     if on_started is not None:
@@ -183,7 +183,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _psql() -> str:
     if shutil.which("psql"):
         return "psql"
-    from app import embedded
+    from app.commands import embedded
 
     return embedded.psql_path() or "psql"
 
@@ -205,7 +205,7 @@ async def _dev_key(settings: Settings, remembered: str | None) -> str:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from app.inbox.task_queue import run_worker
+    from app.worker.task_queue import run_worker
 
     require_deployment_settings(settings, "a worker")
     if settings.database_url is None:

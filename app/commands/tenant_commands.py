@@ -7,7 +7,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from app.commands.command_errors import CommandError
+from app.commands.errors import CommandError
 from app.commands.server_commands import with_database
 from app.config import Settings
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from app.commands import startup_banner
-from app.commands.command_errors import FAILED, CommandError
+from app.commands.errors import FAILED, CommandError
 from app.config import Settings
 from app.core.job_status import FINAL
 

@@ -10,9 +10,9 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from app import background_server
-from app.commands.command_errors import CommandError
+from app.commands.errors import CommandError
 from app.commands.startup_banner import why_port_unusable
+from app.core import background_server
 from app.deps import Deps
 from app.web import health_routes
 

@@ -1,2 +1,4 @@
-"""What three or more layers of the service share (the store, the features, the commands): small, dependency-free
-definitions, so app/'s root holds only entry points and wiring."""
+"""What several layers of the service share and no one layer owns (the store, Hume's clients, the features,
+the commands): small definitions that import nothing else of app, so app/'s root holds only entry points,
+settings, errors and wiring. Job statuses, time conversions, prediction rows, metrics, the TLS context, the
+process's garbage-collector tuning and the background server runner."""

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from app.api.request_helpers import ascii_int, deps, query_int
+from app.api.params import ascii_int
+from app.api.responses import deps
+from app.api.typed_input import QueryStruct, query_struct
 from app.dashboard.jobs_pages import choice, metadata_filter, param, when
 from app.dashboard.rendering import HEADERS, PREFIX, Ui, Viewer
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.hume.emotions import MODELS
 from app.inbox import replay as events
+from app.store import analytics as queries
 from app.store import inbox_events as inbox
-from app.store import queries
+from app.store import operator_gauges
 
 ORDERS = ("mean", "max")
+
+
+class TopPageQuery(QueryStruct):
+    limit: Annotated[int, Meta(ge=1, le=200)] = 20
 
 
 async def top_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
@@ -26,7 +36,7 @@ async def top_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
     }  # fmt: skip
     if form["model"] not in MODELS:
         raise InvalidInput("model", f"must be one of {', '.join(MODELS)}")
-    limit = query_int(request, "limit", 20, low=1, high=200)
+    limit = query_struct(request, TopPageQuery).limit
     items = None
     names: dict[str, list[str]] = {}
     async with deps(request).sessionmaker() as db:
@@ -58,7 +68,7 @@ async def operators_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
         dead = await inbox.page(db, state="dead", limit=50)
         recent = await inbox.page(db, state=None, limit=25)
         pending = await inbox.count_pending(db)
-        depth = await queries.queue_depth(db)
+        depth = await operator_gauges.queue_depth(db)
     return ui.render(
         request, "operators.html", viewer=viewer, dead=dead, recent=recent, pending=pending, depth=depth,
         replayed=param(request, "replayed"),

@@ -10,20 +10,23 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from markupsafe import Markup
+from msgspec import Meta
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.request_helpers import deps, query_float
+from app.api.responses import deps
+from app.api.typed_input import QueryStruct, query_struct
 from app.dashboard import charts
 from app.dashboard.jobs_pages import job_row
 from app.dashboard.rendering import Ui, Viewer
 from app.errors import InvalidInput, NotFound
 from app.hume.emotions import MODELS
-from app.store import jobs, queries
+from app.store import analytics as queries
+from app.store import jobs
 from app.store.tables import Job
 
 DEFAULT_LINES = 5
@@ -43,6 +46,10 @@ class Timeline:
     groups: list[str]
     group: str
     svg: Markup
+
+
+class TimelineQuery(QueryStruct):
+    bucket: Annotated[float, Meta(ge=0.001, le=86_400.0)] | None = None
 
 
 async def _job(request: Request, viewer: Viewer) -> Job:
@@ -118,7 +125,7 @@ def _wanted(request: Request, model: str) -> tuple[list[str], float | None, str]
     """The viewer's choices for `model`'s timeline (they apply to the model named in ?model=)."""
     if request.query_params.get("model") != model:
         return [], None, ALL_GROUPS
-    bucket = query_float(request, "bucket", None, low=0.001, high=86_400.0)
+    bucket = query_struct(request, TimelineQuery).bucket
     return request.query_params.getlist("emotion"), bucket, request.query_params.get("group", ALL_GROUPS)
 
 

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
+from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from app.api.request_helpers import JSON, deps, query_int
-from app.api.typed_input import json_object_param
+from app.api.responses import JSON, deps
+from app.api.typed_input import QueryStruct, json_object_param, query_struct
 from app.core.job_status import FINAL
 from app.dashboard.rendering import HEADERS, PREFIX, Ui, Viewer
 from app.errors import Forbidden, InvalidInput
-from app.jobs import job_submission as job_service
-from app.jobs.job_schemas import submit_request
+from app.jobs import service as job_service
+from app.jobs.schemas import submit_request
 from app.store import jobs
 from app.store.tables import JOB_KINDS, JOB_STATUSES, Job
 
@@ -26,6 +27,10 @@ DEMO_REQUEST: dict[str, Any] = {
     "models": {"face": {}, "prosody": {}},
     "metadata": {"origin": "dashboard-demo"},
 }
+
+
+class RefreshQuery(QueryStruct):
+    interval: Annotated[int, Meta(ge=1, le=60)] = 2
 
 
 def param(request: Request, name: str) -> str | None:
@@ -128,7 +133,7 @@ async def jobs_status(ui: Ui, request: Request, viewer: Viewer) -> Response:
                 row = job_row(job)
                 found[row["id"]] = {k: row[k] for k in ("status", "final", "num_predictions", "num_errors")}
                 found[row["id"]]["duration_s"] = row["duration_s"]
-    interval = query_int(request, "interval", 2, low=1, high=60)
+    interval = query_struct(request, RefreshQuery).interval
     return JSON({"jobs": found, "poll_after_s": interval}, headers={"Cache-Control": "no-store"})
 
 

@@ -19,7 +19,8 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from app.api.request_helpers import deps, read_body
+from app.api.bodies import read_body
+from app.api.responses import deps
 from app.dashboard import session as sessions
 from app.errors import AppError, Forbidden
 from app.store import api_keys

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from app.api import auth_throttle
-from app.api.request_helpers import deps
+from app.api.responses import deps
 from app.dashboard import session as sessions
 from app.dashboard.rendering import HEADERS, PREFIX, Ui, Viewer, read_form
 from app.store import api_keys

@@ -23,9 +23,9 @@ from types import TracebackType
 
 import httpx
 
+from app.core.tls import client_context
 from app.egress.errors import FetchFailed
 from app.egress.url_guard import IPAddress, Target, UrlGuard
-from app.tls import client_context
 
 _PoolKey = tuple[str, str, IPAddress, int]
 USER_AGENT = "hume-expression-service"

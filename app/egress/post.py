@@ -31,9 +31,9 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from app.core.tls import client_context
 from app.egress.errors import BlockedUrl, FetchFailed
 from app.egress.url_guard import UrlGuard, unparsable, url_rule
-from app.tls import client_context
 
 
 @dataclass(frozen=True)

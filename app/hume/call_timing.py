@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from app.metrics import HUME_BUDGET_WAIT_SECONDS, HUME_BUDGET_WAITS, HUME_REQUEST_SECONDS
-from app.tls import client_context
+from app.core.metrics import HUME_BUDGET_WAIT_SECONDS, HUME_BUDGET_WAITS, HUME_REQUEST_SECONDS
+from app.core.tls import client_context
 
 Pace = Callable[[], Awaitable[float]]
 """Reserves one request of a rate budget; returns the seconds to wait before sending it."""

@@ -24,9 +24,9 @@ from hume.empathic_voice.types import (
 from pydantic import ValidationError
 
 from app.config import HUME_VOICE_URL
+from app.core.prediction_rows import EmotionScore, PredictionRow
 from app.hume.call_timing import timed_client
 from app.hume.gateway import translate
-from app.prediction_rows import EmotionScore, PredictionRow
 
 MODEL = "prosody"
 USER = "user"

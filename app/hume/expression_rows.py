@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import msgspec
 
-from app.prediction_rows import ListedScores, PredictionFormatError, PredictionRow
+from app.core.prediction_rows import ListedScores, PredictionFormatError, PredictionRow
 
 PROSODY = "prosody"
 FACE = "face"

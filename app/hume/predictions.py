@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from app.prediction_rows import EmotionScore, PredictionFormatError, PredictionRow
+from app.core.prediction_rows import EmotionScore, PredictionFormatError, PredictionRow
 
 # msgspec cannot decode `Raw | None`; a Raw holding `null` stands for absent.
 NULL = msgspec.Raw(b"null")

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from app import metrics
+from app.core import metrics
 from app.hume.call_timing import timed_client
 from app.hume.errors import HumeError, HumeRejectedError, HumeSunsetError, HumeTransientError
-from app.singleflight import SingleFlight
+from app.hume.singleflight import SingleFlight
 
 log = structlog.get_logger(__name__)
 

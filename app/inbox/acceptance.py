@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import metrics
+from app.core import metrics
 from app.deps import Deps
 from app.inbox.pipeline import PROCESS_EVENT
 from app.store.db import driver_connection

@@ -17,7 +17,7 @@ PROCESS_EVENT = "process_event"
 START_JOB = "submit_job"
 RECONCILE = "reconcile"
 PRUNE = "prune_finished_tasks"
-# One attempt to send one of our outbound webhook messages (app/inbox/outbox.py queues it).
+# One attempt to send one of our outbound webhook messages (app/worker/outbox.py queues it).
 DELIVER_MESSAGE = "deliver_webhook_message"
 
 EventHandler = Callable[[Deps, InboxEvent], Awaitable[str]]

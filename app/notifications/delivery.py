@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import metrics
+from app.core import metrics
 from app.deps import Deps
 from app.egress.errors import BlockedUrl, FetchFailed
 from app.egress.post import GuardedPoster

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app import metrics
+from app.core import metrics
 from app.deps import Deps
 from app.errors import Conflict, NotFound
 from app.inbox.acceptance import defer

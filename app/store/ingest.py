@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.prediction_rows import EmotionScore, ListedScores, PredictionFormatError, PredictionRow
+from app.core.prediction_rows import EmotionScore, ListedScores, PredictionFormatError, PredictionRow
 from app.store import pgbinary as pg
 from app.store.db import driver_connection
 

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.metrics import GaugeReadings
+from app.core.metrics import GaugeReadings
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -62,3 +62,13 @@ async def read(sessionmaker: async_sessionmaker[AsyncSession], *, timeout_s: flo
         queue_depth=queue, dead_events=None if dead is None else int(dead), oldest_waiting_event_seconds=oldest,
         jobs=jobs,
     )  # fmt: skip
+
+
+async def queue_depth(session: AsyncSession) -> dict[str, int]:
+    """Queue tasks waiting (todo) and running (doing), over every task name."""
+    rows = await session.execute(
+        text("SELECT status::text, count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') GROUP BY 1")
+    )
+    depth = {"todo": 0, "doing": 0}
+    depth.update({status: int(n) for status, n in rows})
+    return depth

@@ -2,7 +2,7 @@
 pool, written once. A delivery's inbox row and its procrastinate task are one INSERT ... SELECT through
 procrastinate's own defer function (its NOTIFY trigger wakes a worker as for any defer), so storing and
 queueing cannot disagree, and no ORM, session, BEGIN/COMMIT or pool ping sits between Hume and its 202.
-Deliveries that arrive together share that statement and its commit (app/batching.py): each is
+Deliveries that arrive together share that statement and its commit (app/store/batching.py): each is
 answered only once the commit holding its rows is done.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 from psycopg import AsyncConnection
 
-from app.batching import Batcher
+from app.store.batching import Batcher
 from app.store.db import Database
 
-# Many deliveries in one statement (see app/batching.py). A chat's job is looked up before it is
+# Many deliveries in one statement (see app/store/batching.py). A chat's job is looked up before it is
 # created, so a delivery for a known chat takes no row lock (the worker may hold the job's for seconds
 # while it ingests the chat). Two first deliveries of one chat racing in separate statements: the loser's
 # insert finds the winner's row and does nothing, and its snapshot cannot see that row, so its chat comes

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from app import metrics
+from app.core import metrics
 from app.deps import Deps
 from app.hume.errors import HumeError
 from app.hume.expression_client import Measured

@@ -17,30 +17,31 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import logs, process_tuning
-from app.admin import event_routes
-from app.analytics import emotion_routes, prediction_routes
-from app.batch import callback_routes
+from app import logs
+from app.admin import routes as event_routes
+from app.analytics import routes as analytics_routes
+from app.batch import routes as callback_routes
 from app.config import Settings
-from app.dashboard import dashboard_routes
-from app.evi import evi_routes
-from app.inbox.task_queue import run_worker
-from app.jobs import job_routes
-from app.notifications import endpoint_routes, message_routes
-from app.tokens import token_routes
-from app.tts import tts_routes
+from app.core import process_tuning
+from app.dashboard import routes as dashboard_routes
+from app.evi import routes as evi_routes
+from app.jobs import routes as job_routes
+from app.notifications import routes as notification_routes
+from app.tokens import routes as token_routes
+from app.tts import routes as tts_routes
 from app.web import error_handlers, health_routes, openapi_document
 from app.web.request_log import RequestLog
 from app.web.webhook_lanes import WebhookLanes
 from app.wiring import build_deps, built_in_emulator
+from app.worker.task_queue import run_worker
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
     secret = settings.dashboard_secret.encode() if settings.dashboard_secret else None
     return [
-        *health_routes.routes, *job_routes.routes, *prediction_routes.routes, *callback_routes.routes,
-        *evi_routes.routes, *token_routes.routes, *tts_routes.routes, *emotion_routes.routes,
-        *event_routes.routes, *endpoint_routes.routes, *message_routes.routes, *openapi_document.routes,
+        *health_routes.routes, *job_routes.routes, *analytics_routes.routes, *callback_routes.routes,
+        *evi_routes.routes, *token_routes.routes, *tts_routes.routes,
+        *event_routes.routes, *notification_routes.routes, *openapi_document.routes,
         *dashboard_routes.routes(secret),
     ]  # fmt: skip
 

@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.hume_failures import hume_failure
-from app.api.request_helpers import JSON
+from app.api.responses import JSON
+from app.core.prediction_rows import PredictionFormatError
 from app.errors import AppError
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeError
-from app.prediction_rows import PredictionFormatError
 
 log = structlog.get_logger(__name__)
 

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import metrics
-from app.api.request_helpers import JSON, deps
+from app.api.responses import JSON, deps
+from app.core import metrics
 from app.store import operator_gauges
 
 

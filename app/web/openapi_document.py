@@ -18,8 +18,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from app.admin.event_schemas import Event, EventListQuery, EventPage
-from app.analytics.analytics_schemas import (
+from app.admin.schemas import Event, EventListQuery, EventPage
+from app.analytics.schemas import (
     PredictionPage,
     PredictionPageQuery,
     PredictionQuery,
@@ -30,10 +30,10 @@ from app.analytics.analytics_schemas import (
     TopEmotions,
 )
 from app.api import hume_failures
-from app.api.request_helpers import JSON
+from app.api.responses import JSON
 from app.api.typed_input import QueryStruct
-from app.jobs.job_schemas import MAX_IDEMPOTENCY_KEY, OPTION_SETS, JobListQuery, JobOut, JobPage, ModelChoice, SubmitJob
-from app.notifications.webhook_schemas import (
+from app.jobs.schemas import MAX_IDEMPOTENCY_KEY, OPTION_SETS, JobListQuery, JobOut, JobPage, ModelChoice, SubmitJob
+from app.notifications.schemas import (
     AttemptPage,
     EndpointIn,
     EndpointOut,
@@ -44,8 +44,8 @@ from app.notifications.webhook_schemas import (
     MessageQuery,
     PingQueued,
 )
-from app.tokens.token_routes import AccessToken
-from app.tts.tts_schemas import TtsBody, TtsCacheStats, TtsQuery
+from app.tokens.routes import AccessToken
+from app.tts.schemas import TtsBody, TtsCacheStats, TtsQuery
 from app.web.error_handlers import ErrorBody
 
 TITLE = "Hume expression service"

@@ -8,7 +8,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import metrics
+from app.core import metrics
 
 log = structlog.get_logger(__name__)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from app.commands import hume_commands
-from app.commands.command_errors import CommandError
+from app.commands.errors import CommandError
 from app.config import HUME_CLOUD_URL, Settings
+from app.core.metrics import HUME_REQUEST_SECONDS
 from app.emulator.testing import EmulatorServer
-from app.metrics import HUME_REQUEST_SECONDS
 from tests.conftest import EMULATOR_KEY, hume_environment
 
 ROOT = Path(__file__).resolve().parents[2]

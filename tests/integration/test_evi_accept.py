@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
-from app.evi import chat_events as evi_chats
+from app.evi import service as evi_chats
 from app.hume.signatures import signed_headers
 from app.inbox.acceptance import Accepted
 from app.wiring import build_deps

@@ -11,10 +11,10 @@ from sqlalchemy import text
 
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
-from app.evi import chat_events as evi_chats
+from app.evi import service as evi_chats
 from app.hume.signatures import signed_headers
-from app.inbox.event_runner import run_event
 from app.store import inbox_events
+from app.worker.event_runner import run_event
 from tests.conftest import EMULATOR_KEY
 
 SINCE = timedelta(hours=1)

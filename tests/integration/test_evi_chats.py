@@ -17,13 +17,13 @@ from sqlalchemy import text
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
 from app.errors import Unauthorized
-from app.evi import chat_events as evi_chats
+from app.evi import service as evi_chats
 from app.hume.errors import HumeTransientError
 from app.hume.signatures import signed_headers
-from app.inbox import event_runner
 from app.inbox.acceptance import Accepted
-from app.inbox.event_runner import run_event
 from app.inbox.pipeline import PROCESS_EVENT, RetryLater
+from app.worker import event_runner
+from app.worker.event_runner import run_event
 from tests.conftest import BUILT_IN_EMULATOR, EMULATOR_KEY
 
 

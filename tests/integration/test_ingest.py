@@ -16,15 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.batch import prediction_import as importer
 from app.batch.hume_documents import source_records
+from app.core.prediction_rows import PredictionFormatError
 from app.emulator.testing import EmulatorServer
 from app.hume import callbacks, predictions
 from app.hume.emotions import EXPRESSIONS_48
-from app.inbox.event_runner import run_event
-from app.prediction_rows import PredictionFormatError
-from app.store import ingest, jobs, queries
+from app.store import analytics as queries
+from app.store import ingest, jobs
 from app.store.db import driver_connection
 from app.store.webhook_intake import store_event
 from app.wiring import build_deps
+from app.worker.event_runner import run_event
 from bench import payloads
 from tests.conftest import service_settings
 from tests.fixtures import REAL_PREDICTIONS

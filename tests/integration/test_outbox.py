@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 
 from app.deps import Deps
-from app.inbox import outbox
 from app.inbox.pipeline import DELIVER_MESSAGE
 from app.notifications import signing
 from app.store import api_keys, jobs, webhook_endpoints
+from app.worker import outbox
 from tests.conftest import ServiceFactory
 from tests.webhook_receiver import Receiver
 

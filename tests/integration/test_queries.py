@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.analytics import csv_export as exports
 from app.batch import prediction_import as importer
 from app.hume.emotions import EXPRESSIONS_48, EXPRESSIONS_53
-from app.store import queries
+from app.store import analytics as queries
 from bench import payloads
 
 Sessionmaker = async_sessionmaker[AsyncSession]

@@ -14,10 +14,11 @@ from sqlalchemy import text
 
 from app.deps import Deps
 from app.errors import Conflict
-from app.inbox import reconciler, replay
+from app.inbox import replay
 from app.inbox.pipeline import DELIVER_MESSAGE, PRUNE
 from app.notifications import signing
 from app.store import api_keys, webhook_endpoints, webhook_messages
+from app.worker import reconciler
 
 
 async def _rows(deps: Deps, sql: str) -> list[tuple[Any, ...]]:

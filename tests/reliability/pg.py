@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from app import embedded
 from app.cli import migrate
+from app.commands import embedded
 
 
 @dataclass

@@ -12,7 +12,7 @@ import orjson
 import psycopg
 import pytest
 
-from app.batch.batch_submission import token_hash
+from app.batch.submission import token_hash
 from app.hume.signatures import signed_headers
 from tests.conftest import EMULATOR_KEY, Service, ServiceFactory
 from tests.e2e.test_spine import wait_for_status

@@ -11,10 +11,10 @@ from sqlalchemy import text
 
 from app.deps import Deps
 from app.emulator.testing import EmulatorServer
-from app.inbox import job_starter
-from app.jobs.job_schemas import submit_request
-from app.jobs.job_submission import submit
+from app.jobs.schemas import submit_request
+from app.jobs.service import submit
 from app.store import jobs
+from app.worker import job_starter
 from tests.conftest import ServiceFactory
 from tests.e2e.test_outbound_webhooks import register
 from tests.e2e.test_spine import wait_for_status

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from app.batching import Batcher
+from app.store.batching import Batcher
 
 
 class Store:

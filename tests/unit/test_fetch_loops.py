@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import Settings
-from app.inbox.task_queue import loop_concurrencies
+from app.worker.task_queue import loop_concurrencies
 
 
 @pytest.mark.parametrize(

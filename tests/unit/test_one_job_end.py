@@ -10,7 +10,7 @@ from pathlib import Path
 from app.core.job_status import FINAL
 
 APP = Path(__file__).resolve().parents[2] / "app"
-THE_END = APP / "inbox" / "outbox.py"
+THE_END = APP / "worker" / "outbox.py"
 # A predictions document imported from before Hume's batch sunset is stored as the job it was: it never ran
 # here, so nothing ends (and nobody subscribed to it could have waited for it).
 BORN_FINAL = {APP / "batch" / "prediction_import.py"}

@@ -8,15 +8,15 @@ import typing
 from hume.expression_measurement.batch import types as batch_types
 from starlette.routing import Route
 
-from app.admin.event_schemas import EventState
-from app.analytics.analytics_schemas import Model
+from app.admin.schemas import EventState
+from app.analytics.schemas import Model
 from app.config import Settings
 from app.core.job_status import JobStatus
 from app.hume.emotions import MODELS
 from app.hume.tts_client import FORMATS, PROVIDERS
-from app.jobs.job_schemas import OPTION_SETS, BatchFaceOptions, BatchProsodyOptions, JobKind, ModelChoice
+from app.jobs.schemas import OPTION_SETS, BatchFaceOptions, BatchProsodyOptions, JobKind, ModelChoice
 from app.store.tables import EVENT_STATES, JOB_KINDS, JOB_STATUSES
-from app.tts.tts_schemas import AudioFormat, Provider
+from app.tts.schemas import AudioFormat, Provider
 from app.web import application, openapi_document
 from tests.conftest import Service
 

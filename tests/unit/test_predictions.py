@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from app.batch.hume_documents import source_records
+from app.core.prediction_rows import EmotionScore, PredictionFormatError
 from app.hume import predictions
 from app.hume.emotions import CANONICAL, EXPRESSIONS_48
-from app.prediction_rows import EmotionScore, PredictionFormatError
 from app.store import ingest, pgbinary
 from bench import payloads
 from tests.fixtures import REAL_PREDICTIONS

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from app.errors import InvalidInput
-from app.tts.tts_schemas import parse_request
-from app.tts.tts_service import Kind
+from app.tts.schemas import parse_request
+from app.tts.service import Kind
 
 
 def key(body: dict[str, Any], kind: Kind = "audio") -> str:

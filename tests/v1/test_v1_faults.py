@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import text
 
 from app.emulator.testing import EmulatorServer
-from app.jobs.job_schemas import submit_request
-from app.jobs.job_submission import submit
-from app.v1 import v1_backend
+from app.jobs.schemas import submit_request
+from app.jobs.service import submit
+from app.v1 import backend as v1_backend
 from app.wiring import build_deps
 from tests.conftest import ServiceFactory, service_settings
 from tests.e2e.test_spine import wait_for_status

@@ -1,4 +1,4 @@
-"""A v1 job's end is announced like any job's (app/inbox/outbox.py): an endpoint subscribed to job.completed
+"""A v1 job's end is announced like any job's (app/worker/outbox.py): an endpoint subscribed to job.completed
 or job.rejected hears it, signed, verified by the `standardwebhooks` library. Media served over a socket, the
 emulator's v1 API, real Postgres."""
 

@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.api.auth import authorize
 from app.api.hume_failures import hume_failure
-from app.api.request_helpers import JSON, authorize, deps
+from app.api.responses import JSON, deps
 from app.errors import AppError, HumeRetired
 from app.hume.errors import HumeError, HumeSunsetError
 

@@ -389,13 +389,3 @@ async def time_extent(session: AsyncSession, job_id: uuid.UUID) -> dict[str, flo
         {"id": job_id},
     )
     return {model: float(latest) for model, latest in rows if latest is not None}
-
-
-async def queue_depth(session: AsyncSession) -> dict[str, int]:
-    """Queue tasks waiting (todo) and running (doing), over every task name."""
-    rows = await session.execute(
-        text("SELECT status::text, count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing') GROUP BY 1")
-    )
-    depth = {"todo": 0, "doing": 0}
-    depth.update({status: int(n) for status, n in rows})
-    return depth

@@ -9,13 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.api.auth import authorize, existing_job
+from app.api.bodies import parse_json_object, read_body
 from app.api.json_limits import encodable
 from app.api.receiver_url import checked_receiver_url
-from app.api.request_helpers import JSON, authorize, deps, existing_job, parse_json_object, read_body
+from app.api.responses import JSON, deps
 from app.api.typed_input import datetime_param, json_object_param, query_struct
 from app.errors import InvalidInput
-from app.jobs import job_submission
-from app.jobs.job_schemas import MAX_IDEMPOTENCY_KEY, JobError, JobListQuery, JobOut, JobPage, LastEvent, submit_request
+from app.jobs import service as job_submission
+from app.jobs.schemas import MAX_IDEMPOTENCY_KEY, JobError, JobListQuery, JobOut, JobPage, LastEvent, submit_request
 from app.store import hume_usage, inbox_events, jobs
 from app.store.tables import Job
 

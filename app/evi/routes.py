@@ -8,9 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.request_helpers import deps, read_body
+from app.api.bodies import read_body
+from app.api.responses import deps
 from app.api.webhook_ack import acknowledge
-from app.evi import chat_events
+from app.evi import service as chat_events
 from app.inbox.acceptance import Accepted
 
 

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 import structlog
 from hume.empathic_voice.types import WebhookEventChatEnded, WebhookEventChatStarted, WebhookEventToolCall
 
-from app import metrics
 from app.api.json_limits import check_storable, parse_bounded
+from app.core import metrics
 from app.core.job_status import FINAL
 from app.core.times import from_ms
 from app.deps import Deps
@@ -28,12 +28,12 @@ from app.errors import InvalidInput, Unauthorized
 from app.hume import catalog, signatures
 from app.hume import evi_chats as evi
 from app.hume.errors import HumeError, HumeSunsetError
-from app.inbox import outbox
 from app.inbox.acceptance import Accepted, store_and_queue
-from app.inbox.event_runner import finish_event, run_event
 from app.inbox.pipeline import PROCESS_EVENT, RetryLater
 from app.store import chat_jobs, inbox_events, ingest, jobs
 from app.store.tables import InboxEvent
+from app.worker import outbox
+from app.worker.event_runner import finish_event, run_event
 
 log = structlog.get_logger(__name__)
 

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import Deps
 from app.hume.errors import HumeTransientError
-from app.inbox.event_runner import last_attempt, task_deps
-from app.inbox.outbox import end_job
 from app.inbox.pipeline import START_JOB, pipeline
 from app.store import jobs
 from app.store.db import driver_connection
+from app.worker.event_runner import last_attempt, task_deps
+from app.worker.outbox import end_job
 
 log = structlog.get_logger(__name__)
 

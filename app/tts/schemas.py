@@ -13,7 +13,7 @@ from msgspec import Meta
 from app.api.typed_input import QueryStruct, body_struct
 from app.errors import InvalidInput
 from app.hume.tts_client import DEFAULT_PROVIDER, TtsSpec
-from app.tts.tts_service import TtsRequest
+from app.tts.service import TtsRequest
 
 MAX_TEXT = 5000
 MAX_DESCRIPTION = 1000

@@ -6,8 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.admin.event_schemas import Event, EventListQuery, EventPage
-from app.api.request_helpers import JSON, ascii_int, authorize, deps, path_id
+from app.admin.schemas import Event, EventListQuery, EventPage
+from app.api.auth import authorize
+from app.api.params import ascii_int, path_id
+from app.api.responses import JSON, deps
 from app.api.typed_input import query_struct
 from app.errors import InvalidInput
 from app.inbox import replay as events

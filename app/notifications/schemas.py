@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from app.api.request_helpers import MAX_ID
+from app.api.params import MAX_ID
 from app.api.typed_input import QueryStruct
 
 EventType = Annotated[str, Meta(description="job.completed, job.failed, job.rejected, evi_chat.completed (or ping)")]

@@ -11,15 +11,15 @@ from typing import NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 
-from app import metrics
+from app.core import metrics
 from app.deps import Deps
 from app.errors import Conflict, InvalidInput
-from app.inbox.job_starter import defer_start
-from app.inbox.outbox import add_notify_endpoint
-from app.jobs.job_schemas import SubmitRequest
+from app.jobs.schemas import SubmitRequest
 from app.store import jobs
 from app.store.api_keys import DEFAULT_TENANT, Principal
 from app.store.tables import Job
+from app.worker.job_starter import defer_start
+from app.worker.outbox import add_notify_endpoint
 
 IDEMPOTENCY_CONSTRAINT = "uq_job_api_key_id_idempotency_key"
 

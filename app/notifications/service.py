@@ -10,8 +10,8 @@ from msgspec import UnsetType
 from app.api.receiver_url import checked_receiver_url
 from app.egress.url_guard import UrlGuard
 from app.errors import InvalidInput
-from app.inbox.outbox import JOB_EVENTS
-from app.notifications.webhook_schemas import MAX_DESCRIPTION, EndpointIn, EndpointPatch
+from app.notifications.schemas import MAX_DESCRIPTION, EndpointIn, EndpointPatch
+from app.worker.outbox import JOB_EVENTS
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,15 @@ from app.egress.pinned import PinnedClient
 from app.egress.url_guard import UrlGuard
 from app.hume.errors import HumeAuthError, HumeMediaRefused, HumeRejectedError, HumeTransientError
 from app.hume.expression_client import AudioOptions, FaceOptions
-from app.inbox.job_starter import defer_start
-from app.inbox.outbox import end_job
 from app.inbox.pipeline import JobBackend
 from app.media.errors import MediaError, NoAudioStream, NoVideoStream
 from app.store import jobs, v1_chunks
 from app.store.v1_chunks import OUTCOME, StoredChunk
+from app.v1.completion import NOT_PRESENT, complete
 from app.v1.hume_spend import BudgetExhausted
 from app.v1.medium_measurement import VideoOptions, measure_audio, measure_video
-from app.v1.v1_completion import NOT_PRESENT, complete
+from app.worker.job_starter import defer_start
+from app.worker.outbox import end_job
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +53,7 @@ def wanted_media(models: dict[str, Any] | None) -> tuple[list[str], bool]:
 
 
 def video_options(deps: Deps, models: dict[str, Any] | None) -> VideoOptions:
-    """The job's v1 face options (checked at submit, app/jobs/job_schemas.V1FaceOptions); those not given stay
+    """The job's v1 face options (checked at submit, app/jobs/schemas.V1FaceOptions); those not given stay
     None and are not sent, so Hume's defaults apply."""
     face = (models or {}).get("face") or {}
     fps = face.get("fps")
@@ -65,7 +65,7 @@ def video_options(deps: Deps, models: dict[str, Any] | None) -> VideoOptions:
 
 
 def audio_options(models: dict[str, Any] | None) -> AudioOptions:
-    """The job's v1 prosody options (app/jobs/job_schemas.V1ProsodyOptions); not given: not sent."""
+    """The job's v1 prosody options (app/jobs/schemas.V1ProsodyOptions); not given: not sent."""
     prosody = (models or {}).get("prosody") or {}
     return AudioOptions(measurement_timer_ms=prosody.get("measurement_timer_ms"))
 

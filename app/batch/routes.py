@@ -6,9 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.request_helpers import deps, read_body
+from app.api.bodies import read_body
+from app.api.responses import deps
 from app.api.webhook_ack import acknowledge
-from app.batch import batch_outcomes
+from app.batch import outcomes as batch_outcomes
 from app.errors import PayloadTooLarge
 from app.inbox.acceptance import Accepted
 

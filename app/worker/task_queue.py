@@ -28,9 +28,9 @@ from sqlalchemy import text
 from app.config import Settings, libpq_url
 from app.deps import Deps
 from app.hume.errors import HumeTransientError
-from app.inbox import event_runner, job_starter, reconciler
-from app.inbox.event_runner import task_deps
 from app.inbox.pipeline import PROCESS_EVENT, PRUNE, RECONCILE, START_JOB, QueueTask
+from app.worker import event_runner, job_starter, reconciler
+from app.worker.event_runner import task_deps
 
 log = structlog.get_logger(__name__)
 

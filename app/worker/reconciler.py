@@ -12,10 +12,11 @@ import structlog
 from procrastinate import JobContext
 
 from app.deps import Deps
-from app.inbox import job_starter, replay
-from app.inbox.event_runner import task_deps
+from app.inbox import replay
 from app.inbox.pipeline import pipeline
 from app.store import inbox_events, webhook_messages
+from app.worker import job_starter
+from app.worker.event_runner import task_deps
 
 log = structlog.get_logger(__name__)
 

@@ -13,9 +13,9 @@ import structlog
 from app.deps import Deps
 from app.hume import catalog
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
-from app.inbox import outbox
 from app.inbox.pipeline import JobBackend
 from app.store import jobs
+from app.worker import outbox
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import metrics
+from app.core import metrics
 from app.errors import HumeRetired
 from app.hume import catalog
 from app.hume.tts_client import HumeTts, TtsSpec

@@ -12,16 +12,16 @@ from typing import Any
 
 import structlog
 
-from app import metrics
+from app.core import metrics
 from app.core.job_status import FINAL
+from app.core.prediction_rows import PredictionRow
 from app.deps import Deps
 from app.hume.expression_rows import audio_rows, video_rows
-from app.inbox.outbox import end_job
 from app.media.errors import KEEPS_MEASURED
-from app.prediction_rows import PredictionRow
 from app.store import ingest, jobs, v1_chunks
 from app.store.ingest import SourceRecord
 from app.store.v1_chunks import OUTCOME, StoredChunk
+from app.worker.outbox import end_job
 
 log = structlog.get_logger(__name__)
 

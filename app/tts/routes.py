@@ -9,13 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from app.api.auth import authorize
+from app.api.bodies import parse_json_object, read_body
 from app.api.hume_failures import hume_failure
-from app.api.request_helpers import JSON, authorize, deps, parse_json_object, read_body
+from app.api.responses import JSON, deps
 from app.api.typed_input import query_struct
 from app.errors import AppError, InvalidInput
 from app.hume.errors import HumeError
-from app.tts.tts_schemas import ProcessCounters, TtsCacheStats, TtsQuery, parse_request
-from app.tts.tts_service import Kind, TtsService
+from app.tts.schemas import ProcessCounters, TtsCacheStats, TtsQuery, parse_request
+from app.tts.service import Kind, TtsService
 
 
 def _service(request: Request) -> TtsService:

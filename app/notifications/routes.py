@@ -4,6 +4,8 @@ Endpoints belong to the API key that registered them; no other key of any tenant
 404, as for an endpoint that does not exist), except the deployment's admin keys, which are global (an admin
 key belongs to no tenant: `create-key` refuses `--tenant` for it). The signing secret is returned by create
 and rotate only.
+
+The delivery log: an endpoint's messages, one message's attempts, and sending a message again now.
 """
 
 from __future__ import annotations
@@ -17,16 +19,31 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.api.request_helpers import JSON, authorize, deps, parse_json_object, read_body
-from app.api.typed_input import body_struct
+from app.api.auth import authorize
+from app.api.bodies import parse_json_object, read_body
+from app.api.params import path_id
+from app.api.responses import JSON, deps
+from app.api.typed_input import body_struct, query_struct
 from app.core.times import iso
 from app.errors import NotFound
-from app.inbox.outbox import PING, envelope, queue_message
-from app.notifications import endpoint_input, signing
-from app.notifications.webhook_schemas import EndpointIn, EndpointOut, EndpointPage, EndpointPatch, PingQueued
-from app.store import webhook_endpoints
+from app.notifications import redelivery, signing
+from app.notifications import service as endpoint_input
+from app.notifications.schemas import (
+    AttemptOut,
+    AttemptPage,
+    EndpointIn,
+    EndpointOut,
+    EndpointPage,
+    EndpointPatch,
+    MessageOut,
+    MessagePage,
+    MessageQuery,
+    PingQueued,
+)
+from app.store import webhook_endpoints, webhook_messages
 from app.store.api_keys import Principal
-from app.store.tables import WebhookEndpoint
+from app.store.tables import WebhookAttempt, WebhookEndpoint, WebhookMessage
+from app.worker.outbox import PING, envelope, queue_message
 
 SCOPE = "webhooks"
 # The old secret keeps signing alongside the new one this long, so receivers can switch without a gap.
@@ -156,6 +173,63 @@ async def send_test(request: Request) -> Response:
     return JSON(PingQueued(message_id=message_id, type=PING), status_code=202)
 
 
+def message_out(message: WebhookMessage) -> MessageOut:
+    return MessageOut(
+        id=message.id,
+        msg_id=message.msg_id,
+        endpoint_id=str(message.endpoint_id),
+        job_id=str(message.job_id) if message.job_id else None,
+        type=message.event_type,
+        state=message.state,
+        attempts=message.attempts,
+        next_attempt_at=iso(message.next_attempt_at) if message.state == "pending" else None,
+        created_at=iso(message.created_at),
+        payload=message.payload,
+    )
+
+
+def attempt_out(attempt: WebhookAttempt) -> AttemptOut:
+    return AttemptOut(
+        at=iso(attempt.at),
+        status_code=attempt.status_code,
+        response=attempt.response_snippet,
+        duration_ms=attempt.duration_ms,
+        error=attempt.error,
+    )
+
+
+def _message_id(request: Request) -> int:
+    return path_id(request, "message_id", "webhook message")
+
+
+async def list_messages(request: Request) -> Response:
+    principal = await authorize(request, SCOPE)
+    endpoint = await owned_endpoint(request, principal)
+    query = query_struct(request, MessageQuery)
+    async with deps(request).sessionmaker() as session:
+        rows = await webhook_messages.page(session, endpoint.id, limit=query.limit, before=query.before)
+    next_before = rows[-1].id if len(rows) == query.limit else None
+    return JSON(MessagePage(items=[message_out(m) for m in rows], next_before=next_before))
+
+
+async def list_attempts(request: Request) -> Response:
+    principal = await authorize(request, SCOPE)
+    endpoint = await owned_endpoint(request, principal)
+    message_id = _message_id(request)
+    async with deps(request).sessionmaker() as session:
+        message = await webhook_messages.get(session, message_id)
+        if message is None or message.endpoint_id != endpoint.id:
+            raise NotFound("unknown webhook message")
+        rows = await webhook_messages.attempts(session, message_id)
+    return JSON(AttemptPage(message=message_out(message), items=[attempt_out(a) for a in rows]))
+
+
+async def retry_message(request: Request) -> Response:
+    principal = await authorize(request, SCOPE)
+    message = await redelivery.retry_now(deps(request), _message_id(request), owner(principal))
+    return JSON(message_out(message), status_code=202)
+
+
 routes = [
     Route("/v1/webhook-endpoints", create_endpoint, methods=["POST"]),
     Route("/v1/webhook-endpoints", list_endpoints, methods=["GET"]),
@@ -164,4 +238,7 @@ routes = [
     Route("/v1/webhook-endpoints/{endpoint_id}", delete_endpoint, methods=["DELETE"]),
     Route("/v1/webhook-endpoints/{endpoint_id}/rotate-secret", rotate_secret, methods=["POST"]),
     Route("/v1/webhook-endpoints/{endpoint_id}/test", send_test, methods=["POST"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}/messages", list_messages, methods=["GET"]),
+    Route("/v1/webhook-endpoints/{endpoint_id}/messages/{message_id}/attempts", list_attempts, methods=["GET"]),
+    Route("/v1/webhook-messages/{message_id}/retry", retry_message, methods=["POST"]),
 ]

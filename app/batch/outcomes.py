@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from app import metrics
-from app.batch.batch_submission import token_hash
 from app.batch.hume_documents import source_records
+from app.batch.submission import token_hash
+from app.core import metrics
 from app.core.job_status import FINAL
+from app.core.prediction_rows import PredictionFormatError
 from app.core.times import from_ms
 from app.deps import Deps
 from app.errors import BadPayload, NotFound, Unauthorized
@@ -25,15 +26,14 @@ from app.hume import callbacks, predictions
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeError, HumeNotFoundError, HumeSunsetError
 from app.hume.gateway import JobState
-from app.inbox import outbox
 from app.inbox.acceptance import Accepted, defer, store_and_queue
-from app.inbox.event_runner import finish_event
-from app.inbox.job_starter import defer_start
 from app.inbox.pipeline import PROCESS_EVENT, RetryLater
-from app.prediction_rows import PredictionFormatError
 from app.store import inbox_events, ingest, jobs
 from app.store.tables import InboxEvent, Job
 from app.store.webhook_intake import CallbackTarget
+from app.worker import outbox
+from app.worker.event_runner import finish_event
+from app.worker.job_starter import defer_start
 
 log = structlog.get_logger(__name__)
 
