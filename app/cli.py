@@ -14,7 +14,8 @@ from app.commands import hume_commands, tenant_commands, trigger_commands, webho
 from app.commands import server_commands as servers
 from app.commands.errors import FAILED, USAGE, CommandError
 from app.commands.server_commands import migrate
-from app.config import Settings, SettingsError
+from app.config import Settings
+from app.config.sources import SettingsError
 
 __all__ = ["main", "migrate", "parser"]
 

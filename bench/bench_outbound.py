@@ -29,7 +29,8 @@ import psycopg
 from sqlalchemy import text
 
 from app import logs
-from app.config import Settings, libpq_url
+from app.config import Settings
+from app.config.sources import libpq_url
 from app.deps import Deps
 from app.notifications import signing
 from app.store import api_keys, webhook_endpoints

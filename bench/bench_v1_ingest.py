@@ -23,7 +23,8 @@ import orjson
 import psycopg
 from sqlalchemy import text
 
-from app.config import Settings, libpq_url
+from app.config import Settings
+from app.config.sources import libpq_url
 from app.emulator.expression_labels import AUDIO_EXPRESSIONS, VIDEO_DESCRIPTIONS, VIDEO_EXPRESSIONS, VOICE_ATTRIBUTES
 from app.store import jobs, v1_chunks
 from app.store.db import make_engine, make_sessionmaker

@@ -10,7 +10,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from app.config import sqlalchemy_url
+from app.config.sources import sqlalchemy_url
 from app.store.tables import Base
 
 config = context.config

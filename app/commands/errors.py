@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
-from app.config import libpq_url
+from app.config.sources import libpq_url
 
 USAGE = 2
 FAILED = 1

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
-
-import orjson
 
 from .labels import (
     BURST_DESCRIPTIONS,
@@ -24,59 +21,10 @@ from .labels import (
     TOXICITY,
 )
 from .media import MediaFile, stable_hash
+from .scoring import Json, Scorer, normalised, seeded_rng
 from .transcript import ENTITIES, Transcript, Word, make_transcript, transcript_from_text
 
-Json = dict[str, Any]
 _ENTITY_URI = dict(ENTITIES)
-
-
-def _rng(f: MediaFile, model: str, cfg: object) -> random.Random:
-    return random.Random(stable_hash(f.seed_key, model, orjson.dumps(cfg, option=orjson.OPT_SORT_KEYS).decode()))
-
-
-class _Scorer:
-    """Scores for one label set that wander around a per-track profile.
-
-    A few labels dominate (as in real output, where most scores are small), and the profile
-    shifts now and then so a timeline shows change rather than noise around a constant.
-    """
-
-    def __init__(self, rng: random.Random, names: Sequence[str], dominant: int = 4) -> None:
-        self.rng = rng
-        self.names = names
-        self.profile = self._new_profile(dominant)
-        self.home = list(self.profile)
-
-    def _new_profile(self, dominant: int) -> list[float]:
-        rnd = self.rng.random
-        profile = [0.02 + 0.2 * rnd() ** 2 for _ in self.names]
-        for _ in range(dominant):
-            profile[self.rng.randrange(len(profile))] = 0.25 + 0.5 * rnd()
-        return profile
-
-    def drift(self) -> None:
-        """Nudge one label, pulled back toward the track's home profile so long media does not
-        wander off; now and then a different label becomes dominant (a change of mood)."""
-        rng = self.rng
-        i = rng.randrange(len(self.profile))
-        if rng.random() < 0.02:
-            self.home[i] = 0.25 + 0.5 * rng.random() if self.home[i] < 0.2 else 0.02 + 0.15 * rng.random()
-        value = self.profile[i] + 0.3 * (self.home[i] - self.profile[i]) + (rng.random() - 0.5) * 0.3
-        self.profile[i] = min(0.78, max(0.005, value))
-
-    def scores(self) -> list[Json]:
-        rnd = self.rng.random
-        return [
-            {"name": name, "score": base * (0.75 + 0.5 * rnd())}  # base <= 0.78 keeps this < 1
-            for name, base in zip(self.names, self.profile, strict=True)
-        ]
-
-
-def _normalised(rng: random.Random, names: Sequence[str], peak: int) -> list[Json]:
-    """A distribution over ordered levels peaking near ``peak`` (sentiment 1..9)."""
-    weights = [1.0 / (1.0 + abs(i - peak) ** 2 * (0.5 + rng.random())) for i in range(len(names))]
-    total = sum(weights)
-    return [{"name": n, "score": w / total} for n, w in zip(names, weights, strict=True)]
 
 
 # ---------------------------------------------------------------- face & facemesh
@@ -116,18 +64,16 @@ def _face_tracks(f: MediaFile, frames: list[tuple[int, float]], rng: random.Rand
 def face(f: MediaFile, cfg: Json) -> Json | None:
     if f.kind not in ("video", "image"):
         return None
-    rng = _rng(f, "face", cfg)
+    rng = seeded_rng(f, "face", cfg)
     frames = _face_frames(f, _num(cfg, "fps_pred", 3.0))
     tracks = _face_tracks(f, frames, rng)
     threshold = _num(cfg, "prob_threshold", 0.99)
     min_size = float(cfg.get("min_face_size") or 60)
     width, height = (1920.0, 1080.0)  # frame size assumed for boxes
-    scorers = [_Scorer(rng, EMOTIONS_48) for _ in range(f.num_faces)]
-    facs = [_Scorer(rng, FACS, 6) for _ in range(f.num_faces)] if cfg.get("facs") is not None else None
+    scorers = [Scorer(rng, EMOTIONS_48) for _ in range(f.num_faces)]
+    facs = [Scorer(rng, FACS, 6) for _ in range(f.num_faces)] if cfg.get("facs") is not None else None
     descs = (
-        [_Scorer(rng, FACE_DESCRIPTIONS, 3) for _ in range(f.num_faces)]
-        if cfg.get("descriptions") is not None
-        else None
+        [Scorer(rng, FACE_DESCRIPTIONS, 3) for _ in range(f.num_faces)] if cfg.get("descriptions") is not None else None
     )
     boxes = []
     for k in range(f.num_faces):
@@ -156,9 +102,9 @@ def _face_prediction(
     t: float,
     who: int,
     boxes: list[list[float]],
-    scorers: list[_Scorer],
-    facs: list[_Scorer] | None,
-    descs: list[_Scorer] | None,
+    scorers: list[Scorer],
+    facs: list[Scorer] | None,
+    descs: list[Scorer] | None,
     threshold: float,
     rnd: Callable[[], float],
     groups: dict[str, list[Json]],
@@ -185,9 +131,9 @@ def _face_prediction(
 def facemesh(f: MediaFile, cfg: Json) -> Json | None:
     if f.kind not in ("video", "image"):
         return None
-    rng = _rng(f, "facemesh", cfg)
+    rng = seeded_rng(f, "facemesh", cfg)
     frames = _face_frames(f, 3)
-    scorer = _Scorer(rng, EMOTIONS_48)
+    scorer = Scorer(rng, EMOTIONS_48)
     preds = []
     for _ in frames:
         if rng.random() < 0.08:
@@ -242,9 +188,9 @@ def _group(items: list[tuple[str, Json]]) -> list[Json]:
 def prosody(f: MediaFile, cfg: Json, transcription: Json | None) -> Json | None:
     if not f.has_audio:
         return None
-    rng = _rng(f, "prosody", cfg)
+    rng = seeded_rng(f, "prosody", cfg)
     identify = bool(cfg.get("identify_speakers"))
-    scorers = [_Scorer(rng, EMOTIONS_48) for _ in range(f.num_speakers)]
+    scorers = [Scorer(rng, EMOTIONS_48) for _ in range(f.num_speakers)]
     items: list[tuple[str, Json]] = []
     window = cfg.get("window")
     if window:
@@ -292,9 +238,9 @@ def prosody(f: MediaFile, cfg: Json, transcription: Json | None) -> Json | None:
 def burst(f: MediaFile, cfg: Json) -> Json | None:
     if not f.has_audio:
         return None
-    rng = _rng(f, "burst", cfg)
-    scorer = _Scorer(rng, EMOTIONS_48)
-    descs = _Scorer(rng, BURST_DESCRIPTIONS, 3)
+    rng = seeded_rng(f, "burst", cfg)
+    scorer = Scorer(rng, EMOTIONS_48)
+    descs = Scorer(rng, BURST_DESCRIPTIONS, 3)
     preds: list[Json] = []
     t = 1.0 + rng.random() * 6
     while t < f.duration_s - 0.3:
@@ -311,9 +257,9 @@ def language(f: MediaFile, cfg: Json, transcription: Json | None) -> Json | None
     from_text = f.text is not None
     if not from_text and (not f.has_audio or transcription is None):
         return None
-    rng = _rng(f, "language", cfg)
+    rng = seeded_rng(f, "language", cfg)
     identify = bool(cfg.get("identify_speakers")) and not from_text
-    scorer = _Scorer(rng, EMOTIONS_53)
+    scorer = Scorer(rng, EMOTIONS_53)
     sentiment = cfg.get("sentiment") is not None
     toxicity = cfg.get("toxicity") is not None
     items: list[tuple[str, Json]] = []
@@ -328,7 +274,7 @@ def language(f: MediaFile, cfg: Json, transcription: Json | None) -> Json | None
             "confidence": None if from_text else sum(w.confidence for w in seg) / len(seg),
             "speaker_confidence": 0.7 + 0.3 * rng.random() if identify else None,
             "emotions": scorer.scores(),
-            "sentiment": _normalised(rng, SENTIMENT, 4 + rng.randrange(-2, 3)) if sentiment else None,
+            "sentiment": normalised(rng, SENTIMENT, 4 + rng.randrange(-2, 3)) if sentiment else None,
             "toxicity": (
                 [{"name": n, "score": 0.0005 + 0.03 * rng.random() ** 3} for n in TOXICITY] if toxicity else None
             ),
@@ -347,9 +293,9 @@ def ner(f: MediaFile, cfg: Json, transcription: Json | None) -> Json | None:
     from_text = f.text is not None
     if not from_text and (not f.has_audio or transcription is None):
         return None
-    rng = _rng(f, "ner", cfg)
+    rng = seeded_rng(f, "ner", cfg)
     identify = bool(cfg.get("identify_speakers")) and not from_text
-    scorer = _Scorer(rng, EMOTIONS_48)
+    scorer = Scorer(rng, EMOTIONS_48)
     words = _transcript(f).words
     items: list[tuple[str, Json]] = []
     for i, w in enumerate(words):

@@ -10,7 +10,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.config import libpq_url, sqlalchemy_url
+from app.config.sources import libpq_url, sqlalchemy_url
 
 
 def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:

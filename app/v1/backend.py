@@ -53,7 +53,7 @@ def wanted_media(models: dict[str, Any] | None) -> tuple[list[str], bool]:
 
 
 def video_options(deps: Deps, models: dict[str, Any] | None) -> VideoOptions:
-    """The job's v1 face options (checked at submit, app/jobs/schemas.V1FaceOptions); those not given stay
+    """The job's v1 face options (checked at submit, app/jobs/options.V1FaceOptions); those not given stay
     None and are not sent, so Hume's defaults apply."""
     face = (models or {}).get("face") or {}
     fps = face.get("fps")
@@ -65,7 +65,7 @@ def video_options(deps: Deps, models: dict[str, Any] | None) -> VideoOptions:
 
 
 def audio_options(models: dict[str, Any] | None) -> AudioOptions:
-    """The job's v1 prosody options (app/jobs/schemas.V1ProsodyOptions); not given: not sent."""
+    """The job's v1 prosody options (app/jobs/options.V1ProsodyOptions); not given: not sent."""
     prosody = (models or {}).get("prosody") or {}
     return AudioOptions(measurement_timer_ms=prosody.get("measurement_timer_ms"))
 

@@ -123,7 +123,7 @@ async def complete(
             records = source_records(urls, chunks, message)
             # One pass, each chunk decoded when reached and its rows streamed to the store: cheaper than
             # holding every decoded result or row at once (see `v1_chunks.results`). New names (a first v1 job
-            # brings ~460) are placed in memory under the model's lock (`ingest.lock_emotion_order`).
+            # brings ~460) are placed in memory under the model's lock (`emotion_order.lock_emotion_order`).
             count = await ingest.ingest(session, job_id, records, prediction_rows(chunks, stopped is not None))
             states = face_states(urls, chunks, stopped is not None)
             details = {**(job.details or {}), "face_states": states} if states else job.details

@@ -32,7 +32,8 @@ from app.analytics.schemas import (
 from app.api import hume_failures
 from app.api.responses import JSON
 from app.api.typed_input import QueryStruct
-from app.jobs.schemas import MAX_IDEMPOTENCY_KEY, OPTION_SETS, JobListQuery, JobOut, JobPage, ModelChoice, SubmitJob
+from app.jobs.options import OPTION_SETS
+from app.jobs.schemas import MAX_IDEMPOTENCY_KEY, JobListQuery, JobOut, JobPage, ModelChoice, SubmitJob
 from app.notifications.schemas import (
     AttemptPage,
     EndpointIn,

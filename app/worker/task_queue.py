@@ -25,7 +25,8 @@ from procrastinate.jobs import Job as QueueJob
 from procrastinate.retry import BaseRetryStrategy
 from sqlalchemy import text
 
-from app.config import Settings, libpq_url
+from app.config import Settings
+from app.config.sources import libpq_url
 from app.deps import Deps
 from app.hume.errors import HumeTransientError
 from app.inbox.pipeline import PROCESS_EVENT, PRUNE, RECONCILE, START_JOB, QueueTask

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-from app.config import sqlalchemy_url
+from app.config.sources import sqlalchemy_url
 from app.store.tables import Base
 from tests.database import Databases, with_database
 

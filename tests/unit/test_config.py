@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings, SettingsError, libpq_url, sqlalchemy_url
+from app.config import Settings
+from app.config.sources import SettingsError, libpq_url, sqlalchemy_url
 
 
 def test_defaults_use_the_emulator_and_local_callbacks() -> None:

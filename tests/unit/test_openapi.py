@@ -14,7 +14,8 @@ from app.config import Settings
 from app.core.job_status import JobStatus
 from app.hume.emotions import MODELS
 from app.hume.tts_client import FORMATS, PROVIDERS
-from app.jobs.schemas import OPTION_SETS, BatchFaceOptions, BatchProsodyOptions, JobKind, ModelChoice
+from app.jobs.options import OPTION_SETS, BatchFaceOptions, BatchProsodyOptions
+from app.jobs.schemas import JobKind, ModelChoice
 from app.store.tables import EVENT_STATES, JOB_KINDS, JOB_STATUSES
 from app.tts.schemas import AudioFormat, Provider
 from app.web import application, openapi_document

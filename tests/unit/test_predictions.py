@@ -13,13 +13,13 @@ from app.batch.hume_documents import source_records
 from app.core.prediction_rows import EmotionScore, PredictionFormatError
 from app.hume import predictions
 from app.hume.emotions import CANONICAL, EXPRESSIONS_48
-from app.store import ingest, pgbinary
+from app.store import emotion_order, ingest, pgbinary
 from bench import payloads
 from tests.fixtures import REAL_PREDICTIONS
 
 
-def _order() -> ingest.EmotionOrder:
-    return ingest.EmotionOrder({m: {n: i for i, n in enumerate(names)} for m, names in CANONICAL.items()})
+def _order() -> emotion_order.EmotionOrder:
+    return emotion_order.EmotionOrder({m: {n: i for i, n in enumerate(names)} for m, names in CANONICAL.items()})
 
 
 def _document(models: dict[str, Any], *, source: dict[str, Any] | None = None) -> bytes:

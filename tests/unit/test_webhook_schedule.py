@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import Settings, SettingsError
+from app.config import Settings
+from app.config.sources import SettingsError
 from app.notifications.delivery import next_wait_s
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from app.config import libpq_url
+from app.config.sources import libpq_url
 from tests.conftest import Service, ServiceFactory
 from tests.e2e.test_spine import wait_for_status
 from tests.v1.media_server import EVERY_FACE, make_media, media_server

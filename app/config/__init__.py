@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources import DotEnvSettingsSource
+
+from app.config.sources import MappingSource, SettingsError, one_line, sqlalchemy_url
 
 LogFormat = Literal["console", "json"]
 Backend = Literal["batch", "v1"]
@@ -25,51 +27,6 @@ EMULATOR_SECRET_KEY = "emulator-dev-secret"  # noqa: S105
 HUME_CLOUD_URL = "https://api.cloud.hume.ai"
 HUME_VOICE_URL = "https://api.hume.ai"
 ENV_FILE = Path(".env")
-
-_KINDS = {"int_parsing": "a whole number", "int_from_float": "a whole number", "float_parsing": "a number",
-          "bool_parsing": "a boolean (true/false)", "literal_error": "one of"}  # fmt: skip
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message (one line) names the variable."""
-
-
-def sqlalchemy_url(url: str) -> str:
-    """SQLAlchemy needs the psycopg 3 dialect spelled out; users write plain postgresql:// URLs."""
-    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    raise SettingsError(f"DATABASE_URL must be a postgresql:// URL, got {url.split('://')[0]}://...")
-
-
-def libpq_url(url: str) -> str:
-    """psycopg and procrastinate take the libpq form."""
-    return sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-def _one_line(exc: ValidationError) -> str:
-    error = exc.errors(include_url=False)[0]
-    name = str(error["loc"][0]).upper() if error["loc"] else "a setting"
-    kind = _KINDS.get(error["type"])
-    if kind == "one of":
-        return f"{name} must be one of {error['ctx']['expected']}, got {error['input']!r}"
-    if kind:
-        return f"{name} must be {kind}, got {error['input']!r}"
-    message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
-    return f"{name} {message}" if message.startswith("must") else f"{name}: {message}"
-
-
-class _Mapping(EnvSettingsSource):
-    """The environment source over a given mapping (os.environ merged with .env, or a test's dict)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        # An empty variable is unset (env_ignore_empty): compose's `${HUME_API_KEY:-}` must not turn the
-        # emulator off with an empty key.
-        return {key.lower(): value for key, value in self._environ.items() if value != ""}
 
 
 class Settings(BaseSettings):
@@ -321,16 +278,16 @@ class Settings(BaseSettings):
             development = env.get("environment", "development").strip().lower() in ("", "development")
             env["log_format"] = "console" if development and sys.stdout.isatty() else "json"
         try:
-            return cls(**_Mapping(cls, env)())
+            return cls(**MappingSource(cls, env)())
         except ValidationError as exc:
-            raise SettingsError(_one_line(exc)) from None
+            raise SettingsError(one_line(exc)) from None
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes`, validated like the original."""
         try:
             return type(self)(**{**self.model_dump(), **changes})
         except ValidationError as exc:
-            raise SettingsError(_one_line(exc)) from None
+            raise SettingsError(one_line(exc)) from None
 
     @property
     def development(self) -> bool:
