@@ -44,6 +44,12 @@ CALLBACK_STATUSES = frozenset({"COMPLETED", "FAILED"})
 _REVIVE_ROUNDS = 3
 
 
+def dedup_key(hume_job_id: str | None, status: str) -> str:
+    """The inbox key of a batch job's outcome: a callback, an oversized callback's stand-in and a poll that
+    found the same end are one event, whichever arrives first."""
+    return f"batch:{hume_job_id}:{status}"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -79,7 +85,7 @@ async def accept_callback(deps: Deps, job: CallbackTarget, *, body: bytes, heade
         raise Unauthorized("callback is for another Hume job")
     event_id = await deps.intake.store(
         provider="hume_batch",
-        dedup_key=f"batch:{hume_job_id}:{status}",
+        dedup_key=dedup_key(hume_job_id, status),
         event_type=status,
         job_id=job.job_id,
         headers=headers,
@@ -97,7 +103,7 @@ async def accept_oversized(deps: Deps, job: CallbackTarget, *, headers: dict[str
     body = callbacks.encode_poll(job.hume_job_id, "COMPLETED")
     event_id = await deps.intake.store(
         provider="hume_batch",
-        dedup_key=f"batch:{job.hume_job_id}:COMPLETED",
+        dedup_key=dedup_key(job.hume_job_id, "COMPLETED"),
         event_type="COMPLETED",
         job_id=job.job_id,
         headers={**headers, "x-body-too-large": "fetch predictions from the API"},
@@ -110,13 +116,13 @@ async def accept_oversized(deps: Deps, job: CallbackTarget, *, headers: dict[str
 async def record_poll_outcome(deps: Deps, job: Job, state: JobState) -> None:
     """A poll found the job ended: route it through the inbox, exactly like a callback."""
     body = callbacks.encode_poll(job.hume_job_id or "", state.status)
-    dedup_key = f"batch:{job.hume_job_id}:{state.status}"
+    key = dedup_key(job.hume_job_id, state.status)
     async with deps.sessionmaker.begin() as session:
         event_id = await store_and_queue(
             session,
             deps,
             provider="poll",
-            dedup_key=dedup_key,
+            dedup_key=key,
             event_type=state.status,
             job_id=job.id,
             headers={},
@@ -128,7 +134,7 @@ async def record_poll_outcome(deps: Deps, job: Job, state: JobState) -> None:
             # is tried again instead of leaving the job waiting forever. Bounded: a truly broken event
             # stays dead after a few rounds (replay is then the operator's call).
             event_id = await inbox_events.revive_dead(
-                session, dedup_key, max_attempts=_REVIVE_ROUNDS * deps.settings.worker_max_attempts
+                session, key, max_attempts=_REVIVE_ROUNDS * deps.settings.worker_max_attempts
             )
             if event_id is not None:
                 log.warning("dead event revived by a poll", event_id=event_id, job_id=str(job.id))

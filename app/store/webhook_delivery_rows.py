@@ -1,4 +1,4 @@
-"""The delivery task's rows on a plain autocommit psycopg connection (the webhook intake's pool): one
+"""The delivery task's rows on a plain autocommit psycopg connection (the database's autocommit pool): one
 statement reads a message with its endpoint, one records a successful attempt with the message's end.
 
 The delivery hot path runs these once per attempt, so no ORM, session, BEGIN/COMMIT or pool ping sits
@@ -14,25 +14,13 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from app.store.webhook_messages import snippet
+from app.store.webhook_messages import FINISH_ATTEMPT, attempt_params
 
 _READ = """
 SELECT m.state, m.attempts, m.msg_id, m.payload::text,
        e.id, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at, e.disabled_at, e.failing_since
 FROM webhook_message m JOIN webhook_endpoint e ON e.id = m.endpoint_id
 WHERE m.id = %(id)s
-"""
-
-# The UPDATE takes the row lock webhook_messages.lock takes: a manual retry or a replay waits for it.
-_DELIVERED = """
-WITH moved AS (
-    UPDATE webhook_message SET state = 'delivered', attempts = %(attempts)s, next_attempt_at = NULL
-    WHERE id = %(id)s
-    RETURNING id
-)
-INSERT INTO webhook_attempt (message_id, status_code, response_snippet, duration_ms, error)
-SELECT id, %(status)s, %(snippet)s, %(ms)s, NULL FROM moved
-RETURNING id
 """
 
 
@@ -67,7 +55,11 @@ async def outgoing(connection: AsyncConnection[Any], message_id: int) -> Outgoin
 async def delivered(
     connection: AsyncConnection[Any], message_id: int, *, attempts: int, status: int, response: bytes, duration_ms: int
 ) -> bool:
-    """Record a 2xx attempt and end the message, in one statement; False if the message is gone."""
-    params = {"id": message_id, "attempts": attempts, "status": status, "snippet": snippet(response), "ms": duration_ms}
-    cursor = await connection.execute(_DELIVERED, params)
+    """Record a 2xx attempt and end the message, in one statement (webhook_messages.FINISH_ATTEMPT); False if
+    the message is gone."""
+    params = attempt_params(
+        message_id, state="delivered", attempts=attempts, next_attempt_at=None, status_code=status,
+        response=response, duration_ms=duration_ms, error=None,
+    )  # fmt: skip
+    cursor = await connection.execute(FINISH_ATTEMPT, params)
     return await cursor.fetchone() is not None
