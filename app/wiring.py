@@ -19,7 +19,7 @@ from app.config import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, Settings
 from app.core import background_server
 from app.core.prediction_rows import PredictionFormatError
 from app.deps import Deps
-from app.evi import service as chat_events
+from app.evi import service as evi_service
 from app.hume import catalog
 from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
@@ -46,7 +46,7 @@ def pipeline() -> Pipeline:
         permanent=(HumeRejectedError, HumeNotFoundError, HumeSunsetError, PredictionFormatError, CallbackFormatError)
     )
     plan.handle(batch_outcomes.PROVIDERS, batch_outcomes.handle_event)
-    plan.handle(chat_events.PROVIDERS, chat_events.handle_event)
+    plan.handle(evi_service.PROVIDERS, evi_service.handle_event)
     plan.backends["batch"] = batch_submission.BACKEND
     plan.backends["v1"] = v1_backend.BACKEND
     plan.checks.append(batch_outcomes.poll_overdue)

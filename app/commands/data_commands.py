@@ -109,7 +109,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from app.jobs import service as job_submission
+    from app.jobs import service as job_service
     from app.jobs.schemas import submit_request
     from app.store import jobs as job_store
 
@@ -118,7 +118,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_database(settings)
 
     async def run(deps: Deps) -> int:
-        job, *_ = await job_submission.submit(deps, None, request, None)
+        job, *_ = await job_service.submit(deps, None, request, None)
         print(job.id, flush=True)
         if not args.wait:
             return 0
@@ -202,7 +202,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evi_backfill(args: argparse.Namespace, settings: Settings) -> int:
-    from app.evi import service as chat_events
+    from app.evi import service as evi_service
     from app.hume import catalog
 
     if catalog.retired_at_hume(catalog.EVI, settings):
@@ -217,7 +217,7 @@ def cmd_evi_backfill(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run(deps: Deps) -> int:
         with Progress("chats") as progress:
-            result = await chat_events.backfill(
+            result = await evi_service.backfill(
                 deps, since=since, progress=lambda done, total: progress.set(done, total=total)
             )
         for chat_id, error in result.failed.items():

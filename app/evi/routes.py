@@ -11,7 +11,7 @@ from starlette.routing import Route
 from app.api.bodies import read_body
 from app.api.responses import deps
 from app.api.webhook_ack import acknowledge
-from app.evi import service as chat_events
+from app.evi import service as evi_service
 from app.inbox.acceptance import Accepted
 
 
@@ -20,10 +20,10 @@ async def hume_evi(request: Request) -> Response:
 
     async def accept() -> Accepted:
         now = time.time()
-        chat_events.check_headers(d, request.headers, now)
+        evi_service.check_headers(d, request.headers, now)
         # EVI events are a few kB: the small cap bounds what a holder of a fresh timestamp can make us hold.
         body = await read_body(request, d.settings.max_evi_body_bytes)
-        return await chat_events.accept_webhook(d, body=body, headers=request.headers, now=now)
+        return await evi_service.accept_webhook(d, body=body, headers=request.headers, now=now)
 
     return await acknowledge("evi", accept)
 

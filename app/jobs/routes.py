@@ -16,7 +16,7 @@ from app.api.receiver_url import checked_receiver_url
 from app.api.responses import JSON, deps
 from app.api.typed_input import datetime_param, json_object_param, query_struct
 from app.errors import InvalidInput
-from app.jobs import service as job_submission
+from app.jobs import service as job_service
 from app.jobs.schemas import MAX_IDEMPOTENCY_KEY, JobError, JobListQuery, JobOut, JobPage, LastEvent, submit_request
 from app.store import hume_usage, inbox_events, jobs
 from app.store.tables import Job
@@ -59,7 +59,7 @@ async def create_job(request: Request) -> Response:
         raise InvalidInput("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     if submit.notify_url is not None:
         await checked_receiver_url(submit.notify_url, d.url_guard, "notify_url")
-    job, created, notify_secret = await job_submission.submit(d, principal, submit, key)
+    job, created, notify_secret = await job_service.submit(d, principal, submit, key)
     out = job_out(job)
     if notify_secret is not None:
         out.notify_secret = notify_secret

@@ -27,7 +27,7 @@ from app.api.typed_input import body_struct, query_struct
 from app.core.times import iso
 from app.errors import NotFound
 from app.notifications import redelivery, signing
-from app.notifications import service as endpoint_input
+from app.notifications import service as notification_service
 from app.notifications.schemas import (
     AttemptOut,
     AttemptPage,
@@ -92,7 +92,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 async def create_endpoint(request: Request) -> Response:
     principal = await authorize(request, SCOPE)
     d = deps(request)
-    given = await endpoint_input.new_endpoint(body_struct(await _json_body(request), EndpointIn), d.url_guard)
+    given = await notification_service.new_endpoint(body_struct(await _json_body(request), EndpointIn), d.url_guard)
     assert given.url is not None and given.events is not None
     async with d.sessionmaker.begin() as session:
         endpoint = await webhook_endpoints.create(
@@ -122,7 +122,9 @@ async def update_endpoint(request: Request) -> Response:
     principal = await authorize(request, SCOPE)
     endpoint = await owned_endpoint(request, principal)
     d = deps(request)
-    given = await endpoint_input.endpoint_update(body_struct(await _json_body(request), EndpointPatch), d.url_guard)
+    given = await notification_service.endpoint_update(
+        body_struct(await _json_body(request), EndpointPatch), d.url_guard
+    )
     fields: dict[str, Any] = {}
     if given.url is not None:
         fields["url"] = given.url

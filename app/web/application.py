@@ -18,9 +18,9 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import logs
-from app.admin import routes as event_routes
+from app.admin import routes as admin_routes
 from app.analytics import routes as analytics_routes
-from app.batch import routes as callback_routes
+from app.batch import routes as batch_routes
 from app.config import Settings
 from app.core import process_tuning
 from app.dashboard import routes as dashboard_routes
@@ -39,9 +39,9 @@ from app.worker.task_queue import run_worker
 def routes(settings: Settings) -> list[BaseRoute]:
     secret = settings.dashboard_secret.encode() if settings.dashboard_secret else None
     return [
-        *health_routes.routes, *job_routes.routes, *analytics_routes.routes, *callback_routes.routes,
+        *health_routes.routes, *job_routes.routes, *analytics_routes.routes, *batch_routes.routes,
         *evi_routes.routes, *token_routes.routes, *tts_routes.routes,
-        *event_routes.routes, *notification_routes.routes, *openapi_document.routes,
+        *admin_routes.routes, *notification_routes.routes, *openapi_document.routes,
         *dashboard_routes.routes(secret),
     ]  # fmt: skip
 
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, *, owns_process: bool = False) 
         routes=routes(settings),
         middleware=[
             Middleware(RequestLog),
-            Middleware(WebhookLanes, routes=[*evi_routes.routes, *callback_routes.routes]),
+            Middleware(WebhookLanes, routes=[*evi_routes.routes, *batch_routes.routes]),
             *cors_middleware(settings),
         ],
         exception_handlers=error_handlers.handlers(),
