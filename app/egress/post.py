@@ -73,7 +73,9 @@ def receiver_url(url: str) -> URL:
     no credentials, a host aiohttp connects to as written, the port); else BlockedUrl naming the rule."""
     try:
         parsed = URL(url)
-    except (ValueError, TypeError) as exc:  # yarl's IDNA failures are UnicodeError, a ValueError
+    # yarl's IDNA failures are UnicodeError, a ValueError; an empty bracketed host with credentials
+    # ("http://[]@/hook") makes yarl's parser index past the end (IndexError).
+    except (ValueError, TypeError, IndexError) as exc:
         raise unparsable(exc) from None
     rule = url_rule(
         parsed.scheme,
