@@ -175,8 +175,8 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
             await outbox.end_job(
                 session, deps, job_id, "failed", hume_job_id=hume_job_id, error=message, error_code="hume_failed",
                 started_at=from_ms(state.started_ms), completed_at=from_ms(state.ended_ms) or _now(),
+                event_id=event_id,
             )  # fmt: skip
-            await inbox_events.finish(session, event_id, "done")
         return "failed"
     if state.status == "IN_PROGRESS":
         async with deps.sessionmaker.begin() as session:
@@ -206,8 +206,8 @@ async def _complete(
                 session, deps, job_id, "completed", hume_job_id=hume_job_id, num_predictions=count,
                 num_errors=num_errors, started_at=from_ms(state.started_ms),
                 completed_at=from_ms(state.ended_ms) or _now(),
+                event_id=event_id,
             )  # fmt: skip
-            await inbox_events.finish(session, event_id, "done")
     metrics.INGEST_ROWS.inc(count)
     log.info("job ingested", job_id=str(job_id), hume_job_id=hume_job_id, predictions=count)
     return "completed"

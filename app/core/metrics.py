@@ -24,6 +24,8 @@ REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "
 REQUEST_SECONDS = Histogram("http_request_duration_seconds", "HTTP request latency", ["route"])
 WEBHOOKS = Counter("webhooks_total", "Webhook deliveries", ["kind", "outcome"])
 JOBS_SUBMITTED = Counter("jobs_submitted_total", "Jobs accepted from upstream")
+JOBS_ENDED = Counter("jobs_ended_total", "Jobs that reached a final status (counted as the end is written)",
+                     ["kind", "status"])  # fmt: skip
 INGEST_ROWS = Counter("ingest_rows_total", "Prediction rows stored")
 INGEST_SECONDS = Histogram(
     "ingest_seconds", "Time to store one job's predictions", buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

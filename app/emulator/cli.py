@@ -87,7 +87,11 @@ def serve(app: Starlette, host: str, ports: dict[int, Origin | None], log_level:
     for port, origin in ports.items():
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            flag = "--cloud-port" if origin == "cloud" else "--port"
+            raise SystemExit(f"error: cannot listen on {host}:{port} ({exc.strerror}): choose another {flag}") from None
         sockets.append(sock)
         if origin is not None:
             address, bound = sock.getsockname()[:2]

@@ -178,8 +178,8 @@ async def _ended(deps: Deps, job_id: uuid.UUID, event_id: int, event: WebhookEve
                 session, deps, job_id, "completed", num_predictions=count, num_errors=len(errors),
                 started_at=job.started_at or from_ms(history.start_ms),
                 completed_at=from_ms(end_ms) or datetime.now(UTC),
+                event_id=event_id,
             )  # fmt: skip
-            await inbox_events.finish(session, event_id, "done")
     metrics.INGEST_ROWS.inc(count)
     log.info("evi chat ingested", job_id=str(job_id), chat_id=event.chat_id, predictions=count)
     return "completed"

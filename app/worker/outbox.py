@@ -1,7 +1,7 @@
 """The transactional outbox of our own webhooks: when a job ends, its messages are written and their
 delivery tasks queued on the caller's session, so they commit (or roll back) with the job's end.
 
-It lives below the features (each feature that ends jobs calls `job_ended`; features never import each
+It lives below the features (each feature that ends jobs calls `end_job`; features never import each
 other), and only writes rows and queues tasks: sending is the notifications feature's delivery task.
 """
 
@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.job_status import FINAL
+from app.core.metrics import JOBS_ENDED
 from app.core.times import iso
 from app.deps import Deps
 from app.inbox.acceptance import defer
 from app.inbox.pipeline import DELIVER_MESSAGE
-from app.store import jobs, webhook_endpoints, webhook_messages
+from app.store import inbox_events, jobs, webhook_endpoints, webhook_messages
 from app.store.tables import Job
 
 JOB_EVENTS = ("job.completed", "job.failed", "job.rejected", "evi_chat.completed")
@@ -89,24 +90,29 @@ async def end_job(
     *,
     error: str | None = None,
     error_code: str | None = None,
+    event_id: int | None = None,
     **fields: Any,
 ) -> bool:
     """The one way a job reaches a final status (completed, failed, rejected): the status moves only from a
-    non-final one, and its notifications are queued in the same transaction. True if this call ended it."""
+    non-final one; its notifications are queued, the end counted (jobs_ended_total) and the inbox event that
+    brought it (`event_id`) marked done, all in the caller's transaction. True if this call ended the job;
+    the event is marked done either way (an end that lost a race is still that event's outcome)."""
     assert status in FINAL, status
     values = {"error": error, "error_code": error_code} if error is not None else {}
     fields.setdefault("completed_at", datetime.now(UTC))
-    if not await jobs.advance(session, job_id, status, **values, **fields):
-        return False
-    await job_ended(session, deps, job_id)
-    return True
+    moved = await jobs.advance(session, job_id, status, **values, **fields)
+    if moved:
+        job = await jobs.current(session, job_id)
+        if job is not None:
+            await _announce(session, deps, job)
+            JOBS_ENDED.labels(job.kind, status).inc()
+    if event_id is not None:
+        await inbox_events.finish(session, event_id, "done")
+    return moved
 
 
-async def job_ended(session: AsyncSession, deps: Deps, job_id: uuid.UUID) -> int:
-    """Call in the transaction that ended the job, after the status change; how many messages were queued."""
-    job = await jobs.current(session, job_id)
-    if job is None:
-        return 0
+async def _announce(session: AsyncSession, deps: Deps, job: Job) -> int:
+    """Queue the ended job's message for every subscribed endpoint; how many were queued."""
     kind = event_type(job)
     if kind is None:
         return 0

@@ -87,7 +87,10 @@ def test_emulator_command_takes_its_port() -> None:
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "emulator", "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "app", "emulator", "--port", str(port), "--cloud-port", str(free_port())],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20

@@ -25,7 +25,19 @@ def test_emulator_runs_standalone_and_stops_on_ctrl_c() -> None:
     """`python -m app.emulator --port N` prints its URL, serves Hume paths, and exits 0 on SIGINT."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.emulator", "--port", str(port), "--api-key", "k", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "app.emulator",
+            "--port",
+            str(port),
+            "--cloud-port",
+            str(_free_port()),
+            "--api-key",
+            "k",
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -47,8 +47,7 @@ async def test_a_job_end_that_rolls_back_sends_nothing(deps: Deps) -> None:
     job_id, _ = await _setup(deps, "https://1.1.1.1/hook")
     with pytest.raises(RuntimeError):
         async with deps.sessionmaker.begin() as session:
-            assert await jobs.advance(session, job_id, "completed")
-            assert await outbox.job_ended(session, deps, job_id) == 1
+            assert await outbox.end_job(session, deps, job_id, "completed")
             raise RuntimeError("storing the predictions failed")
     assert await _counts(deps) == (0, 0)
     async with deps.sessionmaker() as session:
@@ -65,8 +64,7 @@ async def test_a_committed_end_is_delivered_by_a_worker_started_afterwards(
         job_id, secret = await _setup(deps, receiver.url)
         receiver.secrets.append(secret)
         async with deps.sessionmaker.begin() as session:
-            assert await jobs.advance(session, job_id, "failed", error="Hume reported the job failed")
-            await outbox.job_ended(session, deps, job_id)
+            assert await outbox.end_job(session, deps, job_id, "failed", error="Hume reported the job failed")
         assert await _counts(deps) == (1, 1)
         assert receiver.deliveries == []
         # In a thread: the factory runs its own event loop to make the service's API key.
