@@ -45,6 +45,16 @@ class EmulatorConfig:
     # HUME.md §0): their /v1/expression requests get 403 `forbidden` (HUME-V1-FACTS §1, §5). More keys can be
     # marked at run time with the fault control `{"v1_not_enabled": [...]}`.
     v1_not_enabled_keys: frozenset[str] = frozenset()
+    # Realtime send rate (HUME-V1-FACTS §4: at most 1 s of audio per second, 3 video frames per second; faster
+    # frames "may get rate_limited"): how far, in seconds, a session's media may run ahead of the wall clock since
+    # its first frame before frames are refused. Hume's tolerance is undocumented; 1 s absorbs a browser's
+    # jitter. Tests of other behaviour raise it so that they can send recorded media at once.
+    realtime_rate_slack_s: float = 1.0
+    # A realtime session that sends nothing for this long ends with `session.closed` reason `idle_timeout`
+    # (HUME-V1-FACTS §4: the reason exists, the duration is undocumented). 60 s keeps a session through a paused
+    # camera or a muted microphone yet ends it well before the 5 minutes after which the runs API reports an
+    # unheard live run as errored (§6), so an abandoned session ends `ended`, not `errored`.
+    realtime_idle_timeout_s: float = 60.0
 
     @property
     def effective_signing_key(self) -> str:

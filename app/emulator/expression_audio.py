@@ -109,21 +109,26 @@ def decode(data: bytes) -> Audio:
     return Audio(data)
 
 
-def _samples(pcm: bytes) -> array[int]:
+def samples_of(pcm: bytes) -> array[int]:
     samples = array("h", pcm)
     if sys.byteorder == "big":
         samples.byteswap()
     return samples
 
 
+def is_loud(window: array[int]) -> bool:
+    """Whether one ``WINDOW_MS`` window of samples is speech (realtime sessions apply the same rule)."""
+    window = window[::4]  # every 4th sample: RMS barely changes, 4x faster
+    return bool(window) and (sum(x * x for x in window) / len(window)) ** 0.5 > LOUD_RMS
+
+
 def utterances(audio: Audio) -> list[tuple[int, int]]:
     """(start_ms, end_ms) of each loud stretch, in order."""
-    samples = _samples(audio.pcm)
+    samples = samples_of(audio.pcm)
     step = RATE * WINDOW_MS // 1000
     spans: list[list[int]] = []
     for i in range(0, len(samples), step):
-        window = samples[i : i + step : 4]  # every 4th sample: RMS barely changes, 4x faster
-        if not window or (sum(x * x for x in window) / len(window)) ** 0.5 <= LOUD_RMS:
+        if not is_loud(samples[i : i + step]):
             continue
         start, end = i * 1000 // RATE, min(i + step, len(samples)) * 1000 // RATE
         if spans and start - spans[-1][1] < MIN_GAP_MS:
@@ -162,16 +167,22 @@ def measure(audio: Audio, timer_ms: int) -> tuple[list[dict[str, Any]], list[dic
         utts.append({"utterance_id": utterance_id, "audio_start_ms": start, "audio_end_ms": end})
         for begin, finish, trigger in _windows(start, end, timer_ms):
             chunk = audio.pcm[begin * RATE // 1000 * 2 : finish * RATE // 1000 * 2]
-            rng = random.Random(hashlib.blake2b(chunk, digest_size=8).digest())
-            measurements.append(
-                {
-                    "measurement_id": len(measurements),
-                    "utterance_id": utterance_id,
-                    "audio_start_ms": begin,
-                    "audio_end_ms": finish,
-                    "trigger": trigger,
-                    "expressions": _scores(rng, AUDIO_EXPRESSIONS, rng.randint(2, 8), 0.3),
-                    "voice_attributes": _scores(rng, VOICE_ATTRIBUTES, rng.randint(0, 3), VOICE_ATTRIBUTE_CUTOFF),
-                }
-            )
+            measurements.append(measurement(chunk, len(measurements), utterance_id, begin, finish, trigger))
     return utts, measurements
+
+
+def measurement(
+    chunk: bytes, measurement_id: int, utterance_id: int, begin: int, finish: int, trigger: str
+) -> dict[str, Any]:
+    """One measurement of the samples ``chunk`` (``begin``-``finish`` ms), scored from a hash of them, so a
+    realtime session measures the same audio as an upload does."""
+    rng = random.Random(hashlib.blake2b(chunk, digest_size=8).digest())
+    return {
+        "measurement_id": measurement_id,
+        "utterance_id": utterance_id,
+        "audio_start_ms": begin,
+        "audio_end_ms": finish,
+        "trigger": trigger,
+        "expressions": _scores(rng, AUDIO_EXPRESSIONS, rng.randint(2, 8), 0.3),
+        "voice_attributes": _scores(rng, VOICE_ATTRIBUTES, rng.randint(0, 3), VOICE_ATTRIBUTE_CUTOFF),
+    }

@@ -1,7 +1,7 @@
 """v1 runs, served by ``/v1/expression/run...``: every file request that reached measurement (expression_api.py).
 
-File runs have no events (HUME-V1-FACTS §8: "Only realtime runs record events"), so their event log is an
-empty page; the endpoint still answers 404 for an unknown run and checks its paging parameters.
+Realtime sessions (realtime_session.py) are runs too, with mode `realtime`. Only they record events
+(HUME-V1-FACTS §8), so a file run's event log is an empty page; the endpoint answers 404 for an unknown run.
 Paging and filters: HUME-V1-FACTS §2 and endpoints.json (`reference/runs/list`, `reference/runs/list-events`).
 """
 
@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -20,6 +20,7 @@ from . import auth
 from .expression_errors import ExpressionError, error_body
 from .records import Run
 from .responses import emu, json
+from .state import EmulatorState
 
 # HUME-V1-FACTS §2: page_size is an integer 1-200, default 50 (runs and events alike).
 DEFAULT_PAGE = 50
@@ -34,10 +35,12 @@ FILTERS: dict[str, tuple[str, ...]] = {
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
-def user_id(request: Request) -> str:
-    """A stable user id per organization: the API key, or the key a token was issued for (no accounts here)."""
+def user_id(request: HTTPConnection) -> str:
+    """A stable user id per organization: the API key, or the key a token was issued for (no accounts here).
+    `request` is an HTTP request or a realtime session's WebSocket."""
     headers = {k.lower(): v for k, v in request.headers.items()}
-    owner = auth.organization(emu(request), headers) or ""
+    state: EmulatorState = request.app.state.emu
+    owner = auth.organization(state, headers) or ""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "hume-emulator-user:" + owner))
 
 
@@ -121,12 +124,28 @@ async def get_run(request: Request) -> Response:
 
 
 async def list_events(request: Request) -> Response:
+    """A run's event log in `seq` order (HUME-V1-FACTS §8; SDK run_events_page.py): the cursor is the last seq
+    of the previous page; `gaps` is always false here (every numbered event is stored)."""
     try:
-        _find(request)
-        _page_size(request)
+        run = _find(request)
+        size = _page_size(request)
+        cursor = request.query_params.get("cursor")
+        after = 0
+        if cursor is not None:
+            if not cursor.isascii() or not cursor.isdigit():
+                raise ExpressionError("invalid_request", "cursor is not a next_cursor this server issued.")
+            after = int(cursor)
     except ExpressionError as exc:
         return _fail(exc)
-    return json({"events": [], "at_cap": False, "capped_kinds": [], "gaps": False})
+    state = emu(request)
+    with state.lock:
+        rest = [e for e in run.events if e["seq"] > after]
+        capped = run.capped_kinds()
+    page = rest[:size]
+    body: dict[str, Any] = {"events": page, "at_cap": bool(capped), "capped_kinds": capped, "gaps": False}
+    if len(rest) > size:
+        body["next_cursor"] = str(page[-1]["seq"])
+    return json(body)
 
 
 routes = [

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 Json = dict[str, Any]
 _RUN_SEQ = itertools.count()
 MIN_METERED_S = 10.0  # HUME-V1-FACTS §6: "minimum 10 s per run that took media"
+# HUME-V1-FACTS §6: "A live run unheard for 5 minutes reads errored, and reads live again if it resumes".
+UNHEARD_S = 300.0
+# HUME-V1-FACTS §8: per-kind event logging is capped (the page's at_cap/capped_kinds); the cap is undocumented,
+# this one is the emulator's choice, small enough that a flood of bad frames cannot grow a run without bound.
+EVENTS_PER_KIND = 1000
 
 
 def _to_ms(when: datetime) -> datetime:
@@ -67,6 +74,15 @@ class Run:
     metered_seconds: float = 0.0
     # Creation order, which breaks ties between runs started in the same millisecond ("newest first").
     seq: int = field(default_factory=lambda: next(_RUN_SEQ))
+    mode: str = "file"  # file | realtime (HUME-V1-FACTS §2 filters, §8)
+    # Realtime only (HUME-V1-FACTS §6): the WebSocket close code (1011 when the connection was lost) and why.
+    close_code: int | None = None
+    close_reason: str | None = None
+    # Realtime only: when the server last heard from the session (time.monotonic()), for the 5-minute rule.
+    heard_at: float = field(default_factory=time.monotonic)
+    # Realtime only (HUME-V1-FACTS §8: "Only realtime runs record events").
+    events: list[Json] = field(default_factory=list)
+    event_counts: Counter[str] = field(default_factory=Counter)
 
     def end(self, ok: bool, bytes_received: int, media_seconds: float) -> None:
         """`media_seconds`: audio seconds taken in, or 1/3 s per image (HUME-V1-FACTS §6 billing)."""
@@ -77,19 +93,57 @@ class Run:
         # billed, and a run recorded for it reports 0" (SDK run.py).
         self.metered_seconds = round(max(MIN_METERED_S, media_seconds), 3) if ok and media_seconds > 0 else 0.0
 
+    def finish_session(self, ok: bool, close_code: int | None, close_reason: str | None, bytes_received: int) -> None:
+        """The end of a realtime session. Billing (HUME-V1-FACTS §6): what was metered while live stays (a session
+        is billed for what it took in even when it ends in an error), raised to MIN_METERED_S, "applied at end",
+        if it took any media."""
+        self.status = "ended" if ok else "errored"
+        self.ended_at = datetime.now(UTC)
+        self.close_code, self.close_reason = close_code, close_reason
+        self.bytes_received = bytes_received
+        if self.metered_seconds > 0:
+            self.metered_seconds = round(max(MIN_METERED_S, self.metered_seconds), 3)
+
+    def record_event(self, kind: str, detail: Json | None) -> None:
+        """One entry of a realtime run's event log (HUME-V1-FACTS §8: `{seq, at, kind, detail?}`, capped per kind)."""
+        self.event_counts[kind] += 1
+        if self.event_counts[kind] > EVENTS_PER_KIND:
+            return
+        event: Json = {"seq": len(self.events) + 1, "at": iso(datetime.now(UTC)), "kind": kind}
+        if detail is not None:
+            event["detail"] = detail
+        self.events.append(event)
+
+    def capped_kinds(self) -> list[str]:
+        return sorted(kind for kind, count in self.event_counts.items() if count > EVENTS_PER_KIND)
+
+    def _status(self) -> tuple[str, datetime | None]:
+        """A live session unheard for UNHEARD_S reads errored, ended at the last time it was heard (§6)."""
+        quiet = time.monotonic() - self.heard_at
+        if self.status == "live" and self.mode == "realtime" and quiet >= UNHEARD_S:
+            return "errored", datetime.now(UTC) - timedelta(seconds=quiet)
+        return self.status, self.ended_at
+
     def summary(self) -> dict[str, Any]:
+        status, ended_at = self._status()
         return {
             "run_id": self.run_id,
             "user_id": self.user_id,
-            "status": self.status,
+            "status": status,
             "endpoint": self.endpoint,
-            "mode": "file",
+            "mode": self.mode,
             "started_at": iso(self.started_at),
-            "ended_at": iso(self.ended_at) if self.ended_at else None,
+            "ended_at": iso(ended_at) if ended_at else None,
             "bytes_received": self.bytes_received,
             "bytes_recorded": None,
-            "metered_seconds": self.metered_seconds,
+            "metered_seconds": round(self.metered_seconds, 3),
         }
 
     def full(self) -> dict[str, Any]:
-        return {**self.summary(), "config": self.config}
+        full = {**self.summary(), "config": self.config}
+        # SDK run.py: "Only realtime runs that have ended have one", absent otherwise.
+        if self.close_code is not None:
+            full["close_code"] = self.close_code
+        if self.close_reason is not None:
+            full["close_reason"] = self.close_reason
+        return full

@@ -10,10 +10,20 @@ from collections.abc import AsyncIterator, Sequence
 import httpx
 import orjson
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import auth, batch, control, expression_api, expression_runs, origins, sample_media
+from . import (
+    auth,
+    batch,
+    control,
+    expression_api,
+    expression_runs,
+    origins,
+    realtime_audio,
+    realtime_video,
+    sample_media,
+)
 from .config import EmulatorConfig
 from .expression_errors import auth_error_body, code_for_status, error_body
 from .rate_limit import RATE_LIMITED_BODY
@@ -51,7 +61,7 @@ class HumeMiddleware:
     def __init__(self, app: ASGIApp, state: EmulatorState, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.state = state
-        self.routes = [r for r in routes if isinstance(r, Route)]
+        self.routes = [r for r in routes if isinstance(r, Route | WebSocketRoute)]
 
     def template(self, path: str) -> str:
         for route in self.routes:
@@ -69,11 +79,14 @@ class HumeMiddleware:
         if misdirected is not None and scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake is refused
             return
-        if scope["type"] != "http" or scope["path"].startswith("/_emulator"):
+        if scope["type"] not in ("http", "websocket") or scope["path"].startswith("/_emulator"):
             await self.app(scope, receive, send)
             return
-        method: str = scope["method"]
         path: str = scope["path"]
+        if scope["type"] == "websocket":
+            await self.handshake(scope, receive, send)
+            return
+        method: str = scope["method"]
         if misdirected is not None:
             await _send_json(send, 404, misdirected)
             return
@@ -96,19 +109,48 @@ class HumeMiddleware:
                 body = rule.body if rule.body is not None else _fault_body(path, rule.status)
                 await _send_json(send, rule.status, body, headers)
                 return
+        refused = self.admit(scope, path)
+        if refused is not None:
+            await _send_json(send, *refused)
+            return
+        await self.app(scope, receive, send)
+
+    def admit(self, scope: Scope, path: str) -> tuple[int, object, dict[str, str]] | None:
+        """None when the credentials and the organization's request rate let the request in, else the refusal."""
+        state = self.state
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         denied = auth.check(state, path, headers)
         if denied is not None:
-            await _send_json(send, *denied)
-            return
+            return denied[0], denied[1], {}
         owner = auth.organization(state, headers)
         per_minute = state.config.requests_per_minute
         if per_minute is not None and owner is not None and auth.needs_auth(path):
             wait = state.requests.admit(owner, per_minute)
             if wait is not None:
-                await _send_json(send, 429, RATE_LIMITED_BODY, {"retry-after": str(wait)})
-                return
-        await self.app(scope, receive, send)
+                return 429, RATE_LIMITED_BODY, {"retry-after": str(wait)}
+        return None
+
+    async def handshake(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake: counted, and authenticated once, here (HUME-V1-FACTS §1: realtime sends its
+        credential on the handshake only). A refusal is the HTTP answer an HTTP request would get (the SDK turns
+        a 401 into "Websocket initialized with invalid credentials"), or a bare refusal from a server without
+        ASGI's websocket.http.response extension."""
+        path: str = scope["path"]
+        with self.state.lock:
+            self.state.calls[f"GET {self.template(path)}"] += 1
+        refused = self.admit(scope, path)
+        if refused is None:
+            await self.app(scope, receive, send)
+            return
+        status, body, headers = refused
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        payload = orjson.dumps(body)
+        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+        await send({"type": "websocket.http.response.start", "status": status, "headers": raw})
+        await send({"type": "websocket.http.response.body", "body": payload})
 
 
 def create_app(config: EmulatorConfig) -> Starlette:
@@ -135,6 +177,8 @@ def create_app(config: EmulatorConfig) -> Starlette:
         *batch.routes,
         *expression_api.routes,
         *expression_runs.routes,
+        *realtime_audio.routes,
+        *realtime_video.routes,
         *tokens.routes,
         *tts.routes,
         *evi.routes,
