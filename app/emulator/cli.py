@@ -23,6 +23,23 @@ def _rate(value: str) -> int | None:
     return rate or None
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number of seconds, 0 or more")
+    return seconds
+
+
+def _positive_seconds(value: str) -> float:
+    seconds = _seconds(value)
+    if seconds == 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app emulator", description="Offline Hume AI API emulator.")
     p.add_argument("--host", default="127.0.0.1")
@@ -62,6 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer this API key's v1 requests 403 forbidden, as for an organization outside v1's limited "
         "release (repeatable)",
     )
+    p.add_argument(
+        "--realtime-rate-slack",
+        type=_seconds,
+        default=EmulatorConfig.realtime_rate_slack_s,
+        metavar="S",
+        help="how far a realtime session's media may run ahead of the clock before frames get rate_limited "
+        "(Hume: 1 s of audio per second, 3 frames per second; default %(default)s s)",
+    )
+    p.add_argument(
+        "--realtime-idle-timeout",
+        type=_positive_seconds,
+        default=EmulatorConfig.realtime_idle_timeout_s,
+        metavar="S",
+        help="end a realtime session that sends nothing for S seconds (idle_timeout; default %(default)s s)",
+    )
     p.add_argument("--log-level", default="info")
     return p
 
@@ -78,6 +110,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         evi_signing_key=args.evi_signing_key,
         requests_per_minute=args.requests_per_minute,
         v1_not_enabled_keys=frozenset(args.v1_not_enabled_key),
+        realtime_rate_slack_s=args.realtime_rate_slack,
+        realtime_idle_timeout_s=args.realtime_idle_timeout,
     )
 
 

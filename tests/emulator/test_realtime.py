@@ -37,6 +37,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosedError
 
 from app.emulator import EmulatorConfig
+from app.emulator.cli import build_parser, config_from_args
 from app.emulator.testing import EmulatorServer
 
 from .conftest import API_KEY
@@ -447,3 +448,13 @@ async def test_video_faster_than_3_frames_per_second_is_rate_limited() -> None:
         assert codes == ["measurement.result", "rate_limited", "rate_limited", "measurement.result"]
         assert closed["received"] == {"frames": 2}
         assert [e["kind"] for e in await events_of(emu, session_id)] == ["rate_limited"] * 2
+
+
+def test_cli_sets_the_realtime_knobs() -> None:
+    config = config_from_args(build_parser().parse_args(["--realtime-rate-slack", "0", "--realtime-idle-timeout", "5"]))
+    assert (config.realtime_rate_slack_s, config.realtime_idle_timeout_s) == (0.0, 5.0)
+    defaults = config_from_args(build_parser().parse_args([]))
+    assert (defaults.realtime_rate_slack_s, defaults.realtime_idle_timeout_s) == (1.0, 60.0)
+    for bad in (["--realtime-idle-timeout", "0"], ["--realtime-rate-slack", "-1"], ["--realtime-rate-slack", "nan"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(bad)
