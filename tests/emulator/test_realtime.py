@@ -17,6 +17,7 @@ from hume_expression_measurement.core.api_error import ApiError
 from hume_expression_measurement.reconnect import reconnecting
 from hume_expression_measurement.types import (
     AudioConfigUpdate,
+    AudioFileConfig,
     AudioMeasurementResult,
     AudioSessionClosed,
     AudioSessionCreated,
@@ -178,6 +179,29 @@ async def test_audio_session_streams_what_an_upload_measures(
     assert run["bytes_received"] == len(pcm) and run["ended_at"] is not None
     assert run["config"]["measurement_timer_ms"] == 3000
     assert await events_of(emu_fast, created.session_id) == []  # nothing went wrong
+
+
+@pytest.mark.parametrize("frame_bytes", [1_000, 7_002, 320_000])
+async def test_long_speech_in_any_frame_size_matches_the_upload(
+    v1: AsyncExpressionMeasurementClient, frame_bytes: int
+) -> None:
+    """Frames cut anywhere join into one stream: 40 s with a 25 s utterance (10 s spans, audio long past what the
+    session keeps), a short blip under the utterance minimum, and a gap just under the joining gap."""
+    pcm = pcm_tones(40.0, [(1.0, 26.0), (27.0, 27.05), (30.0, 33.0), (33.25, 36.0)])
+    async with v1.audio.connect() as socket:
+        await socket.recv()
+        await socket.send_audio_session_update(AudioSessionUpdate(type="session.update", measurement_timer_ms=4000))
+        await socket.recv()
+        await stream(socket, pcm, frame_bytes)
+        await socket.send_audio_session_close(SessionClose(type="session.close"))
+        messages = [m async for m in socket]
+    upload = await v1.audio.measure(file=("talk.pcm", pcm, "application/octet-stream"), config=AudioFileConfig(
+        measurement_timer_ms=4000))  # fmt: skip
+    results = [m.model_dump(exclude={"type"}) for m in messages if isinstance(m, AudioMeasurementResult)]
+    ends = [(m.audio_start_ms, m.audio_end_ms) for m in messages if isinstance(m, UtteranceEnd)]
+    assert ends == [(u.audio_start_ms, u.audio_end_ms) for u in upload.utterances] and len(ends) == 2
+    assert results == [m.model_dump() for m in upload.measurements] and len(results) >= 8
+    assert max(r["audio_end_ms"] - r["audio_start_ms"] for r in results) == 10_000
 
 
 async def test_session_update_resets_omitted_fields_and_is_fatal_after_media(
@@ -353,6 +377,21 @@ async def test_an_idle_session_ends_with_idle_timeout(make_emulator: Any) -> Non
     assert closed["reason"] == "idle_timeout" and ws.close_code == 1000
     run = await run_of(emu, session_id)
     assert (run["status"], run["close_reason"]) == ("ended", "idle_timeout")
+
+
+async def test_a_live_run_unheard_for_5_minutes_reads_errored_until_it_is_heard(
+    raw: Any, emu_fast: EmulatorServer
+) -> None:
+    ws = await raw(AUDIO_PATH)
+    session_id = (await recv(ws))["session_id"]
+    run = emu_fast.app.state.emu.runs[session_id]
+    run.heard_at -= 301  # five minutes and a second without a message, without waiting for them
+    quiet = await run_of(emu_fast, session_id)
+    assert quiet["status"] == "errored" and quiet["ended_at"] is not None
+    await ws.send(bytes(3_200))
+    await ws.send(json.dumps({"type": "bogus"}))  # answered, so the frame before it was handled
+    await recv(ws)
+    assert (await run_of(emu_fast, session_id))["status"] == "live"
 
 
 # Video
