@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -36,7 +37,7 @@ from .state import EmulatorState
 Json = dict[str, Any]
 # RFC 6455 close codes: 1000 normal, 1005 "no status" (the client's close frame had no code), 1006 abnormal
 # (no close frame), 1008 policy violation (HUME-V1-FACTS §5: the SDK assumes it after a session-ending error).
-NORMAL, NO_STATUS, ABNORMAL, ENDED_BY_ERROR = 1000, 1005, 1006, 1008
+NORMAL, GOING_AWAY, NO_STATUS, ABNORMAL, ENDED_BY_ERROR = 1000, 1001, 1005, 1006, 1008
 LOST = 1011  # HUME-V1-FACTS §6: a run's close_code is 1011 "if the connection was lost"
 RESTART = 1012  # RFC 6455 "service restart": what uvicorn sends its WebSockets when the emulator stops
 
@@ -151,10 +152,20 @@ class RealtimeSession(abc.ABC):
             if self.run.status == "live":
                 self.run.finish_session(ok, code, reason, self.bytes_received)
 
+    async def end_by_server(self, error: str | None) -> None:
+        """Ended from outside the session (the control route realtime_control.py): a shutdown (`session.closed`
+        reason `server_shutdown`, close code 1001 "going away", after which the SDK reconnects), or a
+        session-ending `error` such as an audio `internal_error` (HUME-V1-FACTS §5)."""
+        with contextlib.suppress(SessionEnded):
+            if error is not None:
+                await self.fail(error, "The session failed on the server; open a new connection.")
+            await self._close("server_shutdown", GOING_AWAY, ok=True)
+
     async def serve(self) -> None:
         await self.ws.accept()
         with self.state.lock:
             self.state.runs[self.run.run_id] = self.run
+            self.state.sessions[self.run.run_id] = self
         try:
             await self.send({"type": "session.created", "session_id": self.run.run_id, **self.config_fields()})
             while True:
@@ -163,6 +174,8 @@ class RealtimeSession(abc.ABC):
             return
         finally:
             self._end(False, LOST, "error")  # only if nothing recorded an end (e.g. the server stopping)
+            with self.state.lock:
+                self.state.sessions.pop(self.run.run_id, None)
 
     async def _one_message(self) -> None:
         idle = self.state.config.realtime_idle_timeout_s

@@ -21,6 +21,7 @@ from . import (
     expression_runs,
     origins,
     realtime_audio,
+    realtime_control,
     realtime_video,
     sample_media,
 )
@@ -179,6 +180,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         *expression_runs.routes,
         *realtime_audio.routes,
         *realtime_video.routes,
+        *realtime_control.routes,
         *tokens.routes,
         *tts.routes,
         *evi.routes,

@@ -19,6 +19,7 @@ from .records import Chat, Run
 
 if TYPE_CHECKING:
     from .jobs import Job
+    from .realtime_session import RealtimeSession
 
 
 @dataclass
@@ -35,6 +36,7 @@ class EmulatorState:
     requests: RequestLog = field(default_factory=RequestLog)  # per-organization rate limit window (rate_limit.py)
     tts_generations: set[str] = field(default_factory=set)  # ids usable as TTS context
     runs: dict[str, Run] = field(default_factory=dict)  # v1 expression measurement runs
+    sessions: dict[str, RealtimeSession] = field(default_factory=dict)  # v1 realtime sessions connected now
     # Signs v1 face_state tokens; per instance, so a state from another emulator is ignored.
     face_state_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     tasks: set[asyncio.Task[None]] = field(default_factory=set)

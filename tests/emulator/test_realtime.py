@@ -324,6 +324,48 @@ async def test_sdk_does_not_reconnect_after_a_session_ending_error(
     assert emu_fast.calls()[f"GET {AUDIO_PATH}"] == 1
 
 
+async def end_sessions(emu: EmulatorServer, **body: Any) -> list[str]:
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(f"{emu.base_url}/_emulator/realtime/end", json=body)
+    resp.raise_for_status()
+    ended: list[str] = resp.json()["ended"]
+    return ended
+
+
+async def test_sdk_reconnects_after_an_audio_internal_error(
+    v1: AsyncExpressionMeasurementClient, emu_fast: EmulatorServer
+) -> None:
+    """An audio internal_error ends the session (1008); the SDK opens a new session (a new run) and sends it the
+    last session.update."""
+    seen: list[Any] = []
+    async with reconnecting(v1.audio) as socket:
+        await socket.send_audio_session_update(AudioSessionUpdate(type="session.update", measurement_timer_ms=6000))
+        async for message in socket:
+            seen.append(message)
+            if isinstance(message, AudioSessionUpdated) and len(seen) == 2:  # the first session, configured
+                assert await end_sessions(emu_fast, error="internal_error") == [seen[0].session_id]
+            elif isinstance(message, AudioSessionUpdated):  # the second
+                break
+    names = [type(m).__name__ for m in seen]
+    assert names == ["AudioSessionCreated", "AudioSessionUpdated", "Error", "AudioSessionClosed",
+                     "AudioSessionCreated", "AudioSessionUpdated"]  # fmt: skip
+    assert seen[2].code == "internal_error" and seen[2].retryable is False
+    assert seen[5].measurement_timer_ms == 6000 and seen[4].session_id != seen[0].session_id
+    first = await run_of(emu_fast, seen[0].session_id)
+    assert (first["status"], first["close_code"]) == ("errored", 1008)
+
+
+async def test_a_shutdown_closes_sessions_with_server_shutdown(raw: Any, emu_fast: EmulatorServer) -> None:
+    audio, video = await raw(AUDIO_PATH), await raw(VIDEO_PATH)
+    ids = [(await recv(audio))["session_id"], (await recv(video))["session_id"]]
+    assert sorted(await end_sessions(emu_fast)) == sorted(ids)
+    for ws in (audio, video):
+        (closed,) = await until_closed(ws)
+        assert closed["reason"] == "server_shutdown" and ws.close_code == 1001
+    for run in [await run_of(emu_fast, i) for i in ids]:
+        assert (run["status"], run["close_code"], run["close_reason"]) == ("ended", 1001, "server_shutdown")
+
+
 async def test_the_handshake_is_authenticated(make_emulator: Any) -> None:
     emu = make_emulator(api_key="the-key")
     with pytest.raises(ApiError) as refused:
