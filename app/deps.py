@@ -22,6 +22,7 @@ from app.egress.url_guard import UrlGuard
 from app.hume.evi_chats import EviClient
 from app.hume.expression_client import ExpressionClient
 from app.hume.gateway import HumeGateway
+from app.hume.realtime_client import RealtimeClient
 from app.hume.token_client import TokenProvider
 from app.store.db import Database
 from app.store.webhook_intake import WebhookIntake
@@ -46,6 +47,8 @@ class Deps:
     """Hume's batch API."""
     expression: ExpressionClient
     """Hume's Expression Measurement v1."""
+    realtime: RealtimeClient
+    """Hume's v1 realtime sessions (the live-session relay's upstream)."""
     evi: EviClient
     tts: TtsService
     courier: Courier

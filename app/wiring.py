@@ -26,10 +26,12 @@ from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetErro
 from app.hume.evi_chats import EviClient
 from app.hume.expression_client import ExpressionClient
 from app.hume.gateway import HumeGateway
+from app.hume.realtime_client import RealtimeClient
 from app.hume.token_client import TokenProvider
 from app.hume.tts_client import HumeTts
 from app.inbox.pipeline import DELIVER_MESSAGE, Pipeline
 from app.notifications import delivery, redelivery
+from app.sessions import service as session_service
 from app.store import request_budget
 from app.store.db import Database
 from app.store.webhook_intake import WebhookIntake
@@ -52,6 +54,7 @@ def pipeline() -> Pipeline:
     plan.checks.append(batch_outcomes.poll_overdue)
     plan.tasks[DELIVER_MESSAGE] = delivery.deliver
     plan.checks.append(redelivery.count_waiting)
+    plan.checks.append(session_service.end_abandoned)
     return plan
 
 
@@ -148,6 +151,10 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
             pace=functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings)),
         )  # fmt: skip
         stack.push_async_callback(expression.aclose)
+        realtime = RealtimeClient(
+            api_key=settings.cloud_key, cloud_url=settings.cloud_url,
+            pace=functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings)),
+        )  # fmt: skip
         yield Deps(
             settings=settings,
             db=db,
@@ -156,6 +163,7 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
             pipeline=plan,
             gateway=gateway,
             expression=expression,
+            realtime=realtime,
             evi=evi,
             tts=tts,
             courier=courier,

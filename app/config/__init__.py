@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     0: no limit. The default, 10 hours, passes a legitimate three-hour recording with audio and faces (about
     6 h billed: 3 h of audio plus 3 frames/s at 1/3 s each) and bounds what one tenant's key can spend in a
     day. `python -m app tenant-budget TENANT --seconds N` overrides it per tenant."""
+    session_token_ttl_s: int = Field(default=60, ge=1, le=3600)
+    """How long a token from POST /v1/session-tokens may open a live session (once). Short: it travels in a
+    browser's WebSocket URL, where proxies and logs may see it."""
+    session_flush_ms: int = Field(default=250, ge=10, le=60_000)
+    """A live session's measurements are stored in batches at most this far apart (and at its end)."""
+    session_stale_s: float = Field(default=60.0, gt=0)
+    """A live session whose relay wrote no heartbeat (every SESSION_FLUSH_MS while measurements come, else
+    every 10 s) for this long is ended failed by the reconciler: its relay's process is gone."""
     emulator_port: int | None = Field(default=None, ge=0, le=65535)
     """The built-in emulator's port for Hume's voice-era host; None means PORT + 1 (so a second `make run` on
     another PORT just works)."""

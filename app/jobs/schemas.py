@@ -31,7 +31,7 @@ MAX_IDEMPOTENCY_KEY = 255
 MAX_PAGE = 500
 
 # The job table's CHECK constraints hold the same values (tests/unit/test_openapi.py compares them).
-JobKind = Literal["batch", "evi_chat"]
+JobKind = Literal["batch", "evi_chat", "session"]
 
 Url = Annotated[
     str,

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.store.tables import ApiKey, EndedSession
 
-SCOPES = ("submit", "read", "token", "tts", "webhooks", "analyst", "admin")
+SCOPES = ("submit", "read", "token", "tts", "webhooks", "session", "analyst", "admin")
 DEFAULT_TENANT = "default"
 # What each scope grants, in one table: a key may do what the union of its scopes' rows allows, nothing
 # implied elsewhere. `analyst` reads every tenant; `admin` operates the inbox (events, replays), reads every
@@ -27,6 +27,8 @@ GRANTS: dict[str, frozenset[str]] = {
     "token": frozenset({"token"}),
     "tts": frozenset({"tts"}),
     "webhooks": frozenset({"webhooks"}),
+    # Mints tokens that open live sessions (app/sessions): the sessions spend Hume on this key's tenant.
+    "session": frozenset({"session"}),
     "analyst": frozenset({"read", "all_tenants"}),
     "admin": frozenset({"admin", "read", "all_tenants", "webhooks"}),
 }

@@ -259,8 +259,24 @@ async def ingest(
     """Store a job's sources and predictions and its per-source emotion stats; returns the row count."""
     source_ids = await insert_sources(session, job_id, sources)
     order = await load_emotion_order(session)
-    conn = await driver_connection(session)
     stats = StatsAccumulator()
+    count = await copy_rows(session, job_id, source_ids, rows, order, stats)
+    await store_added(session, order)
+    await _write_stats(session, job_id, source_ids, order, stats)
+    return count
+
+
+async def copy_rows(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    source_ids: Sequence[int],
+    rows: Iterable[PredictionRow],
+    order: EmotionOrder,
+    stats: StatsAccumulator,
+) -> int:
+    """COPY `rows` of sources already stored (`source_ids[r.source_index]`), gathering their stats; names new
+    to `order` are added to it (the caller stores them with `store_added`). Returns the row count."""
+    conn = await driver_connection(session)
     prefixes: dict[tuple[int, str | None, str, str | None], bytes] = {}
     remaining: Iterator[PredictionRow] = iter(rows)
     count = 0
@@ -308,13 +324,11 @@ async def ingest(
         # Only a malformed document gets here: a frame or position past int4, a score or box past float4, or
         # a listed score that is not a number (listed scores reach here as they were parsed).
         raise PredictionFormatError(f"a prediction holds a value out of range or not a number: {exc}") from None
-    await store_added(session, order)
-    await _write_stats(session, job_id, source_ids, order, stats)
     return count
 
 
 async def _write_stats(
-    session: AsyncSession, job_id: uuid.UUID, source_ids: list[int], order: EmotionOrder, stats: StatsAccumulator
+    session: AsyncSession, job_id: uuid.UUID, source_ids: Sequence[int], order: EmotionOrder, stats: StatsAccumulator
 ) -> None:
     names = {model: order.names(model) for (_, model) in stats.rows}
     conn = await driver_connection(session)

@@ -40,7 +40,7 @@ NAMING = {
 }
 
 JOB_STATUSES = job_status.NAMES
-JOB_KINDS = ("batch", "evi_chat")
+JOB_KINDS = ("batch", "evi_chat", "session")
 EVENT_STATES = ("received", "processing", "done", "dead", "ignored")
 
 
@@ -396,3 +396,38 @@ class EndedSession(Base):
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+class SessionToken(Base):
+    """A short-lived, single-use token a browser opens a live session with (its SHA-256; see migration 0014
+    and app/store/live_sessions.py), bound to the key that minted it and that key's tenant."""
+
+    __tablename__ = "session_token"
+    __table_args__ = (Index("ix_session_token_expires_at", "expires_at"),)
+
+    token_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    api_key_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("api_key.id", ondelete="CASCADE"))
+    tenant: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    """The id the session's job will have (one token opens one session): the minting backend knows it first."""
+    token_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default=text("'{}'::jsonb"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+
+
+class LiveSession(Base):
+    """The relay's record of a session job: the highest measurement (audio) or frame (video) id stored, so
+    each is stored once, and the heartbeat by which the reconciler ends a session whose relay is gone."""
+
+    __tablename__ = "live_session"
+    __table_args__ = (
+        CheckConstraint("medium IN ('audio', 'video')", name="ck_live_session_medium"),
+        Index("ix_live_session_heartbeat_at", "heartbeat_at"),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    medium: Mapped[str] = mapped_column(Text)
+    source_id: Mapped[int] = mapped_column(BigInteger)
+    hume_session_id: Mapped[str | None] = mapped_column(Text)
+    last_id: Mapped[int] = mapped_column(Integer, server_default="-1")
+    heartbeat_at: Mapped[datetime] = _now()

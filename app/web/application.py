@@ -27,6 +27,7 @@ from app.dashboard import routes as dashboard_routes
 from app.evi import routes as evi_routes
 from app.jobs import routes as job_routes
 from app.notifications import routes as notification_routes
+from app.sessions import routes as session_routes
 from app.tokens import routes as token_routes
 from app.tts import routes as tts_routes
 from app.web import error_handlers, health_routes, openapi_document
@@ -40,7 +41,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
     secret = settings.dashboard_secret.encode() if settings.dashboard_secret else None
     return [
         *health_routes.routes, *job_routes.routes, *analytics_routes.routes, *batch_routes.routes,
-        *evi_routes.routes, *token_routes.routes, *tts_routes.routes,
+        *evi_routes.routes, *token_routes.routes, *tts_routes.routes, *session_routes.routes,
         *admin_routes.routes, *notification_routes.routes, *openapi_document.routes,
         *dashboard_routes.routes(secret),
     ]  # fmt: skip

@@ -45,6 +45,7 @@ from app.notifications.schemas import (
     MessageQuery,
     PingQueued,
 )
+from app.sessions.schemas import SessionTokenIn, SessionTokenOut
 from app.tokens.routes import AccessToken
 from app.tts.schemas import TtsBody, TtsCacheStats, TtsQuery
 from app.web.error_handlers import ErrorBody
@@ -142,6 +143,8 @@ OPERATIONS = (
                      for h in ("X-Hume-AI-Webhook-Signature", "X-Hume-AI-Webhook-Timestamp"))),
     Op("/api/hume/auth", "get", "A Hume access token for a browser frontend, cached until near expiry", "token",
        ok={200: AccessToken}, errors=(401, 403, 404, 410, *_HUME)),
+    Op("/v1/session-tokens", "post", "A token a browser opens one live session with (ws /v1/sessions/audio or /video)",
+       "session", body=SessionTokenIn, ok={201: SessionTokenOut}, errors=(401, 403, 413, 422)),
     Op("/v1/tts", "post", "Text to speech through Hume, cached in Postgres", "tts", query=TtsQuery, body=TtsBody,
        ok={200: AUDIO}, errors=(401, 403, 410, 413, 422, *hume_failures.CLIENT_SHAPED_STATUSES)),
     Op("/v1/tts/cache/stats", "get", "TTS cache size, bound and hit counts", "tts", ok={200: TtsCacheStats},

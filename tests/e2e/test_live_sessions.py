@@ -1,0 +1,171 @@
+"""Live sessions over real sockets: the service (uvicorn) relays a browser's WebSocket (the `websockets` library
+plays the browser) to the emulator's v1 realtime endpoints, and the session lands in the store as a job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from app.emulator.testing import EmulatorServer
+from app.store import api_keys
+from app.store.db import make_engine, make_sessionmaker
+from tests.conftest import Service, ServiceFactory, create_key
+from tests.e2e.test_outbound_webhooks import register
+from tests.emulator.media import pcm_tones
+from tests.webhook_receiver import Receiver
+
+SECOND = 32_000  # bytes of 16 kHz s16le mono audio (HUME-V1-FACTS §3)
+AUDIO_REALTIME = "/v1/expression/audio/realtime"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+def mint(service: Service, key: str | None = None, **body: Any) -> dict[str, Any]:
+    with service.client(key) as client:
+        answer = client.post("/v1/session-tokens", json=body)
+    assert answer.status_code == 201, answer.text
+    minted: dict[str, Any] = answer.json()
+    return minted
+
+
+async def read_until_closed(ws: ClientConnection, limit_s: float = 20) -> list[Any]:
+    """Every message until the relay closes the socket."""
+    received: list[Any] = []
+    with pytest.raises(ConnectionClosed):
+        async with asyncio.timeout(limit_s):
+            while True:
+                message = await ws.recv()
+                received.append(json.loads(message) if isinstance(message, str) else message)
+    return received
+
+
+async def closed_with(url: str, **connect: Any) -> tuple[int | None, str]:
+    async with websockets.connect(url, **connect) as ws:
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(10):
+                await ws.recv()
+        assert ws.close_code is not None
+        return ws.close_code, ws.close_reason or ""
+
+
+async def revoke(database_url: str, key: str) -> None:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            principal = await api_keys.find(session, key)
+            assert principal is not None
+            assert await api_keys.revoke(session, principal.key_id)
+    finally:
+        await engine.dispose()
+
+
+def job_of(service: Service, job_id: str, key: str | None = None) -> httpx.Response:
+    with service.client(key) as client:
+        return client.get(f"/v1/jobs/{job_id}")
+
+
+def test_minting_needs_the_session_scope(make_service: ServiceFactory) -> None:
+    service = make_service()
+    reader = create_key(service.database_url, ["read", "submit"], name="no-session")
+    with service.client(reader) as client:
+        refused = client.post("/v1/session-tokens", json={})
+    assert refused.status_code == 403, refused.text
+    assert "'session' scope" in refused.json()["error"]["message"]
+    with service.client() as client:
+        bad = client.post("/v1/session-tokens", json={"metadata": "not an object"})
+        assert bad.status_code == 422, bad.text
+        assert "metadata" in bad.text
+    minted = mint(service, metadata={"room": "a"})
+    assert minted["token"].startswith("hst_") and 55 <= minted["expires_in"] <= 60
+    assert minted["urls"]["audio"].startswith("ws://") and minted["urls"]["audio"].endswith(f"?token={minted['token']}")
+
+
+@pytest.fixture
+def short_tokens(make_service: ServiceFactory) -> Service:
+    return make_service(session_token_ttl_s=1)
+
+
+@pytest.fixture
+def announcing(make_service: ServiceFactory) -> Service:
+    """Delivers its webhooks to a local receiver; stores a session's measurements every 100 ms."""
+    return make_service(allow_private_hosts="127.0.0.1", webhook_retry_schedule_s=(0, 0.1), session_flush_ms=100)
+
+
+@pytest.fixture
+def tenant_b_key(short_tokens: Service) -> str:
+    return create_key(short_tokens.database_url, ["session"], "tenant-b", "tenant-b")
+
+
+async def test_refused_tokens_close_with_a_clear_code(
+    short_tokens: Service, tenant_b_key: str, emulator: EmulatorServer
+) -> None:
+    service = short_tokens
+    base = service.url.replace("http://", "ws://") + "/v1/sessions/audio"
+    assert await closed_with(base) == (4401, "token missing: pass ?token= or the hes.token.<token> subprotocol")
+    code, reason = await closed_with(base + "?token=hst_forged")
+    assert (code, reason) == (4401, "token unknown")
+    expired = mint(service)
+    await asyncio.sleep(1.2)
+    code, reason = await closed_with(expired["urls"]["audio"])
+    assert code == 4401 and reason.startswith("token expired")
+    # The minting key is checked again when the socket opens: revoked since, its token opens nothing.
+    revoked = mint(service, tenant_b_key)
+    await revoke(service.database_url, tenant_b_key)
+    code, reason = await closed_with(revoked["urls"]["audio"])
+    assert (code, reason) == (4403, "the API key that minted this token was revoked")
+    assert not [call for call in emulator.calls() if "realtime" in call], "a refused token must not reach Hume"
+
+
+async def test_an_audio_session_is_relayed_stored_and_announced(announcing: Service, receiver: Receiver) -> None:
+    service = announcing
+    with service.client() as client:
+        register(client, receiver, events=["job.completed"])
+    minted = mint(service, metadata={"room": "lobby"})
+    speech = pcm_tones(4.5, [(0.2, 4.0)])
+    measured_live = 0
+    async with websockets.connect(minted["urls"]["audio"], subprotocols=None) as ws:
+        created = json.loads(await ws.recv())
+        assert created["type"] == "session.created" and created["measurement_timer_ms"] == 3000
+        started = time.monotonic()
+        for offset in range(0, len(speech), SECOND // 4):
+            # Real time: 0.25 s of audio every 0.25 s, as a microphone sends it.
+            await asyncio.sleep(max(0.0, started + offset / SECOND - time.monotonic()))
+            await ws.send(speech[offset : offset + SECOND // 4])
+        # While the session runs, its job is `live` and its measurements so far are queryable.
+        deadline = time.monotonic() + 10
+        while measured_live == 0 and time.monotonic() < deadline:
+            job = job_of(service, minted["job_id"]).json()
+            assert job["status"] == "live" and job["kind"] == "session"
+            measured_live = job["num_predictions"]
+            await asyncio.sleep(0.1)
+        await ws.send(json.dumps({"type": "session.close"}))
+        received = await read_until_closed(ws)
+        assert ws.close_code == 1000
+    kinds = [m["type"] for m in received]
+    assert kinds[-1] == "session.closed" and "utterance.end" in kinds
+    results = [m for m in received if m["type"] == "measurement.result"]
+    assert measured_live >= 1 and results, kinds
+    job = job_of(service, minted["job_id"]).json()
+    assert job["status"] == "completed" and job["metadata"] == {"room": "lobby"}
+    assert job["num_predictions"] == len(results)  # one prediction per audio measurement, each stored once
+    with service.client() as client:
+        rows = client.get(f"/v1/jobs/{minted['job_id']}/predictions", params={"limit": 100}).json()["items"]
+    assert len(rows) == job["num_predictions"]
+    [delivery] = receiver.wait_for(1, timeout=30)
+    assert delivery.payload["type"] == "job.completed"
+    assert delivery.payload["data"]["job"]["id"] == minted["job_id"]
+    # One token, one session: the same URL opens nothing a second time.
+    assert await closed_with(minted["urls"]["audio"]) == (4401, "token already used: one token opens one session")
