@@ -156,10 +156,10 @@ class RealtimeSession(abc.ABC):
         """Ended from outside the session (the control route realtime_control.py): a shutdown (`session.closed`
         reason `server_shutdown`, close code 1001 "going away", after which the SDK reconnects), or a
         session-ending `error` such as an audio `internal_error` (HUME-V1-FACTS §5)."""
-        with contextlib.suppress(SessionEnded):
-            if error is not None:
-                await self.fail(error, "The session failed on the server; open a new connection.")
-            await self._close("server_shutdown", GOING_AWAY, ok=True)
+        with contextlib.suppress(SessionEnded):  # raised by both, once the connection is closed
+            if error is None:
+                await self._close("server_shutdown", GOING_AWAY, ok=True)
+            await self.fail(error, "The session failed on the server; open a new connection.")
 
     async def serve(self) -> None:
         await self.ws.accept()
