@@ -235,10 +235,15 @@ class Relay:
         """(status, error code, error message) the job ends with."""
         if self.refused is not None:
             return "failed", *self.refused
-        if self.closed_by_hume is not None:
-            return "completed", None, None
         if self.hume_error is not None:
             return "failed", *self.hume_error
+        if self.closed_by_hume is not None:
+            reason = self.closed_by_hume.get("reason")
+            # HUME-V1-FACTS §6 close reasons: client_request and idle_timeout end a session as its client left
+            # it; error and server_shutdown cut it short (what was measured is kept either way).
+            if reason in ("error", "server_shutdown"):
+                return "failed", f"hume_{reason}", f"Hume ended the session ({reason})"
+            return "completed", None, None
         code, reason = self.upstream.close_code, self.upstream.close_reason
         return "failed", "hume_closed", f"Hume closed the session without session.closed (code {code}, {reason!r})"
 

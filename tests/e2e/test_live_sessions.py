@@ -20,7 +20,7 @@ from app.store import api_keys
 from app.store.db import make_engine, make_sessionmaker
 from tests.conftest import Service, ServiceFactory, create_key
 from tests.e2e.test_outbound_webhooks import register
-from tests.emulator.media import pcm_tones
+from tests.emulator.media import jpeg_with_faces, pcm_tones
 from tests.webhook_receiver import Receiver
 
 SECOND = 32_000  # bytes of 16 kHz s16le mono audio (HUME-V1-FACTS §3)
@@ -169,3 +169,78 @@ async def test_an_audio_session_is_relayed_stored_and_announced(announcing: Serv
     assert delivery.payload["data"]["job"]["id"] == minted["job_id"]
     # One token, one session: the same URL opens nothing a second time.
     assert await closed_with(minted["urls"]["audio"]) == (4401, "token already used: one token opens one session")
+
+
+async def test_oversized_and_too_fast_frames_never_reach_hume(announcing: Service) -> None:
+    service = announcing
+    minted = mint(service)
+    async with websockets.connect(minted["urls"]["audio"], max_size=None) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        # 2 s of audio at once runs 1 s past the clock Hume allows (1 s of audio per second, HUME-V1-FACTS §4).
+        await ws.send(b"\x00\x01" * SECOND)
+        too_fast = json.loads(await ws.recv())
+        # A frame of more than 10 s (320,000 bytes) and a frame of odd length are not audio Hume takes.
+        await ws.send(b"\x00" * 320_002)
+        too_long = json.loads(await ws.recv())
+        await ws.send(b"\x00" * 3)
+        odd = json.loads(await ws.recv())
+        await ws.send(pcm_tones(0.5, [(0.0, 0.5)]))  # this one is forwarded
+        await ws.send(json.dumps({"type": "session.close"}))
+        received = await read_until_closed(ws)
+    assert (too_fast["code"], too_fast["retryable"], too_fast["source"]) == ("rate_limited", True, "relay")
+    assert (too_long["code"], odd["code"]) == ("invalid_audio_frame", "invalid_audio_frame")
+    assert "320000 bytes" in too_long["message"] and "even length" in odd["message"]
+    closed = received[-1]
+    assert closed["type"] == "session.closed"
+    # Hume heard the one frame that was within its limits, and none of the others.
+    assert closed["received"] == {"audio_duration_ms": 500, "frames": 1}
+    job = job_of(service, minted["job_id"]).json()
+    assert job["status"] == "completed"
+
+    # A message over 1 MiB would end the session at Hume: it is refused here, and the session ends failed.
+    minted = mint(service)
+    async with websockets.connect(minted["urls"]["audio"], max_size=None) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        await ws.send(b"\x00" * (1_048_576 + 2))
+        received = await read_until_closed(ws)
+        assert (ws.close_code, ws.close_reason) == (1008, "message_too_large")
+    error = received[0]
+    assert (error["type"], error["code"], error["retryable"]) == ("error", "message_too_large", False)
+    assert received[-1]["type"] == "session.closed" and received[-1]["received"]["frames"] == 0
+    job = job_of(service, minted["job_id"]).json()
+    assert job["status"] == "failed" and job["error"]["code"] == "message_too_large"
+
+
+async def test_hume_ending_the_session_closes_the_browser_and_fails_the_job(announcing: Service) -> None:
+    service = announcing
+    minted = mint(service)
+    async with websockets.connect(minted["urls"]["audio"]) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        await ws.send(pcm_tones(0.5, [(0.0, 0.5)]))
+        # A session.update after the first frame is fatal at Hume (HUME-V1-FACTS §3): Hume ends the session.
+        await ws.send(json.dumps({"type": "session.update", "measurement_timer_ms": 4000}))
+        received = await read_until_closed(ws)
+        assert ws.close_code == 1008
+    errors = [m for m in received if m["type"] == "error"]
+    assert errors and errors[0]["code"] == "config_invalid" and "source" not in errors[0], "Hume's own error"
+    job = job_of(service, minted["job_id"]).json()
+    assert job["status"] == "failed" and job["error"]["code"] == "config_invalid"
+
+
+async def test_a_video_session_stores_each_frame_once(announcing: Service) -> None:
+    service = announcing
+    minted = mint(service)
+    image = jpeg_with_faces("faces=2")
+    async with websockets.connect(minted["urls"]["video"]) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        for _ in range(4):  # 3 frames a second: the fourth, at once, is refused here
+            await ws.send(image)
+        await ws.send(json.dumps({"type": "session.close"}))
+        received = await read_until_closed(ws)
+    refused = [m for m in received if m["type"] == "error"]
+    results = [m for m in received if m["type"] == "measurement.result"]
+    assert [m["code"] for m in refused] == ["rate_limited"]
+    assert [m["frame_id"] for m in results] == [0, 1, 2]
+    job = job_of(service, minted["job_id"]).json()
+    faces = sum(1 for m in results for face in m["faces"] if face["face_id"] is not None)
+    assert job["status"] == "completed" and job["num_predictions"] == faces > 0
