@@ -121,9 +121,10 @@ class Stream:
         return {"type": "measurement.result", **result}
 
     def _trim(self) -> None:
-        """Keep the last KEEP_MS only, so a long session's memory stays bounded (about 0.35 MB)."""
+        """Keep the last KEEP_MS only, so a long session holds at most about 0.4 MB of audio (bytearray drops
+        its head without copying the rest, so trimming each second costs little)."""
         keep = KEEP_MS * BYTES_PER_MS
-        if len(self.pcm) > 2 * keep:
+        if len(self.pcm) > keep + ea.RATE * 2:
             drop = len(self.pcm) - keep
             del self.pcm[:drop]
             self.base += drop
