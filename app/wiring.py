@@ -29,13 +29,14 @@ from app.hume.gateway import HumeGateway
 from app.hume.realtime_client import RealtimeClient
 from app.hume.token_client import TokenProvider
 from app.hume.tts_client import HumeTts
-from app.inbox.pipeline import DELIVER_MESSAGE, Pipeline
+from app.inbox.pipeline import DELIVER_MESSAGE, READ_BILLED, Pipeline
 from app.notifications import delivery, redelivery
 from app.sessions import service as session_service
 from app.store import request_budget
 from app.store.db import Database
 from app.store.webhook_intake import WebhookIntake
 from app.tts.service import TtsService
+from app.usage import billed_runs
 from app.v1 import backend as v1_backend
 from app.worker.task_queue import make_queue
 
@@ -55,6 +56,9 @@ def pipeline() -> Pipeline:
     plan.tasks[DELIVER_MESSAGE] = delivery.deliver
     plan.checks.append(redelivery.count_waiting)
     plan.checks.append(session_service.end_abandoned)
+    plan.tasks[READ_BILLED] = billed_runs.read_billed
+    plan.checks.append(billed_runs.keep_reading)
+    plan.checks.append(billed_runs.report_unowned)
     return plan
 
 

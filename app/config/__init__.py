@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources import DotEnvSettingsSource
 
+from app.config.billing import BillingSettings
 from app.config.sources import MappingSource, SettingsError, one_line, sqlalchemy_url
 
 LogFormat = Literal["console", "json"]
@@ -29,7 +30,7 @@ HUME_VOICE_URL = "https://api.hume.ai"
 ENV_FILE = Path(".env")
 
 
-class Settings(BaseSettings):
+class Settings(BillingSettings):
     model_config = SettingsConfigDict(frozen=True, extra="forbid", env_ignore_empty=True, hide_input_in_errors=False)
 
     database_url: str | None = None

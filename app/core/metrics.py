@@ -49,6 +49,15 @@ HUME_METERED_SECONDS = Counter(
     "hume_metered_seconds_total", "Seconds Hume bills for the v1 requests it answered (HUME-V1-FACTS §6)",
     ["endpoint"],
 )  # fmt: skip
+HUME_RUN_READS = Counter(
+    "hume_run_reads_total", "Reads of a v1 run's billed seconds from Hume's runs API, by outcome: billed (Hume's"
+    " figure stored), late (no run yet or still live: read again later), estimate (tries spent: our estimate"
+    " kept), failed (Hume or the network failed: read again later)", ["outcome"],
+)  # fmt: skip
+HUME_UNOWNED_RUNS = Gauge(
+    "hume_unowned_runs", "Runs Hume billed in the last check's window that no job of ours owns (the log line"
+    " `hume runs no job owns` names them)", multiprocess_mode="mostrecent",
+)  # fmt: skip
 HUME_TENANT_BUDGET_REFUSALS = Counter(
     "hume_tenant_budget_refusals_total", "v1 requests not sent because their tenant's daily budget was spent",
     ["endpoint"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ from hume_expression_measurement import AsyncExpressionMeasurementClient, Expres
 from hume_expression_measurement.core.api_error import ApiError
 from hume_expression_measurement.core.parse_error import ParsingError
 from hume_expression_measurement.core.request_options import RequestOptions
-from hume_expression_measurement.types import AudioFileConfig, VideoFileConfig, VideoFileConfigFace
+from hume_expression_measurement.types import AudioFileConfig, Run, RunSummary, VideoFileConfig, VideoFileConfigFace
 
 from app.hume.call_timing import Pace, timed_client
 from app.hume.errors import (
@@ -56,6 +57,37 @@ class AudioOptions:
     """An audio request's config; None is not sent, so Hume's default applies (HUME-V1-FACTS §3)."""
 
     measurement_timer_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class RunBill:
+    """What Hume's runs API says a run cost (HUME-V1-FACTS §6 Runs): `metered_seconds` "updates live", so it
+    is final only once `status` is not `live`."""
+
+    run_id: str
+    status: str
+    mode: str
+    metered_seconds: float
+    started_at: datetime
+
+    @property
+    def final(self) -> bool:
+        return self.status != "live"
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[RunBill]
+    next_cursor: str | None
+    """None on the last page (HUME-V1-FACTS §6: "no cursor on the last page")."""
+
+
+RUNS_PAGE_SIZE = 200
+"""The runs list's largest page (HUME-V1-FACTS §2: `page_size` int 1-200)."""
+
+
+def _bill(run: Run | RunSummary) -> RunBill:
+    return RunBill(run.run_id, str(run.status), str(run.mode), float(run.metered_seconds), run.started_at)
 
 
 def _given(**fields: Any) -> dict[str, Any]:
@@ -175,3 +207,33 @@ class ExpressionClient:
         result = response.model_dump(mode="json", exclude_none=True)
         state = result.pop("face_state", None)
         return Measured(response.request_id, response.run_id, result, state)
+
+    async def run_bill(self, run_id: str) -> RunBill | None:
+        """One run's bill (`GET /v1/expression/run/{run_id}`), or None while Hume has no such run: runs "may
+        appear late and are rarely not recorded" (HUME-V1-FACTS §6), so the caller asks again later."""
+        try:
+            run = await self._client.runs.get(run_id, request_options=self._options)
+        except ApiError as exc:
+            if exc.status_code == 404:
+                return None
+            raise classify(exc) from None
+        except ParsingError as exc:
+            raise unparsable(exc) from None
+        except httpx.TransportError as exc:
+            raise HumeTransientError(f"Hume v1 unreachable: {type(exc).__name__}: {exc}") from None
+        return _bill(run)
+
+    async def runs_started_after(self, after: datetime, cursor: str | None = None) -> RunPage:
+        """One page of the organization's runs started at or after `after` (`GET /v1/expression/run`, newest
+        first, `started_after` inclusive; HUME-V1-FACTS §2)."""
+        try:
+            page = await self._client.runs.list(
+                page_size=RUNS_PAGE_SIZE, cursor=cursor, started_after=after, request_options=self._options
+            )
+        except ApiError as exc:
+            raise classify(exc) from None
+        except ParsingError as exc:
+            raise unparsable(exc) from None
+        except httpx.TransportError as exc:
+            raise HumeTransientError(f"Hume v1 unreachable: {type(exc).__name__}: {exc}") from None
+        return RunPage([_bill(run) for run in page.runs], page.next_cursor)

@@ -19,6 +19,8 @@ RECONCILE = "reconcile"
 PRUNE = "prune_finished_tasks"
 # One attempt to send one of our outbound webhook messages (app/worker/outbox.py queues it).
 DELIVER_MESSAGE = "deliver_webhook_message"
+# Reads what Hume billed for v1 runs answered (app/usage/billed_runs.py); one waits at a time.
+READ_BILLED = "read_hume_billed"
 
 EventHandler = Callable[[Deps, InboxEvent], Awaitable[str]]
 """Applies one stored event; returns what happened (for logs). It ends the event itself, with

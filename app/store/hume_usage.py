@@ -1,5 +1,6 @@
 """Hume-metered seconds: each v1 request's cost reserved against its tenant's daily budget before it is sent,
-settled when Hume answers, and summed per job and per tenant.
+settled when Hume answers, replaced by what Hume's runs API says it billed once that is read, and summed per
+job and per tenant.
 
 A reservation is one statement: it raises the tenant's total for the UTC day only while the total stays
 within the limit (the row lock of ON CONFLICT DO UPDATE serialises concurrent reservations, each seeing the
@@ -92,12 +93,116 @@ async def reserve(
     return DayBudget(tenant=row.tenant, day=row.day, limit_seconds=int(row.limit_seconds), spent_seconds=row.spent)
 
 
-async def billed(session: AsyncSession, usage_id: int, *, request_id: str, run_id: str) -> None:
-    """Hume answered the request with a result: it is billed, under this run."""
+async def billed(session: AsyncSession, usage_id: int, *, request_id: str, run_id: str, read_in_s: float) -> None:
+    """Hume answered the request with a result: it is billed, under this run, whose billed seconds are read
+    from Hume's runs API in `read_in_s` (until then the estimate counts)."""
     await session.execute(
-        text("UPDATE hume_usage SET state = 'billed', request_id = :request_id, run_id = :run_id WHERE id = :id"),
-        {"id": usage_id, "request_id": request_id, "run_id": run_id},
+        text(
+            "UPDATE hume_usage SET state = 'billed', request_id = :request_id, run_id = :run_id,"
+            " billing = 'pending', billing_due_at = now() + make_interval(secs => :in_s) WHERE id = :id"
+        ),
+        {"id": usage_id, "request_id": request_id, "run_id": run_id, "in_s": read_in_s},
     )
+
+
+@dataclass(frozen=True)
+class RunToRead:
+    usage_id: int
+    run_id: str
+    tries: int
+    """Reads of this run before this one."""
+
+
+async def claim_runs(session: AsyncSession, *, limit: int, lease_s: float) -> list[RunToRead]:
+    """Up to `limit` runs whose billed seconds are due to be read, oldest due first. Each is leased: its due
+    time moves `lease_s` ahead, so a reader that dies leaves it to be read again then, and two readers at
+    once take different runs (SKIP LOCKED)."""
+    rows = await session.execute(
+        text(
+            "WITH due AS (SELECT id FROM hume_usage WHERE billing = 'pending' AND billing_due_at <= now()"
+            " ORDER BY billing_due_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
+            " UPDATE hume_usage u SET billing_due_at = now() + make_interval(secs => :lease)"
+            " FROM due WHERE u.id = due.id RETURNING u.id, u.run_id, u.billing_tries"
+        ),
+        {"limit": limit, "lease": lease_s},
+    )
+    return [RunToRead(r.id, r.run_id, r.billing_tries) for r in rows]
+
+
+# Hume's figure replaces the estimate in the row and in the tenant's day, in one statement: the day's row lock
+# orders this against concurrent reservations, so the day's total is always the sum of what counts.
+_SETTLE = text("""
+WITH settled AS (
+    UPDATE hume_usage SET billed_seconds = :billed, billing = 'hume', billing_due_at = NULL,
+                          billing_tries = billing_tries + 1
+    WHERE id = :id AND billing = 'pending'
+    RETURNING tenant, day, seconds
+)
+UPDATE hume_tenant_day d SET seconds = GREATEST(0, d.seconds + :billed - settled.seconds)
+FROM settled WHERE d.tenant = settled.tenant AND d.day = settled.day
+""")
+
+
+async def settle(session: AsyncSession, usage_id: int, billed_seconds: float) -> None:
+    """Hume's billed seconds for the request: they count from now on, for its job and its tenant's day."""
+    await session.execute(_SETTLE, {"id": usage_id, "billed": billed_seconds})
+
+
+async def read_later(session: AsyncSession, usage_id: int, *, in_s: float, counted: bool = True) -> None:
+    """The run could not be read yet: read it again in `in_s` (`counted`: this read was one of its tries)."""
+    await session.execute(
+        text(
+            "UPDATE hume_usage SET billing_tries = billing_tries + :n,"
+            " billing_due_at = now() + make_interval(secs => :in_s) WHERE id = :id AND billing = 'pending'"
+        ),
+        {"id": usage_id, "in_s": in_s, "n": 1 if counted else 0},
+    )
+
+
+async def keep_estimate(session: AsyncSession, usage_id: int) -> None:
+    """Hume never listed the run within the reader's tries: our estimate stands, marked `estimate`."""
+    await session.execute(
+        text(
+            "UPDATE hume_usage SET billing = 'estimate', billing_tries = billing_tries + 1, billing_due_at = NULL"
+            " WHERE id = :id AND billing = 'pending'"
+        ),
+        {"id": usage_id},
+    )
+
+
+async def next_read_in(session: AsyncSession) -> float | None:
+    """Seconds until the next run is due to be read (0 if one is due now); None when none waits."""
+    value = (
+        await session.execute(
+            text(
+                "SELECT GREATEST(0, EXTRACT(EPOCH FROM min(billing_due_at) - now())) FROM hume_usage"
+                " WHERE billing = 'pending'"
+            )
+        )
+    ).scalar_one_or_none()
+    return None if value is None else float(value)
+
+
+async def owned_runs(session: AsyncSession, run_ids: Iterable[str]) -> set[str]:
+    """Those of `run_ids` that a request of one of our jobs was answered under."""
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    rows = await session.execute(text("SELECT run_id FROM hume_usage WHERE run_id = ANY(:ids)"), {"ids": ids})
+    return {r.run_id for r in rows}
+
+
+async def claim_check(session: AsyncSession, name: str, *, every_s: float) -> bool:
+    """Claim the periodic check `name` if it has not run in the last `every_s` seconds (by any process)."""
+    claimed = await session.execute(
+        text(
+            "INSERT INTO hume_run_check (name, ran_at) VALUES (:name, now()) ON CONFLICT (name) DO UPDATE"
+            " SET ran_at = now() WHERE hume_run_check.ran_at <= now() - make_interval(secs => :every)"
+            " RETURNING ran_at"
+        ),
+        {"name": name, "every": every_s},
+    )
+    return claimed.scalar_one_or_none() is not None
 
 
 async def release(session: AsyncSession, usage_id: int) -> None:
@@ -106,12 +211,16 @@ async def release(session: AsyncSession, usage_id: int) -> None:
 
 
 async def job_seconds(session: AsyncSession, job_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, float]:
-    """Metered seconds spent per job (requests billed, and sent ones never answered: those may be billed)."""
+    """Metered seconds spent per job (requests billed, and sent ones never answered: those may be billed):
+    Hume's figure where it was read, else the estimate."""
     ids = list(job_ids)
     if not ids:
         return {}
     rows = await session.execute(
-        text("SELECT job_id, sum(seconds) AS seconds FROM hume_usage WHERE job_id = ANY(:ids) GROUP BY job_id"),
+        text(
+            "SELECT job_id, sum(COALESCE(billed_seconds, seconds)) AS seconds FROM hume_usage"
+            " WHERE job_id = ANY(:ids) GROUP BY job_id"
+        ),
         {"ids": ids},
     )
     return {r.job_id: float(r.seconds) for r in rows}

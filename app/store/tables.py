@@ -348,7 +348,11 @@ class HumeUsage(Base):
     __table_args__ = (
         CheckConstraint("medium IN ('audio', 'video')", name="ck_hume_usage_medium"),
         CheckConstraint("state IN ('sent', 'billed')", name="ck_hume_usage_state"),
+        CheckConstraint("billing IN ('pending', 'hume', 'estimate')", name="ck_hume_usage_billing"),
         Index("ix_hume_usage_job_id", "job_id"),
+        Index("ix_hume_usage_billing_due", "billing_due_at", postgresql_where=text("billing = 'pending'")),
+        Index("ix_hume_usage_run_id", "run_id"),
+        Index("ix_hume_usage_day_tenant", "day", "tenant"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -363,6 +367,20 @@ class HumeUsage(Base):
     request_id: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
+    # Hume's own figure (runs API) beside the estimate above, and which counts: migration 0015.
+    billed_seconds: Mapped[float | None] = mapped_column(Float)
+    billing: Mapped[str] = mapped_column(Text, server_default="estimate")
+    billing_tries: Mapped[int] = mapped_column(Integer, server_default="0")
+    billing_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class HumeRunCheck(Base):
+    """When a periodic check of Hume's runs last ran (claimed atomically, so it runs at most once per period)."""
+
+    __tablename__ = "hume_run_check"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    ran_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class HumeTenantDay(Base):
@@ -396,6 +414,7 @@ class EndedSession(Base):
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
 
 class SessionToken(Base):
     """A short-lived, single-use token a browser opens a live session with (its SHA-256; see migration 0014

@@ -1,7 +1,8 @@
 """Spending Hume's metered seconds: every v1 request's cost (known before it is sent, app/hume/billing.py)
 is reserved against its tenant's daily budget first, and settled by Hume's answer.
 
-An answer with a result bills the reservation (under Hume's run id); an error answer gives it back (HUME-V1-FACTS
+An answer with a result bills the reservation (under Hume's run id, whose billed seconds are read from Hume's
+runs API later and then replace the estimate: app/usage/billed_runs.py); an error answer gives it back (HUME-V1-FACTS
 §6: "failed file request = 0"); no answer at all (a timeout, a dropped connection, a killed worker) keeps it,
 because Hume may have measured and billed the request: the budget errs on the side of spending less.
 """
@@ -18,6 +19,7 @@ from app.hume.errors import HumeError
 from app.hume.expression_client import Measured
 from app.store import hume_usage
 from app.store.hume_usage import DayBudget
+from app.usage import billed_runs
 
 BUDGET_EXHAUSTED = "hume_budget_exhausted"
 """The error code of a job stopped by its tenant's daily budget."""
@@ -62,7 +64,11 @@ async def metered(
             async with deps.sessionmaker.begin() as session:
                 await hume_usage.release(session, reserved)
         raise
+    delay = deps.settings.hume_run_read_delay_s
     async with deps.sessionmaker.begin() as session:
-        await hume_usage.billed(session, reserved, request_id=measured.request_id, run_id=measured.run_id)
+        await hume_usage.billed(
+            session, reserved, request_id=measured.request_id, run_id=measured.run_id, read_in_s=delay
+        )
+        await billed_runs.schedule_read(session, deps, in_s=delay)
     metrics.HUME_METERED_SECONDS.labels(endpoint=medium).inc(seconds)
     return measured

@@ -30,6 +30,7 @@ from app.notifications import routes as notification_routes
 from app.sessions import routes as session_routes
 from app.tokens import routes as token_routes
 from app.tts import routes as tts_routes
+from app.usage import routes as usage_routes
 from app.web import error_handlers, health_routes, openapi_document
 from app.web.request_log import RequestLog
 from app.web.webhook_lanes import WebhookLanes
@@ -42,7 +43,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
     return [
         *health_routes.routes, *job_routes.routes, *analytics_routes.routes, *batch_routes.routes,
         *evi_routes.routes, *token_routes.routes, *tts_routes.routes, *session_routes.routes,
-        *admin_routes.routes, *notification_routes.routes, *openapi_document.routes,
+        *admin_routes.routes, *notification_routes.routes, *usage_routes.routes, *openapi_document.routes,
         *dashboard_routes.routes(secret),
     ]  # fmt: skip
 

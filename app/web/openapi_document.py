@@ -48,6 +48,7 @@ from app.notifications.schemas import (
 from app.sessions.schemas import SessionTokenIn, SessionTokenOut
 from app.tokens.routes import AccessToken
 from app.tts.schemas import TtsBody, TtsCacheStats, TtsQuery
+from app.usage.schemas import UsagePage, UsageQuery
 from app.web.error_handlers import ErrorBody
 
 TITLE = "Hume expression service"
@@ -174,6 +175,8 @@ OPERATIONS = (
        "Every delivery attempt of a message", "webhooks", ok={200: AttemptPage}, errors=(401, 403, 404)),
     Op("/v1/webhook-messages/{message_id}/retry", "post", "Send a message again now", "webhooks",
        ok={202: MessageOut}, errors=(401, 403, 404, 409)),
+    Op("/v1/usage", "get", "What Hume billed (metered seconds), grouped by day, tenant, backend or metadata.<key>,"
+       " priced with HUME_PRICE_PER_MINUTE", query=UsageQuery, ok={200: UsagePage}, errors=(401, 403, 422)),
     Op("/healthz", "get", "Liveness", None, ok={200: Health}),
     Op("/readyz", "get", "Readiness: the database answers", None, ok={200: Health, 503: Health}),
     Op("/metrics", "get", "Prometheus metrics", None, ok={200: _content("text/plain", "Prometheus text format")}),
