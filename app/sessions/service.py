@@ -55,8 +55,9 @@ CLOSE_UNAVAILABLE = 1013
 """Hume is busy or unreachable (RFC 6455 "try again later")."""
 CLOSE_UPSTREAM = 1011
 """Hume refused the session, or its connection was lost without a close code to pass on."""
-CLOSE_GOING_AWAY = 1001
-"""This service is shutting down."""
+SERVICE_RESTART = 1012
+"""uvicorn's disconnect code for every open WebSocket when this process stops (RFC 6455 "service restart"):
+the session then ends failed, its Hume session closed and what was measured kept."""
 _REFUSALS = {
     "missing": (CLOSE_UNAUTHORIZED, "token missing: pass ?token= or the hes.token.<token> subprotocol"),
     "unknown": (CLOSE_UNAUTHORIZED, "token unknown"),
@@ -130,6 +131,8 @@ class Relay:
             message = await self.browser.receive()
             if message["type"] == "websocket.disconnect":
                 self.browser_gone = True
+                if message.get("code") == SERVICE_RESTART:
+                    self.refused = ("service_restart", "the service restarted during the session")
                 return
             data: bytes | None = message.get("bytes")
             text: str | None = message.get("text")

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -244,3 +245,54 @@ async def test_a_video_session_stores_each_frame_once(announcing: Service) -> No
     job = job_of(service, minted["job_id"]).json()
     faces = sum(1 for m in results for face in m["faces"] if face["face_id"] is not None)
     assert job["status"] == "completed" and job["num_predictions"] == faces > 0
+
+
+async def test_a_service_restart_mid_session_fails_the_job_keeping_what_was_stored(announcing: Service) -> None:
+    service = announcing
+    minted = mint(service)
+    speech = pcm_tones(3.5, [(0.0, 3.5)])
+    async with websockets.connect(minted["urls"]["audio"]) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        started = time.monotonic()
+        for offset in range(0, len(speech), SECOND // 4):
+            await asyncio.sleep(max(0.0, started + offset / SECOND - time.monotonic()))
+            await ws.send(speech[offset : offset + SECOND // 4])
+        deadline = time.monotonic() + 10
+        while job_of(service, minted["job_id"]).json()["num_predictions"] == 0:
+            assert time.monotonic() < deadline, "the first measurement was not stored while the session ran"
+            await asyncio.sleep(0.1)
+        stopping = asyncio.create_task(asyncio.to_thread(service.server.__exit__, None, None, None))
+        await read_until_closed(ws)
+        assert ws.close_code == 1012
+        await stopping
+    engine = make_engine(service.database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            status, code, count = (
+                await session.execute(
+                    text("SELECT status, error_code, num_predictions FROM job WHERE id = :id"), {"id": minted["job_id"]}
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    assert (status, code) == ("failed", "service_restart") and count >= 1
+
+
+async def test_a_browser_that_drops_ends_hume_s_session_cleanly(announcing: Service) -> None:
+    service = announcing
+    minted = mint(service)
+    speech = pcm_tones(1.5, [(0.0, 1.5)])
+    async with websockets.connect(minted["urls"]["audio"]) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        started = time.monotonic()
+        for offset in range(0, len(speech), SECOND // 4):
+            await asyncio.sleep(max(0.0, started + offset / SECOND - time.monotonic()))
+            await ws.send(speech[offset : offset + SECOND // 4])
+        ws.transport.abort()  # gone without a close frame, as a closed laptop lid
+    deadline = time.monotonic() + 15
+    while (job := job_of(service, minted["job_id"]).json())["status"] == "live":
+        assert time.monotonic() < deadline, "the session's job was left live"
+        await asyncio.sleep(0.1)
+    # The relay closed Hume's session with session.close: Hume measured the speech it had (a final, speech_ended
+    # measurement: an utterance gets at least one, HUME-V1-FACTS §6) and ended it in order.
+    assert job["status"] == "completed" and job["num_predictions"] == 1
