@@ -296,3 +296,28 @@ async def test_a_browser_that_drops_ends_hume_s_session_cleanly(announcing: Serv
     # The relay closed Hume's session with session.close: Hume measured the speech it had (a final, speech_ended
     # measurement: an utterance gets at least one, HUME-V1-FACTS §6) and ended it in order.
     assert job["status"] == "completed" and job["num_predictions"] == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "close_code", "job_error"),
+    [(None, 1001, "hume_server_shutdown"), ("internal_error", 1008, "internal_error")],
+)
+async def test_hume_ending_a_session_from_its_side(
+    announcing: Service, emulator: EmulatorServer, error: str | None, close_code: int, job_error: str
+) -> None:
+    """Hume shutting down (session.closed server_shutdown, 1001) or failing a measurement (error, 1008): the
+    browser hears Hume's messages and close code, and the job fails naming why."""
+    service = announcing
+    minted = mint(service)
+    async with websockets.connect(minted["urls"]["audio"]) as ws:
+        created = json.loads(await ws.recv())
+        await ws.send(pcm_tones(0.5, [(0.0, 0.5)]))
+        body = {"session_id": created["session_id"], **({"error": error} if error else {})}
+        ended = await asyncio.to_thread(httpx.post, f"{emulator.base_url}/_emulator/realtime/end", json=body)
+        assert ended.status_code == 200, ended.text
+        received = await read_until_closed(ws)
+        assert ws.close_code == close_code
+    assert received[-1]["type"] == "session.closed"
+    job = job_of(service, minted["job_id"]).json()
+    assert job["status"] == "failed" and job["error"]["code"] == job_error
+    assert job["hume_job_id"] == created["session_id"], "Hume's session id is its run id, kept with the job"
