@@ -117,3 +117,56 @@ def bar_chart(rows: Sequence[tuple[str, float, float]], *, label: str, width: in
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704  # every text put in above went through escape()
+
+
+def stacked_bars(
+    columns: Sequence[str], series: Sequence[tuple[str, Sequence[float]]], *, label: str, unit: str,
+    width: int = 720, height: int = 280,
+) -> Markup:  # fmt: skip
+    """Vertical bars, one per column (a day), stacked by series (a tenant): `series` holds one value per column.
+    Columns are labelled below (at most about 12 labels, evenly spaced); each segment's <title> names its
+    series, column and value."""
+    left, right, top, bottom = 56, 12, 10, 28
+    plot_w, plot_h = width - left - right, height - top - bottom
+    totals = [sum(values[i] for _, values in series) for i in range(len(columns))]
+    y_max = _nice_ceiling(max(totals, default=1.0))
+    slot = plot_w / max(1, len(columns))
+    bar_w = max(1.0, slot * 0.8)
+
+    def y(v: float) -> float:
+        return top + plot_h - v / y_max * plot_h
+
+    parts = [
+        f'<svg class="chart stacked" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}"'
+        ' preserveAspectRatio="xMidYMid meet">',
+        f"<title>{escape(label)}</title>",
+    ]
+    for i in range(5):
+        value = y_max * i / 4
+        parts.append(
+            f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
+            f'<text class="tick" x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.3g}</text>'
+        )
+    every = max(1, math.ceil(len(columns) / 12))
+    for c, column in enumerate(columns):
+        if c % every == 0:
+            parts.append(
+                f'<text class="tick" x="{left + slot * (c + 0.5):.1f}" y="{height - 8}" text-anchor="middle">'
+                f"{escape(column)}</text>"
+            )
+    for s, (name, values) in enumerate(series):
+        colour = PALETTE[s % len(PALETTE)]
+        rects = []
+        for c, value in enumerate(values):
+            if value <= 0:
+                continue
+            below = sum(series[k][1][c] for k in range(s))
+            x0 = left + slot * c + (slot - bar_w) / 2
+            tip = f"{escape(name)}, {escape(columns[c])}: {value:.3f} {escape(unit)}"
+            rects.append(
+                f'<rect x="{x0:.1f}" y="{y(below + value):.1f}" width="{bar_w:.1f}"'
+                f' height="{value / y_max * plot_h:.1f}" fill="{colour}"><title>{tip}</title></rect>'
+            )
+        parts.append(f'<g data-series="{escape(name)}" data-bars="{len(rects)}">{"".join(rects)}</g>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704  # every text put in above went through escape()

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.dashboard import insight_pages, job_page, jobs_pages, signin_pages
+from app.dashboard import insight_pages, job_page, jobs_pages, signin_pages, usage_page
 from app.dashboard.rendering import PREFIX, Handler, Ui, Viewer
 
 STATIC = Path(__file__).parent / "static"
@@ -58,6 +58,7 @@ def routes(secret: bytes | None = None) -> list[BaseRoute]:
                     name="dashboard_timeline",
                 ),
                 Route("/top", ui.page(bound(insight_pages.top_page)), methods=["GET"], name="dashboard_top"),
+                Route("/usage", ui.page(bound(usage_page.usage_page)), methods=["GET"], name="dashboard_usage"),
                 Route(
                     "/operators",
                     ui.page(bound(insight_pages.operators_page)),

@@ -7,8 +7,10 @@ Hume billed that no job of ours owns."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,14 @@ def _settled(service: Service, job_id: str, timeout: float = 30) -> list[Any]:
             return usage
         assert time.monotonic() < deadline, f"runs still to be read: {usage}"
         time.sleep(0.2)
+
+
+def _segments(html: str) -> dict[str, list[str]]:
+    """The usage chart's series and their bars' titles ("<day>: <seconds> s")."""
+    found: dict[str, list[str]] = {}
+    for name, bars in re.findall(r'<g data-series="([^"]+)" data-bars="\d+">(.*?)</g>', html):
+        found[name] = [title.split(", ", 1)[1] for title in re.findall(r"<title>([^<]+)</title>", bars)]
+    return found
 
 
 def _reads(outcome: str) -> float:
@@ -264,6 +274,26 @@ def test_usage_groups_and_prices_by_tenant_and_metadata(
             assert refused.status_code == 422, (params, refused.text)
             assert refused.json()["error"]["details"]["field"] == field, refused.text
         assert "colour" in admin.get("/v1/usage", params={"group_by": "tenant,colour"}).json()["error"]["message"]
+
+    # The dashboard's usage page draws the same report: today's bar stacked by tenant (or by customer), each
+    # segment titled with its seconds; a tenant's key sees its own tenant only.
+    def usage_page(key: str, **params: str) -> httpx.Response:
+        with httpx.Client(base_url=service.url, timeout=30) as browser:
+            assert browser.post("/dashboard/signin", data={"key": key}).status_code == 303
+            return browser.get("/dashboard/usage", params=params)
+
+    today = datetime.now(UTC).date().isoformat()  # the service counts UTC days
+    page = usage_page(service.key)
+    assert page.status_code == 200, page.text
+    assert _segments(page.text) == {"tenant-a": [f"{today}: 45.000 s"], "tenant-b": [f"{today}: 35.000 s"]}
+    assert "80.0 s in all, 0.80 at 0.6 per minute" in page.text
+    by_customer = usage_page(service.key, metadata_key="customer")
+    assert _segments(by_customer.text) == {
+        "(none)": [f"{today}: 10.000 s"], "acme": [f"{today}: 45.000 s"], "globex": [f"{today}: 25.000 s"]
+    }  # fmt: skip
+    assert _segments(usage_page(key_a).text) == {"tenant-a": [f"{today}: 45.000 s"]}
+    refused = usage_page(key_a, since="2026-13-01")
+    assert refused.status_code == 422 and "since" in refused.text
 
     unpriced = make_service(**QUICK_READS)
     with unpriced.client() as client:
