@@ -68,6 +68,8 @@ _REFUSALS = {
 }
 HEARTBEAT_S = 10.0
 """How often a session with nothing to store still writes its heartbeat (SESSION_STALE_S is 60 s)."""
+BROWSER_SEND_TIMEOUT_S = 10.0
+"""How long one message to the browser may wait for room in its socket before the browser counts as gone."""
 CLOSE_WAIT_S = 10.0
 """How long Hume gets to answer `session.close` with its last measurement and `session.closed`."""
 
@@ -99,6 +101,8 @@ class Relay:
     refused: tuple[str, str] | None = None
     """Why this relay ended the session (code, message): a browser message Hume would have refused fatally."""
     browser_gone: bool = False
+    stalled: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the browser stopped reading (see `_send_browser`)."""
 
     async def run(self) -> None:
         gate = hume.RateGate(self.medium)
@@ -106,10 +110,12 @@ class Relay:
         to_hume = asyncio.create_task(self._from_browser(gate))
         flusher = asyncio.create_task(self._flush_every(self.deps.settings.session_flush_ms / 1000))
         try:
-            done, _ = await asyncio.wait({to_browser, to_hume}, return_when=asyncio.FIRST_COMPLETED)
-            if to_hume in done and not to_browser.done():
-                # The browser left or broke a limit: let Hume finish the session (its last measurement and
-                # session.closed are still stored), then close.
+            stalled = asyncio.create_task(self.stalled.wait())
+            await asyncio.wait({to_browser, to_hume, stalled}, return_when=asyncio.FIRST_COMPLETED)
+            stalled.cancel()
+            if not to_browser.done():
+                # The browser left, broke a limit or stopped reading: let Hume finish the session (its last
+                # measurement and session.closed are still stored), then close.
                 with contextlib.suppress(ConnectionClosed):
                     await self.upstream.send('{"type":"session.close"}')
                 with contextlib.suppress(TimeoutError):
@@ -159,8 +165,7 @@ class Relay:
     async def _tell(self, code: str, message: str, *, retryable: bool) -> None:
         """An error message in Hume's shape (HUME-V1-FACTS §5), for something refused before reaching Hume."""
         body = {"type": "error", "code": code, "message": message, "retryable": retryable, "source": "relay"}
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await self.browser.send_text(orjson.dumps(body).decode())
+        await self._send_browser(orjson.dumps(body).decode())
 
     async def _from_hume(self) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -175,11 +180,18 @@ class Relay:
         if self.browser_gone:
             return
         try:
-            if isinstance(message, str):
-                await self.browser.send_text(message)
-            else:
-                await self.browser.send_bytes(message)
+            async with asyncio.timeout(BROWSER_SEND_TIMEOUT_S):
+                if isinstance(message, str):
+                    await self.browser.send_text(message)
+                else:
+                    await self.browser.send_bytes(message)
         except (WebSocketDisconnect, RuntimeError, OSError):
+            self.browser_gone = True
+        except TimeoutError:
+            # uvicorn's send waits while the socket's buffers are full: a browser that stopped reading would
+            # hold Hume's messages (and their storage) back for good, so the session ends instead.
+            self.refused = ("browser_not_reading", f"the browser read nothing for {BROWSER_SEND_TIMEOUT_S:.0f} s")
+            self.stalled.set()
             self.browser_gone = True
 
     async def _read(self, message: str) -> None:
@@ -261,11 +273,13 @@ class Relay:
         return code, reason
 
     async def close_browser(self) -> None:
-        if self.browser_gone:
+        if self.browser_gone and not self.stalled.is_set():
             return
         code, reason = self.close_for_browser()
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await self.browser.close(code, _short(reason))
+        # A stalled browser may never take the close frame: uvicorn drops the connection once this returns.
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self.browser.close(code, _short(reason))
 
     async def end(self) -> None:
         """The last measurements stored and the job ended, in one transaction (the outbox's job.* message too)."""
