@@ -111,6 +111,8 @@ class RunToRead:
     run_id: str
     tries: int
     """Reads of this run before this one."""
+    reserved_at: datetime
+    """When the request was reserved, just before it was sent: its run started after this."""
 
 
 async def claim_runs(session: AsyncSession, *, limit: int, lease_s: float) -> list[RunToRead]:
@@ -122,11 +124,11 @@ async def claim_runs(session: AsyncSession, *, limit: int, lease_s: float) -> li
             "WITH due AS (SELECT id FROM hume_usage WHERE billing = 'pending' AND billing_due_at <= now()"
             " ORDER BY billing_due_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
             " UPDATE hume_usage u SET billing_due_at = now() + make_interval(secs => :lease)"
-            " FROM due WHERE u.id = due.id RETURNING u.id, u.run_id, u.billing_tries"
+            " FROM due WHERE u.id = due.id RETURNING u.id, u.run_id, u.billing_tries, u.created_at"
         ),
         {"limit": limit, "lease": lease_s},
     )
-    return [RunToRead(r.id, r.run_id, r.billing_tries) for r in rows]
+    return [RunToRead(r.id, r.run_id, r.billing_tries, r.created_at) for r in rows]
 
 
 # Hume's figure replaces the estimate in the row and in the tenant's day, in one statement: the day's row lock

@@ -3,15 +3,16 @@
 After each v1 request Hume answered, its run's `metered_seconds` are read from the runs API
 (`GET /v1/expression/run/{run_id}`) in a queued task, never inline: every read is a request of the
 organization's shared per-minute budget (the ExpressionClient paces it), and runs "may appear late and are
-rarely not recorded" (HUME-V1-FACTS §6 RUNS). So one task at a time reads every run that is due, a run not
-found (or still live) is read again with doubling waits, and after HUME_RUN_READ_TRIES reads our estimate
-stands, marked `estimate`. Hume's figure replaces the estimate for the job and the tenant's day at once
-(app/store/hume_usage.settle).
+rarely not recorded" (HUME-V1-FACTS §6 RUNS). So one task at a time reads every run that is due (from the
+runs list when several are, a page of 200 a request, else one by one), a run not found (or still live) is read
+again with doubling waits, and after HUME_RUN_READ_TRIES reads our estimate stands, marked `estimate`. Hume's
+figure replaces the estimate for the job and the tenant's day at once (app/store/hume_usage.settle).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import metrics
 from app.deps import Deps
 from app.hume.errors import HumeError, HumeTransientError
-from app.hume.expression_client import RunBill
+from app.hume.expression_client import RUNS_PAGE_SIZE, RunBill
 from app.inbox.pipeline import READ_BILLED
 from app.store import hume_usage
 from app.store.db import driver_connection
@@ -34,6 +35,11 @@ READ_LEASE_S = 300.0
 READS_AT_ONCE = 4
 """Reads in flight per task; the organization's request budget paces them anyway."""
 UNOWNED_CHECK = "unowned_runs"
+LIST_FROM = 3
+"""With this many runs due at once, the runs list is read first (a page of 200 runs is one request)."""
+CLOCK_SLACK = timedelta(minutes=5)
+"""The list starts this long before the oldest request was sent: Hume's clock stamps `started_at`, ours the
+reservation."""
 
 
 async def schedule_read(session: AsyncSession, deps: Deps, *, in_s: float) -> None:
@@ -58,16 +64,38 @@ def _retry_in(settings_delay_s: float, reads: int) -> float:
     return settings_delay_s * 2.0**reads
 
 
-async def _read_one(deps: Deps, run: RunToRead, slots: asyncio.Semaphore) -> None:
+async def _listed(deps: Deps, due: list[RunToRead]) -> dict[str, RunBill]:
+    """Those of `due` found in the organization's runs list (newest first, which carries `metered_seconds`)
+    since the oldest was sent: one request a page of 200 instead of one a run. At most twice the pages the
+    runs themselves fill, as other requests of the organization share the list; what is not found here is
+    read on its own. Nothing when the list fails (each run is then read on its own)."""
+    wanted = {run.run_id for run in due}
+    since = min(run.reserved_at for run in due) - CLOCK_SLACK
+    found: dict[str, RunBill] = {}
+    cursor: str | None = None
+    try:
+        for _ in range(2 * math.ceil(len(due) / RUNS_PAGE_SIZE)):
+            page = await deps.expression.runs_started_after(since, cursor)
+            found.update({bill.run_id: bill for bill in page.runs if bill.run_id in wanted})
+            cursor = page.next_cursor
+            if cursor is None or len(found) == len(wanted):
+                break
+    except HumeError as exc:
+        log.info("could not list Hume's runs; reading each", error=str(exc))
+    return found
+
+
+async def _read_one(deps: Deps, run: RunToRead, slots: asyncio.Semaphore, listed: RunBill | None) -> None:
     settings = deps.settings
     reads = run.tries + 1
-    bill: RunBill | None = None
+    bill: RunBill | None = listed
     failure: HumeError | None = None
-    async with slots:
-        try:
-            bill = await deps.expression.run_bill(run.run_id)
-        except HumeError as exc:
-            failure = exc
+    if listed is None:
+        async with slots:
+            try:
+                bill = await deps.expression.run_bill(run.run_id)
+            except HumeError as exc:
+                failure = exc
     async with deps.sessionmaker.begin() as session:
         if bill is not None and bill.final:
             await hume_usage.settle(session, run.usage_id, bill.metered_seconds)
@@ -95,7 +123,8 @@ async def read_billed(deps: Deps) -> None:
     while True:
         async with deps.sessionmaker.begin() as session:
             due = await hume_usage.claim_runs(session, limit=settings.hume_run_read_batch, lease_s=READ_LEASE_S)
-        await asyncio.gather(*(_read_one(deps, run, slots) for run in due))
+        listed = await _listed(deps, due) if len(due) >= LIST_FROM else {}
+        await asyncio.gather(*(_read_one(deps, run, slots, listed.get(run.run_id)) for run in due))
         if len(due) < settings.hume_run_read_batch:
             break
     async with deps.sessionmaker.begin() as session:

@@ -142,6 +142,34 @@ def test_billed_seconds_are_hume_runs_metered_seconds(
     assert sorted(round(s, 3) for s in hume.values()) == [10.0, 10.0, 13.333, 25.0]
 
 
+def test_runs_due_together_are_read_from_the_runs_list(
+    make_service: ServiceFactory, emulator: EmulatorServer, media: str, database_url: str
+) -> None:
+    """Runs due at once are read from one page of the runs list (one request for up to 200 runs) instead of one
+    request each: a 25 s WAV sent in 3 s requests (at most 96,044 bytes of 16 kHz audio each) has nine or more
+    runs, all read with a single list request and every figure equal to Hume's."""
+    service = make_service(**{**QUICK_READS, "hume_run_read_delay_s": 3600}, v1_audio_chunk_bytes=96_044)
+    with service.client() as client:
+        job_id = _submit(client, [f"{media}/media/long.wav"], {"prosody": {}})
+        assert wait_for_status(client, job_id, FINAL, timeout=60)["status"] == "completed"
+    usage = _usage(service, job_id)
+    assert len(usage) >= 9 and all(u.billing == "pending" for u in usage)
+    _execute(database_url, "UPDATE hume_usage SET billing_due_at = now()")  # as if the hour had passed
+    before = emulator.calls()
+
+    async def read() -> None:
+        async with build_deps(service_settings(database_url, emulator), pool_size=2) as deps:
+            await billed_runs.read_billed(deps)
+
+    asyncio.run(read())
+    after = emulator.calls()
+    assert after.get("GET /v1/expression/run", 0) - before.get("GET /v1/expression/run", 0) == 1
+    assert after.get("GET /v1/expression/run/{run_id}", 0) == before.get("GET /v1/expression/run/{run_id}", 0)
+    hume = _hume_runs(emulator)
+    settled = _usage(service, job_id)
+    assert all(u.billing == "hume" and u.billed_seconds == pytest.approx(hume[u.run_id]) for u in settled)
+
+
 def test_hume_figure_replaces_the_estimate_and_unowned_runs_are_reported(
     make_service: ServiceFactory, emulator: EmulatorServer, media: str, tmp_path: Path, database_url: str
 ) -> None:
@@ -202,6 +230,7 @@ def test_a_late_run_is_read_on_a_retry_and_a_missing_one_keeps_the_estimate(
         assert wait_for_status(client, late, FINAL, timeout=60)["status"] == "completed"
         [read] = _settled(service, late)
         assert (read.billing, read.billing_tries, read.billed_seconds) == ("hume", 3, 10.0)
+        assert emulator.calls()["GET /v1/expression/run/{run_id}"] == 3  # one request a read
         assert _reads("late") - late_before == 2
 
         emulator.set_faults(path="/v1/expression/run/{run_id}", status=404, times=50)
