@@ -339,7 +339,13 @@ async def serve(websocket: WebSocket, deps: Deps, medium: str) -> None:
         upstream = await deps.realtime.open(medium)
     except HumeError as exc:
         log.warning("Hume refused a live session", error=str(exc), status=exc.status, medium=medium)
-        code = CLOSE_UNAVAILABLE if isinstance(exc, HumeTransientError) else CLOSE_UPSTREAM
+        transient = isinstance(exc, HumeTransientError)
+        # The token named this job to its backend: it exists, failed, naming why, rather than never at all.
+        async with deps.sessionmaker.begin() as session:
+            job_id, _ = await live_sessions.start(session, redeemed=redeemed, medium=medium, request={"medium": medium})
+            error_code = getattr(exc, "code", None) or ("hume_unavailable" if transient else "hume_rejected")
+            await end_job(session, deps, job_id, "failed", error=str(exc), error_code=error_code)
+        code = CLOSE_UNAVAILABLE if transient else CLOSE_UPSTREAM
         await websocket.close(code, _short(f"Hume did not open the session: {exc}"))
         return
     async with deps.sessionmaker.begin() as session:

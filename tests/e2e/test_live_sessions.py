@@ -321,3 +321,38 @@ async def test_hume_ending_a_session_from_its_side(
     job = job_of(service, minted["job_id"]).json()
     assert job["status"] == "failed" and job["error"]["code"] == job_error
     assert job["hume_job_id"] == created["session_id"], "Hume's session id is its run id, kept with the job"
+
+
+@pytest.fixture
+def wrong_hume_key(make_service: ServiceFactory) -> Service:
+    return make_service(hume_cloud_api_key="not-the-key")
+
+
+async def test_hume_refusing_the_handshake_closes_with_1011_and_fails_the_job(wrong_hume_key: Service) -> None:
+    minted = mint(wrong_hume_key)
+    code, reason = await closed_with(minted["urls"]["audio"])
+    assert (code, reason) == (1011, "Hume did not open the session: Hume refused the realtime session with HTTP 401")
+    job = job_of(wrong_hume_key, minted["job_id"]).json()
+    assert job["status"] == "failed" and job["error"]["code"] == "hume_unauthorized"
+    assert "not-the-key" not in reason + json.dumps(job), "the Hume key is never shown"
+
+
+@pytest.fixture
+def two_tenants(announcing: Service) -> tuple[str, str]:
+    """A browser app's key of tenant b (mints and reads) and a reader of tenant c."""
+    return (
+        create_key(announcing.database_url, ["session", "read"], "app-b", "tenant-b"),
+        create_key(announcing.database_url, ["read"], "reader-c", "tenant-c"),
+    )
+
+
+async def test_a_session_belongs_to_its_token_s_tenant(announcing: Service, two_tenants: tuple[str, str]) -> None:
+    key_b, key_c = two_tenants
+    minted = mint(announcing, key_b, metadata={"customer": "b1"})
+    async with websockets.connect(minted["urls"]["audio"]) as ws:
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        await ws.send(json.dumps({"type": "session.close"}))
+        await read_until_closed(ws)
+    assert job_of(announcing, minted["job_id"], key_c).status_code == 404, "another tenant cannot see it"
+    job = job_of(announcing, minted["job_id"], key_b).json()
+    assert job["status"] == "completed" and job["metadata"] == {"customer": "b1"}
