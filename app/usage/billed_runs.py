@@ -134,8 +134,9 @@ async def read_billed(deps: Deps) -> None:
 
 
 async def keep_reading(deps: Deps) -> int:
-    """A reconciler check: a run overdue by more than a lease has no reader coming (its chain of tasks ended,
-    e.g. after the database was away through every retry), so one is queued."""
+    """A reconciler check: when a run is due, a reader is queued unless one already waits (the queueing lock),
+    so reading goes on even if the reader's chain of tasks ended (e.g. the database was away through every
+    retry). A reader queued while another runs is harmless: each claims different runs."""
     async with deps.sessionmaker.begin() as session:
         wait = await hume_usage.next_read_in(session)
         if wait is None:
