@@ -165,6 +165,10 @@ async def test_an_audio_session_is_relayed_stored_and_announced(announcing: Serv
     with service.client() as client:
         rows = client.get(f"/v1/jobs/{minted['job_id']}/predictions", params={"limit": 100}).json()["items"]
     assert len(rows) == job["num_predictions"]
+    # Charted like any job: the summary reads the stats the batches folded in.
+    with service.client() as client:
+        summary = client.get(f"/v1/jobs/{minted['job_id']}/summary").json()
+    assert summary["models"]["prosody"]["predictions"] == len(results)
     [delivery] = receiver.wait_for(1, timeout=30)
     assert delivery.payload["type"] == "job.completed"
     assert delivery.payload["data"]["job"]["id"] == minted["job_id"]
