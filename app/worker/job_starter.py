@@ -35,8 +35,9 @@ async def defer_start(session: AsyncSession, deps: Deps, job_id: uuid.UUID, *, i
         schedule_in=None if in_s is None else {"seconds": in_s},
     )  # fmt: skip
     try:
-        # A savepoint: the refused insert must not abort the caller's transaction.
-        async with session.begin_nested():
+        # A savepoint on the connection the insert runs on (the session's, taken raw): the refused insert
+        # must not abort the caller's transaction. The session's own begin_nested() left it aborted.
+        async with connection.transaction():
             await task.defer_async(job_id=str(job_id))
     except AlreadyEnqueued:
         return False

@@ -102,3 +102,15 @@ async def test_a_job_just_touched_is_not_taken_for_an_orphan(deps: Deps) -> None
     async with deps.sessionmaker() as session:
         still = await jobs.get(session, job.id)
     assert still is not None and still.status == "pending"
+
+
+async def test_enqueueing_a_start_twice_leaves_the_transaction_usable(deps: Deps) -> None:
+    """The second defer is refused (one start waits per job) without aborting the caller's transaction:
+    what the caller writes after it still commits."""
+    job, *_ = await submit(deps, None, submit_request({"urls": [MEDIA], "backend": "v1"}), None)
+    async with deps.sessionmaker.begin() as session:
+        assert await job_starter.defer_start(session, deps, job.id) is False
+        await jobs.touch(session, job.id, details={"after": "the refused defer"})
+    async with deps.sessionmaker() as session:
+        stored = await jobs.get(session, job.id)
+    assert stored is not None and stored.details == {"after": "the refused defer"}
