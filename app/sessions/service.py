@@ -30,7 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from app.core.prediction_rows import PredictionRow
+from app.core.prediction_rows import PredictionFormatError, PredictionRow
 from app.deps import Deps
 from app.hume import realtime_client as hume
 from app.hume.errors import HumeError, HumeTransientError
@@ -222,7 +222,10 @@ class Relay:
         while True:
             await asyncio.sleep(interval_s)
             if self.pending:
-                await self.flush()
+                try:
+                    await self.flush()
+                except Exception as exc:  # the store is unreachable or a message is malformed: keep relaying
+                    log.warning("live session measurements not stored yet", job_id=str(self.job_id), error=str(exc))
                 quiet = 0.0
             else:
                 quiet += interval_s
@@ -241,10 +244,17 @@ class Relay:
         def rows(ids: Sequence[int]) -> Iterable[PredictionRow]:
             return measurement_rows(self.medium, [(i, *bodies[i]) for i in ids])
 
-        if session is not None:
-            return await live_sessions.append(session, self.job_id, list(bodies), rows)
-        async with self.deps.sessionmaker.begin() as own:
-            return await live_sessions.append(own, self.job_id, list(bodies), rows)
+        try:
+            if session is not None:
+                return await live_sessions.append(session, self.job_id, list(bodies), rows)
+            async with self.deps.sessionmaker.begin() as own:
+                return await live_sessions.append(own, self.job_id, list(bodies), rows)
+        except PredictionFormatError:
+            raise  # not in Hume's format: storing it again cannot help, the batch is dropped
+        except Exception:
+            # Stored ids are skipped on the next try (live_sessions.append), so the batch is simply kept.
+            self.pending = batch + self.pending
+            raise
 
     def outcome(self) -> tuple[str, str | None, str | None]:
         """(status, error code, error message) the job ends with."""
@@ -293,9 +303,17 @@ class Relay:
             details["received"] = self.closed_by_hume.get("received")
             details["produced"] = self.closed_by_hume.get("produced")
             details["reason"] = self.closed_by_hume.get("reason")
-        async with self.deps.sessionmaker.begin() as session:
-            await self.flush(session)
-            await end_job(session, self.deps, self.job_id, status, error=message, error_code=code, details=details)
+        try:
+            async with self.deps.sessionmaker.begin() as session:
+                await self.flush(session)
+                await end_job(session, self.deps, self.job_id, status, error=message, error_code=code, details=details)
+        except PredictionFormatError as exc:
+            # The last batch cannot be stored; the session still ends, saying so, with what was stored.
+            async with self.deps.sessionmaker.begin() as session:
+                await end_job(
+                    session, self.deps, self.job_id, "failed", error=str(exc), error_code="measurement_invalid",
+                    details=details,
+                )  # fmt: skip
 
 
 def _short(reason: str) -> str:

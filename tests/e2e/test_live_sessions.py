@@ -15,6 +15,7 @@ import websockets
 from sqlalchemy import text
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from app.emulator.testing import EmulatorServer
 from app.store import api_keys
@@ -353,7 +354,11 @@ def two_tenants(announcing: Service) -> tuple[str, str]:
 async def test_a_session_belongs_to_its_token_s_tenant(announcing: Service, two_tenants: tuple[str, str]) -> None:
     key_b, key_c = two_tenants
     minted = mint(announcing, key_b, metadata={"customer": "b1"})
-    async with websockets.connect(minted["urls"]["audio"]) as ws:
+    # The token as a subprotocol, as a browser may send it instead of the query: `hes.session` is selected.
+    url = minted["urls"]["audio"].split("?")[0]
+    offered = [Subprotocol("hes.session"), Subprotocol(minted["subprotocol"])]
+    async with websockets.connect(url, subprotocols=offered) as ws:
+        assert ws.subprotocol == "hes.session"
         assert json.loads(await ws.recv())["type"] == "session.created"
         await ws.send(json.dumps({"type": "session.close"}))
         await read_until_closed(ws)
