@@ -363,5 +363,14 @@ async def test_a_session_belongs_to_its_token_s_tenant(announcing: Service, two_
         await ws.send(json.dumps({"type": "session.close"}))
         await read_until_closed(ws)
     assert job_of(announcing, minted["job_id"], key_c).status_code == 404, "another tenant cannot see it"
+    # The handshake is a request to Hume: it spent one slot of the organization's shared budget (the only
+    # Hume request this service made).
+    engine = make_engine(announcing.database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            budgets = (await session.execute(text("SELECT name FROM request_budget"))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert len(budgets) == 1 and budgets[0].startswith("hume:")
     job = job_of(announcing, minted["job_id"], key_b).json()
     assert job["status"] == "completed" and job["metadata"] == {"customer": "b1"}
