@@ -175,28 +175,32 @@ async def append(
         await store_added(session, order)
         await _merge_stats(session, job_id, source_id, order.names, stats)
         last_id = ordered[-1]
-    await session.execute(
-        update(LiveSession).where(LiveSession.job_id == job_id).values(last_id=last_id, heartbeat_at=func.now())
-    )
-    if count:
-        await session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(num_predictions=Job.num_predictions + count, updated_at=func.now())
-        )
+    await session.execute(_ADVANCE, {"job_id": job_id, "last_id": last_id, "count": count})
     return count
 
 
-_MERGE_STAT = text("""
-INSERT INTO emotion_stat AS s (job_id, source_id, model, position, name, count, mean, max)
-VALUES (:job_id, :source_id, :model, :position, :name, :count, :mean, :max)
-ON CONFLICT (job_id, source_id, model, position) DO UPDATE SET
-  mean = (s.mean * s.count + EXCLUDED.mean * EXCLUDED.count) / (s.count + EXCLUDED.count),
-  count = s.count + EXCLUDED.count,
-  max = GREATEST(s.max, EXCLUDED.max)
+# The session's mark and heartbeat, and the job's count when rows were stored: one round trip.
+_ADVANCE = text("""
+WITH marked AS (UPDATE live_session SET last_id = :last_id, heartbeat_at = now() WHERE job_id = :job_id)
+UPDATE job SET num_predictions = num_predictions + :count, updated_at = now() WHERE id = :job_id AND :count > 0
 """)
-_MERGE_COUNT = text("""
-INSERT INTO model_stat AS m (job_id, source_id, model, predictions) VALUES (:job_id, :source_id, :model, :n)
+
+
+# One round trip for a batch's stats, whatever its width (arrays, not a row per emotion), and its rows per model.
+_MERGE_STATS = text("""
+WITH emotions AS (
+  INSERT INTO emotion_stat AS s (job_id, source_id, model, position, name, count, mean, max)
+  SELECT :job_id, :source_id, u.model, u.position, u.name, u.count, u.mean, u.max
+  FROM unnest(CAST(:models AS text[]), CAST(:positions AS int[]), CAST(:names AS text[]), CAST(:counts AS bigint[]),
+              CAST(:means AS float8[]), CAST(:maxes AS float8[])) AS u(model, position, name, count, mean, max)
+  ON CONFLICT (job_id, source_id, model, position) DO UPDATE SET
+    mean = (s.mean * s.count + EXCLUDED.mean * EXCLUDED.count) / (s.count + EXCLUDED.count),
+    count = s.count + EXCLUDED.count,
+    max = GREATEST(s.max, EXCLUDED.max)
+)
+INSERT INTO model_stat AS m (job_id, source_id, model, predictions)
+SELECT :job_id, :source_id, u.model, u.n
+FROM unnest(CAST(:row_models AS text[]), CAST(:row_counts AS bigint[])) AS u(model, n)
 ON CONFLICT (job_id, source_id, model) DO UPDATE SET predictions = m.predictions + EXCLUDED.predictions
 """)
 
@@ -210,18 +214,15 @@ async def _merge_stats(
 ) -> None:
     """A batch's stats folded into what earlier batches stored (count-weighted mean, greatest max)."""
     listed = {model: names(model) for (_, model) in stats.rows}
-    values = [
-        {"job_id": job_id, "source_id": source_id, "model": model, "position": position,
-         "name": listed[model][position], "count": n, "mean": mean, "max": peak}
-        for _, model, position, n, mean, peak in stats.results()
-    ]  # fmt: skip
-    if values:
-        await session.execute(_MERGE_STAT, values)
-    counts = [
-        {"job_id": job_id, "source_id": source_id, "model": model, "n": n} for (_, model), n in stats.rows.items()
-    ]
-    if counts:
-        await session.execute(_MERGE_COUNT, counts)
+    results = list(stats.results())
+    rows = list(stats.rows.items())
+    await session.execute(
+        _MERGE_STATS,
+        {"job_id": job_id, "source_id": source_id, "models": [r[1] for r in results],
+         "positions": [r[2] for r in results], "names": [listed[r[1]][r[2]] for r in results],
+         "counts": [r[3] for r in results], "means": [r[4] for r in results], "maxes": [r[5] for r in results],
+         "row_models": [model for (_, model), _ in rows], "row_counts": [n for _, n in rows]},
+    )  # fmt: skip
 
 
 async def beat(session: AsyncSession, job_id: uuid.UUID) -> None:

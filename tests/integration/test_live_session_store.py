@@ -55,13 +55,15 @@ async def test_batches_are_stored_once_and_their_stats_add_up(deps: Deps) -> Non
     assert await append(deps, job_id, first) == 0, "a batch written again stores nothing"
     second = {1: first[1], 2: measurement(2, {"joy": 0.75}), 3: measurement(3, {"calmness": 1.0})}
     assert await append(deps, job_id, second) == 2
+    # v1 lists only what it judged present: a measurement may list no expression at all (HUME-V1-FACTS §6).
+    assert await append(deps, job_id, {4: measurement(4, {})}) == 1
     async with deps.sessionmaker() as session:
         status, count = (
             await session.execute(text("SELECT status, num_predictions FROM job WHERE id = :id"), {"id": job_id})
         ).one()
-        assert (status, count) == ("live", 4)
+        assert (status, count) == ("live", 5)
         stored = await session.execute(text("SELECT count(*) FROM prediction WHERE job_id = :id"), {"id": job_id})
-        assert stored.scalar_one() == 4
+        assert stored.scalar_one() == 5
         stats = dict(
             (name, (n, round(mean, 6), peak))
             for name, n, mean, peak in await session.execute(
@@ -72,7 +74,7 @@ async def test_batches_are_stored_once_and_their_stats_add_up(deps: Deps) -> Non
             await session.execute(text("SELECT predictions FROM model_stat WHERE job_id = :id"), {"id": job_id})
         ).scalar_one()
     assert stats == {"calmness": (3, 0.75, 1.0), "joy": (2, 0.5, 0.75)}
-    assert predictions == 4
+    assert predictions == 5
 
 
 async def test_a_session_whose_relay_stopped_ends_failed_with_what_was_stored(deps: Deps) -> None:
