@@ -7,7 +7,8 @@ fail just the one medium.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -149,6 +150,20 @@ def unparsable(exc: ParsingError) -> Exception:
     return HumeRejectedError(f"Hume v1's answer ({status}) did not match the SDK's response model: {exc.cause}")
 
 
+@contextlib.contextmanager
+def answers_judged() -> Iterator[None]:
+    """Hume's failures inside the block as app.hume.errors types: an error answer by its status and code, an
+    answer the SDK cannot parse by its status, no answer at all as transient."""
+    try:
+        yield
+    except ApiError as exc:
+        raise classify(exc) from None
+    except ParsingError as exc:
+        raise unparsable(exc) from None
+    except httpx.TransportError as exc:
+        raise HumeTransientError(f"Hume v1 unreachable: {type(exc).__name__}: {exc}") from None
+
+
 class ExpressionClient:
     def __init__(
         self, *, api_key: str, base_url: str, max_retries: int = 2, timeout_s: float = 300.0, pace: Pace | None = None
@@ -172,19 +187,13 @@ class ExpressionClient:
         """One 16 kHz mono 16-bit WAV (≤ 25 MB with the envelope)."""
         fields = _given(measurement_timer_ms=options.measurement_timer_ms)
         file: core.File = (name, wav, "audio/wav")
-        try:
+        with answers_judged():
             if fields:
                 response = await self._client.audio.measure(
                     file=file, config=AudioFileConfig(**fields), request_options=self._options
                 )
             else:  # nothing set: no config part at all, rather than an empty one
                 response = await self._client.audio.measure(file=file, request_options=self._options)
-        except ApiError as exc:
-            raise classify(exc) from None
-        except ParsingError as exc:
-            raise unparsable(exc) from None
-        except httpx.TransportError as exc:
-            raise HumeTransientError(f"Hume v1 unreachable: {type(exc).__name__}: {exc}") from None
         return Measured(response.request_id, response.run_id, response.model_dump(mode="json", exclude_none=True))
 
     async def measure_video(
@@ -196,14 +205,8 @@ class ExpressionClient:
         )
         config = VideoFileConfig(face=face, **_given(face_state=face_state))
         files: list[core.File] = [(f"frame-{i}.jpg", image, "image/jpeg") for i, image in enumerate(images)]
-        try:
+        with answers_judged():
             response = await self._client.video.measure(file=files, config=config, request_options=self._options)
-        except ApiError as exc:
-            raise classify(exc) from None
-        except ParsingError as exc:
-            raise unparsable(exc) from None
-        except httpx.TransportError as exc:
-            raise HumeTransientError(f"Hume v1 unreachable: {type(exc).__name__}: {exc}") from None
         result = response.model_dump(mode="json", exclude_none=True)
         state = result.pop("face_state", None)
         return Measured(response.request_id, response.run_id, result, state)
@@ -226,14 +229,8 @@ class ExpressionClient:
     async def runs_started_after(self, after: datetime, cursor: str | None = None) -> RunPage:
         """One page of the organization's runs started at or after `after` (`GET /v1/expression/run`, newest
         first, `started_after` inclusive; HUME-V1-FACTS §2)."""
-        try:
+        with answers_judged():
             page = await self._client.runs.list(
                 page_size=RUNS_PAGE_SIZE, cursor=cursor, started_after=after, request_options=self._options
             )
-        except ApiError as exc:
-            raise classify(exc) from None
-        except ParsingError as exc:
-            raise unparsable(exc) from None
-        except httpx.TransportError as exc:
-            raise HumeTransientError(f"Hume v1 unreachable: {type(exc).__name__}: {exc}") from None
         return RunPage([_bill(run) for run in page.runs], page.next_cursor)
