@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,20 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(every)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], logs: Callable[[], str], timeout: float = 30) -> None:
+    """Until a `python -m app serve` process answers /readyz; its exit before then fails with `logs()`."""
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"{url} exited before it was ready\n{logs()}")
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(ready, timeout, f"{url}/readyz", every=0.1)
 
 
 def wait_final(client: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import pytest
 from app.emulator.testing import EmulatorServer
 from app.store import api_keys
 from tests.conftest import EMULATOR_KEY, create_key, hume_environment
-from tests.reliability.helpers import expected_rows, hume_predictions, wait_until
+from tests.reliability.helpers import expected_rows, hume_predictions, wait_ready, wait_until
 from tests.servers import free_port
 
 pytestmark = pytest.mark.slow
@@ -80,18 +80,6 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield started
     finally:
         started.stop()
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], processes: Processes) -> None:
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"{url} exited before it was ready\n{processes.logs()}")
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(ready, 30, f"{url}/readyz", every=0.1)
 
 
 async def submit_all(urls: list[str], key: str) -> list[dict[str, Any]]:
@@ -186,7 +174,7 @@ def run_scale_out(
     # Each worker sends Hume a different API as the callback target, so both APIs take callbacks.
     doomed = processes.start("worker1", "worker", {**base, "PUBLIC_BASE_URL": api_urls[0]})
     for api_url, api in zip(api_urls, apis, strict=True):
-        wait_ready(api_url, api, processes)
+        wait_ready(api_url, api, processes.logs)
     registered = "SELECT count(*) FROM procrastinate_workers"
     watch(lambda: scalar(registered) == FETCH_LOOPS, 30, "worker 1 to register")
     processes.start("worker2", "worker", {**base, "PUBLIC_BASE_URL": api_urls[1]})

@@ -23,7 +23,7 @@ from app.dashboard import session as sessions
 from app.emulator.testing import EmulatorServer
 from app.store import api_keys
 from tests.conftest import Service, create_key, hume_environment
-from tests.reliability.helpers import wait_until
+from tests.reliability.helpers import wait_ready
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,16 +46,7 @@ class Serves:
         )  # fmt: skip
         self.running.append((process, log))
         url = f"http://127.0.0.1:{port}"
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited: {(self.directory / f'serve-{port}.log').read_text()[-3000:]}")
-            try:
-                return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, 60, f"{url}/readyz", every=0.1)
+        wait_ready(url, process, lambda: (self.directory / f"serve-{port}.log").read_text()[-3000:], timeout=60)
         return url
 
     def stop(self) -> None:
