@@ -450,3 +450,64 @@ class LiveSession(Base):
     hume_session_id: Mapped[str | None] = mapped_column(Text)
     last_id: Mapped[int] = mapped_column(Integer, server_default="-1")
     heartbeat_at: Mapped[datetime] = _now()
+
+
+class QuestionSet(Base):
+    """One version of a tenant's Audio Decisions question set (see migration 0016 and
+    app/store/question_sets.py). Versions of one set share `family_id`; a written version never changes
+    except `archived_at`, so a job keeps the exact questions it was answered with."""
+
+    __tablename__ = "question_set"
+    __table_args__ = (
+        CheckConstraint("version >= 1", name="version"),
+        CheckConstraint("jsonb_typeof(questions) = 'array'", name="questions_array"),
+        UniqueConstraint("family_id", "version"),
+        Index("ix_question_set_tenant_created_at", "tenant", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    family_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    version: Mapped[int] = mapped_column(Integer)
+    tenant: Mapped[str] = mapped_column(Text, server_default="default")
+    name: Mapped[str] = mapped_column(Text)
+    context: Mapped[str | None] = mapped_column(Text)
+    questions: Mapped[list[Any]] = mapped_column(JSONB)
+    """Ordered [{"id", "type", "instructions", "criteria"}]: Hume's answers depend on the order."""
+    created_at: Mapped[datetime] = _now()
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DecisionAnswer(Base):
+    """Hume's answer to one question about one window of one source of a job (see migration 0016 and
+    app/store/decisions.py): typed columns per primitive, and Hume's raw answer always."""
+
+    __tablename__ = "decision_answer"
+    __table_args__ = (
+        CheckConstraint("primitive IN ('noul', 'choice', 'score', 'span')", name="primitive"),
+        PrimaryKeyConstraint("job_id", "source_index", "window_index", "question_id", name="pk_decision_answer"),
+        Index("ix_decision_answer_family_question", "family_id", "question_id", "created_at"),
+        Index("ix_decision_answer_tenant_created_at", "tenant", "created_at"),
+        Index("ix_decision_answer_question_set_id", "question_set_id"),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
+    source_index: Mapped[int] = mapped_column(Integer)
+    source_url: Mapped[str | None] = mapped_column(Text)
+    window_index: Mapped[int] = mapped_column(Integer)
+    window_start_ms: Mapped[int] = mapped_column(Integer)
+    window_end_ms: Mapped[int] = mapped_column(Integer)
+    question_id: Mapped[str] = mapped_column(Text)
+    primitive: Mapped[str] = mapped_column(Text)
+    share: Mapped[float | None] = mapped_column(REAL)
+    choice: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(REAL)
+    option_probabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    score: Mapped[float | None] = mapped_column(REAL)
+    level_probabilities: Mapped[list[Any] | None] = mapped_column(JSONB)
+    spans: Mapped[list[Any] | None] = mapped_column(JSONB)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    question_set_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("question_set.id"))
+    family_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    tenant: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
