@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from . import decisions_errors
 from .expression_errors import auth_error_body, error_body
 from .state import EmulatorState
 
 V1_PREFIX = "/v1/expression"
+DECISIONS_PREFIX = "/v0/decisions"
+DECISIONS_BILLED = "/v0/decisions/file"
 
 # Hume sits behind an Apigee gateway; these bodies mirror its fault format (our assumption,
 # the exact text is not in HUME.md).
@@ -61,6 +64,8 @@ def check(state: EmulatorState, path: str, headers: dict[str, str]) -> tuple[int
     denied = _authenticate(state, path, headers)
     if denied is not None:
         return 401, denied
+    if path.startswith(DECISIONS_PREFIX):
+        return decisions_errors.account_refusal(state.config, headers.get("x-hume-api-key"), path == DECISIONS_BILLED)
     if path.startswith(V1_PREFIX):
         owner = organization(state, headers)
         if owner is not None and (owner in state.config.v1_not_enabled_keys or not state.faults.v1_enabled(owner)):
@@ -78,6 +83,10 @@ def _authenticate(state: EmulatorState, path: str, headers: dict[str, str]) -> d
     if not needs_auth(path):
         return None
     key = headers.get("x-hume-api-key")
+    if path.startswith(DECISIONS_PREFIX):
+        # D/authentication: X-Hume-Api-Key on every request (no tokens); the gateway's body, request_id only
+        # when a key was sent and refused.
+        return None if key_ok(state, key) else decisions_errors.unauthorized(key_sent=bool(key))
     if key is not None:
         if key_ok(state, key):
             return None

@@ -80,6 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
         "release (repeatable)",
     )
     p.add_argument(
+        "--no-payment-method-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="answer this API key's Audio Decisions requests 402, as for an organization with no payment method "
+        "on file (repeatable)",
+    )
+    p.add_argument(
+        "--decisions-not-enabled-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="answer this API key's Audio Decisions requests 403, as for an organization without access (repeatable)",
+    )
+    p.add_argument(
+        "--decisions-run-delay",
+        type=_seconds,
+        default=EmulatorConfig.decisions_run_delay_s,
+        metavar="S",
+        help="an Audio Decisions run appears in the runs endpoints S seconds after its request (default %(default)s s)",
+    )
+    p.add_argument(
         "--realtime-rate-slack",
         type=_seconds,
         default=EmulatorConfig.realtime_rate_slack_s,
@@ -110,6 +132,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         evi_signing_key=args.evi_signing_key,
         requests_per_minute=args.requests_per_minute,
         v1_not_enabled_keys=frozenset(args.v1_not_enabled_key),
+        no_payment_method_keys=frozenset(args.no_payment_method_key),
+        decisions_not_enabled_keys=frozenset(args.decisions_not_enabled_key),
+        decisions_run_delay_s=args.decisions_run_delay,
         realtime_rate_slack_s=args.realtime_rate_slack,
         realtime_idle_timeout_s=args.realtime_idle_timeout,
     )
@@ -145,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         cloud_port = args.cloud_port if args.cloud_port is not None else args.port + 1
         cloud, ports = f"http://{args.host}:{cloud_port}", {args.port: "voice", cloud_port: "cloud"}
     print(f"Hume emulator serving api.hume.ai (tokens, TTS, EVI, batch) on {voice}", flush=True)
-    print(f"                  and api.cloud.hume.ai (v1 Expression Measurement) on {cloud}", flush=True)
+    print(f"                  and api.cloud.hume.ai (v1, Audio Decisions) on {cloud}", flush=True)
     print(f"  HUME_VOICE_URL={voice} HUME_CLOUD_URL={cloud} HUME_API_KEY={config.api_key or 'any-non-empty-key'}",
           flush=True)  # fmt: skip
     rate = config.requests_per_minute

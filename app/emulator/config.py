@@ -45,6 +45,12 @@ class EmulatorConfig:
     # HUME.md §0): their /v1/expression requests get 403 `forbidden` (HUME-V1-FACTS §1, §5). More keys can be
     # marked at run time with the fault control `{"v1_not_enabled": [...]}`.
     v1_not_enabled_keys: frozenset[str] = frozenset()
+    # Audio Decisions (decisions.py): keys whose organization has no payment method on file answer 402 on the
+    # billed endpoint, keys whose organization lacks access answer 403 (AUDIO-DECISIONS-FACTS §4).
+    no_payment_method_keys: frozenset[str] = frozenset()
+    decisions_not_enabled_keys: frozenset[str] = frozenset()
+    # D/runs: a run appears after a delay (get answers 404 and list omits it meanwhile); its length is unstated.
+    decisions_run_delay_s: float = 0.2
     # Realtime send rate (HUME-V1-FACTS §4: at most 1 s of audio per second, 3 video frames per second; faster
     # frames "may get rate_limited"): how far, in seconds, a session's media may run ahead of the wall clock since
     # its first frame before frames are refused. Hume's tolerance is undocumented; 1 s absorbs a browser's

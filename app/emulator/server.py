@@ -17,6 +17,8 @@ from . import (
     auth,
     batch,
     control,
+    decisions,
+    decisions_errors,
     expression_api,
     expression_runs,
     origins,
@@ -48,6 +50,8 @@ async def _send_json(send: Send, status: int, body: object, headers: dict[str, s
 
 def _fault_body(path: str, status: int) -> object:
     message = f"Injected fault: HTTP {status}"
+    if path.startswith(auth.DECISIONS_PREFIX):
+        return decisions_errors.injected(status, message)
     if path.startswith(auth.V1_PREFIX):
         # The v1 SDK parses error bodies into its models: a bare {"message"} would fail as ParsingError.
         # A 401 comes from the gateway, without type/code (HUME-V1-FACTS §1).
@@ -178,6 +182,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         *batch.routes,
         *expression_api.routes,
         *expression_runs.routes,
+        *decisions.routes,
         *realtime_audio.routes,
         *realtime_video.routes,
         *realtime_control.routes,

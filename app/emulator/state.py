@@ -18,6 +18,7 @@ from .rate_limit import RequestLog
 from .records import Chat, Run
 
 if TYPE_CHECKING:
+    from .decisions import DecisionRun
     from .jobs import Job
     from .realtime_session import RealtimeSession
 
@@ -36,6 +37,7 @@ class EmulatorState:
     requests: RequestLog = field(default_factory=RequestLog)  # per-organization rate limit window (rate_limit.py)
     tts_generations: set[str] = field(default_factory=set)  # ids usable as TTS context
     runs: dict[str, Run] = field(default_factory=dict)  # v1 expression measurement runs
+    decision_runs: dict[str, DecisionRun] = field(default_factory=dict)  # Audio Decisions runs (decisions.py)
     sessions: dict[str, RealtimeSession] = field(default_factory=dict)  # v1 realtime sessions connected now
     # Signs v1 face_state tokens; per instance, so a state from another emulator is ignored.
     face_state_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
@@ -64,6 +66,7 @@ class EmulatorState:
             self.deliveries.clear()
             self.chats.clear()
             self.runs.clear()
+            self.decision_runs.clear()
         self.requests.clear()
         self.faults.apply({"clear": True})
         self.faults.sunset_status = self.config.sunset_status
