@@ -30,6 +30,7 @@ from app.store.webhook_intake import WebhookIntake
 if TYPE_CHECKING:
     from app.inbox.pipeline import Pipeline
     from app.notifications.delivery import Courier
+    from app.sessions.flusher import LiveFlusher
     from app.tts.service import TtsService
 
 
@@ -56,6 +57,8 @@ class Deps:
     """Checks notify_url at submit, as the courier will at delivery (the courier's own guard)."""
     decode_slots: asyncio.Semaphore
     """The process's media decode slots (MEDIA_DECODE_CONCURRENCY), held for a medium's whole decode."""
+    live: LiveFlusher
+    """Stores the process's live sessions' measurements, all sessions in one transaction a tick."""
     tokens: TokenProvider | None = None
     """None when no Hume secret key is configured (then /api/hume/auth answers 503)."""
 

@@ -31,6 +31,7 @@ from app.hume.token_client import TokenProvider
 from app.hume.tts_client import HumeTts
 from app.inbox.pipeline import DELIVER_MESSAGE, READ_BILLED, Pipeline
 from app.notifications import delivery, redelivery
+from app.sessions import flusher as session_flusher
 from app.sessions import service as session_service
 from app.store import request_budget
 from app.store.db import Database
@@ -159,6 +160,10 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
             api_key=settings.cloud_key, cloud_url=settings.cloud_url,
             pace=functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings)),
         )  # fmt: skip
+        live = session_flusher.LiveFlusher(sessionmaker, interval_s=settings.session_flush_ms / 1000)
+        await live.start()
+        # Closed before the database (exit order): its last tick stores what is still held.
+        stack.push_async_callback(live.aclose)
         yield Deps(
             settings=settings,
             db=db,
@@ -173,5 +178,6 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
             courier=courier,
             url_guard=courier.guard,
             decode_slots=asyncio.Semaphore(settings.media_decode_concurrency),
+            live=live,
             tokens=tokens,
         )

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.prediction_rows import PredictionRow
 from app.emulator.expression_labels import AUDIO_EXPRESSIONS
-from app.sessions.service import measurement_rows
+from app.sessions.flusher import measurement_rows
 from app.store import api_keys, ingest, jobs, live_sessions
 from app.store.db import make_engine, make_sessionmaker
 from bench.__main__ import Context

@@ -11,7 +11,12 @@ How each way ends:
 - The browser goes away: Hume is asked to close (`session.close`, so the last measurement and
   `session.closed` still come and are stored), then the job ends as Hume's side does.
 - A browser message over Hume's size limit would end the session at Hume (`message_too_large`); it is
-  refused here with Hume's error message, Hume's session is closed and the job fails with that code.
+  refused here with Hume's error message, Hume's session is closed and the job fails with that code. One over
+  BROWSER_MESSAGE_MAX_BYTES is refused while it is read (uvicorn's ws_max_size: close 1009), never buffered.
+- The tenant's daily budget of Hume-metered seconds cannot pay for the next frame (app/usage/session_meter.py):
+  the frame is not forwarded, the browser gets an `error` (hume_budget_exhausted), Hume's session is closed in
+  order (what it measured so far is still stored) and the browser is closed 4429; the job fails
+  `hume_budget_exhausted`, as a file job stopped by its budget does. Hume never takes more than was reserved.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +34,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from app.core.prediction_rows import PredictionFormatError, PredictionRow
+from app.core.prediction_rows import PredictionFormatError
 from app.deps import Deps
+from app.hume import billing
 from app.hume import realtime_client as hume
 from app.hume.errors import HumeError, HumeTransientError
-from app.hume.expression_rows import audio_rows, video_rows
+from app.sessions import flusher
 from app.store import live_sessions
+from app.store.hume_usage import DayBudget
+from app.usage import budget, session_meter
+from app.usage.session_meter import SessionMeter
 from app.worker.outbox import end_job
 
 log = structlog.get_logger(__name__)
@@ -55,6 +63,15 @@ CLOSE_UNAVAILABLE = 1013
 """Hume is busy or unreachable (RFC 6455 "try again later")."""
 CLOSE_UPSTREAM = 1011
 """Hume refused the session, or its connection was lost without a close code to pass on."""
+CLOSE_BUDGET_SPENT = 4429
+"""The tenant's daily budget of Hume-metered seconds is spent (HTTP 429 with POST /v1/session-tokens)."""
+CLOSE_TOO_BIG = 1009
+"""RFC 6455 "message too big": uvicorn's close when a message passes BROWSER_MESSAGE_MAX_BYTES."""
+BROWSER_MESSAGE_MAX_BYTES = max(hume.MESSAGE_MAX_BYTES.values()) + 64 * 1024
+"""uvicorn's ws_max_size (app/web/wire_limits.py), one limit for every WebSocket of the server: Hume's largest
+message (2,000,000 bytes on video, HUME-V1-FACTS §4) and 64 KiB more, so a message a little over Hume's limit
+still gets the relay's `message_too_large` in Hume's words, while anything larger is refused by the protocol
+layer as it is read (close 1009) instead of being buffered whole up to uvicorn's default 16 MiB."""
 SERVICE_RESTART = 1012
 """uvicorn's disconnect code for every open WebSocket when this process stops (RFC 6455 "service restart"):
 the session then ends failed, its Hume session closed and what was measured kept."""
@@ -66,8 +83,6 @@ _REFUSALS = {
     "revoked": (CLOSE_FORBIDDEN, "the API key that minted this token was revoked"),
     "scope": (CLOSE_FORBIDDEN, "the API key that minted this token lacks the 'session' scope for its tenant"),
 }
-HEARTBEAT_S = 10.0
-"""How often a session with nothing to store still writes its heartbeat (SESSION_STALE_S is 60 s)."""
 BROWSER_SEND_TIMEOUT_S = 10.0
 """How long one message to the browser may wait for room in its socket before the browser counts as gone."""
 CLOSE_WAIT_S = 10.0
@@ -91,24 +106,27 @@ class Relay:
     upstream: ClientConnection
     medium: str
     job_id: uuid.UUID
+    meter: SessionMeter
+    """The session's Hume bill so far, reserved against its tenant's budget."""
     opened: float = field(default_factory=time.monotonic)
-    pending: list[tuple[int, bytes, int]] = field(default_factory=list)
-    """Measurements received and not yet stored: (id, the message's JSON, ms since the session opened)."""
     closed_by_hume: dict[str, Any] | None = None
     """Hume's `session.closed` message, once it came."""
     hume_error: tuple[str, str] | None = None
     """Hume's last session-ending error (code, message)."""
     refused: tuple[str, str] | None = None
     """Why this relay ended the session (code, message): a browser message Hume would have refused fatally."""
+    refused_close: tuple[int, str] | None = None
+    """The browser's close (code, reason) when `refused` has its own (else 1008 naming the code)."""
     browser_gone: bool = False
     stalled: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the browser stopped reading (see `_send_browser`)."""
 
     async def run(self) -> None:
+        # Its measurements are stored by the process's flusher (app/sessions/flusher.py), with every session's.
+        self.deps.live.open(self.job_id, self.medium)
         gate = hume.RateGate(self.medium)
         to_browser = asyncio.create_task(self._from_hume())
         to_hume = asyncio.create_task(self._from_browser(gate))
-        flusher = asyncio.create_task(self._flush_every(self.deps.settings.session_flush_ms / 1000))
         try:
             stalled = asyncio.create_task(self.stalled.wait())
             await asyncio.wait({to_browser, to_hume, stalled}, return_when=asyncio.FIRST_COMPLETED)
@@ -126,9 +144,6 @@ class Relay:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
             await self.upstream.close()
 
     async def _from_browser(self, gate: hume.RateGate) -> None:
@@ -139,6 +154,11 @@ class Relay:
                 self.browser_gone = True
                 if message.get("code") == SERVICE_RESTART:
                     self.refused = ("service_restart", "the service restarted during the session")
+                elif message.get("code") == CLOSE_TOO_BIG:
+                    self.refused = (
+                        hume.MESSAGE_TOO_LARGE,
+                        f"a message over {BROWSER_MESSAGE_MAX_BYTES} bytes was refused while it was read",
+                    )
                 return
             data: bytes | None = message.get("bytes")
             text: str | None = message.get("text")
@@ -158,9 +178,19 @@ class Relay:
                     rate = "1 s of audio per second" if self.medium == "audio" else "3 frames per second"
                     await self._tell(hume.RATE_LIMITED, f"frame dropped: Hume takes at most {rate}", retryable=True)
                     continue
+                spent = await self.meter.admit(len(data))
+                if spent is not None:
+                    await self._budget_spent(spent, billing.realtime_frame_seconds(self.medium, len(data)))
+                    return
                 await self.upstream.send(data)
             elif text is not None:
                 await self.upstream.send(text)
+
+    async def _budget_spent(self, spent: DayBudget, frame_s: float) -> None:
+        detail = budget.spent_message(spent, frame_s, "the session's next frame")
+        self.refused = (budget.BUDGET_EXHAUSTED, detail)
+        self.refused_close = (CLOSE_BUDGET_SPENT, budget.close_reason(spent))
+        await self._tell(budget.BUDGET_EXHAUSTED, detail, retryable=False)
 
     async def _tell(self, code: str, message: str, *, retryable: bool) -> None:
         """An error message in Hume's shape (HUME-V1-FACTS §5), for something refused before reaching Hume."""
@@ -208,53 +238,20 @@ class Relay:
             measurement_id = parsed.get(key)
             if isinstance(measurement_id, int):
                 at_ms = int((time.monotonic() - self.opened) * 1000)
-                self.pending.append((measurement_id, message.encode(), at_ms))
+                if not self.deps.live.add(self.job_id, measurement_id, message.encode(), at_ms) and not self.refused:
+                    # The database has been away for a while: a session it cannot store ends rather than
+                    # going on unrecorded (and billed).
+                    held = f"{flusher.PENDING_MAX_BYTES // 1024} KiB"
+                    self.refused = ("store_unavailable", f"measurements could not be stored ({held} waiting)")
+                    self.stalled.set()
         elif kind == "session.created" and isinstance(parsed.get("session_id"), str):
             async with self.deps.sessionmaker.begin() as session:
                 await live_sessions.set_hume_session(session, self.job_id, parsed["session_id"])
+                await self.meter.owns(session, parsed["session_id"])
         elif kind == "session.closed":
             self.closed_by_hume = parsed
         elif kind == "error" and parsed.get("retryable") is False:
             self.hume_error = (str(parsed.get("code")), str(parsed.get("message")))
-
-    async def _flush_every(self, interval_s: float) -> None:
-        quiet = 0.0
-        while True:
-            await asyncio.sleep(interval_s)
-            if self.pending:
-                try:
-                    await self.flush()
-                except Exception as exc:  # the store is unreachable or a message is malformed: keep relaying
-                    log.warning("live session measurements not stored yet", job_id=str(self.job_id), error=str(exc))
-                quiet = 0.0
-            else:
-                quiet += interval_s
-                if quiet >= HEARTBEAT_S:
-                    async with self.deps.sessionmaker.begin() as session:
-                        await live_sessions.beat(session, self.job_id)
-                    quiet = 0.0
-
-    async def flush(self, session: Any = None) -> int:
-        """Store what arrived since the last flush (on `session` if given, else in its own transaction)."""
-        batch, self.pending = self.pending, []
-        if not batch:
-            return 0
-        bodies = {i: (body, at_ms) for i, body, at_ms in batch}
-
-        def rows(ids: Sequence[int]) -> Iterable[PredictionRow]:
-            return measurement_rows(self.medium, [(i, *bodies[i]) for i in ids])
-
-        try:
-            if session is not None:
-                return await live_sessions.append(session, self.job_id, list(bodies), rows)
-            async with self.deps.sessionmaker.begin() as own:
-                return await live_sessions.append(own, self.job_id, list(bodies), rows)
-        except PredictionFormatError:
-            raise  # not in Hume's format: storing it again cannot help, the batch is dropped
-        except Exception:
-            # Stored ids are skipped on the next try (live_sessions.append), so the batch is simply kept.
-            self.pending = batch + self.pending
-            raise
 
     def outcome(self) -> tuple[str, str | None, str | None]:
         """(status, error code, error message) the job ends with."""
@@ -273,6 +270,8 @@ class Relay:
         return "failed", "hume_closed", f"Hume closed the session without session.closed (code {code}, {reason!r})"
 
     def close_for_browser(self) -> tuple[int, str]:
+        if self.refused_close is not None:
+            return self.refused_close
         if self.refused is not None:
             return hume.SESSION_ENDING_CLOSE, f"{self.refused[0]}"
         code = self.upstream.close_code
@@ -304,9 +303,12 @@ class Relay:
             details["produced"] = self.closed_by_hume.get("produced")
             details["reason"] = self.closed_by_hume.get("reason")
         try:
-            async with self.deps.sessionmaker.begin() as session:
-                await self.flush(session)
-                await end_job(session, self.deps, self.job_id, status, error=message, error_code=code, details=details)
+            await self.deps.live.finish(
+                self.job_id,
+                lambda session: end_job(
+                    session, self.deps, self.job_id, status, error=message, error_code=code, details=details
+                ),
+            )
         except PredictionFormatError as exc:
             # The last batch cannot be stored; the session still ends, saying so, with what was stored.
             async with self.deps.sessionmaker.begin() as session:
@@ -322,19 +324,28 @@ def _short(reason: str) -> str:
     return reason if len(data) <= 123 else data[:120].decode(errors="ignore") + "..."
 
 
-def measurement_rows(medium: str, items: Sequence[tuple[int, bytes, int]]) -> Iterator[PredictionRow]:
-    """Measurement messages (id, JSON, ms since the session opened) as prediction rows of the session's one
-    source: audio windows are already in ms from the session's start (HUME-V1-FACTS §8: times count from
-    accepted audio); a video result is placed at the time it arrived (frame ids count results, not frames)."""
-    document = b'{"measurements":[' + b",".join(body for _, body, _ in items) + b"]}"
-    if medium == "audio":
-        return audio_rows(0, None, 0, document)
-    return video_rows(0, None, [(i, at_ms) for i, _, at_ms in items], document)
-
-
 async def refuse(websocket: WebSocket, reason: str) -> None:
     code, text = _REFUSALS[reason]
     await websocket.close(code, text)
+
+
+async def refuse_spent(websocket: WebSocket, spent: DayBudget) -> None:
+    """The tenant's budget cannot pay for a session: an `error` in Hume's shape saying so in full, then 4429."""
+    body = {"type": "error", "code": budget.BUDGET_EXHAUSTED, "message": session_meter.cannot_open(spent),
+            "retryable": False, "source": "relay"}  # fmt: skip
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await websocket.send_text(orjson.dumps(body).decode())
+        await websocket.close(CLOSE_BUDGET_SPENT, budget.close_reason(spent))
+
+
+async def _end_billing(meter: SessionMeter) -> None:
+    """The session's bill becomes its estimate and its run is queued to be read; a failure here (the database
+    away) leaves the reservation standing as the estimate, and must not keep the job from ending."""
+    try:
+        await meter.end()
+    except Exception as exc:
+        log.warning("live session's Hume bill not settled; its reservation stands", job_id=str(meter.job_id),
+                    error=str(exc))  # fmt: skip
 
 
 async def serve(websocket: WebSocket, deps: Deps, medium: str) -> None:
@@ -353,22 +364,32 @@ async def serve(websocket: WebSocket, deps: Deps, medium: str) -> None:
         log.info("live session refused", reason=redeemed.reason, medium=medium)
         await refuse(websocket, redeemed.reason)
         return
+    # The token named this job to its backend: it exists from here on, failed naming why if the session
+    # cannot open, rather than never at all. Its tenant's budget pays for a session's minimum before Hume
+    # is asked (the handshake is a request of the organization's shared budget).
+    async with deps.sessionmaker.begin() as session:
+        job_id, _ = await live_sessions.start(session, redeemed=redeemed, medium=medium, request={"medium": medium})
+        meter = await session_meter.open_meter(session, deps, job_id, medium)
+        if isinstance(meter, DayBudget):
+            await end_job(session, deps, job_id, "failed", error=session_meter.cannot_open(meter),
+                          error_code=budget.BUDGET_EXHAUSTED)  # fmt: skip
+    if isinstance(meter, DayBudget):
+        log.info("live session refused: tenant's Hume budget spent", job_id=str(job_id), tenant=redeemed.tenant)
+        await refuse_spent(websocket, meter)
+        return
     try:
         upstream = await deps.realtime.open(medium)
     except HumeError as exc:
         log.warning("Hume refused a live session", error=str(exc), status=exc.status, medium=medium)
         transient = isinstance(exc, HumeTransientError)
-        # The token named this job to its backend: it exists, failed, naming why, rather than never at all.
+        await meter.release()
         async with deps.sessionmaker.begin() as session:
-            job_id, _ = await live_sessions.start(session, redeemed=redeemed, medium=medium, request={"medium": medium})
             error_code = getattr(exc, "code", None) or ("hume_unavailable" if transient else "hume_rejected")
             await end_job(session, deps, job_id, "failed", error=str(exc), error_code=error_code)
         code = CLOSE_UNAVAILABLE if transient else CLOSE_UPSTREAM
         await websocket.close(code, _short(f"Hume did not open the session: {exc}"))
         return
-    async with deps.sessionmaker.begin() as session:
-        job_id, _ = await live_sessions.start(session, redeemed=redeemed, medium=medium, request={"medium": medium})
-    relay = Relay(deps=deps, browser=websocket, upstream=upstream, medium=medium, job_id=job_id)
+    relay = Relay(deps=deps, browser=websocket, upstream=upstream, medium=medium, job_id=job_id, meter=meter)
     log.info("live session opened", job_id=str(job_id), medium=medium, tenant=redeemed.tenant)
     try:
         await relay.run()
@@ -377,8 +398,10 @@ async def serve(websocket: WebSocket, deps: Deps, medium: str) -> None:
         relay.refused = ("service_shutdown", "the service stopped during the session")
         with contextlib.suppress(Exception):
             await upstream.close()
+        await asyncio.shield(_end_billing(meter))
         await asyncio.shield(relay.end())
         raise
+    await _end_billing(meter)
     try:
         # Stored and ended before the browser hears the close: a client that then reads the job finds it final.
         await relay.end()
@@ -397,6 +420,7 @@ async def end_abandoned(deps: Deps) -> int:
                 session, deps, job_id, "failed", error_code="relay_lost",
                 error="the service relaying this session stopped before it ended; what was measured is kept",
             )  # fmt: skip
+        await session_meter.read_abandoned(session, deps, stale)
     if stale:
         log.warning("abandoned live sessions ended", jobs=[str(j) for j in stale])
     return len(stale)

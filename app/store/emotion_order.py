@@ -39,6 +39,11 @@ class EmotionOrder:
         """Names given positions in memory, to be inserted before the transaction ends (`store_added`)."""
         self._next: dict[str, int] = {}
 
+    def settle(self) -> None:
+        """The transaction that used this order committed (its model locks are gone): the order may serve the
+        next one, as positions once stored never change; a name new to it is locked and read again first."""
+        self.locked.clear()
+
     def lock(self, model: str, stored: dict[str, int]) -> None:
         """The model's order as stored, read under its lock: new names go after the last position."""
         known = self.positions.setdefault(model, {})

@@ -273,8 +273,11 @@ async def copy_rows(
     rows: Iterable[PredictionRow],
     order: EmotionOrder,
     stats: StatsAccumulator,
+    *,
+    jobs: Sequence[uuid.UUID] | None = None,
 ) -> int:
-    """COPY `rows` of sources already stored (`source_ids[r.source_index]`), gathering their stats; names new
+    """COPY `rows` of sources already stored (`source_ids[r.source_index]`, of `job_id` or, when given, of
+    `jobs[r.source_index]`: live sessions' rows of many jobs go in one COPY), gathering their stats; names new
     to `order` are added to it (the caller stores them with `store_added`). Returns the row count."""
     conn = await driver_connection(session)
     prefixes: dict[tuple[int, str | None, str, str | None], bytes] = {}
@@ -304,7 +307,8 @@ async def copy_rows(
                     key = (r.source_index, r.file, r.model, r.group_id)
                     prefix = prefixes.get(key)
                     if prefix is None:
-                        prefix = prefixes[key] = _field_prefix(job_id, source_ids[r.source_index], r)
+                        owner = job_id if jobs is None else jobs[r.source_index]
+                        prefix = prefixes[key] = _field_prefix(owner, source_ids[r.source_index], r)
                     parts.append(prefix)
                     parts.append(data)
                     size += len(prefix) + len(data)

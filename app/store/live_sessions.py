@@ -9,6 +9,7 @@ and the key that minted it is checked again at that moment (revoked or without t
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.job_status import JobStatus
 from app.core.prediction_rows import PredictionRow
 from app.store import ingest
-from app.store.emotion_order import load_emotion_order, store_added
+from app.store.emotion_order import EmotionOrder, load_emotion_order, store_added
 from app.store.tables import ApiKey, Job, LiveSession, SessionToken
 
 TOKEN_PREFIX = "hst_"  # noqa: S105 (a prefix that names what the secret is, not a secret)
@@ -148,81 +149,112 @@ async def set_hume_session(session: AsyncSession, job_id: uuid.UUID, hume_sessio
     )
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One session's part of a flush: the measurements (by id) it received since its last flush (none: only its
+    heartbeat is written), and how its rows are made (`rows(ids, source_index)`, in id order)."""
+
+    job_id: uuid.UUID
+    measured: Sequence[int]
+    rows: Callable[[Sequence[int], int], Iterable[PredictionRow]]
+
+
 async def append(
     session: AsyncSession,
     job_id: uuid.UUID,
     measured: Sequence[int],
     rows: Callable[[Sequence[int]], Iterable[PredictionRow]],
 ) -> int:
-    """Store the measurements (by id) not stored before, as `rows` makes them into prediction rows of
-    source 0, and fold them into the source's stats; counts the job's predictions and beats its heart.
-    Ids only grow within a session (the caller's reason), so "not stored before" is "above the highest id
-    stored"; the row lock on live_session serialises two writers of one session. Returns the rows stored."""
-    live = (
-        await session.execute(
-            select(LiveSession.last_id, LiveSession.source_id).where(LiveSession.job_id == job_id).with_for_update()
-        )
-    ).first()
-    if live is None:
-        return 0
-    last_id, source_id = live
-    ordered = sorted({i for i in measured if i > last_id})
-    count = 0
-    if ordered:
-        order = await load_emotion_order(session)
-        stats = ingest.StatsAccumulator()
-        count = await ingest.copy_rows(session, job_id, [source_id], rows(ordered), order, stats)
-        await store_added(session, order)
-        await _merge_stats(session, job_id, source_id, order.names, stats)
-        last_id = ordered[-1]
-    await session.execute(_ADVANCE, {"job_id": job_id, "last_id": last_id, "count": count})
+    """`append_many` for one session, with rows of source index 0."""
+    (count,) = await append_many(session, [Batch(job_id, measured, lambda ids, _index: rows(ids))])
     return count
 
 
-# The session's mark and heartbeat, and the job's count when rows were stored: one round trip.
-_ADVANCE = text("""
-WITH marked AS (UPDATE live_session SET last_id = :last_id, heartbeat_at = now() WHERE job_id = :job_id)
-UPDATE job SET num_predictions = num_predictions + :count, updated_at = now() WHERE id = :job_id AND :count > 0
-""")
+async def append_many(session: AsyncSession, batches: Sequence[Batch], order: EmotionOrder | None = None) -> list[int]:
+    """Store each session's measurements (by id) not stored before, as its `rows` makes them, and fold them
+    into its source's stats; count its job's predictions and beat its heart. All sessions together: one row
+    lock statement, one COPY, one statement for stats, marks, heartbeats and counts. Ids only grow within a
+    session (HUME-V1-FACTS §8: ids count from 0), so "not stored before" is "above the highest id stored";
+    the row locks (taken in job id order) serialise two writers of one session. `order`: the emotion order,
+    else read here. Returns the rows stored per batch (0 for a session that has no live_session row)."""
+    jobs = [b.job_id for b in batches]
+    if len(set(jobs)) != len(jobs):
+        raise ValueError("a session appears twice in one flush")
+    found = {
+        job_id: (last_id, source_id)
+        for job_id, last_id, source_id in await session.execute(_LOCK, {"jobs": sorted(jobs)})
+    }
+    present = [b for b in batches if b.job_id in found]
+    counts = dict.fromkeys(jobs, 0)
+    new = {b.job_id: sorted({i for i in b.measured if i > found[b.job_id][0]}) for b in present}
+    writing = [b for b in present if new[b.job_id]]
+    stats = ingest.StatsAccumulator()
+    if writing:
+        if order is None:
+            order = await load_emotion_order(session)
+        owners = [b.job_id for b in writing]
+        sources = [found[b.job_id][1] for b in writing]
+        rows = itertools.chain.from_iterable(b.rows(new[b.job_id], k) for k, b in enumerate(writing))
+        await ingest.copy_rows(session, owners[0], sources, rows, order, stats, jobs=owners)
+        await store_added(session, order)
+        for k, b in enumerate(writing):
+            counts[b.job_id] = sum(n for (index, _), n in stats.rows.items() if index == k)
+        names = {model: order.names(model) for (_, model) in stats.rows}
+    else:
+        owners, sources, names = [], [], {}
+    results = list(stats.results())
+    rows_per_model = list(stats.rows.items())
+    await session.execute(
+        _FLUSHED,
+        {"jobs": [owners[r[0]] for r in results], "sources": [sources[r[0]] for r in results],
+         "models": [r[1] for r in results], "positions": [r[2] for r in results],
+         "names": [names[r[1]][r[2]] for r in results], "counts": [r[3] for r in results],
+         "means": [r[4] for r in results], "maxes": [r[5] for r in results],
+         "row_jobs": [owners[k] for (k, _), _ in rows_per_model],
+         "row_sources": [sources[k] for (k, _), _ in rows_per_model],
+         "row_models": [model for (_, model), _ in rows_per_model], "row_counts": [n for _, n in rows_per_model],
+         "live_jobs": [b.job_id for b in present],
+         "last_ids": [new[b.job_id][-1] if new[b.job_id] else found[b.job_id][0] for b in present],
+         "count_jobs": [b.job_id for b in writing], "job_counts": [counts[b.job_id] for b in writing]},
+    )  # fmt: skip
+    return [counts[j] for j in jobs]
 
 
-# One round trip for a batch's stats, whatever its width (arrays, not a row per emotion), and its rows per model.
-_MERGE_STATS = text("""
+_LOCK = text(
+    "SELECT job_id, last_id, source_id FROM live_session WHERE job_id = ANY(CAST(:jobs AS uuid[]))"
+    " ORDER BY job_id FOR UPDATE"
+)
+
+# One round trip for a flush's stats, whatever its width (arrays, not a row per emotion), its rows per model,
+# each session's mark and heartbeat, and each job's count. A batch's stats are folded into what earlier batches
+# stored (count-weighted mean, greatest max).
+_FLUSHED = text("""
 WITH emotions AS (
   INSERT INTO emotion_stat AS s (job_id, source_id, model, position, name, count, mean, max)
-  SELECT :job_id, :source_id, u.model, u.position, u.name, u.count, u.mean, u.max
-  FROM unnest(CAST(:models AS text[]), CAST(:positions AS int[]), CAST(:names AS text[]), CAST(:counts AS bigint[]),
-              CAST(:means AS float8[]), CAST(:maxes AS float8[])) AS u(model, position, name, count, mean, max)
+  SELECT u.job_id, u.source_id, u.model, u.position, u.name, u.count, u.mean, u.max
+  FROM unnest(CAST(:jobs AS uuid[]), CAST(:sources AS bigint[]), CAST(:models AS text[]),
+              CAST(:positions AS int[]), CAST(:names AS text[]), CAST(:counts AS bigint[]),
+              CAST(:means AS float8[]), CAST(:maxes AS float8[]))
+       AS u(job_id, source_id, model, position, name, count, mean, max)
   ON CONFLICT (job_id, source_id, model, position) DO UPDATE SET
     mean = (s.mean * s.count + EXCLUDED.mean * EXCLUDED.count) / (s.count + EXCLUDED.count),
     count = s.count + EXCLUDED.count,
     max = GREATEST(s.max, EXCLUDED.max)
+), models AS (
+  INSERT INTO model_stat AS m (job_id, source_id, model, predictions)
+  SELECT u.job_id, u.source_id, u.model, u.n
+  FROM unnest(CAST(:row_jobs AS uuid[]), CAST(:row_sources AS bigint[]), CAST(:row_models AS text[]),
+              CAST(:row_counts AS bigint[])) AS u(job_id, source_id, model, n)
+  ON CONFLICT (job_id, source_id, model) DO UPDATE SET predictions = m.predictions + EXCLUDED.predictions
+), marked AS (
+  UPDATE live_session AS l SET last_id = u.last_id, heartbeat_at = now()
+  FROM unnest(CAST(:live_jobs AS uuid[]), CAST(:last_ids AS int[])) AS u(job_id, last_id)
+  WHERE l.job_id = u.job_id
 )
-INSERT INTO model_stat AS m (job_id, source_id, model, predictions)
-SELECT :job_id, :source_id, u.model, u.n
-FROM unnest(CAST(:row_models AS text[]), CAST(:row_counts AS bigint[])) AS u(model, n)
-ON CONFLICT (job_id, source_id, model) DO UPDATE SET predictions = m.predictions + EXCLUDED.predictions
+UPDATE job AS j SET num_predictions = j.num_predictions + u.n, updated_at = now()
+FROM unnest(CAST(:count_jobs AS uuid[]), CAST(:job_counts AS bigint[])) AS u(id, n)
+WHERE j.id = u.id
 """)
-
-
-async def _merge_stats(
-    session: AsyncSession,
-    job_id: uuid.UUID,
-    source_id: int,
-    names: Callable[[str], Sequence[str]],
-    stats: ingest.StatsAccumulator,
-) -> None:
-    """A batch's stats folded into what earlier batches stored (count-weighted mean, greatest max)."""
-    listed = {model: names(model) for (_, model) in stats.rows}
-    results = list(stats.results())
-    rows = list(stats.rows.items())
-    await session.execute(
-        _MERGE_STATS,
-        {"job_id": job_id, "source_id": source_id, "models": [r[1] for r in results],
-         "positions": [r[2] for r in results], "names": [listed[r[1]][r[2]] for r in results],
-         "counts": [r[3] for r in results], "means": [r[4] for r in results], "maxes": [r[5] for r in results],
-         "row_models": [model for (_, model), _ in rows], "row_counts": [n for _, n in rows]},
-    )  # fmt: skip
 
 
 async def beat(session: AsyncSession, job_id: uuid.UUID) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from app.core.prediction_rows import PredictionRow
 from app.deps import Deps
-from app.sessions import service
+from app.sessions import flusher, service
 from app.store import api_keys, live_sessions
 
 
@@ -42,7 +42,7 @@ async def open_session(deps: Deps) -> uuid.UUID:
 
 async def append(deps: Deps, job_id: uuid.UUID, batch: dict[int, bytes]) -> int:
     def rows(ids: Sequence[int]) -> Iterable[PredictionRow]:
-        return service.measurement_rows("audio", [(i, batch[i], 0) for i in ids])
+        return flusher.measurement_rows("audio", [(i, batch[i], 0) for i in ids])
 
     async with deps.sessionmaker.begin() as session:
         return await live_sessions.append(session, job_id, list(batch), rows)

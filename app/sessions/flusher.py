@@ -1,0 +1,254 @@
+"""The process's one writer of live sessions' measurements: every SESSION_FLUSH_MS it stores what all of its
+sessions received since the last tick in one transaction (`live_sessions.append_many`: one row lock
+statement, one COPY, one statement for stats, marks, heartbeats and counts), with the emotion order kept
+between ticks instead of read each time.
+
+A transaction per session and flush cost 5 ms (the order read, the transaction, the lock, the COPY, the
+stats, the mark: bench live_ingest measured 115x an upload's ingest per measurement); sharing them among
+the sessions of a tick is what makes live ingest cost about what an upload's does (see bench_live_ingest).
+
+Each measurement is stored once: a session's highest stored id is kept with it in the database, read under
+its row lock in the flush's transaction, so a retried batch (its commit lost with the connection) or an id
+Hume sends again stores nothing new. Measurements stay in memory until the transaction holding them commits:
+a failed tick keeps them for the next one (a tick the database refuses for one session's rows is tried again
+session by session, so that session cannot hold the others back), and a session's last measurements are
+stored by `finish` in the transaction that ends its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+import sqlalchemy.exc
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.prediction_rows import PredictionFormatError, PredictionRow
+from app.hume.expression_rows import audio_rows, video_rows
+from app.store import live_sessions
+from app.store.emotion_order import EmotionOrder, load_emotion_order
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_S = 10.0
+"""How often a session with nothing to store still writes its heartbeat (SESSION_STALE_S is 60 s)."""
+PENDING_MAX_BYTES = 512 * 1024
+"""A session's measurements held unstored, at most (their JSON): 512 KiB is about a minute of a video
+session's results while the database is away (3 a second, ~3 KB each with a few faces), about SESSION_STALE_S,
+past which the reconciler counts its relay as lost anyway; an audio session (one a 3 s of speech) fills it in
+about 8 minutes. 200 sessions: at most 100 MiB."""
+_UNREACHABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, psycopg.OperationalError, OSError,
+                TimeoutError)  # fmt: skip
+"""The database is away or the transaction was cut (connection lost, deadlock, cancelled): every session waits
+for the next tick. Any other failure is one session's rows: the tick is tried session by session."""
+
+
+def measurement_rows(
+    medium: str, items: Sequence[tuple[int, bytes, int]], source_index: int = 0
+) -> Iterator[PredictionRow]:
+    """Measurement messages (id, JSON, ms since the session opened) as prediction rows of the session's one
+    source: audio windows are already in ms from the session's start (HUME-V1-FACTS §8: times count from
+    accepted audio); a video result is placed at the time it arrived (frame ids count results, not frames)."""
+    document = b'{"measurements":[' + b",".join(body for _, body, _ in items) + b"]}"
+    if medium == "audio":
+        return audio_rows(source_index, None, 0, document)
+    return video_rows(source_index, None, [(i, at_ms) for i, _, at_ms in items], document)
+
+
+@dataclass
+class _Session:
+    medium: str
+    items: list[tuple[int, bytes, int]] = field(default_factory=list)
+    """Received and not taken by a tick yet: (id, the message's JSON, ms since the session opened)."""
+    held: int = 0
+    """Bytes of JSON received and not stored yet (waiting or in a tick's transaction)."""
+    written: float = field(default_factory=time.monotonic)
+    """When its row was last written (its heartbeat)."""
+    ended: bool = False
+    """Its relay is gone but its last measurements could not be stored with its end: the next ticks store
+    them (no heartbeat of its own), then forget it."""
+
+    def batch(self, job_id: uuid.UUID, items: list[tuple[int, bytes, int]]) -> live_sessions.Batch:
+        bodies = {i: (body, at_ms) for i, body, at_ms in items}
+
+        def rows(ids: Sequence[int], source_index: int) -> Iterable[PredictionRow]:
+            return measurement_rows(self.medium, [(i, *bodies[i]) for i in ids], source_index)
+
+        return live_sessions.Batch(job_id, list(bodies), rows)
+
+
+@dataclass
+class Tick:
+    """What one tick did, for logs, tests and the bench."""
+
+    sessions: int = 0
+    stored: int = 0
+    failed: int = 0
+    """Sessions whose measurements stay pending (or were dropped as malformed) after this tick."""
+
+
+class LiveFlusher:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        interval_s: float,
+        heartbeat_s: float = HEARTBEAT_S,
+        max_pending_bytes: int = PENDING_MAX_BYTES,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self.interval_s = interval_s
+        self._heartbeat_s = heartbeat_s
+        self._max_pending_bytes = max_pending_bytes
+        self._sessions: dict[uuid.UUID, _Session] = {}
+        self._lock = asyncio.Lock()
+        """Held by a tick and by `finish`: a session's rows are in at most one transaction at a time."""
+        self._order: EmotionOrder | None = None
+        """The emotion order as of the last committed tick (positions once stored never change)."""
+        self._task: asyncio.Task[None] | None = None
+
+    def open(self, job_id: uuid.UUID, medium: str) -> None:
+        """Flush this session from now on (its job and live_session row exist)."""
+        self._sessions[job_id] = _Session(medium)
+
+    def add(self, job_id: uuid.UUID, measurement_id: int, body: bytes, at_ms: int) -> bool:
+        """Keep a measurement of an open session for the next tick; False (and not kept) when the session
+        already holds PENDING_MAX_BYTES unstored."""
+        held = self._sessions[job_id]
+        if held.held + len(body) > self._max_pending_bytes:
+            return False
+        held.items.append((measurement_id, body, at_ms))
+        held.held += len(body)
+        return True
+
+    def pending(self, job_id: uuid.UUID) -> int:
+        """Measurements of the session not stored yet."""
+        held = self._sessions.get(job_id)
+        return 0 if held is None else len(held.items)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def aclose(self) -> None:
+        """Stop ticking, then store what is still held (sessions the shutdown did not end)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if any(s.items for s in self._sessions.values()):
+            await self.tick()
+
+    async def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.tick()
+            except Exception:  # a tick keeps what it could not store; this loop must outlive any one of them
+                log.exception("live sessions' flush failed")
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    async def tick(self) -> Tick:
+        """Store every open session's measurements received since the last tick, and the heartbeat of those
+        with none for HEARTBEAT_S, in one transaction; what cannot be stored stays for the next tick."""
+        async with self._lock:
+            now = time.monotonic()
+            taken = [
+                (job_id, held, held.items)
+                for job_id, held in self._sessions.items()
+                if held.items or (not held.ended and now - held.written >= self._heartbeat_s)
+            ]
+            if not taken:
+                return Tick()
+            for _, held, _ in taken:
+                held.items = []
+            result = Tick(sessions=len(taken))
+            try:
+                result.stored = await self._write(taken, now)
+            except _UNREACHABLE as exc:
+                self._order = None
+                self._keep(taken)
+                result.failed = len(taken)
+                log.warning("live sessions' measurements not stored yet", sessions=len(taken), error=str(exc))
+            except Exception as exc:
+                self._order = None
+                if len(taken) == 1:
+                    self._failed_alone(*taken[0], exc)
+                    result.failed = 1
+                else:
+                    for one in taken:
+                        try:
+                            result.stored += await self._write([one], now)
+                        except Exception as alone:
+                            self._order = None
+                            self._failed_alone(*one, alone)
+                            result.failed += 1
+            return result
+
+    async def _write(self, taken: list[tuple[uuid.UUID, _Session, list[tuple[int, bytes, int]]]], now: float) -> int:
+        async with self._sessionmaker.begin() as session:
+            order = self._order or await load_emotion_order(session)
+            self._order = None  # kept again only once the transaction that used it has committed
+            counts = await live_sessions.append_many(
+                session, [held.batch(job_id, items) for job_id, held, items in taken], order
+            )
+        order.settle()
+        self._order = order
+        for job_id, held, items in taken:
+            held.held -= sum(len(body) for _, body, _ in items)
+            held.written = now
+            if held.ended and not held.items:
+                self._sessions.pop(job_id, None)
+        return sum(counts)
+
+    def _keep(self, taken: list[tuple[uuid.UUID, _Session, list[tuple[int, bytes, int]]]]) -> None:
+        for _, held, items in taken:
+            held.items = items + held.items
+
+    def _failed_alone(
+        self, job_id: uuid.UUID, held: _Session, items: list[tuple[int, bytes, int]], exc: Exception
+    ) -> None:
+        if isinstance(exc, PredictionFormatError):
+            # Not in Hume's format: storing it again cannot help, so the batch is dropped.
+            held.held -= sum(len(body) for _, body, _ in items)
+            if held.ended and not held.items:
+                self._sessions.pop(job_id, None)
+            log.warning("live session measurements dropped: not in Hume's format", job_id=str(job_id), error=str(exc))
+        else:
+            self._keep([(job_id, held, items)])
+            log.warning("live session measurements not stored yet", job_id=str(job_id), error=str(exc))
+
+    async def finish(self, job_id: uuid.UUID, ending: Callable[[AsyncSession], Awaitable[object]]) -> int:
+        """The session's last measurements stored and `ending(session)` (its job ended) in one transaction,
+        after any tick holding its earlier ones has committed; the session is no longer flushed. Should that
+        transaction fail, the measurements are kept and stored by the next ticks (the job, left live, is ended
+        by the reconciler once its heartbeat is stale); a PredictionFormatError drops them, and the caller
+        ends the job saying so. Returns the rows stored."""
+        async with self._lock:
+            held = self._sessions.pop(job_id, None)
+        items = held.items if held is not None else []
+        if held is not None:
+            held.items = []
+        try:
+            async with self._sessionmaker.begin() as session:
+                count = 0
+                if held is not None and items:
+                    # Read in this transaction: the kept order is lent only to transactions that commit it.
+                    (count,) = await live_sessions.append_many(session, [held.batch(job_id, items)])
+                await ending(session)
+        except PredictionFormatError:
+            raise
+        except BaseException:
+            if held is not None and items:
+                held.items = items + held.items
+                held.ended = True
+                self._sessions[job_id] = held
+            raise
+        return count
