@@ -45,9 +45,15 @@ HUME_BUDGET_WAITS = Counter(
 )
 # No tenant label: tenants are free text made with each key (`create-key --tenant`), so a label per tenant
 # would grow without bound; per-tenant spending is in Postgres (`python -m app tenant-budget TENANT --show`).
-HUME_METERED_SECONDS = Counter(
-    "hume_metered_seconds_total", "Seconds Hume bills for the v1 requests it answered (HUME-V1-FACTS §6)",
-    ["endpoint"],
+HUME_ESTIMATED_SECONDS = Counter(
+    "hume_estimated_seconds_total", "Our estimate of the seconds Hume meters (HUME-V1-FACTS §6 billing rules),"
+    " counted when a v1 file request is answered with a result (mode file) and when a live session ends (mode"
+    " realtime); Hume's own figure, read later, is hume_billed_seconds_total", ["endpoint", "mode"],
+)  # fmt: skip
+HUME_BILLED_SECONDS = Counter(
+    "hume_billed_seconds_total", "Seconds Hume metered (its runs API's metered_seconds), counted when a run's"
+    " figure is read; runs whose figure is never read keep the estimate (hume_run_reads_total{outcome=\"estimate\"})",
+    ["endpoint", "mode"],
 )  # fmt: skip
 HUME_RUN_READS = Counter(
     "hume_run_reads_total", "Reads of a v1 run's billed seconds from Hume's runs API, by outcome: billed (Hume's"
@@ -59,7 +65,8 @@ HUME_UNOWNED_RUNS = Gauge(
     " `hume runs no job owns` names them)", multiprocess_mode="mostrecent",
 )  # fmt: skip
 HUME_TENANT_BUDGET_REFUSALS = Counter(
-    "hume_tenant_budget_refusals_total", "v1 requests not sent because their tenant's daily budget was spent",
+    "hume_tenant_budget_refusals_total", "v1 requests not sent, and live sessions refused or ended, because their"
+    " tenant's daily budget of Hume-metered seconds was spent",
     ["endpoint"],
 )  # fmt: skip
 WEBHOOK_DELIVERIES = Counter(

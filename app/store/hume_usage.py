@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 # Sums of thirds of a second (video) in float8 carry rounding noise: a request that fits exactly must pass.
 _EPSILON = 1e-6
 
-_RESERVE = text("""
+# The budget's one rule, for a charge of :seconds against a day's total and limit: a limit of 0 is none, else the
+# total after the charge stays within it. File requests (reserve) and live sessions (grow) are charged by it.
+_WITHIN = "({limit} = 0 OR {total} + :seconds <= {limit} + :epsilon)"
+
+_RESERVE = text(f"""
 WITH lim AS (
     SELECT j.tenant, COALESCE(b.daily_seconds, :default_limit) AS limit_seconds,
            (now() AT TIME ZONE 'UTC')::date AS day
@@ -30,10 +35,10 @@ WITH lim AS (
 ), charged AS (
     INSERT INTO hume_tenant_day AS d (tenant, day, seconds, limit_seconds)
     SELECT tenant, day, :seconds, limit_seconds FROM lim
-    WHERE limit_seconds = 0 OR :seconds <= limit_seconds + :epsilon
+    WHERE {_WITHIN.format(limit="limit_seconds", total="0")}
     ON CONFLICT (tenant, day) DO UPDATE
         SET seconds = d.seconds + EXCLUDED.seconds, limit_seconds = EXCLUDED.limit_seconds
-        WHERE EXCLUDED.limit_seconds = 0 OR d.seconds + EXCLUDED.seconds <= EXCLUDED.limit_seconds + :epsilon
+        WHERE {_WITHIN.format(limit="EXCLUDED.limit_seconds", total="d.seconds")}
     RETURNING tenant, day
 )
 INSERT INTO hume_usage (job_id, tenant, day, source_index, medium, chunk, seconds)
@@ -41,12 +46,37 @@ SELECT :job_id, tenant, day, :source_index, :medium, :chunk, :seconds FROM charg
 RETURNING id
 """)
 
+# A live session's reservation raised by :seconds under the same rule, on the UTC day it opened (its run started
+# then); the day's row lock orders it against every other charge of the tenant.
+_GROW = text(f"""
+WITH lim AS (
+    SELECT u.tenant, u.day, COALESCE(b.daily_seconds, :default_limit) AS limit_seconds
+    FROM hume_usage u LEFT JOIN hume_tenant_budget b ON b.tenant = u.tenant
+    WHERE u.id = :id
+), charged AS (
+    UPDATE hume_tenant_day d SET seconds = d.seconds + :seconds, limit_seconds = lim.limit_seconds
+    FROM lim WHERE d.tenant = lim.tenant AND d.day = lim.day
+        AND {_WITHIN.format(limit="lim.limit_seconds", total="d.seconds")}
+    RETURNING d.tenant
+)
+UPDATE hume_usage SET seconds = seconds + :seconds WHERE id = :id AND EXISTS (SELECT 1 FROM charged) RETURNING id
+""")
+
 _REFUSAL = text("""
-SELECT j.tenant, COALESCE(b.daily_seconds, :default_limit) AS limit_seconds, (now() AT TIME ZONE 'UTC')::date AS day,
+SELECT j.tenant, COALESCE(b.daily_seconds, :default_limit) AS limit_seconds, b.daily_seconds IS NOT NULL AS override,
+       (now() AT TIME ZONE 'UTC')::date AS day,
        COALESCE((SELECT d.seconds FROM hume_tenant_day d
                  WHERE d.tenant = j.tenant AND d.day = (now() AT TIME ZONE 'UTC')::date), 0) AS spent
 FROM job j LEFT JOIN hume_tenant_budget b ON b.tenant = j.tenant
 WHERE j.id = :job_id
+""")
+
+_GROW_REFUSAL = text("""
+SELECT u.tenant, COALESCE(b.daily_seconds, :default_limit) AS limit_seconds, b.daily_seconds IS NOT NULL AS override,
+       u.day, COALESCE(d.seconds, 0) AS spent
+FROM hume_usage u LEFT JOIN hume_tenant_budget b ON b.tenant = u.tenant
+     LEFT JOIN hume_tenant_day d ON d.tenant = u.tenant AND d.day = u.day
+WHERE u.id = :id
 """)
 
 _RELEASE = text("""
@@ -68,6 +98,10 @@ class DayBudget:
     override: bool = False
     """The limit is the tenant's own (set with `python -m app tenant-budget`), not HUME_TENANT_DAILY_SECONDS."""
 
+    def affords(self, seconds: float) -> bool:
+        """Whether `seconds` more fit in the day (_WITHIN's rule, for a check before anything is charged)."""
+        return self.limit_seconds == 0 or self.spent_seconds + seconds <= self.limit_seconds + _EPSILON
+
     @property
     def resets_at(self) -> datetime:
         """When the next UTC day starts, and with it a new budget."""
@@ -87,10 +121,83 @@ async def reserve(
     usage_id = (await session.execute(_RESERVE, params)).scalar_one_or_none()
     if usage_id is not None:
         return int(usage_id)
+    return await _refusal(session, job_id, default_limit)
+
+
+async def _refusal(session: AsyncSession, job_id: uuid.UUID, default_limit: int) -> DayBudget:
     row = (await session.execute(_REFUSAL, {"job_id": job_id, "default_limit": default_limit})).one_or_none()
     if row is None:
         raise LookupError(f"no job {job_id}")
-    return DayBudget(tenant=row.tenant, day=row.day, limit_seconds=int(row.limit_seconds), spent_seconds=row.spent)
+    return _budget(row)
+
+
+def _budget(row: Any) -> DayBudget:
+    return DayBudget(tenant=row.tenant, day=row.day, limit_seconds=int(row.limit_seconds),
+                     spent_seconds=float(row.spent), override=bool(row.override))  # fmt: skip
+
+
+async def grow(session: AsyncSession, usage_id: int, seconds: float, *, default_limit: int) -> DayBudget | None:
+    """Raise a live session's reservation (its usage row) by `seconds` within its tenant's budget for the day it
+    opened: None, or (nothing charged) that day's budget, which it would overspend."""
+    params = {"id": usage_id, "seconds": seconds, "default_limit": default_limit, "epsilon": _EPSILON}
+    if (await session.execute(_GROW, params)).scalar_one_or_none() is not None:
+        return None
+    return _budget((await session.execute(_GROW_REFUSAL, {"id": usage_id, "default_limit": default_limit})).one())
+
+
+async def session_run(session: AsyncSession, usage_id: int, run_id: str) -> None:
+    """Hume opened the live session reserved under `usage_id` as the run `run_id` (its session_id,
+    HUME-V1-FACTS §8): the run is ours from now on (see owned_runs), though its bill is read once it ends."""
+    await session.execute(
+        text("UPDATE hume_usage SET run_id = :run_id, state = 'billed' WHERE id = :id"),
+        {"id": usage_id, "run_id": run_id},
+    )
+
+
+# The reservation becomes the estimate (the day's total moves by the difference, as in _SETTLE), and the run, if
+# Hume named one and it cost anything, is due to be read like a file request's.
+_END_SESSION_RUN = text("""
+WITH old AS (
+    SELECT id, tenant, day, seconds, run_id FROM hume_usage WHERE id = :id AND billing = 'estimate' FOR UPDATE
+), ended AS (
+    UPDATE hume_usage u SET seconds = :seconds,
+        billing = CASE WHEN old.run_id IS NOT NULL AND :seconds > 0 THEN 'pending' ELSE 'estimate' END,
+        billing_due_at = CASE WHEN old.run_id IS NOT NULL AND :seconds > 0 THEN now() + make_interval(secs => :in_s) END
+    FROM old WHERE u.id = old.id
+    RETURNING u.billing
+), day AS (
+    UPDATE hume_tenant_day d SET seconds = GREATEST(0, d.seconds + :seconds - old.seconds)
+    FROM old WHERE d.tenant = old.tenant AND d.day = old.day
+)
+SELECT billing FROM ended
+""")
+
+
+async def end_session_run(session: AsyncSession, usage_id: int, seconds: float, *, read_in_s: float) -> bool:
+    """A live session ended having taken in what Hume bills `seconds` for (our estimate): that replaces its
+    reservation, for it and its tenant's day. True when its run is to be read from Hume in `read_in_s` (Hume
+    named the run and it took media; a run that took none is billed 0, HUME-V1-FACTS §6)."""
+    billing = (
+        await session.execute(_END_SESSION_RUN, {"id": usage_id, "seconds": seconds, "in_s": read_in_s})
+    ).scalar_one_or_none()
+    return billing == "pending"
+
+
+async def read_session_runs(session: AsyncSession, job_ids: Iterable[uuid.UUID], *, in_s: float) -> int:
+    """Live sessions that ended without their relay (its process died): each run Hume named is read in `in_s`,
+    its reservation standing as the estimate until then. Returns the runs due."""
+    ids = list(job_ids)
+    if not ids:
+        return 0
+    rows = await session.execute(
+        text(
+            "UPDATE hume_usage SET billing = 'pending', billing_due_at = now() + make_interval(secs => :in_s)"
+            " WHERE job_id = ANY(:ids) AND run_id IS NOT NULL AND billing = 'estimate' AND billing_tries = 0"
+            " RETURNING id"
+        ),
+        {"ids": ids, "in_s": in_s},
+    )
+    return len(rows.all())
 
 
 async def billed(session: AsyncSession, usage_id: int, *, request_id: str, run_id: str, read_in_s: float) -> None:
@@ -113,6 +220,8 @@ class RunToRead:
     """Reads of this run before this one."""
     reserved_at: datetime
     """When the request was reserved, just before it was sent: its run started after this."""
+    medium: str
+    """audio or video: Hume's endpoint."""
 
 
 async def claim_runs(session: AsyncSession, *, limit: int, lease_s: float) -> list[RunToRead]:
@@ -124,11 +233,11 @@ async def claim_runs(session: AsyncSession, *, limit: int, lease_s: float) -> li
             "WITH due AS (SELECT id FROM hume_usage WHERE billing = 'pending' AND billing_due_at <= now()"
             " ORDER BY billing_due_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
             " UPDATE hume_usage u SET billing_due_at = now() + make_interval(secs => :lease)"
-            " FROM due WHERE u.id = due.id RETURNING u.id, u.run_id, u.billing_tries, u.created_at"
+            " FROM due WHERE u.id = due.id RETURNING u.id, u.run_id, u.billing_tries, u.created_at, u.medium"
         ),
         {"limit": limit, "lease": lease_s},
     )
-    return [RunToRead(r.id, r.run_id, r.billing_tries, r.created_at) for r in rows]
+    return [RunToRead(r.id, r.run_id, r.billing_tries, r.created_at, r.medium) for r in rows]
 
 
 # Hume's figure replaces the estimate in the row and in the tenant's day, in one statement: the day's row lock

@@ -1,13 +1,13 @@
 """Reading what Hume billed, run by run, and finding the runs Hume billed that no job of ours owns.
 
-After each v1 request Hume answered, its run's `metered_seconds` are read from the runs API
-(`GET /v1/expression/run/{run_id}`) in a queued task, never inline: every read is a request of the
-organization's shared per-minute budget (the ExpressionClient paces it), and runs "may appear late and are
-rarely not recorded" (HUME-V1-FACTS §6 RUNS). So one task at a time reads every run that is due (from the
-runs list when several are, a page of 200 a request, else one by one), a run not found (or still live) is read
-again with doubling waits, and after HUME_RUN_READ_TRIES reads our estimate stands, marked `estimate`. Hume's
-figure replaces the estimate for the job and the tenant's day at once (app/store/hume_usage.settle).
-"""
+After each v1 request Hume answered and each live session that ended (app/usage/session_meter.py), its run's
+`metered_seconds` are read from the runs API (`GET /v1/expression/run/{run_id}`) in a queued task, never
+inline: every read is a request of the organization's shared per-minute budget (the ExpressionClient paces
+it), and runs "may appear late and are rarely not recorded" (HUME-V1-FACTS §6 RUNS). So one task at a time
+reads every run that is due (from the runs list when several are, a page of 200 a request, else one by one),
+a run not found (or still live) is read again with doubling waits, and after HUME_RUN_READ_TRIES reads our
+estimate stands, marked `estimate`. Hume's figure replaces the estimate for the job and the tenant's day at
+once (app/store/hume_usage.settle)."""
 
 from __future__ import annotations
 
@@ -100,6 +100,7 @@ async def _read_one(deps: Deps, run: RunToRead, slots: asyncio.Semaphore, listed
         if bill is not None and bill.final:
             await hume_usage.settle(session, run.usage_id, bill.metered_seconds)
             metrics.HUME_RUN_READS.labels(outcome="billed").inc()
+            metrics.HUME_BILLED_SECONDS.labels(endpoint=run.medium, mode=bill.mode).inc(bill.metered_seconds)
         elif isinstance(failure, HumeTransientError):
             # Hume busy or unreachable says nothing about the run: not one of its tries.
             await hume_usage.read_later(session, run.usage_id, in_s=_retry_in(settings.hume_run_read_delay_s, reads),
@@ -151,8 +152,8 @@ async def report_unowned(deps: Deps) -> int:
     the last HUME_UNOWNED_RUNS_LOOKBACK_H (`started_after`, pages of 200, at most HUME_UNOWNED_RUNS_MAX_PAGES
     requests) and report those Hume billed that no request of ours was answered under: the gauge
     `hume_unowned_runs` and a log line naming them. Such runs are another system using the organization's
-    key, a request whose answer never reached us (its seconds are already counted as our estimate), or,
-    until live sessions are recorded, realtime sessions."""
+    key, or a request whose answer never reached us (its seconds are already counted as our estimate). A live
+    session's run is ours from Hume's `session.created` on (app/usage/session_meter.py)."""
     settings = deps.settings
     if not settings.cloud_key:
         return 0  # no v1 key: nothing of ours can be billed, and Hume would refuse the list (401)

@@ -29,8 +29,8 @@ from app.inbox.pipeline import JobBackend
 from app.media.errors import MediaError, NoAudioStream, NoVideoStream
 from app.store import jobs, v1_chunks
 from app.store.v1_chunks import OUTCOME, StoredChunk
+from app.usage.budget import BudgetExhausted
 from app.v1.completion import NOT_PRESENT, complete
-from app.v1.hume_spend import BudgetExhausted
 from app.v1.medium_measurement import VideoOptions, measure_audio, measure_video
 from app.worker.job_starter import defer_start
 from app.worker.outbox import end_job

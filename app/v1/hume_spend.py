@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 
 from app.core import metrics
 from app.deps import Deps
@@ -20,29 +19,7 @@ from app.hume.expression_client import Measured
 from app.store import hume_usage
 from app.store.hume_usage import DayBudget
 from app.usage import billed_runs
-
-BUDGET_EXHAUSTED = "hume_budget_exhausted"
-"""The error code of a job stopped by its tenant's daily budget."""
-
-
-class BudgetExhausted(Exception):
-    """The tenant's daily budget of Hume-metered seconds cannot pay for the next request."""
-
-    code = BUDGET_EXHAUSTED
-
-    def __init__(self, budget: DayBudget, needed: float) -> None:
-        self.budget = budget
-        self.needed = needed
-        source = "its own limit" if budget.override else "HUME_TENANT_DAILY_SECONDS"
-        super().__init__(
-            f"tenant {budget.tenant!r} has spent {budget.spent_seconds:.1f} of its {budget.limit_seconds} "
-            f"Hume-metered seconds for {budget.day.isoformat()} (UTC; {source}); the next request needs "
-            f"{needed:.1f} s. The budget resets at {_iso(budget.resets_at)}."
-        )
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat().replace("+00:00", "Z")
+from app.usage.budget import BudgetExhausted
 
 
 async def metered(
@@ -70,5 +47,5 @@ async def metered(
             session, reserved, request_id=measured.request_id, run_id=measured.run_id, read_in_s=delay
         )
         await billed_runs.schedule_read(session, deps, in_s=delay)
-    metrics.HUME_METERED_SECONDS.labels(endpoint=medium).inc(seconds)
+    metrics.HUME_ESTIMATED_SECONDS.labels(endpoint=medium, mode="file").inc(seconds)
     return measured

@@ -1,6 +1,7 @@
 """Time and size limits on the wire, for uvicorn: a header-read deadline (uvicorn has none for h11: a
 client sending one header byte every few seconds would hold its connection forever), keep-alive and
-concurrency limits. The body-read deadline lives in read_body, where the body is read."""
+concurrency limits, and the largest WebSocket message read. The body-read deadline lives in read_body, where
+the body is read."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from app.config import Settings
+from app.sessions.service import BROWSER_MESSAGE_MAX_BYTES
 
 # Request line plus headers; h11's default is 16 KiB too, stated here so it is a promise.
 MAX_HEADER_BYTES = 16 << 10
@@ -95,4 +97,7 @@ def uvicorn_options(settings: Settings, *, importable: bool = False) -> dict[str
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "limit_concurrency": settings.limit_concurrency,
         "timeout_keep_alive": settings.timeout_keep_alive_s,
+        # A WebSocket message over this is refused as it is read (close 1009), not buffered whole (uvicorn's
+        # default is 16 MiB): the live-session relay's browsers are the server's only WebSockets.
+        "ws_max_size": BROWSER_MESSAGE_MAX_BYTES,
     }

@@ -22,7 +22,8 @@ from app.media.audio_chunks import wav_header
 from app.store import hume_usage, jobs
 from app.store.db import make_engine, make_sessionmaker
 from app.store.hume_usage import DayBudget
-from app.v1.hume_spend import BudgetExhausted, metered
+from app.usage.budget import BudgetExhausted
+from app.v1.hume_spend import metered
 from tests.conftest import EMULATOR_KEY
 
 

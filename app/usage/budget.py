@@ -1,0 +1,63 @@
+"""A tenant's daily budget of Hume-metered seconds, as callers meet it: the refusal a v1 file request or a live
+session gets when the day is spent (the rule itself is one statement in app/store/hume_usage.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from app.errors import AppError
+from app.store.hume_usage import DayBudget
+
+BUDGET_EXHAUSTED = "hume_budget_exhausted"
+"""The error code of a job stopped, a session refused or ended, and a token refused by its tenant's budget."""
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def spent_message(budget: DayBudget, needed: float, what: str) -> str:
+    """Who spent what of which limit, what `what` needed, and when the budget resets."""
+    source = "its own limit" if budget.override else "HUME_TENANT_DAILY_SECONDS"
+    return (
+        f"tenant {budget.tenant!r} has spent {budget.spent_seconds:.1f} of its {budget.limit_seconds} "
+        f"Hume-metered seconds for {budget.day.isoformat()} (UTC; {source}); {what} needs {needed:.1f} s. "
+        f"The budget resets at {_iso(budget.resets_at)}."
+    )
+
+
+def close_reason(budget: DayBudget) -> str:
+    """The same, short enough for a WebSocket close frame (123 bytes; the tenant's name is left out)."""
+    return f"Hume budget for {budget.day.isoformat()} spent; resets {_iso(budget.resets_at)}"
+
+
+def retry_after_s(budget: DayBudget, now: datetime | None = None) -> int:
+    """Whole seconds until the budget resets (at least 1)."""
+    left = (budget.resets_at - (now or datetime.now(UTC))).total_seconds()
+    return max(1, int(left) + 1)
+
+
+class BudgetExhausted(Exception):
+    """The tenant's daily budget of Hume-metered seconds cannot pay for the next v1 file request."""
+
+    code = BUDGET_EXHAUSTED
+
+    def __init__(self, budget: DayBudget, needed: float) -> None:
+        self.budget = budget
+        self.needed = needed
+        super().__init__(spent_message(budget, needed, "the next request"))
+
+
+class BudgetSpent(AppError):
+    """The tenant's daily budget of Hume-metered seconds is spent (429 with Retry-After until it resets)."""
+
+    status = 429
+    code = BUDGET_EXHAUSTED
+
+    def __init__(self, budget: DayBudget, needed: float, what: str) -> None:
+        super().__init__(
+            spent_message(budget, needed, what),
+            details={"tenant": budget.tenant, "day": budget.day.isoformat(), "limit_seconds": budget.limit_seconds,
+                     "spent_seconds": round(budget.spent_seconds, 3), "resets_at": _iso(budget.resets_at)},
+            headers={"Retry-After": str(retry_after_s(budget))},
+        )  # fmt: skip
