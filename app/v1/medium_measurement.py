@@ -12,14 +12,12 @@ in the decoder between chunks, so bounding decodes, not chunk steps, is what bou
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import orjson
 
@@ -28,13 +26,11 @@ from app.hume import billing
 from app.hume.expression_client import AudioOptions, ExpressionClient, FaceOptions
 from app.media.audio_chunks import AudioChunk, iter_audio_chunks
 from app.media.limits import MediaLimits
+from app.media.off_loop import next_item
 from app.media.video_frames import JpegFrame, iter_frame_batches, iter_jpeg_frames
 from app.store import v1_chunks
 from app.store.v1_chunks import StoredChunk
 from app.v1.hume_spend import metered
-
-T = TypeVar("T")
-_END = object()
 
 
 @dataclass(frozen=True)
@@ -43,19 +39,6 @@ class VideoOptions:
     face: FaceOptions
     face_state: str | None = None
     """A state from an earlier job: the medium's first request continues its face ids."""
-
-
-async def _next(items: Iterator[T]) -> T | None:
-    """The next item, decoded off the event loop (PyAV releases the GIL while it decodes)."""
-    pending = asyncio.ensure_future(asyncio.to_thread(next, items, _END))
-    try:
-        item = await asyncio.shield(pending)
-    except asyncio.CancelledError:
-        # A decoding thread cannot be interrupted: let it finish, so the generator can then be closed.
-        with contextlib.suppress(Exception):
-            await pending
-        raise
-    return None if item is _END else item  # type: ignore[return-value]
 
 
 async def measure_audio(
@@ -78,7 +61,7 @@ async def _send_audio(
     count = 0
     # closing: a failure mid-way closes the generator, and with it the decoder's file.
     with contextlib.closing(chunks):
-        while (chunk := await _next(chunks)) is not None:
+        while (chunk := await next_item(chunks)) is not None:
             count += 1
             if chunk.index in stored:
                 continue
@@ -114,7 +97,7 @@ async def _send_video(
     count = 0
     face_state = options.face_state
     with contextlib.closing(frames):
-        while (batch := await _next(batches)) is not None:
+        while (batch := await next_item(batches)) is not None:
             count += 1
             done = stored.get(batch.index)
             if done is not None:
