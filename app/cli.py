@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 
 from app.commands import data_commands as data
-from app.commands import hume_commands, tenant_commands, trigger_commands, webhook_commands
+from app.commands import decisions_commands, hume_commands, tenant_commands, trigger_commands, webhook_commands
 from app.commands import server_commands as servers
 from app.commands.errors import FAILED, USAGE, CommandError
 from app.commands.server_commands import migrate
@@ -97,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
     trigger_commands.add_parsers(sub)
     webhook_commands.add_parsers(sub)
     hume_commands.add_parsers(sub)
+    decisions_commands.add_parsers(sub)
     tenant_commands.add_parsers(sub)
     return p
 
