@@ -20,8 +20,9 @@ are added, removed or reordered" (D/writing-questions). With the same questions,
   1 - entropy / ln n (raters agree when one level dominates);
 - choice (n options, in the order sent): the same distribution over options as over levels, `choice` the
   option with the largest share, probabilities summing to 1;
-- span: each stretch with probability sigmoid(8 (its loudness - 0.35) + bias), kept when ≥ 0.5
-  (C/2026/12/1), sorted by start, in ms from the start of the file.
+- span: each stretch with probability sigmoid(8 (its loudness - 0.45) + bias), kept when ≥ 0.5
+  (C/2026/12/1: so a stretch quieter than about -34 dBFS is left out), sorted by start, in ms from the start
+  of the file.
 
 Input tokens (`received.input_tokens` and `/input_tokens`): the rate is undocumented (D/billing says only that
 audio dominates and counts by duration); the emulator bills 25 tokens per second of audio (rounded up) plus one
@@ -205,7 +206,7 @@ def answer(kind: str, question: Mapping[str, Any], f: Features, bias: float) -> 
                 "legend": {str(i): text for i, text in enumerate(levels)}}  # fmt: skip
     spans = []
     for start, end, loudness in f.stretches:
-        p = _sigmoid(8 * (loudness - 0.35) + bias)
+        p = _sigmoid(8 * (loudness - 0.45) + bias)
         if p >= hume.SPAN_MIN_PROBABILITY:
             spans.append({"audio_start_ms": start, "audio_end_ms": end, "probability": round(p, 4)})
     return {"type": kind, "spans": spans}
