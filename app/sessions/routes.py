@@ -10,10 +10,6 @@ Hume handshake that follows.
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from urllib.parse import quote
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -24,17 +20,9 @@ from app.api.bodies import parse_json_object, read_body
 from app.api.json_limits import check_metadata
 from app.api.responses import JSON, deps
 from app.api.typed_input import body_struct
-from app.core.times import iso
 from app.deps import Deps
-from app.sessions import service
-from app.sessions.schemas import SessionTokenIn, SessionTokenOut, SessionUrls
-from app.store import live_sessions
-
-
-def ws_base(http_base: str) -> str:
-    if http_base.startswith("https://"):
-        return "wss://" + http_base.removeprefix("https://")
-    return "ws://" + http_base.removeprefix("http://")
+from app.sessions import service, tokens
+from app.sessions.schemas import SessionTokenIn
 
 
 async def mint_token(request: Request) -> Response:
@@ -43,20 +31,7 @@ async def mint_token(request: Request) -> Response:
     raw = await read_body(request, d.settings.max_body_bytes)
     given = body_struct(parse_json_object(raw), SessionTokenIn) if raw.strip() else SessionTokenIn()
     metadata = {} if given.metadata is None else check_metadata(given.metadata)
-    job_id = uuid.uuid4()
-    async with d.sessionmaker.begin() as session:
-        token, expires_at = await live_sessions.mint(
-            session, api_key_id=principal.key_id, tenant=principal.tenant, job_id=job_id, metadata=metadata,
-            ttl_s=d.settings.session_token_ttl_s,
-        )  # fmt: skip
-    base = ws_base(d.settings.callback_base_url)
-    query = f"?token={quote(token)}"
-    left = max(0, int((expires_at - datetime.now(UTC)).total_seconds()))
-    body = SessionTokenOut(
-        token=token, expires_in=left, expires_at=iso(expires_at) or "", job_id=str(job_id),
-        urls=SessionUrls(audio=f"{base}/v1/sessions/audio{query}", video=f"{base}/v1/sessions/video{query}"),
-        subprotocol=f"{service.TOKEN_SUBPROTOCOL}{token}",
-    )  # fmt: skip
+    body = await tokens.issue(d, principal, metadata)
     return JSON(body, status_code=201, headers={"Cache-Control": "no-store"})
 
 
