@@ -91,6 +91,14 @@ class Tick:
     stored: int = 0
     failed: int = 0
     """Sessions whose measurements stay pending (or were dropped as malformed) after this tick."""
+    seconds: float = 0.0
+    """Wall time from taking the measurements to the commit (or the failure)."""
+
+    def add(self, other: Tick) -> None:
+        self.sessions += other.sessions
+        self.stored += other.stored
+        self.failed += other.failed
+        self.seconds += other.seconds
 
 
 class LiveFlusher:
@@ -112,6 +120,8 @@ class LiveFlusher:
         self._order: EmotionOrder | None = None
         """The emotion order as of the last committed tick (positions once stored never change)."""
         self._task: asyncio.Task[None] | None = None
+        self.totals = Tick()
+        """Every tick's figures added up since the flusher was made."""
 
     def open(self, job_id: uuid.UUID, medium: str) -> None:
         """Flush this session from now on (its job and live_session row exist)."""
@@ -159,38 +169,45 @@ class LiveFlusher:
         """Store every open session's measurements received since the last tick, and the heartbeat of those
         with none for HEARTBEAT_S, in one transaction; what cannot be stored stays for the next tick."""
         async with self._lock:
-            now = time.monotonic()
-            taken = [
-                (job_id, held, held.items)
-                for job_id, held in self._sessions.items()
-                if held.items or (not held.ended and now - held.written >= self._heartbeat_s)
-            ]
-            if not taken:
-                return Tick()
-            for _, held, _ in taken:
-                held.items = []
-            result = Tick(sessions=len(taken))
-            try:
-                result.stored = await self._write(taken, now)
-            except _UNREACHABLE as exc:
-                self._order = None
-                self._keep(taken)
-                result.failed = len(taken)
-                log.warning("live sessions' measurements not stored yet", sessions=len(taken), error=str(exc))
-            except Exception as exc:
-                self._order = None
-                if len(taken) == 1:
-                    self._failed_alone(*taken[0], exc)
-                    result.failed = 1
-                else:
-                    for one in taken:
-                        try:
-                            result.stored += await self._write([one], now)
-                        except Exception as alone:
-                            self._order = None
-                            self._failed_alone(*one, alone)
-                            result.failed += 1
+            started = time.perf_counter()
+            result = await self._tick()
+            result.seconds = time.perf_counter() - started
+            self.totals.add(result)
             return result
+
+    async def _tick(self) -> Tick:
+        now = time.monotonic()
+        taken = [
+            (job_id, held, held.items)
+            for job_id, held in self._sessions.items()
+            if held.items or (not held.ended and now - held.written >= self._heartbeat_s)
+        ]
+        if not taken:
+            return Tick()
+        for _, held, _ in taken:
+            held.items = []
+        result = Tick(sessions=len(taken))
+        try:
+            result.stored = await self._write(taken, now)
+        except _UNREACHABLE as exc:
+            self._order = None
+            self._keep(taken)
+            result.failed = len(taken)
+            log.warning("live sessions' measurements not stored yet", sessions=len(taken), error=str(exc))
+        except Exception as exc:
+            self._order = None
+            if len(taken) == 1:
+                self._failed_alone(*taken[0], exc)
+                result.failed = 1
+            else:
+                for one in taken:
+                    try:
+                        result.stored += await self._write([one], now)
+                    except Exception as alone:
+                        self._order = None
+                        self._failed_alone(*one, alone)
+                        result.failed += 1
+        return result
 
     async def _write(self, taken: list[tuple[uuid.UUID, _Session, list[tuple[int, bytes, int]]]], now: float) -> int:
         async with self._sessionmaker.begin() as session:
