@@ -1,6 +1,6 @@
-"""Hume-metered seconds grouped for /v1/usage and the usage page: by UTC day, tenant, backend and any key of
-the job's metadata. A request counts with Hume's billed figure once read, else our estimate
-(app/store/hume_usage.py)."""
+"""Hume-metered seconds grouped for /v1/usage and the usage page: by UTC day, tenant, backend, kind (a file
+job's `batch` or a live `session`) and any key of the job's metadata. A run (a file request, or a live
+session) counts with Hume's billed figure once read, else our estimate (app/store/hume_usage.py)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,22 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 METADATA_PREFIX = "metadata."
-COLUMNS = {"day": "u.day", "tenant": "u.tenant", "backend": "j.backend"}
+COLUMNS = {"day": "u.day", "tenant": "u.tenant", "backend": "j.backend", "kind": "j.kind"}
 """The fixed groupings; `metadata.<key>` groups by a key of the job's metadata."""
 
 
 @dataclass(frozen=True)
 class UsageGroup:
     keys: tuple[Any, ...]
-    """One value per grouping asked for, in its order (a day, a tenant, a backend, a metadata value or None)."""
+    """One value per grouping asked for, in its order (a day, a tenant, a backend, a kind, a metadata value or
+    None)."""
     seconds: float
     """What counts: Hume's billed seconds where read, else the estimate."""
     estimated_seconds: float
     requests: int
+    """Runs at Hume: file requests and live sessions."""
     billed_by_hume: int
-    """Requests whose figure is Hume's own (the rest: still to be read, or the estimate kept)."""
+    """Runs whose figure is Hume's own (the rest: still to be read, or the estimate kept)."""
 
 
 async def usage_groups(

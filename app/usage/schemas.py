@@ -22,8 +22,9 @@ MAX_PAGE = 1000
 class UsageQuery(QueryStruct):
     group_by: Annotated[
         str,
-        Meta(description="comma-separated groupings, in order: day (UTC), tenant, backend, metadata.<key> (a key"
-             f" of the job's metadata); at most {MAX_GROUPINGS}", min_length=1),
+        Meta(description="comma-separated groupings, in order: day (UTC), tenant, backend, kind (batch: file"
+             " jobs; session: live sessions), metadata.<key> (a key of the job's metadata); at most"
+             f" {MAX_GROUPINGS}", min_length=1),
     ] = "day"  # fmt: skip
     since: Annotated[date, Meta(description="first UTC day included")] | None = None
     until: Annotated[date, Meta(description="last UTC day included")] | None = None
@@ -37,10 +38,11 @@ class UsageGroup(msgspec.Struct, omit_defaults=True):
     metered_seconds: float
     """What Hume billed: its runs API's `metered_seconds` where read, else our estimate made before sending."""
     estimated_seconds: float
-    """Our estimates of the same requests (HUME-V1-FACTS §6 billing rules), for comparison."""
+    """Our estimates of the same runs (HUME-V1-FACTS §6 billing rules), for comparison."""
     requests: int
+    """Runs at Hume: each v1 file request is one, and each live session one (HUME-V1-FACTS §6, §8)."""
     billed_by_hume: int
-    """Requests whose seconds are Hume's own figure; the rest are still to be read or kept as estimated."""
+    """Runs whose seconds are Hume's own figure; the rest are still to be read or kept as estimated."""
     cost: float | None = None
     """metered_seconds / 60 x HUME_PRICE_PER_MINUTE; absent when that setting is unset."""
 
