@@ -18,7 +18,7 @@ tolerantly (every plausible spelling, Hume's raw answer kept, unknown fields lis
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NamedTuple
 
@@ -241,6 +241,11 @@ def _span(item: Any) -> Span | None:
     return Span(round(start), None if end is None else round(end), share)
 
 
+def _sorted(spans: Iterable[Span]) -> list[Span]:
+    """By start (C/2026/12/1 sorts by audio_start_ms); an end that may be None is never compared."""
+    return sorted(spans, key=lambda s: s.start_ms)
+
+
 def _unknown(raw: Mapping[str, Any], known: tuple[str, ...], prefix: str = "") -> list[str]:
     return [f"{prefix}{key}" for key in raw if key not in known]
 
@@ -263,7 +268,7 @@ def read_answer(primitive: str, raw: Any) -> Answer:
         if primitive == "choice" and isinstance(raw, str):
             return Answer(primitive, choice=raw, raw=raw)
         if primitive == "span" and isinstance(raw, list):
-            return Answer(primitive, spans=sorted(s for s in map(_span, raw) if s is not None), raw=raw)
+            return Answer(primitive, spans=_sorted(s for s in map(_span, raw) if s is not None), raw=raw)
         return Answer(primitive, raw=raw)
     unknown = _unknown(raw, _KNOWN.get(primitive, ANSWER_META_KEYS))
     confidence = _number(_first(raw, CONFIDENCE_KEYS))
@@ -296,7 +301,7 @@ def read_answer(primitive: str, raw: Any) -> Answer:
                 unknown.extend(_unknown(item, _SPAN_KNOWN, "spans[]."))
             if (span := _span(item)) is not None:
                 spans.append(span)
-        return Answer(primitive, spans=sorted(spans), raw=raw, unknown_fields=tuple(dict.fromkeys(unknown)))
+        return Answer(primitive, spans=_sorted(spans), raw=raw, unknown_fields=tuple(dict.fromkeys(unknown)))
     return Answer(primitive, raw=raw, unknown_fields=tuple(unknown))
 
 
