@@ -1,7 +1,7 @@
 """The dashboard's live page in Chromium with its fake capture devices: sign in, start, see measurements drawn
 as the relay passes them from the emulator, stop, and find the session's job completed with its predictions
-stored. The fake microphone plays a WAV of a tone with a pause (Chromium loops it): its default beep (a few
-ms a half second) is too short to be an utterance, so nothing would be measured."""
+stored. The fake microphone plays a WAV of a tone with a pause (Chromium loops it): with its built-in beeps
+the emulator measured nothing in 12 s (too short to be utterances)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 
 from tests.browser.conftest import LAUNCH_ARGS, sync_key
 from tests.browser.test_dashboard import signed_in_page
-from tests.conftest import Service
+from tests.conftest import Service, ServiceFactory
 from tests.media_factory import make_wav
 
 FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
@@ -90,6 +90,8 @@ def test_live_page_measures_the_microphone_and_the_job_completes(
     assert page.locator("#live-audio svg.live-lines polyline").count() >= 1
     assert page.locator("#live-audio-count").inner_text() == "2 measurements"
     page.screenshot(path=str(output_dir / "dashboard-live.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "nothing sticks out at phone width"
 
     page.click("#live-stop")
     page.wait_for_selector("#live-jobs li[data-medium=audio][data-state=ended]", timeout=20_000)
@@ -99,6 +101,7 @@ def test_live_page_measures_the_microphone_and_the_job_completes(
     job = job_when_final(service, job_id)
     assert job["status"] == "completed", job
     assert job["kind"] == "session"
+    assert job["metadata"] == {"source": "dashboard-live"}
     stored = predictions(service, job_id)
     # Every measurement the page drew is stored, and nothing else (Hume's last one may come after the close
     # request, and the page draws it too).
@@ -139,6 +142,28 @@ def test_live_page_with_the_camera_measures_faces_in_a_second_session(
     # One row per measured face; the page counted every frame's result, faces or not.
     assert len({row["time_begin"] for row in stored}) <= frames
     assert job_when_final(service, jobs["audio"])["status"] == "completed"
+    assert errors == []
+
+
+@pytest.fixture
+def refusing_hume(make_service: ServiceFactory) -> Service:
+    """A service whose Hume key Hume (the emulator) refuses."""
+    return make_service(hume_cloud_api_key="not-the-key")
+
+
+def test_live_page_says_why_when_hume_refuses_the_session(refusing_hume: Service, media_browser: Any) -> None:
+    service = refusing_hume
+    page, errors = signed_in_page(media_browser, service, sync_key(service.database_url, ["read", "session"]))
+    page.goto(service.url + "/dashboard/live")
+    page.click("#live-start")
+    page.wait_for_selector("#live-jobs li[data-medium=audio][data-state=failed]", timeout=15_000)
+    status = page.locator("#live-status")
+    assert "(1011): Hume did not open the session" in status.inner_text()
+    assert "error" in (status.get_attribute("class") or "")
+    assert page.is_enabled("#live-start") and not page.is_enabled("#live-stop")
+    job_id = page.get_attribute("#live-jobs li[data-medium=audio]", "data-job")
+    job = job_when_final(service, job_id or "")
+    assert job["status"] == "failed" and job["error"]["code"] == "hume_unauthorized"
     assert errors == []
 
 

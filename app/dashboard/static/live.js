@@ -188,6 +188,7 @@ class LivePage {
   async begin() {
     this.start.disabled = true;
     this.camera.disabled = true;
+    this.failure = null;
     this.jobs.replaceChildren();
     Object.values(this.boards).forEach((b) => b.reset());
     const withCamera = this.camera.checked;
@@ -211,12 +212,12 @@ class LivePage {
     }
     try {
       await this.open("audio");
-      if (withCamera) await this.open("video");
+      if (withCamera && this.sockets.has("audio")) await this.open("video");
     } catch (error) {
       this.fail(error.message);
       return;
     }
-    this.stop.disabled = false;
+    this.stop.disabled = this.sockets.size === 0;
   }
 
   async token() {
@@ -242,10 +243,16 @@ class LivePage {
     const session = {ws, medium, jobId: minted.job_id, opened: 0, closing: false, stopped: null};
     this.sockets.set(medium, session);
     this.listJob(session);
-    await new Promise((resolve, reject) => {
-      ws.addEventListener("open", resolve, {once: true});
-      ws.addEventListener("close", (event) => reject(new Error(closeText(medium, event))), {once: true});
-    });
+    try {
+      await new Promise((resolve, reject) => {
+        ws.addEventListener("open", resolve, {once: true});
+        ws.addEventListener("close", (event) => reject(new Error(closeText(medium, event))), {once: true});
+      });
+    } catch (error) {
+      this.sockets.delete(medium);
+      this.setState(medium, "failed", "not opened");
+      throw error;
+    }
     session.opened = performance.now();
     ws.addEventListener("message", (event) => this.receive(session, event));
     ws.addEventListener("close", (event) => this.closed(session, event));
@@ -254,6 +261,11 @@ class LivePage {
       session.stopped = await this.recordAudio(ws);
     } else {
       session.stopped = this.recordVideo(ws);
+    }
+    if (session.closing) {
+      // The relay closed it (Hume refused the session, say) while the recording was being set up.
+      await session.stopped();
+      return;
     }
     this.say("Live: speak" + (medium === "video" ? " and look into the camera." : "."));
   }
@@ -355,10 +367,12 @@ class LivePage {
     this.sockets.delete(session.medium);
     if (!session.closing) this.finish(session);
     const ok = event.code === 1000 && !(session.summary && session.summary.reason === "error");
-    this.setState(session.medium, ok ? "ended" : "failed", ok ? "ended" : `ended: ${closeText(session.medium, event)}`);
+    if (!ok) this.failure = closeText(session.medium, event);
+    this.setState(session.medium, ok ? "ended" : "failed", ok ? "ended" : `ended: ${this.failure}`);
+    // One medium's session ending ends the other's: the page records both or neither.
     for (const other of this.sockets.values()) this.finish(other);
     if (this.sockets.size === 0) {
-      this.say(ok ? "Session ended. Its job is stored: open it below." : closeText(session.medium, event), !ok);
+      this.say(this.failure || "Session ended. Its job is stored: open it below.", Boolean(this.failure));
       this.start.disabled = false;
       this.camera.disabled = false;
       this.stop.disabled = true;
@@ -388,9 +402,9 @@ class LivePage {
 
   fail(text) {
     this.say(text, true);
+    if (this.stream) this.stream.getTracks().forEach((track) => track.stop());
     for (const session of this.sockets.values()) this.finish(session);
     if (this.sockets.size === 0) {
-      if (this.stream) this.stream.getTracks().forEach((track) => track.stop());
       this.start.disabled = false;
       this.camera.disabled = false;
       this.stop.disabled = true;
