@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.egress.url_guard import UrlGuard
+from app.hume.decisions import DecisionsClient
 from app.hume.evi_chats import EviClient
 from app.hume.expression_client import ExpressionClient
 from app.hume.gateway import HumeGateway
@@ -48,6 +49,8 @@ class Deps:
     """Hume's batch API."""
     expression: ExpressionClient
     """Hume's Expression Measurement v1."""
+    decisions: DecisionsClient
+    """Hume's Audio Decisions (the cloud host, the same request budget as v1)."""
     realtime: RealtimeClient
     """Hume's v1 realtime sessions (the live-session relay's upstream)."""
     evi: EviClient

@@ -18,10 +18,12 @@ from app.batch import submission as batch_submission
 from app.config import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, Settings
 from app.core import background_server
 from app.core.prediction_rows import PredictionFormatError
+from app.decisions import jobs as decision_jobs
 from app.deps import Deps
 from app.evi import service as evi_service
 from app.hume import catalog
 from app.hume.callbacks import CallbackFormatError
+from app.hume.decisions import DecisionsClient
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
 from app.hume.evi_chats import EviClient
 from app.hume.expression_client import ExpressionClient
@@ -52,7 +54,8 @@ def pipeline() -> Pipeline:
     plan.handle(batch_outcomes.PROVIDERS, batch_outcomes.handle_event)
     plan.handle(evi_service.PROVIDERS, evi_service.handle_event)
     plan.backends["batch"] = batch_submission.BACKEND
-    plan.backends["v1"] = v1_backend.BACKEND
+    # A v1 job with decisions has its questions asked first (app/decisions/jobs.py).
+    plan.backends["v1"] = decision_jobs.with_decisions(v1_backend.BACKEND)
     plan.checks.append(batch_outcomes.poll_overdue)
     plan.tasks[DELIVER_MESSAGE] = delivery.deliver
     plan.checks.append(redelivery.count_waiting)
@@ -156,6 +159,13 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
             pace=functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings)),
         )  # fmt: skip
         stack.push_async_callback(expression.aclose)
+        # Hume counts Audio Decisions requests per organization like v1's (600 a minute, C/2026/11/6): one budget
+        # for both keeps the service under either limit, whichever API a burst goes to.
+        decisions = DecisionsClient(
+            api_key=settings.cloud_key, base_url=settings.cloud_url,
+            pace=functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings)),
+        )  # fmt: skip
+        stack.push_async_callback(decisions.aclose)
         realtime = RealtimeClient(
             api_key=settings.cloud_key, cloud_url=settings.cloud_url,
             pace=functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings)),
@@ -172,6 +182,7 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
             pipeline=plan,
             gateway=gateway,
             expression=expression,
+            decisions=decisions,
             realtime=realtime,
             evi=evi,
             tts=tts,

@@ -57,6 +57,8 @@ async def create_job(request: Request) -> Response:
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise InvalidInput("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    if submit.estimate:
+        return JSON(await job_service.estimate(d, principal, submit))
     if submit.notify_url is not None:
         await checked_receiver_url(submit.notify_url, d.url_guard, "notify_url")
     job, created, notify_secret = await job_service.submit(d, principal, submit, key)

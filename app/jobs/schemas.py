@@ -18,6 +18,7 @@ from app.api.receiver_url import MAX_URL as MAX_NOTIFY_URL
 from app.api.typed_input import QueryStruct, body_struct
 from app.config import Backend
 from app.core.job_status import JobStatus
+from app.decisions.jobs import DEFAULT_WINDOW_S, MAX_WINDOW_S, MIN_WINDOW_S
 from app.egress.errors import BlockedUrl
 from app.egress.url_guard import media_url
 from app.errors import InvalidInput
@@ -54,6 +55,30 @@ class ModelChoice(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
     facemesh: Options | UnsetType = UNSET
 
 
+class DecisionsChoice(msgspec.Struct, forbid_unknown_fields=True):
+    """Audio Decisions: a question set's questions asked about each URL's audio, window by window (each window's
+    answers stored with its time span). Runs on the v1 backend; `models` beside it are measured too, and without
+    `models` only the questions are asked."""
+
+    question_set: Annotated[
+        uuid.UUID,
+        Meta(description="the id of a question set version (POST /v1/question-sets) of this key's tenant, not "
+             "archived; the job keeps that version's questions, whatever edits come later"),
+    ]  # fmt: skip
+    window_s: Annotated[
+        int,
+        Meta(ge=MIN_WINDOW_S, le=MAX_WINDOW_S,
+             description="seconds of audio per window (Hume answers 1 s to 5 min per request and advises 5 s or "
+             "more); each cut moves to the quietest 100 ms within 2 s of its boundary, and a last window under "
+             "5 s joins the one before"),
+    ] = DEFAULT_WINDOW_S  # fmt: skip
+    estimate: Annotated[
+        bool,
+        Meta(description="true: create no job; answer at once (200) with Hume's input-token estimate for every "
+             "window of every URL (Hume's free input_tokens endpoint)"),
+    ] = False  # fmt: skip
+
+
 class SubmitJob(msgspec.Struct, forbid_unknown_fields=True):
     """Media URLs and/or texts to analyse (at least one of them)."""
 
@@ -62,7 +87,9 @@ class SubmitJob(msgspec.Struct, forbid_unknown_fields=True):
     models: ModelChoice | None = None
     metadata: Annotated[dict[str, Any], Meta(description="yours: stored with the job, filterable")] | None = None
     backend: Backend | None = None
-    """batch (Hume's batch API or a compatible server) or v1 (Hume's live API); omitted: HUME_BACKEND's rule."""
+    """batch (Hume's batch API or a compatible server) or v1 (Hume's live API); omitted: HUME_BACKEND's rule
+    (v1 with decisions)."""
+    decisions: DecisionsChoice | None = None
     notify_url: (
         Annotated[
             str,
@@ -86,6 +113,10 @@ class SubmitRequest:
     metadata: dict[str, Any]
     backend: Backend = "batch"
     notify_url: str | None = None
+    decisions: dict[str, Any] | None = None
+    """{"question_set": id, "window_s": seconds}: pinned to the set's version when the job is stored."""
+    estimate: bool = False
+    """Answer the decisions' input-token estimate instead of creating a job."""
 
     def fingerprint(self) -> str:
         fields: dict[str, Any] = {
@@ -98,6 +129,8 @@ class SubmitRequest:
         if self.notify_url is not None:
             # Only when given: the fingerprints of jobs stored before notify_url existed stay valid.
             fields["notify_url"] = self.notify_url
+        if self.decisions is not None:
+            fields["decisions"] = self.decisions
         return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def as_json(self) -> dict[str, Any]:
@@ -151,6 +184,19 @@ def _check_v1(urls: list[str], text: list[str]) -> None:
         raise InvalidInput("urls", "the v1 backend needs at least one media URL")
 
 
+def _decisions_backend(body: SubmitJob) -> Backend:
+    """Decisions run where the service fetches the media itself: the v1 backend."""
+    if body.backend not in (None, "v1"):
+        raise InvalidInput(
+            "backend", 'decisions run on the v1 backend (the service fetches each URL); omit backend or give "v1"'
+        )
+    if body.text:
+        raise InvalidInput("text", "decisions are asked about audio: give media URLs, not texts")
+    if not body.urls:
+        raise InvalidInput("urls", "decisions need at least one media URL")
+    return "v1"
+
+
 def submit_request(data: dict[str, Any], default_backend: Backend = "batch") -> SubmitRequest:
     body = body_struct(data, SubmitJob)
     _check_strings("urls", body.urls)
@@ -158,14 +204,20 @@ def submit_request(data: dict[str, Any], default_backend: Backend = "batch") -> 
     _check_strings("text", body.text)
     if not body.urls and not body.text:
         raise InvalidInput("urls", "give at least one URL (or text)")
-    backend = body.backend or default_backend
+    backend = _decisions_backend(body) if body.decisions else body.backend or default_backend
     if backend == "v1":
         _check_v1(body.urls, body.text)
     models = _models(body.models, backend)
     metadata = {} if body.metadata is None else check_metadata(body.metadata)
+    decisions = None
+    if body.decisions is not None:
+        decisions = {"question_set": str(body.decisions.question_set), "window_s": body.decisions.window_s}
+        if body.decisions.estimate and body.notify_url is not None:
+            raise InvalidInput("notify_url", "an estimate creates no job, so there is nothing to notify")
     return SubmitRequest(
-        urls=body.urls, text=body.text, models=models, metadata=metadata, backend=backend, notify_url=body.notify_url
-    )
+        urls=body.urls, text=body.text, models=models, metadata=metadata, backend=backend, notify_url=body.notify_url,
+        decisions=decisions, estimate=body.decisions is not None and body.decisions.estimate,
+    )  # fmt: skip
 
 
 class JobListQuery(QueryStruct):

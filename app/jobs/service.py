@@ -12,6 +12,9 @@ from typing import NamedTuple
 from sqlalchemy.exc import IntegrityError
 
 from app.core import metrics
+from app.decisions import estimate as decision_estimate
+from app.decisions import jobs as decision_jobs
+from app.decisions.estimate import DecisionEstimate
 from app.deps import Deps
 from app.errors import Conflict, InvalidInput
 from app.jobs.schemas import SubmitRequest
@@ -36,6 +39,15 @@ class Submitted(NamedTuple):
     """The signing secret of the job's notify_url endpoint, when this call created both."""
 
 
+async def estimate(deps: Deps, principal: Principal | None, request: SubmitRequest) -> DecisionEstimate:
+    """`decisions.estimate`: the input tokens the job would spend, answered at once; no job is stored."""
+    assert request.decisions is not None
+    async with deps.sessionmaker() as session:
+        tenant = principal.tenant if principal else DEFAULT_TENANT
+        question_set = await decision_jobs.usable_set(session, tenant, request.decisions["question_set"])
+    return await decision_estimate.estimate(deps, question_set, request.decisions["window_s"], request.urls)
+
+
 async def submit(
     deps: Deps, principal: Principal | None, request: SubmitRequest, idempotency_key: str | None
 ) -> Submitted:
@@ -53,15 +65,21 @@ async def submit(
                         if existing.request_fingerprint != fingerprint:
                             raise Conflict("Idempotency-Key was already used with a different request body")
                         return Submitted(existing, False, None)
+                tenant = principal.tenant if principal else DEFAULT_TENANT
+                stored = request.as_json()
+                if request.decisions is not None:
+                    stored["decisions"] = await decision_jobs.pin(
+                        session, tenant, request.decisions["question_set"], request.decisions["window_s"]
+                    )
                 job = await jobs.create(
                     session,
                     kind="batch",
                     backend=request.backend,
                     status="pending",
-                    request=request.as_json(),
+                    request=stored,
                     job_metadata=request.metadata,
                     api_key_id=key_id,
-                    tenant=principal.tenant if principal else DEFAULT_TENANT,
+                    tenant=tenant,
                     idempotency_key=idempotency_key,
                     request_fingerprint=fingerprint,
                     deadline_at=_now() + timedelta(seconds=deps.settings.reconcile_after_s),

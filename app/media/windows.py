@@ -22,7 +22,7 @@ short yields its windows up to the damage, then MediaDecodeError (errors.check_c
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,7 +220,7 @@ class _Cutter:
 
 def iter_windows(
     path: str | Path, rules: WindowRules, *, limits: MediaLimits = DEFAULT_LIMITS, silence_dbfs: float = SILENCE_DBFS
-) -> Iterator[AudioWindow]:
+) -> Generator[AudioWindow, None, None]:
     """Decode `path`'s first audio stream and yield its windows in order (see the module docstring).
 
     Raises MediaDecodeError, NoAudioStream, MediaLimitError, SilentAudio or AudioTooShort before any window;

@@ -15,6 +15,7 @@ import structlog
 from app.core import metrics
 from app.core.job_status import FINAL
 from app.core.prediction_rows import PredictionRow
+from app.decisions.jobs import SOURCE_ERRORS
 from app.deps import Deps
 from app.hume.expression_rows import audio_rows, video_rows
 from app.media.errors import KEEPS_MEASURED
@@ -63,6 +64,15 @@ def source_records(
             unmeasured = stopped if stopped and not done else "nothing to measure"
             records.append(SourceRecord(kind="url", url=url, error="; ".join(messages) or unmeasured))
     return records
+
+
+def add_part_errors(records: Sequence[SourceRecord], urls: Sequence[str], details: dict[str, Any] | None) -> None:
+    """Per-source errors of the job's other parts (its decisions, asked before the media were measured) become
+    file errors of their sources, so the job's sources and num_errors tell the whole job."""
+    for error in (details or {}).get(SOURCE_ERRORS) or []:
+        records[error["source"]].file_errors.append(
+            {"file": urls[error["source"]], "model": error["model"], "error": f"{error['code']}: {error['error']}"}
+        )
 
 
 def _kept(chunks: Sequence[StoredChunk], stopped: bool) -> set[tuple[int, str]]:
@@ -121,6 +131,7 @@ async def complete(
                 return False
             chunks = await v1_chunks.results(session, job_id)
             records = source_records(urls, chunks, message)
+            add_part_errors(records, urls, job.details)
             # One pass, each chunk decoded when reached and its rows streamed to the store: cheaper than
             # holding every decoded result or row at once (see `v1_chunks.results`). New names (a first v1 job
             # brings ~460) are placed in memory under the model's lock (`emotion_order.lock_emotion_order`).

@@ -32,6 +32,7 @@ from app.analytics.schemas import (
 from app.api import hume_failures
 from app.api.responses import JSON
 from app.api.typed_input import QueryStruct
+from app.decisions.estimate import DecisionEstimate
 from app.jobs.options import OPTION_SETS
 from app.jobs.schemas import MAX_IDEMPOTENCY_KEY, JobListQuery, JobOut, JobPage, ModelChoice, SubmitJob
 from app.notifications.schemas import (
@@ -112,15 +113,16 @@ class Op:
     scope: str | None = "read"  # None: no API key (public, or authenticated otherwise)
     query: type[QueryStruct] | None = None
     body: type[msgspec.Struct] | None = None
-    ok: dict[int, Any] = field(default_factory=dict)  # status: struct, or a ready response object
+    ok: dict[int, Any] = field(default_factory=dict)  # status: struct, structs (one of), or a ready response object
     errors: tuple[int, ...] = ()
     headers: tuple[dict[str, Any], ...] = ()
 
 
 _HUME = hume_failures.STATUSES
 OPERATIONS = (
-    Op("/v1/jobs", "post", "Submit media URLs or texts for analysis", "submit", body=SubmitJob,
-       ok={202: JobOut, 200: JobOut}, errors=(401, 403, 409, 413, 422),
+    Op("/v1/jobs", "post", "Submit media URLs or texts for analysis (202); an Idempotency-Key retry answers the job "
+       "made before (200); with decisions.estimate, the input-token estimate at once (200, no job created)",
+       "submit", body=SubmitJob, ok={202: JobOut, 200: (JobOut, DecisionEstimate)}, errors=(401, 403, 409, 413, 422),
        headers=({"name": "Idempotency-Key", "in": "header",
                  "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY}},)),
     Op("/v1/jobs", "get", "List jobs, newest first", query=JobListQuery, ok={200: JobPage}, errors=(401, 403, 422)),
@@ -239,7 +241,8 @@ def _offer_option_sets(components: dict[str, Any], refs: dict[Any, Any]) -> None
 def _response(ok: Any, refs: dict[Any, Any], description: str) -> dict[str, Any]:
     if isinstance(ok, dict):
         return ok
-    return {"description": description, "content": {"application/json": {"schema": refs[ok]}}}
+    schema = {"oneOf": [refs[kind] for kind in ok]} if isinstance(ok, tuple) else refs[ok]
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 @functools.cache
@@ -247,7 +250,9 @@ def document() -> dict[str, Any]:
     kinds: list[Any] = [ErrorBody]
     for op in OPERATIONS:
         kinds += [k for k in (op.query, op.body) if k is not None]
-        kinds += [k for k in op.ok.values() if not isinstance(k, dict)]
+        kinds += [
+            k for ok in op.ok.values() if not isinstance(ok, dict) for k in (ok if isinstance(ok, tuple) else (ok,))
+        ]
     kinds += [kind for pair in OPTION_SETS.values() for kind in pair]
     kinds = list(dict.fromkeys(kinds))
     schemas, components = msgspec.json.schema_components(kinds, ref_template=_REF)
