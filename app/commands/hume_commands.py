@@ -60,13 +60,13 @@ def _decisions_report(settings: Settings, spend: bool) -> tuple[list[str], bool,
 
     probe = asyncio.run(decisions_check.check_decisions(settings, spend=spend))
     lines = ["Audio Decisions (assumptions: app/hume/decisions_contract.py)", f"  host            {probe.url}"]
+    if not probe.called:
+        lines.append(f"  {probe.problem}")
+        return lines, False, True
     if probe.estimate_problem is not None:
         lines.append(f"  estimate        not read: {probe.estimate_problem}")
     else:
         lines.append(f"  estimate        {probe.estimate} input tokens; Hume sent {_json(probe.estimate_raw)}")
-    if not probe.called:
-        lines.append(f"  {probe.problem}")
-        return lines, False, True
     lines.append(f"  call            {decisions_check.CALL}")
     lines.append(f"  authentication  {probe.authentication}")
     lines.append(f"  latency         {probe.latency_ms:.0f} ms")
@@ -85,7 +85,7 @@ def _decisions_report(settings: Settings, spend: bool) -> tuple[list[str], bool,
 
 
 def cmd_hume(args: argparse.Namespace, settings: Settings) -> int:
-    if args.decisions:
+    if getattr(args, "decisions", False):
         lines, ok, uncalled = _decisions_report(settings, args.spend)
         print("\n".join(lines), flush=True)
         if uncalled:

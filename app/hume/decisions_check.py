@@ -5,7 +5,8 @@ next to what we read, and which fields we do not know. That settles the assumpti
 
 Hume bills every decisions request by input tokens (D/billing), so against Hume's own cloud host the probe is
 only sent when the caller agreed to spend that (`spend`); against the emulator or a compatible server it is
-free. The input-token estimate is free everywhere (D/billing) and is asked first.
+free. Nothing at all is sent to Hume's own host without `spend`; with it, the free input-token estimate
+(D/billing) is asked first.
 """
 
 from __future__ import annotations
@@ -123,14 +124,14 @@ async def check_decisions(settings: Settings, *, spend: bool) -> DecisionsProbe:
 
     client.http.event_hooks = {"response": [keep_estimate]}
     try:
+        if catalog.CLOUD.is_hume(settings) and not spend:
+            probe.problem = SPEND_WARNING
+            return probe
         try:
             probe.estimate = await client.input_tokens(SECONDS * 1000, QUESTIONS)
             probe.estimate_raw = estimates[0] if estimates else None
         except DecisionsError as exc:
             probe.estimate_problem = str(exc)
-        if catalog.CLOUD.is_hume(settings) and not spend:
-            probe.problem = SPEND_WARNING
-            return probe
         probe.called = True
         started = time.perf_counter()
         try:
