@@ -3,6 +3,7 @@ cut off, an over-cap genuine callback completes its job at once, an unknown EVI 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 import uuid
@@ -101,6 +102,28 @@ def test_slow_headers_on_a_kept_alive_connection_are_cut_off_counting_from_the_l
         assert sock.recv(1024) == b""  # closed by the server, not timed out here
         closed = time.monotonic() - answered
     assert 0.9 < closed < 3, closed
+
+
+def test_headers_over_16_kib_are_refused_with_431(service: Service) -> None:
+    """A request head over 16 KiB (llhttp has no cap of its own) is answered 431 naming the limit and the
+    connection closed, whether it arrives in one piece or keeps growing; a head just under it is served."""
+    host, port = service.url.removeprefix("http://").split(":")
+    under = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + "a" * 15_000 + "\r\n\r\n"
+    answer, _ = _raw(service, under)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    whole = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + "a" * 17_000 + "\r\n\r\n"
+    answer, _ = _raw(service, whole)
+    assert answer.startswith(b"HTTP/1.1 431") and b"headers_too_large" in answer, answer[:200]
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ")
+        sent, answer = 0, b""
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            while sent < 1 << 20:  # a header that never ends: refused long before a megabyte
+                sock.sendall(b"a" * 4096)
+                sent += 4096
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
 
 
 def test_oversized_genuine_callback_is_acknowledged_and_its_job_completes(make_service: ServiceFactory) -> None:
