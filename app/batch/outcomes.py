@@ -157,15 +157,7 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
     hume_job_id = known_hume_id or payload.job_id
     state = await deps.gateway.job_state(hume_job_id)
     if state.status == "COMPLETED":
-        use_body = (payload.status or "COMPLETED").upper() == "COMPLETED"
-        sources = None
-        if use_body and predictions.is_present(payload.predictions):
-            try:
-                sources = predictions.decode(bytes(payload.predictions))
-            except PredictionFormatError as exc:
-                # A damaged delivery must not sink the job (it would go dead, and every poll after it
-                # would find its key taken): Hume's API has the same predictions intact.
-                log.warning("callback predictions unreadable; fetching them", event_id=event_id, error=str(exc))
+        sources = callback_sources(payload, event_id)
         if sources is None:
             sources = predictions.decode(await deps.gateway.predictions(hume_job_id))
         return await _complete(deps, job_id, event_id, hume_job_id, state, sources)
@@ -183,6 +175,20 @@ async def handle_event(deps: Deps, event: InboxEvent) -> str:
             await jobs.advance(session, job_id, "in_progress", started_at=from_ms(state.started_ms))
     # Hume says the job has not ended: the callback is early or forged; ask again later.
     raise RetryLater(f"Hume reports job {hume_job_id} as {state.status}")
+
+
+def callback_sources(payload: callbacks.BatchCallback, event_id: int) -> list[predictions.SourceResult] | None:
+    """The predictions a completed job's callback carries, decoded in place (no copy of a body that can be
+    hundreds of MB); None when it carries none or they are unreadable (then Hume's API is asked)."""
+    if (payload.status or "COMPLETED").upper() != "COMPLETED" or not predictions.is_present(payload.predictions):
+        return None
+    try:
+        return predictions.decode(payload.predictions)
+    except PredictionFormatError as exc:
+        # A damaged delivery must not sink the job (it would go dead, and every poll after it
+        # would find its key taken): Hume's API has the same predictions intact.
+        log.warning("callback predictions unreadable; fetching them", event_id=event_id, error=str(exc))
+        return None
 
 
 async def _complete(

@@ -21,7 +21,8 @@ NULL = msgspec.Raw(b"null")
 
 
 def is_present(raw: msgspec.Raw) -> bool:
-    return bytes(raw) not in (b"null", b"")
+    # Compared in place: `bytes(raw)` would copy a callback's whole predictions (82 MB for three hours).
+    return len(raw) > 0 and raw != NULL
 
 
 class Interval(msgspec.Struct, gc=False):
@@ -103,20 +104,24 @@ _SCORES = msgspec.json.Decoder(list[EmotionScore])
 
 # An escaped NUL (`\u0000`) not preceded by an odd run of backslashes (which would make it literal text).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+_ANY_NUL_ESCAPE = re.compile(rb"\\u0000")
+
+Buffer = bytes | bytearray | memoryview | msgspec.Raw
 
 
-def _without_nul(document: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+def _without_nul(document: Buffer) -> Buffer:
     """NUL characters become U+FFFD: Postgres text and jsonb cannot hold them, and Hume echoes submitted
-    text, so one would otherwise fail the whole job. Backslashes are rare in Hume's JSON: the cheap
-    one-byte search spares the full one on almost every document."""
-    data = bytes(document) if isinstance(document, memoryview) else document
-    if data.find(b"\\") == -1 or data.find(b"\\u0000") == -1:
+    text, so one would otherwise fail the whole job. The search runs on the buffer as given (a regex scans
+    a memoryview without copying it: 57 ms for 88 MB here), so a callback's predictions, a slice of a body
+    of up to hundreds of MB, are not copied unless a NUL is actually there."""
+    if _ANY_NUL_ESCAPE.search(memoryview(document)) is None:
         return document
-    return _NUL_ESCAPE.sub(rb"\1\\ufffd", data)
+    return _NUL_ESCAPE.sub(rb"\1\\ufffd", bytes(document))
 
 
-def decode(document: bytes | bytearray | memoryview) -> list[SourceResult]:
-    """Decode a predictions array; raises PredictionFormatError naming what is wrong."""
+def decode(document: Buffer) -> list[SourceResult]:
+    """Decode a predictions array (any buffer: a callback's `predictions` Raw is decoded in place, without a
+    copy); raises PredictionFormatError naming what is wrong."""
     try:
         return _DOCUMENT.decode(_without_nul(document))
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8

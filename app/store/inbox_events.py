@@ -22,7 +22,16 @@ async def get(session: AsyncSession, event_id: int) -> InboxEvent | None:
 # session, pool ping or ORM identity map between procrastinate's fetch and finish.
 _COLUMNS = ("id", "provider", "dedup_key", "event_type", "job_id", "headers", "body", "state", "attempts",
             "last_error", "received_at", "processed_at")  # fmt: skip
-_READ = f"SELECT {', '.join(_COLUMNS)} FROM inbox_event WHERE id = %(id)s"
+# A body up to this size comes with the row; a larger one (a 3-hour batch callback is ~90 MB) is read in
+# slices into one buffer, so reading it costs the body plus one slice rather than twice the body (libpq's
+# result holding the whole value while Python copies it out).
+BODY_SLICE = 4 << 20
+_READ = (
+    "SELECT "
+    + ", ".join(c if c != "body" else "CASE WHEN octet_length(body) <= %(slice)s THEN body END" for c in _COLUMNS)
+    + ", octet_length(body) FROM inbox_event WHERE id = %(id)s"
+)
+_SLICE = "SELECT substring(body FROM %(start)s FOR %(size)s) FROM inbox_event WHERE id = %(id)s"
 
 
 def end_event_sql(state: str, note: str, event_id: str) -> str:
@@ -38,10 +47,29 @@ _END = end_event_sql("%(state)s", "%(note)s", "%(id)s")
 
 
 async def read(connection: AsyncConnection[Any], event_id: int) -> InboxEvent | None:
-    """An event by one statement, detached from any session (its handler reads it, never writes it)."""
-    cursor = await connection.execute(_READ, {"id": event_id})
+    """An event, detached from any session (its handler reads it, never writes it): one statement, and one more
+    per BODY_SLICE of a body larger than that. Binary results: bytea as text would arrive hex, twice its size."""
+    cursor = await connection.execute(_READ, {"id": event_id, "slice": BODY_SLICE}, binary=True)
     row = await cursor.fetchone()
-    return None if row is None else InboxEvent(**dict(zip(_COLUMNS, row, strict=True)))
+    if row is None:
+        return None
+    *values, size = row
+    fields = dict(zip(_COLUMNS, values, strict=True))
+    if fields["body"] is None and size is not None:
+        fields["body"] = await _read_body(connection, event_id, size)
+    return InboxEvent(**fields)
+
+
+async def _read_body(connection: AsyncConnection[Any], event_id: int, size: int) -> bytearray:
+    body = bytearray(size)  # filled in place: growing it would copy the body at each reallocation
+    for offset in range(0, size, BODY_SLICE):
+        params = {"id": event_id, "start": offset + 1, "size": BODY_SLICE}  # substring counts from 1
+        cursor = await connection.execute(_SLICE, params, binary=True)
+        part = await cursor.fetchone()
+        if part is None or part[0] is None or len(part[0]) != min(BODY_SLICE, size - offset):
+            return bytearray()  # pruned or deleted meanwhile: what is left reads as empty
+        body[offset : offset + len(part[0])] = part[0]
+    return body
 
 
 async def end(connection: AsyncConnection[Any], event_id: int, state: str, note: str | None = None) -> None:
