@@ -21,6 +21,7 @@ _int2 = struct.Struct(">h").pack
 _int4_field = struct.Struct(">ii").pack
 _int8_field = struct.Struct(">iq").pack
 _float8_field = struct.Struct(">id").pack
+_float4_field = struct.Struct(">if").pack
 _length = struct.Struct(">i").pack
 _array_head = struct.Struct(">iiiiii").pack
 
@@ -46,6 +47,11 @@ def int8(value: int | None) -> bytes:
 
 def float8(value: float | None) -> bytes:
     return NULL if value is None else _float8_field(8, value)
+
+
+def float4(value: float | None) -> bytes:
+    """A `real` field (struct.error past float4's range, as for the arrays)."""
+    return NULL if value is None else _float4_field(4, value)
 
 
 def uuid_(value: uuid.UUID) -> bytes:

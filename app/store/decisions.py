@@ -1,0 +1,146 @@
+"""Audio Decisions answers: one row per (job, source, window, question), stored exactly once.
+
+`store_answers` is the one way rows get in. A retried window (a worker that died after Hume answered, a task
+run twice) stores nothing the second time: the primary key (job_id, source_index, window_index, question_id)
+decides, and the first answer stored stays the answer. Rows arrive already neutral (`AnswerRow`: numbers,
+text and JSON bytes); reading Hume's answers into them is the decisions feature's business.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import errors as pg_errors
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.store import pgbinary as pg
+from app.store.db import driver_connection
+
+PRIMARY_KEY = "pk_decision_answer"
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRow:
+    """One answer as stored. JSON columns come serialized (UTF-8 JSON bytes), so COPY writes them as they are."""
+
+    job_id: uuid.UUID
+    source_index: int
+    source_url: str | None
+    window_index: int
+    window_start_ms: int
+    window_end_ms: int
+    question_id: str
+    primitive: str
+    raw: bytes
+    """Hume's answer as it came (JSON; `null` when Hume sent nothing for the question)."""
+    question_set_id: uuid.UUID
+    family_id: uuid.UUID
+    tenant: str
+    share: float | None = None
+    choice: str | None = None
+    confidence: float | None = None
+    option_probabilities: bytes | None = None
+    score: float | None = None
+    level_probabilities: bytes | None = None
+    spans: bytes | None = None
+    run_id: uuid.UUID | None = None
+
+
+COLUMNS = (
+    "job_id", "source_index", "source_url", "window_index", "window_start_ms", "window_end_ms", "question_id",
+    "primitive", "share", "choice", "confidence", "option_probabilities", "score", "level_probabilities", "spans",
+    "raw", "run_id", "question_set_id", "family_id", "tenant",
+)  # fmt: skip
+_ROW_START = pg.row_start(len(COLUMNS))
+# Bytes handed to COPY at a time, as ingest does: per-call overhead vanishes, memory stays flat.
+_CHUNK = 1 << 20
+
+
+def copy_statement(table: str) -> str:
+    return f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+
+def encode(r: AnswerRow) -> bytes:
+    """One row in Postgres' binary COPY format, fields in COLUMNS order."""
+    return b"".join((
+        _ROW_START, pg.uuid_(r.job_id), pg.int4(r.source_index), pg.text(r.source_url), pg.int4(r.window_index),
+        pg.int4(r.window_start_ms), pg.int4(r.window_end_ms), pg.text(r.question_id), pg.text(r.primitive),
+        pg.float4(r.share), pg.text(r.choice), pg.float4(r.confidence), pg.jsonb(r.option_probabilities),
+        pg.float4(r.score), pg.jsonb(r.level_probabilities), pg.jsonb(r.spans), pg.jsonb(r.raw),
+        pg.NULL if r.run_id is None else pg.uuid_(r.run_id), pg.uuid_(r.question_set_id), pg.uuid_(r.family_id),
+        pg.text(r.tenant),
+    ))  # fmt: skip
+
+
+async def copy_into(conn: psycopg.AsyncConnection[object], table: str, rows: Sequence[AnswerRow]) -> None:
+    """COPY `rows` into `table` (decision_answer, or a table of the same columns) in 1 MiB writes."""
+    try:
+        async with conn.cursor() as cursor, cursor.copy(copy_statement(table)) as copy:
+            parts = [pg.SIGNATURE]
+            size = 0
+            for r in rows:
+                data = encode(r)
+                parts.append(data)
+                size += len(data)
+                if size >= _CHUNK:
+                    await copy.write(b"".join(parts))
+                    parts.clear()
+                    size = 0
+            parts.append(pg.TRAILER)
+            await copy.write(b"".join(parts))
+    except (struct.error, OverflowError) as exc:
+        raise ValueError(f"an answer holds a number out of range: {exc}") from None
+
+
+_INSERT_NEW = (
+    f"INSERT INTO decision_answer ({', '.join(COLUMNS)})"
+    " SELECT * FROM unnest(%(job_id)s::uuid[], %(source_index)s::int4[], %(source_url)s::text[],"
+    " %(window_index)s::int4[], %(window_start_ms)s::int4[], %(window_end_ms)s::int4[], %(question_id)s::text[],"
+    " %(primitive)s::text[], %(share)s::float4[], %(choice)s::text[], %(confidence)s::float4[],"
+    " %(option_probabilities)s::jsonb[], %(score)s::float4[], %(level_probabilities)s::jsonb[], %(spans)s::jsonb[],"
+    " %(raw)s::jsonb[], %(run_id)s::uuid[], %(question_set_id)s::uuid[], %(family_id)s::uuid[], %(tenant)s::text[])"
+    f" ON CONFLICT ON CONSTRAINT {PRIMARY_KEY} DO NOTHING"
+)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+async def insert_new(conn: psycopg.AsyncConnection[object], rows: Sequence[AnswerRow]) -> int:
+    """INSERT the rows not stored yet, in one statement over arrays; returns how many were new."""
+    params = {name: [getattr(r, name) for r in rows] for name in COLUMNS}
+    for name in ("option_probabilities", "level_probabilities", "spans", "raw"):
+        params[name] = [_text(v) for v in params[name]]
+    cursor = await conn.execute(_INSERT_NEW, params)
+    return cursor.rowcount
+
+
+# Up to this many rows (a window's answers: at most 25 questions, or a few windows), one INSERT over arrays
+# is one round trip; above it COPY wins. See bench/bench_decisions.py for the figures that set it.
+COPY_FROM_ROWS = 200
+
+
+async def store_answers(session: AsyncSession, rows: Sequence[AnswerRow]) -> int:
+    """Store answers inside the caller's transaction, each (job, source, window, question) once; rows already
+    stored are skipped (the first answer stays). Returns how many rows were new.
+
+    Many rows go by COPY under a savepoint: the common case (nothing stored yet) costs what a COPY costs. If
+    any row was stored before, COPY stops at the primary key, the savepoint is rolled back and the rows go
+    again by INSERT ... ON CONFLICT DO NOTHING, which skips those. Few rows go that way directly."""
+    if not rows:
+        return 0
+    conn = await driver_connection(session)
+    if len(rows) >= COPY_FROM_ROWS:
+        try:
+            async with conn.transaction():
+                await copy_into(conn, "decision_answer", rows)
+            return len(rows)
+        except pg_errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != PRIMARY_KEY:
+                raise
+    return await insert_new(conn, rows)
