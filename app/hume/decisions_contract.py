@@ -3,7 +3,11 @@
 Each constant names its source page (`R/` = dev.hume.ai/audio-decisions/reference/, `D/` = .../docs/,
 `C/` = .../changelog; collected in /work/shared/hume/AUDIO-DECISIONS-FACTS.md). Where the docs are silent
 the comment starts with `ASSUMED:`; those are the values `python -m app hume check --decisions` lets the
-first user with a key confirm or correct against Hume itself.
+first user with a key confirm or correct against Hume itself. The assumed wire shapes agree with other vendors'
+decision APIs of the same primitives (Google GenAI `gaos` decisions: `{"type": "noul", "instructions",
+"criteria": {"true", "false"}}`, choice criteria option → description, score criteria a 0-based list; sapiom's
+answers `noul`, `choice`/`probabilities`/`confidence`, `score`/`legend`): corroboration, not Hume's word
+(AUDIO-DECISIONS-FACTS §8).
 
 Our question shape (the service's API, validated by the question-set feature) is
 
