@@ -57,13 +57,15 @@ async def ask(
     from app.egress.url_guard import UrlGuard
     from app.hume.decisions import DecisionsClient, DecisionsError
     from app.media.errors import MediaError
+    from app.media.limits import MediaLimits
     from app.media.windows import WindowRules, iter_windows
 
     rules = WindowRules(window_ms=hume.MAX_AUDIO_MS, min_ms=hume.MIN_AUDIO_MS, max_ms=hume.MAX_AUDIO_MS,
                         merge_below_ms=hume.MIN_AUDIO_MS)  # fmt: skip
 
     def first_window(path: str) -> Any:
-        return next(iter_windows(path, rules), None)  # the rest is never decoded
+        # The media bounds the service applies (MEDIA_MAX_*); the rest of the file is never decoded.
+        return next(iter_windows(path, rules, limits=MediaLimits.from_settings(settings)), None)
 
     limits = FetchLimits(max_bytes=settings.media_max_bytes, read_timeout_s=settings.media_fetch_read_timeout_s,
                          total_timeout_s=settings.media_fetch_timeout_s)  # fmt: skip
