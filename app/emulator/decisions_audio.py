@@ -100,15 +100,20 @@ def decode(data: bytes) -> array[int]:
                 raise Refusal(hume.AUDIO_FORMAT_UNSUPPORTED,
                               f"WAV files must hold PCM or floating-point samples, not {stream.codec_context.name}.",
                               hume.FILE_PART)  # fmt: skip
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-            for frame in [*container.decode(stream), None]:
-                for out in resampler.resample(frame):
-                    pcm += bytes(out.planes[0])[: out.samples * 2]
+            codec = stream.codec_context
+            if (codec.name, codec.sample_rate, codec.channels) == ("pcm_s16le", RATE, 1):
+                for packet in container.demux(stream):  # already what the model hears: the packets are the samples
+                    pcm += bytes(packet)
+            else:
+                resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+                for frame in [*container.decode(stream), None]:
+                    for out in resampler.resample(frame):
+                        pcm += bytes(out.planes[0])[: out.samples * 2]
     except av.FFmpegError:
         # ASSUMED: no decode-failure code is documented; an unreadable file is not a format Hume takes.
         raise Refusal(hume.AUDIO_FORMAT_UNSUPPORTED, f"The {kind.upper()} file could not be decoded.",
                       hume.FILE_PART) from None  # fmt: skip
-    samples = array("h", bytes(pcm))
+    samples = array("h", bytes(pcm[: len(pcm) // 2 * 2]))  # a truncated file may end mid-sample
     if sys.byteorder == "big":
         samples.byteswap()
     return samples
@@ -129,7 +134,7 @@ def _unit_db(rms: float) -> float:
 def features(samples: array[int]) -> Features:
     step = RATE * WINDOW_MS // 1000
     windows = [samples[i : i + step] for i in range(0, len(samples), step)]
-    levels = [_rms(w[::2]) for w in windows]  # every 2nd sample: the RMS barely moves, twice as fast
+    levels = [_rms(w[::4]) for w in windows]  # every 4th sample: the RMS barely moves, 4 times as fast
     loud = [i for i, level in enumerate(levels) if level >= SILENT_RMS]
     crossings: list[float] = []
     for i in loud[:: max(1, len(loud) // PITCH_WINDOWS)]:
