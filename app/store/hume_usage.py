@@ -286,12 +286,13 @@ async def next_read_in(session: AsyncSession) -> float | None:
     value = (
         await session.execute(
             text(
-                "SELECT GREATEST(0, EXTRACT(EPOCH FROM min(billing_due_at) - now())) FROM hume_usage"
-                " WHERE billing = 'pending'"
+                # No GREATEST(0, ...) here: it skips NULLs, so "none waits" (min() of no rows) read as "one is
+                # due now" and the reader queued itself again at once, for good.
+                "SELECT EXTRACT(EPOCH FROM min(billing_due_at) - now()) FROM hume_usage WHERE billing = 'pending'"
             )
         )
     ).scalar_one_or_none()
-    return None if value is None else float(value)
+    return None if value is None else max(0.0, float(value))
 
 
 async def owned_runs(session: AsyncSession, run_ids: Iterable[str]) -> set[str]:
