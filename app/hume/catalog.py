@@ -80,8 +80,11 @@ V1 = HumeApi(
     "HUME.md status block; HUME-V1-FACTS §1-8",
 )  # fmt: skip
 AUDIO_DECISIONS = HumeApi(
-    "audio_decisions", "Audio Decisions", "live", date(2026, 11, 2), CLOUD, (),
-    "nothing yet", "dev.hume.ai/audio-decisions/changelog",
+    "audio_decisions", "Audio Decisions", "live", date(2026, 11, 2), CLOUD,
+    ("decision jobs (POST /v1/jobs with decisions)", "python -m app decisions ask",
+     "python -m app hume check --decisions"),
+    "questions about recordings answered per window, stored with Hume's raw answer",
+    "dev.hume.ai/audio-decisions/changelog",
 )  # fmt: skip
 BATCH = HumeApi(
     "batch", "batch Expression Measurement (v0)", "retired", date(2026, 6, 15), VOICE,
