@@ -170,3 +170,62 @@ def stacked_bars(
         parts.append(f'<g data-series="{escape(name)}" data-bars="{len(rects)}">{"".join(rects)}</g>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704  # every text put in above went through escape()
+
+
+@dataclass(frozen=True)
+class Lane:
+    name: str
+    spans: Sequence[tuple[float, float | None, float]]
+    """(start s, end s or None when Hume gave no end, probability), times from the recording's start."""
+
+
+def span_lanes(
+    lanes: Sequence[Lane], *, extent_s: float, cuts: Sequence[float], label: str, width: int = 720
+) -> Markup:
+    """One horizontal lane per question, each span a bar whose opacity is its probability (a span without an end
+    a thin mark at its start); the windows' cuts as dashed lines, so a span is read against the window that
+    answered it. Each lane is a <g data-series>, each bar a <rect data-kind="span"> with its times in a <title>."""
+    left, right, top, lane_h = 150, 12, 6, 26
+    height = top + lane_h * len(lanes) + 24
+    plot_w = width - left - right
+    extent = extent_s or 1.0
+
+    def x(t: float) -> float:
+        return left + min(max(t, 0.0), extent) / extent * plot_w
+
+    parts = [
+        f'<svg class="chart spans" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}"'
+        ' preserveAspectRatio="xMidYMid meet">',
+        f"<title>{escape(label)}</title>",
+    ]
+    anchors = ("start", "middle", "middle", "middle", "end")
+    for i in range(5):
+        at = extent * i / 4
+        parts.append(
+            f'<text class="tick" x="{x(at):.1f}" y="{height - 8}" text-anchor="{anchors[i]}">{clock(at)}</text>'
+        )
+    for i, lane in enumerate(lanes):
+        y0 = top + i * lane_h
+        colour = PALETTE[i % len(PALETTE)]
+        rects = []
+        for start, end, probability in lane.spans:
+            x0 = x(start)
+            span_w = max(2.0, x(end) - x0) if end is not None else 2.0
+            until = clock(end) if end is not None else "end not given"
+            tip = f"{escape(lane.name)}: {clock(start)} to {until}, probability {probability:.2f}"
+            rects.append(
+                f'<rect data-kind="span" x="{x0:.1f}" y="{y0 + 4}" width="{span_w:.1f}" height="{lane_h - 8}"'
+                f' fill="{colour}" fill-opacity="{max(0.15, min(probability, 1.0)):.2f}"><title>{tip}</title></rect>'
+            )
+        parts.append(
+            f'<text class="tick" x="{left - 6}" y="{y0 + lane_h / 2 + 4:.1f}" text-anchor="end">{escape(lane.name)}'
+            f'</text><g data-series="{escape(lane.name)}" data-spans="{len(rects)}">{"".join(rects)}</g>'
+        )
+    bottom = top + lane_h * len(lanes)
+    for cut in cuts:  # over the bars, so a span running across a cut shows it
+        parts.append(
+            f'<line data-kind="window" x1="{x(cut):.1f}" x2="{x(cut):.1f}" y1="{top}" y2="{bottom}" stroke="#333"'
+            ' stroke-dasharray="3 3"/>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704  # every text put in above went through escape()

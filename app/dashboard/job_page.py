@@ -21,6 +21,7 @@ from starlette.responses import Response
 from app.api.responses import deps
 from app.api.typed_input import QueryStruct, query_struct
 from app.dashboard import charts
+from app.dashboard.job_answers import job_answers
 from app.dashboard.jobs_pages import job_row
 from app.dashboard.rendering import Ui, Viewer
 from app.errors import InvalidInput, NotFound
@@ -151,9 +152,10 @@ async def job_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
                 )  # fmt: skip
             models.append(entry)
         chat = await transcript(db, job.id) if job.kind == "evi_chat" else None
+        answers = await job_answers(db, job)
     return ui.render(
         request, "job.html", viewer=viewer, job=job_row(job), detail=job, models=models, sources=sources,
-        transcript=chat, clock=charts.clock,
+        transcript=chat, answers=answers, clock=charts.clock,
     )  # fmt: skip
 
 

@@ -11,7 +11,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from app.dashboard import insight_pages, job_page, jobs_pages, live_page, signin_pages, usage_page
+from app.dashboard import (
+    insight_pages,
+    job_page,
+    jobs_pages,
+    live_page,
+    question_set_pages,
+    signin_pages,
+    usage_page,
+)
 from app.dashboard.rendering import PREFIX, Handler, Ui, Viewer
 
 STATIC = Path(__file__).parent / "static"
@@ -59,6 +67,18 @@ def routes(secret: bytes | None = None) -> list[BaseRoute]:
                 ),
                 Route("/top", ui.page(bound(insight_pages.top_page)), methods=["GET"], name="dashboard_top"),
                 Route("/usage", ui.page(bound(usage_page.usage_page)), methods=["GET"], name="dashboard_usage"),
+                Route(
+                    "/question-sets",
+                    ui.page(bound(question_set_pages.question_sets_page)),
+                    methods=["GET"],
+                    name="dashboard_question_sets",
+                ),
+                Route(
+                    "/question-sets/{set_id}",
+                    ui.page(bound(question_set_pages.question_set_page)),
+                    methods=["GET"],
+                    name="dashboard_question_set",
+                ),
                 Route("/live", ui.page(bound(live_page.live_page)), methods=["GET"], name="dashboard_live"),
                 Route(
                     "/live/token",

@@ -11,7 +11,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from app.emulator.testing import EmulatorServer
 from app.store import question_sets
@@ -53,18 +55,16 @@ def decisions_service(make_service: ServiceFactory) -> Service:
 
 
 def make_set(database_url: str, questions: list[dict[str, Any]] = QUESTIONS, *, tenant: str = "default") -> str:
-    async def create() -> str:
-        engine = make_engine(database_url, pool_size=1)
-        try:
-            async with make_sessionmaker(engine).begin() as session:
-                row = await question_sets.create(
-                    session, tenant=tenant, name="calls", context="A tone test.", questions=questions
-                )
-                return str(row.id)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(create())
+    """A question set as POST /v1/question-sets stores one (version 1 of its own family); without asyncio, so
+    the browser tests (whose thread runs Playwright's loop) can call it too."""
+    set_id = uuid.uuid4()
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO question_set (id, family_id, version, tenant, name, context, questions)"
+            " VALUES (%s, %s, 1, %s, 'calls', 'A tone test.', %s)",
+            (set_id, set_id, tenant, Jsonb(questions)),
+        )
+    return str(set_id)
 
 
 def answers(database_url: str, job_id: str) -> list[Any]:
