@@ -1,9 +1,11 @@
 """Audio Decisions answers: one row per (job, source, window, question), stored exactly once.
 
 `store_answers` is the one way rows get in. A retried window (a worker that died after Hume answered, a task
-run twice) stores nothing the second time: the primary key (job_id, source_index, window_index, question_id)
-decides, and the first answer stored stays the answer. Rows arrive already neutral (`AnswerRow`: numbers,
-text and JSON bytes); reading Hume's answers into them is the decisions feature's business.
+run twice) stores nothing the second time: the primary key (job_id, question_id, source_index, window_index)
+decides, and the first answer stored stays the answer. With the rows it writes each (job, question set) to
+`decision_job`, whose foreign keys check the job and the set once a batch rather than once a row. Rows arrive
+already neutral (`AnswerRow`: numbers, text and JSON bytes); reading Hume's answers into them is the
+decisions feature's business.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -21,6 +24,11 @@ from app.store import pgbinary as pg
 from app.store.db import driver_connection
 
 PRIMARY_KEY = "pk_decision_answer"
+_JOBS = (
+    "INSERT INTO decision_job (job_id, question_set_id, family_id, tenant)"
+    " SELECT * FROM unnest(%(j_job)s::uuid[], %(j_set)s::uuid[], %(j_family)s::uuid[], %(j_tenant)s::text[])"
+    " ON CONFLICT ON CONSTRAINT pk_decision_job DO NOTHING"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +105,7 @@ async def copy_into(conn: psycopg.AsyncConnection[object], table: str, rows: Seq
 
 
 _INSERT_NEW = (
-    f"INSERT INTO decision_answer ({', '.join(COLUMNS)})"
+    f"WITH jobs AS ({_JOBS}) INSERT INTO decision_answer ({', '.join(COLUMNS)})"
     " SELECT * FROM unnest(%(job_id)s::uuid[], %(source_index)s::int4[], %(source_url)s::text[],"
     " %(window_index)s::int4[], %(window_start_ms)s::int4[], %(window_end_ms)s::int4[], %(question_id)s::text[],"
     " %(primitive)s::text[], %(share)s::float4[], %(choice)s::text[], %(confidence)s::float4[],"
@@ -111,13 +119,31 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
 
 
+def _jobs(rows: Sequence[AnswerRow]) -> dict[str, list[Any]]:
+    """The rows' distinct (job, question set) as `_JOBS` takes them."""
+    pairs = sorted({(r.job_id, r.question_set_id, r.family_id, r.tenant) for r in rows})
+    return {
+        "j_job": [p[0] for p in pairs], "j_set": [p[1] for p in pairs], "j_family": [p[2] for p in pairs],
+        "j_tenant": [p[3] for p in pairs],
+    }  # fmt: skip
+
+
+# Rows an INSERT over arrays carries at once: psycopg builds each array in Python, so a few thousand at a time.
+_INSERT_BATCH = 5000
+
+
 async def insert_new(conn: psycopg.AsyncConnection[object], rows: Sequence[AnswerRow]) -> int:
-    """INSERT the rows not stored yet, in one statement over arrays; returns how many were new."""
-    params = {name: [getattr(r, name) for r in rows] for name in COLUMNS}
-    for name in ("option_probabilities", "level_probabilities", "spans", "raw"):
-        params[name] = [_text(v) for v in params[name]]
-    cursor = await conn.execute(_INSERT_NEW, params)
-    return cursor.rowcount
+    """INSERT the rows not stored yet (and their decision_job rows), one statement over arrays a batch;
+    returns how many were new."""
+    stored = 0
+    for at in range(0, len(rows), _INSERT_BATCH):
+        batch = rows[at : at + _INSERT_BATCH]
+        params: dict[str, Any] = {name: [getattr(r, name) for r in batch] for name in COLUMNS}
+        for name in ("option_probabilities", "level_probabilities", "spans", "raw"):
+            params[name] = [_text(v) for v in params[name]]
+        cursor = await conn.execute(_INSERT_NEW, {**params, **_jobs(batch)})
+        stored += cursor.rowcount
+    return stored
 
 
 # Up to this many rows (a window's answers: at most 25 questions, or a few windows), one INSERT over arrays
@@ -125,22 +151,46 @@ async def insert_new(conn: psycopg.AsyncConnection[object], rows: Sequence[Answe
 COPY_FROM_ROWS = 200
 
 
+async def _stored_keys(conn: psycopg.AsyncConnection[object], rows: Sequence[AnswerRow]) -> set[tuple[Any, ...]]:
+    """The primary keys already stored among the rows' jobs."""
+    cursor = await conn.execute(
+        "SELECT job_id, question_id, source_index, window_index FROM decision_answer WHERE job_id = ANY(%(jobs)s)",
+        {"jobs": sorted({r.job_id for r in rows})},
+    )
+    return {cast(tuple[Any, ...], row) for row in await cursor.fetchall()}
+
+
+async def _copy_new(conn: psycopg.AsyncConnection[object], rows: Sequence[AnswerRow]) -> bool:
+    """COPY under a savepoint; False (nothing stored) if any row's key is stored already."""
+    try:
+        async with conn.transaction():
+            await copy_into(conn, "decision_answer", rows)
+        return True
+    except pg_errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != PRIMARY_KEY:
+            raise
+        return False
+
+
 async def store_answers(session: AsyncSession, rows: Sequence[AnswerRow]) -> int:
     """Store answers inside the caller's transaction, each (job, source, window, question) once; rows already
     stored are skipped (the first answer stays). Returns how many rows were new.
 
-    Many rows go by COPY under a savepoint: the common case (nothing stored yet) costs what a COPY costs. If
-    any row was stored before, COPY stops at the primary key, the savepoint is rolled back and the rows go
-    again by INSERT ... ON CONFLICT DO NOTHING, which skips those. Few rows go that way directly."""
+    Few rows (a window's) go by one INSERT ... ON CONFLICT DO NOTHING over arrays. Many go by COPY under a
+    savepoint: the common case (nothing stored yet) costs what a COPY costs. If any was stored before, COPY
+    stops at the primary key, the savepoint is rolled back, the keys stored for these jobs are read and the
+    rest is COPYed; a writer racing this one (its rows appear between that read and the COPY) leaves the
+    rest to the INSERT, which skips whatever is there."""
     if not rows:
         return 0
     conn = await driver_connection(session)
-    if len(rows) >= COPY_FROM_ROWS:
-        try:
-            async with conn.transaction():
-                await copy_into(conn, "decision_answer", rows)
-            return len(rows)
-        except pg_errors.UniqueViolation as exc:
-            if exc.diag.constraint_name != PRIMARY_KEY:
-                raise
-    return await insert_new(conn, rows)
+    if len(rows) < COPY_FROM_ROWS:
+        return await insert_new(conn, rows)
+    await conn.execute(_JOBS, _jobs(rows))
+    if await _copy_new(conn, rows):
+        return len(rows)
+    stored = await _stored_keys(conn, rows)
+    rest = [r for r in rows if (r.job_id, r.question_id, r.source_index, r.window_index) not in stored]
+    if not rest or await _copy_new(conn, rest):
+        return len(rest)
+    return await insert_new(conn, rest)

@@ -477,37 +477,49 @@ class QuestionSet(Base):
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class DecisionJob(Base):
+    """A job answered with a question set version (see migration 0016): written with the job's first answers,
+    it holds the foreign keys `decision_answer` does without, and lists the jobs of a family."""
+
+    __tablename__ = "decision_job"
+    __table_args__ = (Index("ix_decision_job_family_id", "family_id"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    question_set_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("question_set.id"), primary_key=True)
+    family_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    tenant: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
 class DecisionAnswer(Base):
     """Hume's answer to one question about one window of one source of a job (see migration 0016 and
-    app/store/decisions.py): typed columns per primitive, and Hume's raw answer always."""
+    app/store/decisions.py): typed columns per primitive, and Hume's raw answer always. The primary key is the
+    one index (storing at a bare COPY's pace); `decision_job` holds the foreign keys."""
 
     __tablename__ = "decision_answer"
     __table_args__ = (
         CheckConstraint("primitive IN ('noul', 'choice', 'score', 'span')", name="primitive"),
-        PrimaryKeyConstraint("job_id", "source_index", "window_index", "question_id", name="pk_decision_answer"),
-        Index("ix_decision_answer_family_question", "family_id", "question_id", "created_at"),
-        Index("ix_decision_answer_tenant_created_at", "tenant", "created_at"),
-        Index("ix_decision_answer_question_set_id", "question_set_id"),
+        PrimaryKeyConstraint("job_id", "question_id", "source_index", "window_index", name="pk_decision_answer"),
     )
 
-    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID)
     source_index: Mapped[int] = mapped_column(Integer)
     source_url: Mapped[str | None] = mapped_column(Text)
     window_index: Mapped[int] = mapped_column(Integer)
     window_start_ms: Mapped[int] = mapped_column(Integer)
     window_end_ms: Mapped[int] = mapped_column(Integer)
-    question_id: Mapped[str] = mapped_column(Text)
+    question_id: Mapped[str] = mapped_column(Text(collation="C"))
     primitive: Mapped[str] = mapped_column(Text)
     share: Mapped[float | None] = mapped_column(REAL)
     choice: Mapped[str | None] = mapped_column(Text)
     confidence: Mapped[float | None] = mapped_column(REAL)
     option_probabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     score: Mapped[float | None] = mapped_column(REAL)
-    level_probabilities: Mapped[list[Any] | None] = mapped_column(JSONB)
+    level_probabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     spans: Mapped[list[Any] | None] = mapped_column(JSONB)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    raw: Mapped[Any] = mapped_column(JSONB)
     run_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
-    question_set_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("question_set.id"))
+    question_set_id: Mapped[uuid.UUID] = mapped_column(UUID)
     family_id: Mapped[uuid.UUID] = mapped_column(UUID)
     tenant: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
