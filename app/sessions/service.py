@@ -84,7 +84,14 @@ _REFUSALS = {
     "scope": (CLOSE_FORBIDDEN, "the API key that minted this token lacks the 'session' scope for its tenant"),
 }
 BROWSER_SEND_TIMEOUT_S = 10.0
-"""How long one message to the browser may wait for room in its socket before the browser counts as gone."""
+"""How long one message to the browser may wait for room in its socket before the session ends
+browser_not_reading. What a browser that stopped reading holds in the service meanwhile is bounded: the one
+message being sent (the relay sends one at a time), uvicorn's write buffer (its send waits above asyncio's
+64 KiB high-water mark) and at most 16 of Hume's messages queued in the upstream connection (websockets'
+max_queue) before TCP pushes back on Hume."""
+STALLED_CLOSE_WAIT_S = 10.0
+"""How long a browser that stopped reading gets to take its close frame (what its buffers hold goes first)
+after the job ended; then the connection is dropped without one."""
 CLOSE_WAIT_S = 10.0
 """How long Hume gets to answer `session.close` with its last measurement and `session.closed`."""
 
@@ -215,13 +222,13 @@ class Relay:
                     await self.browser.send_text(message)
                 else:
                     await self.browser.send_bytes(message)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            self.browser_gone = True
         except TimeoutError:
-            # uvicorn's send waits while the socket's buffers are full: a browser that stopped reading would
-            # hold Hume's messages (and their storage) back for good, so the session ends instead.
+            # Caught before OSError, its base class. uvicorn's send waits while the socket's buffers are full:
+            # a browser that stopped reading would hold Hume's messages back for good, so the session ends.
             self.refused = ("browser_not_reading", f"the browser read nothing for {BROWSER_SEND_TIMEOUT_S:.0f} s")
             self.stalled.set()
+            self.browser_gone = True
+        except (WebSocketDisconnect, RuntimeError, OSError):
             self.browser_gone = True
 
     async def _read(self, message: str) -> None:
@@ -287,7 +294,7 @@ class Relay:
         code, reason = self.close_for_browser()
         # A stalled browser may never take the close frame: uvicorn drops the connection once this returns.
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
-            async with asyncio.timeout(1.0):
+            async with asyncio.timeout(STALLED_CLOSE_WAIT_S):
                 await self.browser.close(code, _short(reason))
 
     async def end(self) -> None:

@@ -9,7 +9,9 @@ read (1009)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +26,7 @@ from websockets.asyncio.client import ClientConnection
 
 from app.emulator.testing import EmulatorServer
 from app.sessions import service as relay
+from app.store import api_keys
 from app.usage import billed_runs
 from app.wiring import build_deps
 from tests.conftest import EMULATOR_KEY, Service, ServiceFactory, create_key, service_settings
@@ -31,6 +34,7 @@ from tests.e2e.test_live_sessions import SECOND, job_of, mint, read_until_closed
 from tests.e2e.test_spine import wait_for_status
 from tests.emulator.media import pcm_tones
 from tests.media_factory import make_wav
+from tests.servers import ServiceServer, bind
 from tests.v1.media_server import media_server
 from tests.v1.test_v1_billed_usage import _execute, _segments, _submit
 from tests.v1.test_v1_jobs import FINAL, rows
@@ -293,3 +297,75 @@ def test_a_message_over_the_server_limit_is_refused_as_it_is_read(make_service: 
     job = ended(service, job_id)
     assert job["status"] == "failed" and job["error"]["code"] == "message_too_large"
     assert str(relay.BROWSER_MESSAGE_MAX_BYTES) in job["error"]["message"]
+
+
+@pytest.fixture
+def small_buffers(database_url: str, emulator: EmulatorServer) -> Iterator[Service]:
+    """The service on a listening socket whose connections have a 16 KiB kernel send buffer (accepted sockets
+    inherit it; Linux's autotuning would otherwise grow it to 4 MiB, which a stalled browser fills as surely,
+    only later): what a browser does not read then reaches the relay's own bound within a second."""
+    sock = bind()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+    server = ServiceServer(service_settings(database_url, emulator, session_flush_ms=100), sock=sock).__enter__()
+    try:
+        yield Service(server=server, key=create_key(database_url, list(api_keys.SCOPES)), database_url=database_url)
+    finally:
+        server.__exit__(None, None, None)
+
+
+def test_a_browser_that_stops_reading_ends_its_session_keeping_what_was_stored(
+    small_buffers: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A browser speaks, then stops reading while it keeps sending (frames the relay answers with an error
+    each, as it would pass on Hume's replies). The relay sends one message at a time and uvicorn buffers at
+    most 64 KiB before a send waits, so nothing piles up in the service: after BROWSER_SEND_TIMEOUT_S (1 s
+    here) without room the session ends. Hume's session is closed in order, the job fails browser_not_reading
+    with the measurement stored before kept, and when the browser reads again it gets what the buffers held,
+    then close 1008 browser_not_reading."""
+    monkeypatch.setattr(relay, "BROWSER_SEND_TIMEOUT_S", 1.0)
+    service = small_buffers
+    minted = mint(service)
+    url = minted["urls"]["audio"]
+
+    async def flood(ws: ClientConnection) -> int:
+        sent = 0
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                # Odd-length frames: the relay answers each with invalid_audio_frame and Hume never sees them.
+                # A pause every 100 lets this client's own connection run (it stops reading once 4 wait).
+                for _ in range(100):
+                    await ws.send(b"\x00" * 3)
+                sent += 100
+                await asyncio.sleep(0.005)
+        return sent
+
+    async def scenario() -> tuple[dict[str, Any], list[Any], int | None, str | None, int]:
+        # A small receive buffer too (setting it turns autotuning off): little is held on the browser's side.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        sock.connect(("127.0.0.1", service.server.port))
+        async with websockets.connect(url, sock=sock, max_queue=4, compression=None) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+            await speak(ws, 3.5)  # one measurement at 3 s of speech (HUME-V1-FACTS §6)
+            deadline = time.monotonic() + 15
+            while (await asyncio.to_thread(job_of, service, minted["job_id"])).json()["num_predictions"] == 0:
+                assert time.monotonic() < deadline, "the first measurement was not stored while the browser read"
+                await asyncio.sleep(0.1)
+            # From here the browser reads nothing.
+            flooding = asyncio.create_task(flood(ws))
+            job = await asyncio.to_thread(ended, service, minted["job_id"], 30)
+            received = await read_until_closed(ws)
+            sent = await flooding
+            return job, received, ws.close_code, ws.close_reason, sent
+
+    job, received, code, reason, sent = asyncio.run(scenario())
+    assert (job["status"], job["error"]["code"]) == ("failed", "browser_not_reading")
+    assert job["error"]["message"] == "the browser read nothing for 1 s"
+    assert job["num_predictions"] >= 1
+    with service.client() as client:
+        stored = client.get(f"/v1/jobs/{minted['job_id']}/predictions", params={"limit": 100}).json()["items"]
+    assert len(stored) == job["num_predictions"], "what was stored before the browser stopped is kept"
+    assert (code, reason) == (1008, "browser_not_reading")
+    # What reached the browser is what the buffers held when the relay stopped: far from one error per frame.
+    errors = [m for m in received if isinstance(m, dict) and m.get("type") == "error"]
+    assert 0 < len(errors) < sent / 2, (len(errors), sent)
