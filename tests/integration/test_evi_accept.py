@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 from sqlalchemy import text
 
@@ -16,6 +17,7 @@ from app.emulator.testing import EmulatorServer
 from app.evi import service as evi_chats
 from app.hume.signatures import signed_headers
 from app.inbox.acceptance import Accepted
+from app.store import webhook_intake
 from app.wiring import build_deps
 from tests.conftest import EMULATOR_KEY, service_settings
 
@@ -139,3 +141,37 @@ async def test_a_delivery_postgres_refuses_fails_alone(deps: Deps) -> None:
     assert isinstance(results[-1], psycopg.errors.ForeignKeyViolation)
     assert all(isinstance(r, int) for r in results[:-1]), results
     assert await counts(deps) == (0, 10, 10)
+
+
+async def test_a_chat_is_found_by_its_key_however_stale_the_planner_statistics(database_url: str) -> None:
+    """20,000 chats stored since the table's statistics were taken (a busy day's growth): one statement of
+    64 deliveries, 8 of them for known chats, probes the (kind, hume_job_id) index once per chat instead of
+    reading every evi_chat job (20,000 rows fetched before), and the known chats' events join their jobs."""
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        await conn.execute("ANALYZE job")
+        await conn.execute(
+            "INSERT INTO job (id, kind, status, hume_job_id) SELECT gen_random_uuid(), 'evi_chat', 'in_progress',"
+            " 'chat-' || g FROM generate_series(1, 20000) g"
+        )
+        await conn.commit()
+        chats = [f"chat-{n}" for n in range(1, 9)] + [f"new-chat-{n}" for n in range(56)]
+        deliveries = [
+            webhook_intake._Delivery("hume_evi", f"evi:{chat}:chat_started", "chat_started", None, chat, "{}", b"{}",
+                                     "process_event")
+            for chat in chats
+        ]  # fmt: skip
+        event_ids = await webhook_intake._store_all(conn, deliveries)
+        cursor = await conn.execute(
+            "SELECT coalesce(idx_tup_fetch, 0) + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'job'"
+        )
+        read = await cursor.fetchone()
+        await conn.commit()
+        assert all(isinstance(event_id, int) for event_id in event_ids)
+        assert read is not None and read[0] < 1000, read
+        cursor = await conn.execute(
+            "SELECT count(*) FROM inbox_event e JOIN job j ON j.id = e.job_id WHERE j.hume_job_id = ANY(%s)",
+            (chats[:8],),
+        )
+        assert await cursor.fetchone() == (8,)
+        cursor = await conn.execute("SELECT count(*) FROM job WHERE kind = 'evi_chat'")
+        assert await cursor.fetchone() == (20_056,)
