@@ -1,9 +1,11 @@
-"""The webhook-ack floor: the fastest durable ack we could write, a yardstick for the real routes.
+"""The webhook-ack floors: yardsticks for the real routes, each served by the stack under measurement.
 
-A bare endpoint that stores each body with one INSERT (autocommit, a psycopg pool, a unique key) and
-answers 202, with no verification, routing, logging or metrics. A webhook route that verifies, writes
-its inbox row and queues its task cannot beat it. bench_ack runs it with
-`uvicorn --app-dir bench floor_app:app` in a process of its own, FLOOR_DATABASE_URL set.
+`app`, the durable floor: a bare endpoint that stores each body with one INSERT (autocommit, a psycopg
+pool, a unique key) and answers 202, with no verification, routing, logging or metrics. A webhook route
+that verifies, writes its inbox row and queues its task cannot beat it. `http_app`, the HTTP-only floor:
+the same endpoint reading the body and answering 202 without storing it, what the server stack alone
+costs. bench_ack serves them from bench/ (`uvicorn --app-dir bench floor_app:app`, or granian) in a
+process of its own, FLOOR_DATABASE_URL set for `app`.
 """
 
 from __future__ import annotations
@@ -47,4 +49,10 @@ async def hook(request: Request) -> Response:
     return Response(status_code=202)
 
 
+async def answer(request: Request) -> Response:
+    await request.body()
+    return Response(status_code=202)
+
+
 app = Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])], lifespan=lifespan)
+http_app = Starlette(routes=[Route("/{path:path}", answer, methods=["POST"])])

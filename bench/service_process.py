@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -18,10 +18,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def serve(database_url: str, environment: Mapping[str, str], *, log: Path | None = None) -> Iterator[str]:
+def serve(
+    database_url: str,
+    environment: Mapping[str, str],
+    *,
+    log: Path | None = None,
+    argv: Callable[[int], Sequence[str]] | None = None,
+) -> Iterator[str]:
     """`python -m app serve` on a fresh port against `database_url`, with `environment` (settings by their
     variable names) over a quiet default: WARNING logs, no in-process worker. Its output goes to `log` (a
-    temporary file unless given). Yields its base URL."""
+    temporary file unless given). `argv(port)`: another command serving the application from the same
+    environment (another server stack). Yields its base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # The bench's own shell may carry a developer's Hume or metrics settings: only what the benchmark gives counts.
@@ -35,7 +42,7 @@ def serve(database_url: str, environment: Mapping[str, str], *, log: Path | None
     with ExitStack() as stack:
         if log is None:
             log = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-serve-"))) / "service.log"
-        argv = [sys.executable, "-m", "app", "serve"]
-        process = stack.enter_context(wrk.process(argv, env, port, log, cwd=REPO))
+        command = [sys.executable, "-m", "app", "serve"] if argv is None else argv(port)
+        process = stack.enter_context(wrk.process(command, env, port, log, cwd=REPO))
         print(f"(service pid {process.pid} on {url}, log {log})", file=sys.stderr, flush=True)  # for py-spy
         yield url
