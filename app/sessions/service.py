@@ -185,7 +185,12 @@ class Relay:
                     rate = "1 s of audio per second" if self.medium == "audio" else "3 frames per second"
                     await self._tell(hume.RATE_LIMITED, f"frame dropped: Hume takes at most {rate}", retryable=True)
                     continue
-                spent = await self.meter.admit(len(data))
+                try:
+                    spent = await self.meter.admit(len(data))
+                except Exception as exc:  # the database is away: with the budget unknown, nothing more is sent
+                    log.warning("live session's Hume budget not checked", job_id=str(self.job_id), error=str(exc))
+                    self.refused = ("store_unavailable", "the tenant's Hume budget could not be checked")
+                    return
                 if spent is not None:
                     await self._budget_spent(spent, billing.realtime_frame_seconds(self.medium, len(data)))
                     return
