@@ -17,7 +17,8 @@ PROCESS_EVENT = "process_event"
 START_JOB = "submit_job"
 RECONCILE = "reconcile"
 PRUNE = "prune_finished_tasks"
-# One attempt to send one of our outbound webhook messages (app/worker/outbox.py queues it).
+# Sends the due messages of one outbound webhook endpoint, several at a time (app/notifications/delivery.py;
+# app/worker/outbox.py queues it for an endpoint, a retry for one message).
 DELIVER_MESSAGE = "deliver_webhook_message"
 # Reads what Hume billed for v1 runs answered (app/usage/billed_runs.py); one waits at a time.
 READ_BILLED = "read_hume_billed"

@@ -12,8 +12,9 @@ from app.deps import Deps
 from app.errors import Conflict, NotFound
 from app.inbox.acceptance import defer
 from app.inbox.pipeline import DELIVER_MESSAGE
-from app.store import webhook_endpoints, webhook_messages
+from app.store import webhook_delivery_rows, webhook_endpoints, webhook_messages
 from app.store.tables import WebhookMessage
+from app.worker.outbox import wake
 
 
 async def retry_now(deps: Deps, message_id: int, owner: uuid.UUID | None) -> WebhookMessage:
@@ -46,10 +47,21 @@ async def replay_since(deps: Deps, since: datetime) -> Replay:
     return Replay(queued=ids)
 
 
+OVERDUE_AFTER_S = 2.0
+"""A pending message due this long ago has no task on its way (or waits behind a backlog, where the woken
+endpoint's one waiting task absorbs the wake-up)."""
+
+
 async def count_waiting(deps: Deps) -> int:
-    """A reconciler check: refreshes the messages-waiting gauge (a lost task needs no check here: the
-    delivery task is retried by the queue when it raises, and stalled tasks are requeued by procrastinate)."""
+    """A reconciler check: refreshes the messages-waiting gauge, and wakes every endpoint with a message
+    overdue: one a dead worker had claimed comes due again when its lease ends, with no task of its own
+    (a task that raised is retried by the queue, a stalled one requeued by procrastinate)."""
     async with deps.sessionmaker() as session:
         waiting = await webhook_messages.waiting(session)
     metrics.WEBHOOK_MESSAGES_WAITING.set(waiting)
+    if waiting:
+        async with deps.db.pool.connection() as connection:
+            overdue = await webhook_delivery_rows.overdue_endpoints(connection, after_s=OVERDUE_AFTER_S)
+        for endpoint_id in overdue:
+            await wake(deps, endpoint_id)
     return waiting

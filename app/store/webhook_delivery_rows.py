@@ -1,39 +1,87 @@
-"""The delivery task's rows on a plain autocommit psycopg connection (the database's autocommit pool): one
-statement reads a message with its endpoint, one records a successful attempt with the message's end.
+"""The delivery task's rows on a plain autocommit psycopg connection (the database's autocommit pool): an
+endpoint with its address and secrets, a claim of its due messages, and the record of their attempts.
 
-The delivery hot path runs these once per attempt, so no ORM, session, BEGIN/COMMIT or pool ping sits
-between two POSTs; failures (rarer, and touching the endpoint and the queue too) keep the session path.
+A task sends several due messages of one endpoint: one statement claims them (each leased: its due time
+moves ahead, so a worker that dies leaves it to be sent again then), one records a wave of answered
+attempts, each with its own attempt row and its message's own state. No ORM, session, BEGIN/COMMIT or pool
+ping sits between two POSTs; failures (rarer, and touching the endpoint and the queue too) run the same
+record statement inside a session's transaction.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 
-from app.store.webhook_messages import FINISH_ATTEMPT, attempt_params
+from app.store.webhook_messages import snippet
 
-_READ = """
-SELECT m.state, m.attempts, m.msg_id, m.payload::text,
-       e.id, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at, e.disabled_at, e.failing_since
-FROM webhook_message m JOIN webhook_endpoint e ON e.id = m.endpoint_id
-WHERE m.id = %(id)s
+# FOR UPDATE waits for every open transaction that inserted a message of this endpoint (the foreign key's
+# check holds FOR KEY SHARE on the endpoint's row until that transaction ends): a job end whose wake-up was
+# skipped because this task still waited in the queue (app/worker/outbox.wake) has committed its message
+# before the claim that follows reads the endpoint's due ones. In autocommit the lock ends with the statement.
+_ENDPOINT = """
+SELECT e.id, e.url, e.secret, e.previous_secret, e.previous_secret_expires_at, e.disabled_at, e.failing_since
+FROM webhook_endpoint e
+WHERE e.id = coalesce(%(endpoint)s::uuid, (SELECT endpoint_id FROM webhook_message WHERE id = %(message)s))
+FOR UPDATE
+"""
+
+# Oldest first by created_at, which walks ix_webhook_message_state_created_at's pending rows (a handful
+# while deliveries keep up) rather than the endpoint's whole delivery log. Nothing once the endpoint is
+# disabled (by its owner, or by another task's 410), so a task running then stops sending at its next claim.
+_CLAIM = """
+UPDATE webhook_message m SET next_attempt_at = now() + make_interval(secs => %(lease)s)
+WHERE m.id IN (
+    SELECT id FROM webhook_message
+    WHERE state = 'pending' AND endpoint_id = %(endpoint)s AND next_attempt_at <= now()
+      AND EXISTS (SELECT 1 FROM webhook_endpoint e WHERE e.id = %(endpoint)s AND e.disabled_at IS NULL)
+    ORDER BY created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING m.id, m.attempts, m.msg_id, m.payload::text
+"""
+
+_FAIL_DUE = """
+UPDATE webhook_message SET state = 'failed', next_attempt_at = NULL
+WHERE state = 'pending' AND endpoint_id = %(endpoint)s AND next_attempt_at <= now()
+"""
+
+# Each attempt of the wave gets its row and its message's new state; a message deleted meanwhile (its
+# endpoint removed) gets neither. The UPDATE takes the row lock `webhook_messages.lock` takes, so a manual
+# retry or a replay of the same message waits for it.
+_RECORD = """
+WITH attempt AS (
+    SELECT * FROM unnest(
+        %(id)s::bigint[], %(state)s::text[], %(attempts)s::integer[], %(next)s::timestamptz[],
+        %(status)s::integer[], %(snippet)s::text[], %(ms)s::integer[], %(error)s::text[]
+    ) AS a(id, state, attempts, next_attempt_at, status, snippet, ms, error)
+), moved AS (
+    UPDATE webhook_message m SET state = a.state, attempts = a.attempts, next_attempt_at = a.next_attempt_at
+    FROM attempt a WHERE m.id = a.id
+    RETURNING m.id
+)
+INSERT INTO webhook_attempt (message_id, status_code, response_snippet, duration_ms, error)
+SELECT a.id, a.status, a.snippet, a.ms, a.error FROM attempt a JOIN moved ON moved.id = a.id
+RETURNING message_id
+"""
+
+_OVERDUE = """
+SELECT DISTINCT endpoint_id FROM webhook_message
+WHERE state = 'pending' AND next_attempt_at < now() - make_interval(secs => %(after)s)
 """
 
 
 @dataclass(frozen=True)
-class Outgoing:
-    """A message as its delivery attempt needs it, with its endpoint's address, secrets and state."""
+class Endpoint:
+    """An endpoint as its deliveries need it: where, the secrets that sign, and its state."""
 
-    state: str
-    attempts: int
-    msg_id: str
-    body: bytes
-    """The payload as Postgres prints jsonb: the same bytes on every attempt."""
-    endpoint_id: uuid.UUID
+    id: uuid.UUID
     url: str
     secret: str
     previous_secret: str | None
@@ -42,24 +90,82 @@ class Outgoing:
     failing_since: datetime | None
 
 
-async def outgoing(connection: AsyncConnection[Any], message_id: int) -> Outgoing | None:
-    """The message and its endpoint in one round trip (None once deleted, with its endpoint or alone)."""
-    cursor = await connection.execute(_READ, {"id": message_id})
+@dataclass(frozen=True)
+class Message:
+    """A claimed message: what its attempt sends."""
+
+    id: int
+    attempts: int
+    """Attempts of its current round before this one."""
+    msg_id: str
+    body: bytes
+    """The payload as Postgres prints jsonb: the same bytes on every attempt."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One answered (or failed) attempt and what it makes of its message."""
+
+    message_id: int
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None
+    status: int | None
+    response: bytes
+    duration_ms: int
+    error: str | None
+
+
+async def endpoint(
+    connection: AsyncConnection[Any], *, endpoint_id: uuid.UUID | None = None, message_id: int | None = None
+) -> Endpoint | None:
+    """The endpoint (given, or the message's), once every open transaction adding to it has ended; None once
+    deleted."""
+    cursor = await connection.execute(_ENDPOINT, {"endpoint": endpoint_id, "message": message_id})
     row = await cursor.fetchone()
-    if row is None:
-        return None
-    state, attempts, msg_id, payload, *endpoint = row
-    return Outgoing(state, attempts, msg_id, payload.encode("utf-8"), *endpoint)
+    return None if row is None else Endpoint(*row)
 
 
-async def delivered(
-    connection: AsyncConnection[Any], message_id: int, *, attempts: int, status: int, response: bytes, duration_ms: int
-) -> bool:
-    """Record a 2xx attempt and end the message, in one statement (webhook_messages.FINISH_ATTEMPT); False if
-    the message is gone."""
-    params = attempt_params(
-        message_id, state="delivered", attempts=attempts, next_attempt_at=None, status_code=status,
-        response=response, duration_ms=duration_ms, error=None,
-    )  # fmt: skip
-    cursor = await connection.execute(FINISH_ATTEMPT, params)
-    return await cursor.fetchone() is not None
+async def claim(
+    connection: AsyncConnection[Any], endpoint_id: uuid.UUID, *, limit: int, lease_s: float
+) -> list[Message]:
+    """Up to `limit` of the endpoint's due pending messages, oldest first, each leased for `lease_s` (its
+    next_attempt_at moved that far ahead); two tasks at once take different ones (SKIP LOCKED)."""
+    cursor = await connection.execute(_CLAIM, {"endpoint": endpoint_id, "limit": limit, "lease": lease_s})
+    return sorted(
+        (
+            Message(id_, attempts, msg_id, payload.encode("utf-8"))
+            for id_, attempts, msg_id, payload in await cursor.fetchall()
+        ),
+        key=lambda message: message.id,
+    )
+
+
+async def fail_due(connection: AsyncConnection[Any], endpoint_id: uuid.UUID) -> int:
+    """A disabled endpoint's due messages end `failed` unsent (an enabled endpoint's retry sends them again)."""
+    cursor = await connection.execute(_FAIL_DUE, {"endpoint": endpoint_id})
+    return cursor.rowcount
+
+
+async def record(connection: AsyncConnection[Any], attempts: Sequence[Attempt]) -> set[int]:
+    """Each attempt's row and its message's new state, in one statement; the ids of the messages recorded
+    (one deleted meanwhile is not)."""
+    params = {
+        "id": [a.message_id for a in attempts],
+        "state": [a.state for a in attempts],
+        "attempts": [a.attempts for a in attempts],
+        "next": [a.next_attempt_at for a in attempts],
+        "status": [a.status for a in attempts],
+        "snippet": [snippet(a.response) for a in attempts],
+        "ms": [a.duration_ms for a in attempts],
+        "error": [a.error for a in attempts],
+    }
+    cursor = await connection.execute(_RECORD, params)
+    return {row[0] for row in await cursor.fetchall()}
+
+
+async def overdue_endpoints(connection: AsyncConnection[Any], *, after_s: float) -> list[uuid.UUID]:
+    """Endpoints with a pending message due over `after_s` ago: its wake-up was lost (a worker died holding
+    its lease) or waits behind a backlog."""
+    cursor = await connection.execute(_OVERDUE, {"after": after_s})
+    return [row[0] for row in await cursor.fetchall()]

@@ -61,52 +61,6 @@ async def attempts(session: AsyncSession, message_id: int) -> list[WebhookAttemp
     return list((await session.execute(query)).scalars())
 
 
-# Recording an attempt and the message's new state, written once: the delivery hot path runs it on a plain
-# autocommit connection (webhook_delivery_rows.delivered), every other outcome in a session's transaction.
-# The UPDATE takes the row lock `lock` takes, so a manual retry or a replay of the same message waits for it.
-FINISH_ATTEMPT = """
-WITH moved AS (
-    UPDATE webhook_message SET state = %(state)s, attempts = %(attempts)s, next_attempt_at = %(next_attempt_at)s
-    WHERE id = %(id)s
-    RETURNING id
-)
-INSERT INTO webhook_attempt (message_id, status_code, response_snippet, duration_ms, error)
-SELECT id, %(status)s::integer, %(snippet)s::text, %(ms)s::integer, %(error)s::text FROM moved
-RETURNING id
-"""
-
-
-def attempt_params(
-    message_id: int, *, state: str, attempts: int, next_attempt_at: datetime | None, status_code: int | None,
-    response: bytes, duration_ms: int, error: str | None,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "id": message_id, "state": state, "attempts": attempts, "next_attempt_at": next_attempt_at,
-        "status": status_code, "snippet": snippet(response), "ms": duration_ms, "error": error,
-    }  # fmt: skip
-
-
-async def finish_attempt(
-    session: AsyncSession,
-    message_id: int,
-    *,
-    state: str,
-    attempts: int,
-    next_attempt_at: datetime | None,
-    status_code: int | None,
-    response: bytes,
-    duration_ms: int,
-    error: str | None,
-) -> bool:
-    """Record one attempt and the message's new state in one statement; False if the message is gone."""
-    connection = await session.connection()
-    params = attempt_params(
-        message_id, state=state, attempts=attempts, next_attempt_at=next_attempt_at, status_code=status_code,
-        response=response, duration_ms=duration_ms, error=error,
-    )  # fmt: skip
-    return (await connection.exec_driver_sql(FINISH_ATTEMPT, params)).first() is not None
-
-
 def snippet(response: bytes) -> str | None:
     """What is kept of an answer: its first bytes as text (Postgres text holds no NUL)."""
     return response[:SNIPPET_BYTES].decode("utf-8", "replace").replace("\x00", "") or None

@@ -11,15 +11,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.job_status import FINAL
 from app.core.metrics import JOBS_ENDED
 from app.core.times import iso
 from app.deps import Deps
-from app.inbox.acceptance import defer
 from app.inbox.pipeline import DELIVER_MESSAGE
 from app.store import inbox_events, jobs, webhook_endpoints, webhook_messages
+from app.store.db import driver_connection
 from app.store.tables import Job
 
 JOB_EVENTS = ("job.completed", "job.failed", "job.rejected", "evi_chat.completed")
@@ -64,12 +65,33 @@ def envelope(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 async def queue_message(
     session: AsyncSession, deps: Deps, endpoint_id: uuid.UUID, kind: str, body: dict[str, Any], job_id: uuid.UUID | None
 ) -> int:
-    """One message row and its first delivery task, on the caller's transaction."""
+    """One message row, and its endpoint woken, on the caller's transaction."""
     message_id = await webhook_messages.add(
         session, endpoint_id=endpoint_id, job_id=job_id, event_type=kind, payload=body
     )
-    await defer(session, deps, DELIVER_MESSAGE, message_id=message_id)
+    await wake(deps, endpoint_id, session)
     return message_id
+
+
+async def wake(deps: Deps, endpoint_id: uuid.UUID, session: AsyncSession | None = None) -> None:
+    """Queue a delivery task for the endpoint's due messages (on `session`'s transaction, else at once),
+    unless one already waits to start: the queueing lock keeps one waiting task per endpoint, which sends
+    every message due when it runs, several at a time (app/notifications/delivery). A message retried
+    later has a task of its own at its time (delivery.schedule), which also takes whatever else is due."""
+    connection = None if session is None else await driver_connection(session)
+    task = deps.queue.configure_task(
+        DELIVER_MESSAGE, connection=connection, queueing_lock=f"webhook-endpoint:{endpoint_id}"
+    )
+    try:
+        if connection is None:
+            await task.defer_async(endpoint_id=str(endpoint_id))
+        else:
+            # A savepoint on the driver's connection (the one the defer runs on): the refused insert must not
+            # abort the caller's transaction.
+            async with connection.transaction():
+                await task.defer_async(endpoint_id=str(endpoint_id))
+    except AlreadyEnqueued:
+        pass
 
 
 async def add_notify_endpoint(session: AsyncSession, *, api_key_id: uuid.UUID, job_id: uuid.UUID, url: str) -> str:
