@@ -3,12 +3,14 @@ archive its family; an edit is the next version of the same family (see migratio
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.store.tables import QuestionSet
 
@@ -82,15 +84,14 @@ async def newest_of_families(
 ) -> list[QuestionSet]:
     """Each family's newest version, newest first by when that version was written; keyset-paged by
     (created_at, id) of the last row of the previous page."""
-    newest = (
-        select(QuestionSet).distinct(QuestionSet.family_id).order_by(QuestionSet.family_id, QuestionSet.version.desc())
+    newer = aliased(QuestionSet)
+    query = select(QuestionSet).where(
+        ~exists().where(newer.family_id == QuestionSet.family_id, newer.version > QuestionSet.version)
     )
     if tenant is not None:
-        newest = newest.where(QuestionSet.tenant == tenant)
+        query = query.where(QuestionSet.tenant == tenant)
     if not archived:
-        newest = newest.where(QuestionSet.archived_at.is_(None))
-    sub = newest.subquery()
-    query = select(QuestionSet).join(sub, QuestionSet.id == sub.c.id)
+        query = query.where(QuestionSet.archived_at.is_(None))
     if before is not None:
         query = query.where(
             (QuestionSet.created_at < before[0])
@@ -98,3 +99,14 @@ async def newest_of_families(
         )
     query = query.order_by(QuestionSet.created_at.desc(), QuestionSet.id.desc()).limit(limit)
     return list((await session.execute(query)).scalars())
+
+
+def encode_cursor(row: QuestionSet) -> str:
+    """The position after `row` in `newest_of_families`' order, opaque to clients."""
+    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
+
+
+def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
+    """`encode_cursor`'s inverse; ValueError when `raw` is not one."""
+    created, _, set_id = base64.urlsafe_b64decode(raw.encode()).decode().partition("|")
+    return datetime.fromisoformat(created), uuid.UUID(set_id)

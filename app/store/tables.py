@@ -26,7 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.core import job_status
@@ -460,7 +460,7 @@ class QuestionSet(Base):
     __tablename__ = "question_set"
     __table_args__ = (
         CheckConstraint("version >= 1", name="version"),
-        CheckConstraint("jsonb_typeof(questions) = 'array'", name="questions_array"),
+        CheckConstraint("json_typeof(questions) = 'array'", name="questions_array"),
         UniqueConstraint("family_id", "version"),
         Index("ix_question_set_tenant_created_at", "tenant", "created_at"),
     )
@@ -471,8 +471,9 @@ class QuestionSet(Base):
     tenant: Mapped[str] = mapped_column(Text, server_default="default")
     name: Mapped[str] = mapped_column(Text)
     context: Mapped[str | None] = mapped_column(Text)
-    questions: Mapped[list[Any]] = mapped_column(JSONB)
-    """Ordered [{"id", "type", "instructions", "criteria"}]: Hume's answers depend on the order."""
+    questions: Mapped[list[Any]] = mapped_column(JSON)
+    """Ordered [{"id", "type", "instructions", "criteria"}]: Hume's answers depend on the order. json, not
+    jsonb, which would reorder a choice question's options."""
     created_at: Mapped[datetime] = _now()
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -24,6 +24,7 @@ from app.batch import routes as batch_routes
 from app.config import Settings
 from app.core import process_tuning
 from app.dashboard import routes as dashboard_routes
+from app.decisions import routes as decision_routes
 from app.evi import routes as evi_routes
 from app.jobs import routes as job_routes
 from app.notifications import routes as notification_routes
@@ -43,7 +44,8 @@ def routes(settings: Settings) -> list[BaseRoute]:
     return [
         *health_routes.routes, *job_routes.routes, *analytics_routes.routes, *batch_routes.routes,
         *evi_routes.routes, *token_routes.routes, *tts_routes.routes, *session_routes.routes,
-        *admin_routes.routes, *notification_routes.routes, *usage_routes.routes, *openapi_document.routes,
+        *admin_routes.routes, *notification_routes.routes, *usage_routes.routes, *decision_routes.routes,
+        *openapi_document.routes,
         *dashboard_routes.routes(secret),
     ]  # fmt: skip
 

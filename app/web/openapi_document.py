@@ -33,6 +33,19 @@ from app.api import hume_failures
 from app.api.responses import JSON
 from app.api.typed_input import QueryStruct
 from app.decisions.estimate import DecisionEstimate
+from app.decisions.schemas import (
+    AnswerFilterQuery,
+    AnswerPage,
+    JobAnswersQuery,
+    QuestionSetIn,
+    QuestionSetListQuery,
+    QuestionSetOut,
+    QuestionSetPage,
+    QuestionSetVersions,
+    SetDistributions,
+    TopQuery,
+    TopRecordings,
+)
 from app.jobs.options import OPTION_SETS
 from app.jobs.schemas import MAX_IDEMPOTENCY_KEY, JobListQuery, JobOut, JobPage, ModelChoice, SubmitJob
 from app.notifications.schemas import (
@@ -177,6 +190,31 @@ OPERATIONS = (
        "Every delivery attempt of a message", "webhooks", ok={200: AttemptPage}, errors=(401, 403, 404)),
     Op("/v1/webhook-messages/{message_id}/retry", "post", "Send a message again now", "webhooks",
        ok={202: MessageOut}, errors=(401, 403, 404, 409)),
+    Op("/v1/question-sets", "post", "Create an Audio Decisions question set, checked as Hume checks one (422 names"
+       " the JSON Pointer and the rule)", "submit", body=QuestionSetIn, ok={201: QuestionSetOut},
+       errors=(401, 403, 413, 422)),
+    Op("/v1/question-sets", "get", "Your question sets, each family's newest version, newest first",
+       query=QuestionSetListQuery, ok={200: QuestionSetPage}, errors=(401, 403, 422)),
+    Op("/v1/question-sets/{question_set_id}", "get", "A question set version", ok={200: QuestionSetOut},
+       errors=(401, 403, 404)),
+    Op("/v1/question-sets/{question_set_id}", "put", "Edit: the family's next version (this one stays as it is);"
+       " only the newest version of a set not archived (409)", "submit", body=QuestionSetIn,
+       ok={201: QuestionSetOut}, errors=(401, 403, 404, 409, 413, 422)),
+    Op("/v1/question-sets/{question_set_id}/archive", "post", "Archive the set (every version): unlisted, refused"
+       " to new jobs", "submit", ok={200: QuestionSetOut}, errors=(401, 403, 404)),
+    Op("/v1/question-sets/{question_set_id}/versions", "get", "Every version of the set's family, oldest first",
+       ok={200: QuestionSetVersions}, errors=(401, 403, 404)),
+    Op("/v1/question-sets/{question_set_id}/distribution", "get", "Each question's answers across jobs (or one"
+       " question's): share histogram, option shares, score spread, span time", query=AnswerFilterQuery,
+       ok={200: SetDistributions}, errors=(401, 403, 404, 422)),
+    Op("/v1/question-sets/{question_set_id}/top", "get", "The recordings that answer a question most strongly"
+       " (or weakly), each by its strongest window", query=TopQuery, ok={200: TopRecordings},
+       errors=(401, 403, 404, 422)),
+    Op("/v1/jobs/{job_id}/answers", "get", "A job's Audio Decisions answers in pages (CSV with ?format=csv or"
+       " Accept: text/csv)", query=JobAnswersQuery,
+       ok={200: AnswerPage}, errors=(401, 403, 404, 422)),
+    Op("/v1/jobs/{job_id}/answers.csv", "get", "A job's answers as CSV, recording by recording (streamed)",
+       ok={200: _content("text/csv", "CSV: job_id, source_index, ..., raw")}, errors=(401, 403, 404)),
     Op("/v1/usage", "get", "What Hume billed (metered seconds), grouped by day, tenant, backend or metadata.<key>,"
        " priced with HUME_PRICE_PER_MINUTE", query=UsageQuery, ok={200: UsagePage}, errors=(401, 403, 422)),
     Op("/healthz", "get", "Liveness", None, ok={200: Health}),
@@ -192,6 +230,7 @@ _PATH_PARAMS = {
     "event_id": {"type": "integer", "minimum": 1},
     "endpoint_id": {"type": "string", "format": "uuid"},
     "message_id": {"type": "integer", "minimum": 1},
+    "question_set_id": {"type": "string", "format": "uuid"},
 }
 _REF = "#/components/schemas/{name}"
 

@@ -3,9 +3,9 @@ one row per job, source, window and question.
 
 `question_set` rows never change except `archived_at`: an edit inserts the next `version` of the same
 `family_id`, so a job keeps the exact questions it was answered with. `questions` is an ordered JSON array of
-`{"id", "type", "instructions", "criteria"}`, because Hume answers all questions in one inference and "an
-answer can change when other questions are added, removed or reordered"
-(https://dev.hume.ai/audio-decisions/reference/decisions/create.md).
+`{"id", "type", "instructions", "criteria"}` kept as written (json, so options keep their order too), because
+Hume answers all questions in one inference and "an answer can change when other questions are added,
+removed or reordered" (https://dev.hume.ai/audio-decisions/reference/decisions/create.md).
 
 `decision_answer` holds each answer in typed columns (noul `share`; choice `choice`, `confidence`,
 `option_probabilities`; score `score` as the mean level, `confidence`, `level_probabilities`; span `spans`)
@@ -46,11 +46,13 @@ def upgrade() -> None:
         sa.Column("tenant", sa.Text(), server_default="default", nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("context", sa.Text(), nullable=True),
-        sa.Column("questions", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        # json, not jsonb: jsonb reorders an object's keys (shortest first), and a choice question's options
+        # go to Hume in the order they were written.
+        sa.Column("questions", postgresql.JSON(astext_type=sa.Text()), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("version >= 1", name="ck_question_set_version"),
-        sa.CheckConstraint("jsonb_typeof(questions) = 'array'", name="ck_question_set_questions_array"),
+        sa.CheckConstraint("json_typeof(questions) = 'array'", name="ck_question_set_questions_array"),
         sa.PrimaryKeyConstraint("id", name="pk_question_set"),
         sa.UniqueConstraint("family_id", "version", name="uq_question_set_family_id_version"),
     )
