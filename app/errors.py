@@ -9,6 +9,7 @@ AppError
  +-- Conflict (409)          Idempotency-Key reused with a different body
  +-- PayloadTooLarge (413)
  +-- HumeRetired (410)       the Hume API this needs was retired and nothing we hold answers it
+ +-- PredictionsExpired (410) retention dropped (some of) the job's predictions; its summary remains
  +-- RequestTimeout (408)    the body came too slowly
  +-- ClientGone (400)        the client hung up mid-body (no one reads the answer; logged quietly)
  +-- Unavailable (503)       the database (or a dependency) is down: retry later
@@ -109,6 +110,13 @@ class HumeRetired(AppError):
 
     status = 410
     code = "hume_retired"
+
+
+class PredictionsExpired(AppError):
+    """Retention dropped this job's predictions (some or all of them); its summary remains."""
+
+    status = 410
+    code = "predictions_expired"
 
 
 class Unavailable(AppError):

@@ -3,8 +3,6 @@ CSV), and across jobs where an emotion is strongest (GET /v1/emotions/top)."""
 
 from __future__ import annotations
 
-import uuid
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,8 +26,9 @@ from app.api.json_limits import encodable
 from app.api.long_reads import bounded_stream
 from app.api.responses import JSON, deps
 from app.api.typed_input import datetime_param, json_object_param, query_struct
-from app.errors import InvalidInput
+from app.errors import InvalidInput, PredictionsExpired
 from app.store import analytics as queries
+from app.store.tables import Job
 
 
 async def summary(request: Request) -> Response:
@@ -39,20 +38,40 @@ async def summary(request: Request) -> Response:
         models = await queries.summary(session, job.id)
     for model in models.values():
         model["top"] = [e["name"] for e in model["emotions"][:3]]
-    return JSON(Summary(job_id=job.id, status=job.status, models=msgspec.convert(models, dict[str, ModelSummary])))
+    return JSON(
+        Summary(
+            job_id=job.id,
+            status=job.status,
+            models=msgspec.convert(models, dict[str, ModelSummary]),
+            predictions_expired=job.predictions_expired_at is not None,
+        )
+    )
+
+
+def _readable(job: Job) -> queries.JobScope:
+    """Where the job's predictions are, unless retention dropped them (410, the summary remains)."""
+    if job.predictions_expired_at is not None:
+        raise PredictionsExpired(
+            f"this job's predictions were deleted on {job.predictions_expired_at.date().isoformat()} under its "
+            f"tenant's retention; GET /v1/jobs/{job.id}/summary still answers",
+            details={"job_id": str(job.id), "predictions_expired_at": job.predictions_expired_at.isoformat()},
+        )
+    return queries.JobScope.of(job)
 
 
 async def timeline(request: Request) -> Response:
     await authorize(request, "read")
     job = await existing_job(request)
+    scope = _readable(job)
     query = query_struct(request, TimelineQuery)
     async with deps(request).sessionmaker() as session:
         position = await queries.emotion_position(session, query.model, query.emotion)
         if position is None:
             raise InvalidInput("emotion", f"unknown emotion for the {query.model} model")
         points = await queries.timeline(
-            session, job.id, model=query.model, position=position, bucket_s=query.bucket_s, by_group=query.per_group
-        )
+            session, job.id, model=query.model, position=position, bucket_s=query.bucket_s,
+            by_group=query.per_group, scope=scope,
+        )  # fmt: skip
     return JSON(
         Timeline(
             job_id=job.id,
@@ -64,14 +83,15 @@ async def timeline(request: Request) -> Response:
     )
 
 
-def _filter(query: PredictionQuery, job_id: uuid.UUID) -> queries.PredictionFilter:
+def _filter(query: PredictionQuery, job: Job) -> queries.PredictionFilter:
     return queries.PredictionFilter(
-        job_id=job_id,
+        job_id=job.id,
         model=query.model,
         source_id=query.source,
         group=query.group,
         time_from=query.from_s,
         time_to=query.to_s,
+        scope=_readable(job),
     )
 
 
@@ -83,7 +103,7 @@ async def predictions(request: Request) -> Response:
     await authorize(request, "read")
     job = await existing_job(request)
     if _wants_csv(request):
-        filt = _filter(query_struct(request, PredictionQuery), job.id)
+        filt = _filter(query_struct(request, PredictionQuery), job)
         d = deps(request)
         chunks = csv_export.csv_chunks(d.sessionmaker, filt, statement_timeout_s=d.settings.export_statement_timeout_s)
         return await bounded_stream(
@@ -102,7 +122,7 @@ async def predictions(request: Request) -> Response:
         if not 0 <= after < 2**63:
             raise InvalidInput("cursor", "not a cursor returned by this API")
     async with deps(request).sessionmaker() as session:
-        items = await queries.predictions_page(session, _filter(query, job.id), after_id=after, limit=query.limit + 1)
+        items = await queries.predictions_page(session, _filter(query, job), after_id=after, limit=query.limit + 1)
     more = len(items) > query.limit
     items = items[: query.limit]
     # Rows stay dicts (PredictionPage documents them): each model's extras sit beside the declared fields.

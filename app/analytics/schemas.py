@@ -78,6 +78,11 @@ class Summary(msgspec.Struct):
     job_id: uuid.UUID
     status: Annotated[str, Meta(extra_json_schema={"enum": list(JOB_STATUSES)})]
     models: dict[str, ModelSummary]
+    predictions_expired: Annotated[
+        bool,
+        Meta(description="retention dropped the job's predictions (its pages, CSV and timeline answer 410 "
+             "predictions_expired); this summary was computed when they were stored and remains"),
+    ] = False  # fmt: skip
 
 
 class TimelinePoint(msgspec.Struct, omit_defaults=True):

@@ -1,5 +1,6 @@
 """`python -m app tenant-budget TENANT [--seconds N | --default | --show]`: a tenant's daily budget of
-Hume-metered seconds (HUME_TENANT_DAILY_SECONDS, or the tenant's own override stored in Postgres)."""
+Hume-metered seconds (HUME_TENANT_DAILY_SECONDS, or the tenant's own override stored in Postgres);
+`python -m app tenant-retention TENANT [--days N | --default | --show]`: how long its predictions are kept."""
 
 from __future__ import annotations
 
@@ -81,3 +82,67 @@ def add_parsers(sub: Any) -> None:
     action.add_argument("--seconds", type=_seconds, help="the tenant's own daily limit in seconds (0: no limit)")
     action.add_argument("--default", action="store_true", help="remove the tenant's own limit: the setting applies")
     action.add_argument("--show", action="store_true", help="show the limit and today's spending (the default)")
+    add_retention_parser(sub)
+
+
+def _days(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, got {raw!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (for good) or more, got {value}")
+    return value
+
+
+def _kept(days: int) -> str:
+    return "for good" if days == 0 else f"{days} days (dropped a whole UTC month at a time once all of it is older)"
+
+
+async def _run_retention(settings: Settings, tenant: str, change: bool, days: int | None) -> list[str]:
+    from app.store import prediction_partitions
+    from app.store.db import make_engine, make_sessionmaker
+
+    assert settings.database_url is not None
+    engine = make_engine(settings.database_url, pool_size=1)
+    default = settings.prediction_retention_days
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            if change:
+                await prediction_partitions.set_retention(session, tenant, days)
+            stored = await prediction_partitions.storage(session, tenant, default_days=default)
+    finally:
+        await engine.dispose()
+    whose = "its own" if stored.override else "PREDICTION_RETENTION_DAYS"
+    lines = [f"tenant {tenant!r}: predictions kept {_kept(stored.days)} ({whose}; the default "
+             f"PREDICTION_RETENTION_DAYS is {_kept(default)})"]  # fmt: skip
+    months = ", ".join(f"{m:%Y-%m}" for m in stored.months) or "none"
+    lines.append(f"months stored (UTC): {months}")
+    if change:
+        lines.append("applied by the worker's hourly prune: months past it are dropped, their jobs' summaries stay")
+    return lines
+
+
+def cmd_tenant_retention(args: argparse.Namespace, settings: Settings) -> int:
+    tenant = _tenant(args.tenant)
+    change = args.days is not None or args.default
+    lines = asyncio.run(_run_retention(with_database(settings), tenant, change, args.days))
+    print("\n".join(lines))
+    return 0
+
+
+def add_retention_parser(sub: Any) -> None:
+    tr = sub.add_parser(
+        "tenant-retention", help="show or set how long a tenant's predictions are kept",
+        description="A tenant's predictions are stored a UTC month per partition; the worker's hourly prune drops "
+        "a month once all of it is older than the tenant's retention (PREDICTION_RETENTION_DAYS, or the "
+        "tenant's own), never deleting rows one by one. Jobs that had predictions there answer 410 "
+        "predictions_expired for them; their summaries stay. Without an option: show the retention and the "
+        "months stored.",
+    )  # fmt: skip
+    tr.set_defaults(func=cmd_tenant_retention)
+    tr.add_argument("tenant", help="the tenant, as `create-key --tenant` named it")
+    action = tr.add_mutually_exclusive_group()
+    action.add_argument("--days", type=_days, help="the tenant's own retention in days (0: for good)")
+    action.add_argument("--default", action="store_true", help="remove the tenant's own: the setting applies")
+    action.add_argument("--show", action="store_true", help="show the retention and the months stored (the default)")

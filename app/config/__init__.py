@@ -74,6 +74,10 @@ class Settings(BillingSettings):
     webhook_log_retention_h: int = Field(default=2160, ge=0)
     """Our webhooks' ended messages (delivered or failed) and their attempts are deleted this long after the
     message was created (90 days); 0 keeps them. Pending messages are never deleted."""
+    prediction_retention_days: int = Field(default=0, ge=0)
+    """Predictions are dropped a UTC month at a time once the whole month is older than this (so kept this long
+    to a month more); 0 keeps them for good. Summaries stay. `python -m app tenant-retention TENANT --days N`
+    overrides it per tenant."""
     worker_fetch_loops: int = Field(default=2, ge=1)
     """procrastinate workers in one process (at most WORKER_CONCURRENCY), each with its own fetch loop and a
     share of the tasks: one loop takes one task per round trip, which held a process to about 600 short

@@ -38,6 +38,7 @@ def job_out(job: Job, last_event: LastEvent | None = None, metered: dict[uuid.UU
         completed_at=job.completed_at,
         num_predictions=job.num_predictions,
         num_errors=job.num_errors,
+        predictions_expired_at=job.predictions_expired_at,
         error=JobError(code=job.error_code, message=job.error) if job.error else None,
         # Rows stored before the metadata bounds existed may hold values JSON cannot carry: only that field
         # shows an error marker, the job (and the page holding it) is still served.

@@ -268,6 +268,13 @@ class JobOut(msgspec.Struct):
     request: dict[str, Any] | None
     metadata: dict[str, Any] | None
     details: dict[str, Any] | None
+    predictions_expired_at: (
+        Annotated[
+            datetime | None,
+            Meta(description="when retention (PREDICTION_RETENTION_DAYS, or the tenant's own) dropped the job's "
+                 "predictions: its pages, CSV and timeline answer 410 predictions_expired, its summary remains"),
+        ]
+    ) = None  # fmt: skip
     last_event: LastEvent | None = None
     hume_metered_seconds: (
         Annotated[

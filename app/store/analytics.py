@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import driver_connection
+from app.store.tables import Job
 
 # Scores are float4 in Postgres (about 7 significant digits, Hume's own output has fewer that mean anything);
 # answers carry 4 decimals, not the 17 digits float8 conversion invents (0.49849674271212685).
@@ -92,6 +93,44 @@ async def emotion_position(session: AsyncSession, model: str, emotion: str) -> i
     return None if found is None else found[0]
 
 
+@dataclass(frozen=True)
+class JobScope:
+    """Where a job's predictions are stored: its tenant's partitions (see prediction_partitions), from the
+    job's creation on. Named in a query, it lets the planner read those partitions only, instead of probing
+    every tenant's every month."""
+
+    tenant: str
+    since: datetime
+
+    @classmethod
+    def created(cls, tenant: str, created_at: datetime) -> JobScope:
+        # A row's stored_at is its transaction's start, which follows the job's creation; a day earlier
+        # allows for a transaction begun before the job's and reading it later (it costs a second partition
+        # only for jobs made in a month's first day).
+        return cls(tenant=tenant, since=created_at - timedelta(days=1))
+
+    @classmethod
+    def of(cls, job: Job) -> JobScope:
+        return cls.created(job.tenant, job.created_at)
+
+
+async def _scope(session: AsyncSession, job_id: uuid.UUID, scope: JobScope | None) -> JobScope | None:
+    """`scope`, else the job's own (one read by primary key); None for no such job (its queries find nothing)."""
+    if scope is not None:
+        return scope
+    row = (await session.execute(text("SELECT tenant, created_at FROM job WHERE id = :id"), {"id": job_id})).first()
+    return None if row is None else JobScope.created(row.tenant, row.created_at)
+
+
+def _scope_sql(scope: JobScope | None, alias: str = "p") -> tuple[str, dict[str, Any]]:
+    if scope is None:
+        return "", {}
+    return (
+        f" AND {alias}.tenant = :scope_tenant AND {alias}.stored_at >= :scope_since",
+        {"scope_tenant": scope.tenant, "scope_since": scope.since},
+    )
+
+
 async def timeline(
     session: AsyncSession,
     job_id: uuid.UUID,
@@ -100,20 +139,22 @@ async def timeline(
     position: int,
     bucket_s: float,
     by_group: bool,
+    scope: JobScope | None = None,
 ) -> list[dict[str, Any]]:
     group = "group_id" if by_group else "NULL::text"
+    pruning, pruning_params = _scope_sql(await _scope(session, job_id, scope))
     rows = await session.execute(
         text(
             f"""
             SELECT floor(time_begin / :bucket) * :bucket AS t, {group} AS grp,
                    avg(coalesce(scores[:pos], 0)) AS mean, max(scores[:pos]) AS max, count(*) AS n,
                    count(scores[:pos]) AS present
-            FROM prediction
-            WHERE job_id = :id AND model = :model AND time_begin IS NOT NULL
+            FROM prediction p
+            WHERE job_id = :id AND model = :model AND time_begin IS NOT NULL{pruning}
             GROUP BY 1, 2 ORDER BY 2 NULLS FIRST, 1
             """
         ),
-        {"bucket": bucket_s, "pos": position + 1, "id": job_id, "model": model},
+        {"bucket": bucket_s, "pos": position + 1, "id": job_id, "model": model, **pruning_params},
     )
     out = []
     # As in the summary, a prediction without this emotion counts as 0; `present` says how many had it.
@@ -141,11 +182,18 @@ class PredictionFilter:
     group: str | None = None
     time_from: float | None = None
     time_to: float | None = None
+    scope: JobScope | None = None
+    """The job's tenant and creation (JobScope.of(job)); None: read from the job."""
+
+
+async def _scoped(session: AsyncSession, f: PredictionFilter) -> PredictionFilter:
+    return replace(f, scope=await _scope(session, f.job_id, f.scope))
 
 
 def _where(f: PredictionFilter) -> tuple[str, dict[str, Any]]:
-    clauses = ["p.job_id = :job_id"]
-    params: dict[str, Any] = {"job_id": f.job_id}
+    pruning, params = _scope_sql(f.scope)
+    clauses = ["p.job_id = :job_id" + pruning]
+    params["job_id"] = f.job_id
     if f.model is not None:
         clauses.append("p.model = :model")
         params["model"] = f.model
@@ -198,7 +246,7 @@ def _as_dict(row: Any, names: dict[str, list[str]]) -> dict[str, Any]:
 async def predictions_page(
     session: AsyncSession, f: PredictionFilter, *, after_id: int | None, limit: int
 ) -> list[dict[str, Any]]:
-    where, params = _where(f)
+    where, params = _where(await _scoped(session, f))
     if after_id is not None:
         where += " AND p.id > :after"
         params["after"] = after_id
@@ -215,7 +263,7 @@ async def predictions_page(
 
 async def count_predictions(session: AsyncSession, f: PredictionFilter) -> int:
     """How many predictions the filter matches (an export's progress total)."""
-    where, params = _where(f)
+    where, params = _where(await _scoped(session, f))
     return int((await session.execute(text(f"SELECT count(*) FROM prediction p WHERE {where}"), params)).scalar_one())
 
 
@@ -242,6 +290,12 @@ _CSV_FIXED_SQL = (
 def _copy_where(f: PredictionFilter) -> sql.Composable:
     """The filter as literals: COPY takes no bind parameters (psycopg quotes each value)."""
     clauses: list[sql.Composable] = [sql.SQL("p.job_id = {}").format(sql.Literal(f.job_id))]
+    if f.scope is not None:
+        clauses.append(
+            sql.SQL("p.tenant = {} AND p.stored_at >= {}").format(
+                sql.Literal(f.scope.tenant), sql.Literal(f.scope.since)
+            )
+        )
     for column, op, value in (
         ("model", "=", f.model),
         ("source_id", "=", f.source_id),
@@ -258,6 +312,7 @@ async def csv_copy(session: AsyncSession, f: PredictionFilter) -> AsyncIterator[
     """Matching predictions as CSV made by Postgres (COPY ... TO STDOUT): fixed columns, then one column per
     emotion (the union over the job's models, in canonical order), rows in id order, streamed as the
     server sends them. Names come from the emotion table and are quoted as identifiers."""
+    f = await _scoped(session, f)
     stat_models = await session.execute(
         text("SELECT DISTINCT model FROM emotion_stat WHERE job_id = :id"), {"id": f.job_id}
     )
@@ -379,13 +434,14 @@ async def job_sources(session: AsyncSession, job_id: uuid.UUID) -> list[dict[str
     ]  # fmt: skip
 
 
-async def time_extent(session: AsyncSession, job_id: uuid.UUID) -> dict[str, float]:
+async def time_extent(session: AsyncSession, job_id: uuid.UUID, *, scope: JobScope | None = None) -> dict[str, float]:
     """Per model, the latest time a prediction covers (seconds): sizes the timeline's default bucket."""
+    pruning, params = _scope_sql(await _scope(session, job_id, scope))
     rows = await session.execute(
         text(
-            "SELECT model, max(coalesce(time_end, time_begin)) FROM prediction"
-            " WHERE job_id = :id AND time_begin IS NOT NULL GROUP BY model"
+            "SELECT model, max(coalesce(time_end, time_begin)) FROM prediction p"
+            f" WHERE job_id = :id AND time_begin IS NOT NULL{pruning} GROUP BY model"
         ),
-        {"id": job_id},
+        {"id": job_id, **params},
     )
     return {model: float(latest) for model, latest in rows if latest is not None}

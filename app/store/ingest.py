@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.prediction_rows import EmotionScore, ListedScores, PredictionFormatError, PredictionRow
 from app.store import pgbinary as pg
+from app.store import prediction_partitions
 from app.store.db import driver_connection
 from app.store.emotion_order import EmotionOrder, Plan, load_emotion_order, lock_emotion_order, store_added
 
@@ -44,12 +45,14 @@ def error_count(records: Sequence[SourceRecord]) -> int:
     return sum(len(r.file_errors) + (1 if r.error else 0) for r in records)
 
 
+# `tenant` routes each row to its tenant's partition (app/store/prediction_partitions.py); `stored_at` is the
+# transaction's start, by default, so one transaction's rows land in one month.
 _COPY = (
-    "COPY prediction (job_id, source_id, file, model, group_id, frame, time_begin, time_end, prob, box,"
+    "COPY prediction (job_id, tenant, source_id, file, model, group_id, frame, time_begin, time_end, prob, box,"
     " text, position_begin, position_end, confidence, speaker_confidence, scores, extras)"
     " FROM STDIN (FORMAT BINARY)"
 )
-_FIELDS = 17
+_FIELDS = 18
 _COPY_STATS = "COPY emotion_stat (job_id, source_id, model, position, name, count, mean, max) FROM STDIN"
 _COPY_COUNTS = "COPY model_stat (job_id, source_id, model, predictions) FROM STDIN"
 # Bytes handed to COPY at a time: large enough that per-call overhead vanishes, small enough to stay flat.
@@ -148,10 +151,11 @@ class _Columns:
                 self.fold(position, count[position], total[position], peak[position])
 
 
-def _field_prefix(job_id: uuid.UUID, source_id: int, r: PredictionRow) -> bytes:
+def _field_prefix(job_id: uuid.UUID, tenant: str, source_id: int, r: PredictionRow) -> bytes:
     return (
         pg.row_start(_FIELDS)
         + pg.uuid_(job_id)
+        + pg.text(tenant)
         + pg.int8(source_id)
         + pg.text(r.file)
         + pg.text(r.model)
@@ -279,6 +283,9 @@ async def copy_rows(
     """COPY `rows` of sources already stored (`source_ids[r.source_index]`, of `job_id` or, when given, of
     `jobs[r.source_index]`: live sessions' rows of many jobs go in one COPY), gathering their stats; names new
     to `order` are added to it (the caller stores them with `store_added`). Returns the row count."""
+    owners = [job_id] if jobs is None else list(jobs)
+    tenant_of = dict(zip(owners, await prediction_partitions.tenants_of(session, owners), strict=True))
+    await prediction_partitions.ensure_for_session(session, tenant_of.values())
     conn = await driver_connection(session)
     prefixes: dict[tuple[int, str | None, str, str | None], bytes] = {}
     remaining: Iterator[PredictionRow] = iter(rows)
@@ -308,7 +315,7 @@ async def copy_rows(
                     prefix = prefixes.get(key)
                     if prefix is None:
                         owner = job_id if jobs is None else jobs[r.source_index]
-                        prefix = prefixes[key] = _field_prefix(owner, source_ids[r.source_index], r)
+                        prefix = prefixes[key] = _field_prefix(owner, tenant_of[owner], source_ids[r.source_index], r)
                     parts.append(prefix)
                     parts.append(data)
                     size += len(prefix) + len(data)

@@ -100,6 +100,8 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    predictions_expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When retention dropped a month holding some of the job's predictions (its summary stays)."""
 
 
 class InboxEvent(Base):
@@ -162,15 +164,20 @@ class Source(Base):
 
 
 class Prediction(Base):
-    """One row per Hume prediction; scores in the model's canonical emotion order (see Emotion)."""
+    """One row per Hume prediction; scores in the model's canonical emotion order (see Emotion). Partitioned by
+    tenant, then by the UTC month it was stored in (migration 0018, app/store/prediction_partitions.py)."""
 
     __tablename__ = "prediction"
-    # (job_id, id): a job's rows in id order, so cursor pages and CSV exports read only what they return.
-    __table_args__ = (Index("ix_prediction_job_id_id", "job_id", "id"),)
+    # The one index: a job's rows in id order (cursor pages, CSV exports read only what they return), with the
+    # partition keys a partitioned table's key must hold. No foreign keys: see migration 0018.
+    __table_args__ = (
+        PrimaryKeyConstraint("job_id", "id", "tenant", "stored_at", name="pk_prediction"),
+        {"postgresql_partition_by": "LIST (tenant)"},
+    )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    job_id: Mapped[uuid.UUID] = mapped_column(UUID, ForeignKey("job.id", ondelete="CASCADE"))
-    source_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("source.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    source_id: Mapped[int] = mapped_column(BigInteger)
     file: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str] = mapped_column(Text)
     group_id: Mapped[str | None] = mapped_column(Text)
@@ -187,6 +194,21 @@ class Prediction(Base):
     scores: Mapped[list[float]] = mapped_column(ARRAY(REAL))
     extras: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     """facs, descriptions, sentiment, toxicity, ner entity fields: whatever else Hume said."""
+    tenant: Mapped[str] = mapped_column(Text)
+    """The job's tenant: the first partition key."""
+    stored_at: Mapped[datetime] = _now()
+    """The storing transaction's start: the second partition key (UTC months); never before the job's creation."""
+
+
+class PredictionRetention(Base):
+    """A tenant's own retention of predictions in days (0: for good), over PREDICTION_RETENTION_DAYS."""
+
+    __tablename__ = "prediction_retention"
+    __table_args__ = (CheckConstraint("days >= 0", name="days"),)
+
+    tenant: Mapped[str] = mapped_column(Text, primary_key=True)
+    days: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = _now()
 
 
 class EmotionStat(Base):

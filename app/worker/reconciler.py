@@ -2,7 +2,8 @@
 one, jobs whose start task is gone are ended `failed`, and every feature's registered check runs (overdue
 batch jobs are polled, stuck starts resubmitted). Hourly, `prune` keeps the tables from growing for good: old
 finished queue tasks and old ended webhook messages are deleted, and old processed events lose their bodies
-(each after its own retention setting)."""
+(each after its own retention setting); predictions get this and next month's partitions made ahead for every
+tenant, and lose the months past their tenant's retention (whole partitions dropped)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from procrastinate import JobContext
 from app.deps import Deps
 from app.inbox import replay
 from app.inbox.pipeline import pipeline
-from app.store import inbox_events, webhook_messages
+from app.store import inbox_events, prediction_partitions, webhook_messages
 from app.worker import job_starter
 from app.worker.event_runner import task_deps
 
@@ -47,7 +48,8 @@ async def prune(context: JobContext, timestamp: int) -> None:
     """Delete tasks that ended (succeeded, failed, cancelled, aborted) over QUEUE_RETENTION_H ago, with their
     procrastinate events (unpruned, every delivery and event left three rows behind for good); empty the
     bodies of inbox events processed over INBOX_BODY_RETENTION_H ago; delete our webhooks' ended messages
-    older than WEBHOOK_LOG_RETENTION_H."""
+    older than WEBHOOK_LOG_RETENTION_H; make prediction partitions ahead and drop the months past
+    PREDICTION_RETENTION_DAYS (or the tenant's own)."""
     deps = task_deps(context)
     settings = deps.settings
     await context.app.job_manager.delete_old_jobs(
@@ -57,6 +59,12 @@ async def prune(context: JobContext, timestamp: int) -> None:
     deleted = await _in_batches(deps, webhook_messages.prune, settings.webhook_log_retention_h)
     if emptied or deleted:
         log.info("pruned", inbox_bodies_emptied=emptied, webhook_messages_deleted=deleted)
+    async with deps.db.connection() as conn:
+        upkeep = await prediction_partitions.upkeep(conn, default_days=settings.prediction_retention_days)
+    if upkeep.made or upkeep.dropped or upkeep.failed:
+        # A tenant in `failed` waited past the lock timeout (a long query on its predictions): tried next hour.
+        log.info("prediction partitions", made=upkeep.made, dropped=upkeep.dropped, expired_jobs=upkeep.expired_jobs,
+                 not_done_for=upkeep.failed)  # fmt: skip
 
 
 async def _in_batches(deps: Deps, step: Callable[..., Awaitable[int]], older_than_h: int) -> int:
