@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -14,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from app.config.sources import sqlalchemy_url
+from app.store import prediction_partitions as partitions
 from app.store.tables import Base
 from tests.database import Databases, with_database
 
@@ -83,3 +85,56 @@ def test_models_match_migrated_schema(database_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_predictions_move_into_partitions_and_back(empty_database: str) -> None:
+    """Migration 0018 moves stored predictions into their tenant's month (that of their job's creation),
+    keeping ids and the sequence; undone, they are back in one table with its foreign keys."""
+    config = _config(empty_database)
+    command.upgrade(config, "0017")
+    old, new = "8f0c2a1e-0000-4000-8000-000000000001", "8f0c2a1e-0000-4000-8000-000000000002"
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO job (id, tenant, created_at)"
+            " VALUES (%s, 'acme', '2025-01-10T08:00:00Z'), (%s, 'Beta Ltd', now())",
+            (old, new),
+        )
+        conn.execute("INSERT INTO source (job_id, position, kind) VALUES (%s, 0, 'url'), (%s, 0, 'url')", (old, new))
+        conn.execute(
+            "INSERT INTO prediction (job_id, source_id, model, time_begin, scores)"
+            " SELECT s.job_id, s.id, 'prosody', k, ARRAY[k / 10.0, 0.5]::real[]"
+            " FROM source s CROSS JOIN generate_series(1, CASE WHEN s.job_id = %s THEN 3 ELSE 2 END) k",
+            (old,),
+        )
+        before = conn.execute("SELECT id, job_id::text, time_begin, scores FROM prediction ORDER BY id").fetchall()
+    command.upgrade(config, "0018")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        after = conn.execute(
+            "SELECT p.id, p.job_id::text, p.time_begin, p.scores, p.tableoid::regclass::text,"
+            " p.stored_at = j.created_at FROM prediction p JOIN job j ON j.id = p.job_id ORDER BY p.id"
+        ).fetchall()
+        month = conn.execute("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYYMM')").fetchone()
+        assert month is not None
+        conn.execute(
+            "INSERT INTO prediction (job_id, tenant, source_id, model, scores)"
+            " SELECT job_id, 'Beta Ltd', source_id, model, scores FROM prediction WHERE job_id = %s LIMIT 1",
+            (new,),
+        )
+        added = conn.execute("SELECT max(id) FROM prediction").fetchone()
+    assert [row[:4] for row in after] == before
+    where = {job: table for _, job, _, _, table, _ in after}
+    assert where == {old: f"prediction_part.{partitions.month_table('acme', date(2025, 1, 1))}",
+                     new: f"prediction_part.{partitions.tenant_table('Beta Ltd')}_{month[0]}"}  # fmt: skip
+    assert all(row[5] for row in after)
+    assert added is not None and added[0] == before[-1][0] + 1  # the sequence goes on
+    command.downgrade(config, "0017")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        back = conn.execute("SELECT id, job_id::text, time_begin, scores FROM prediction ORDER BY id").fetchall()
+        keys = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'prediction'::regclass AND contype = 'f' ORDER BY 1"
+        ).fetchall()
+        schema = conn.execute("SELECT to_regnamespace('prediction_part')").fetchone()
+    assert back[: len(before)] == before and len(back) == len(before) + 1
+    assert keys == [("fk_prediction_job_id_job",), ("fk_prediction_source_id_source",)]
+    assert schema == (None,)
+    command.upgrade(config, "head")
