@@ -34,7 +34,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_question_set_page_and_job_answers_render(service: Service, browser: Any, media: str, output_dir: Path) -> None:
-    set_id = make_set(service.database_url)
+    set_id = make_set(service)
     with service.client() as client:
         body = {"urls": [f"{media}/media/talk.wav"], "decisions": {"question_set": set_id, "window_s": 30}}
         job_id = client.post("/v1/jobs", json=body).json()["id"]

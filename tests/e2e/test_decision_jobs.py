@@ -4,21 +4,16 @@ stores each window's answers with its span, and ends once through the one end pa
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg.types.json import Jsonb
 
 from app.emulator.testing import EmulatorServer
-from app.store import question_sets
-from app.store.db import make_engine, make_sessionmaker
-from tests.conftest import Service, ServiceFactory
+from tests.conftest import Service, ServiceFactory, create_key
 from tests.e2e.test_spine import wait_for_status
 from tests.media_factory import make_mp4, make_wav
 from tests.v1.media_server import media_server
@@ -54,17 +49,18 @@ def decisions_service(make_service: ServiceFactory) -> Service:
     return make_service(allow_private_hosts="127.0.0.1")
 
 
-def make_set(database_url: str, questions: list[dict[str, Any]] = QUESTIONS, *, tenant: str = "default") -> str:
-    """A question set as POST /v1/question-sets stores one (version 1 of its own family); without asyncio, so
-    the browser tests (whose thread runs Playwright's loop) can call it too."""
-    set_id = uuid.uuid4()
-    with psycopg.connect(database_url) as conn:
-        conn.execute(
-            "INSERT INTO question_set (id, family_id, version, tenant, name, context, questions)"
-            " VALUES (%s, %s, 1, %s, 'calls', 'A tone test.', %s)",
-            (set_id, set_id, tenant, Jsonb(questions)),
-        )
-    return str(set_id)
+def set_body(questions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A question set as POST /v1/question-sets takes it: questions by id, in order."""
+    by_id = {q["id"]: {k: v for k, v in q.items() if k != "id" and v is not None} for q in questions}
+    return {"name": "calls", "context": "A tone test.", "questions": by_id}
+
+
+def make_set(service: Service, questions: list[dict[str, Any]] = QUESTIONS, *, key: str | None = None) -> str:
+    with service.client(key) as client:
+        response = client.post("/v1/question-sets", json=set_body(questions))
+    assert response.status_code == 201, response.text
+    set_id: str = response.json()["id"]
+    return set_id
 
 
 def answers(database_url: str, job_id: str) -> list[Any]:
@@ -80,7 +76,7 @@ def answers(database_url: str, job_id: str) -> list[Any]:
 def test_a_two_minute_recording_in_30_s_windows_is_answered_window_by_window_and_announced(
     decisions_service: Service, media: str
 ) -> None:
-    set_id = make_set(decisions_service.database_url)
+    set_id = make_set(decisions_service)
     with decisions_service.client() as client, Receiver() as receiver:
         endpoint = client.post("/v1/webhook-endpoints", json={"url": receiver.url, "events": ["job.completed"]})
         receiver.secrets.append(endpoint.json()["secret"])
@@ -131,7 +127,7 @@ BAD = {
 def test_short_silent_soundless_and_undecodable_files_are_errors_of_their_own_source(
     decisions_service: Service, emulator: EmulatorServer, media: str
 ) -> None:
-    set_id = make_set(decisions_service.database_url)
+    set_id = make_set(decisions_service)
     urls = [f"{media}/media/short.wav", *(f"{media}/media/{name}" for name in BAD)]
     with decisions_service.client() as client:
         response = client.post("/v1/jobs", json={"urls": urls, "decisions": {"question_set": set_id}})
@@ -154,7 +150,7 @@ def test_short_silent_soundless_and_undecodable_files_are_errors_of_their_own_so
 
 
 def test_an_estimate_answers_at_once_and_creates_no_job(decisions_service: Service, media: str) -> None:
-    set_id = make_set(decisions_service.database_url)
+    set_id = make_set(decisions_service)
     body = {
         "urls": [f"{media}/media/talk.wav", f"{media}/media/blip.wav"],
         "decisions": {"question_set": set_id, "window_s": 60, "estimate": True},
@@ -175,7 +171,7 @@ def test_an_estimate_answers_at_once_and_creates_no_job(decisions_service: Servi
 def test_a_set_edited_while_a_job_runs_does_not_change_the_job(
     decisions_service: Service, emulator: EmulatorServer, media: str
 ) -> None:
-    set_id = make_set(decisions_service.database_url)
+    set_id = make_set(decisions_service)
     # Each answer takes a second, so the edit lands between the job's windows.
     emulator.set_faults(path="/v0/decisions/file", delay_s=1.0)
     with decisions_service.client() as client:
@@ -183,7 +179,7 @@ def test_a_set_edited_while_a_job_runs_does_not_change_the_job(
         job_id = client.post("/v1/jobs", json=body).json()["id"]
         edited = [{"id": "other", "type": "noul", "instructions": "Is anyone there?", "criteria": None}]
         _wait_for_answers(decisions_service.database_url, job_id, 1)
-        new_id = _edit_set(decisions_service.database_url, set_id, edited)
+        new_id = _edit_set(decisions_service, set_id, edited)
         job = wait_for_status(client, job_id, FINAL, timeout=60)
     assert job["status"] == "completed"
     stored = answers(decisions_service.database_url, job_id)
@@ -193,13 +189,18 @@ def test_a_set_edited_while_a_job_runs_does_not_change_the_job(
 
 
 def test_an_archived_or_another_tenants_set_is_a_422(decisions_service: Service, media: str) -> None:
-    other = make_set(decisions_service.database_url, tenant="acme")
+    acme = create_key(decisions_service.database_url, ["submit", "read"], name="acme", tenant="acme")
+    other = make_set(decisions_service, key=acme)
+    archived = make_set(decisions_service)
     url = f"{media}/media/short.wav"
     with decisions_service.client() as client:
-        for set_id in (other, str(uuid.uuid4())):
+        assert client.post(f"/v1/question-sets/{archived}/archive").status_code == 200
+        for set_id in (other, str(uuid.uuid4()), archived):
             response = client.post("/v1/jobs", json={"urls": [url], "decisions": {"question_set": set_id}})
             assert response.status_code == 422, response.text
             assert "decisions.question_set" in response.text
+        assert "archived" in response.text
+        assert client.get("/v1/jobs").json()["items"] == []
         for bad, field in (
             ({"question_set": other, "window_s": 4}, "window_s"),
             ({"question_set": other, "window_s": 301}, "window_s"),
@@ -216,7 +217,7 @@ def test_an_archived_or_another_tenants_set_is_a_422(decisions_service: Service,
 def test_hume_payment_refused_fails_the_job_naming_it_and_every_source(
     decisions_service: Service, emulator: EmulatorServer, media: str
 ) -> None:
-    set_id = make_set(decisions_service.database_url)
+    set_id = make_set(decisions_service)
     emulator.set_faults(path="/v0/decisions/file", status=402)
     urls = [f"{media}/media/short.wav", f"{media}/media/talk.wav"]
     with decisions_service.client() as client:
@@ -231,7 +232,7 @@ def test_hume_payment_refused_fails_the_job_naming_it_and_every_source(
 
 
 def test_hume_rate_limit_is_waited_out(decisions_service: Service, emulator: EmulatorServer, media: str) -> None:
-    set_id = make_set(decisions_service.database_url)
+    set_id = make_set(decisions_service)
     emulator.set_faults(path="/v0/decisions/file", status=429, times=2, retry_after=1)
     with decisions_service.client() as client:
         body = {"urls": [f"{media}/media/short.wav"], "decisions": {"question_set": set_id}}
@@ -252,24 +253,16 @@ def _wait_for_answers(database_url: str, job_id: str, windows: int, timeout: flo
     raise AssertionError(f"job {job_id} stored fewer than {windows} windows in {timeout} s")
 
 
-def _edit_set(database_url: str, set_id: str, questions: list[dict[str, Any]]) -> str:
-    async def edit() -> str:
-        engine = make_engine(database_url, pool_size=1)
-        try:
-            async with make_sessionmaker(engine).begin() as session:
-                base = await question_sets.get(session, uuid.UUID(set_id), tenant=None)
-                assert base is not None
-                row = await question_sets.add_version(session, base, name="calls", context=None, questions=questions)
-                assert row is not None
-                return str(row.id)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(edit())
+def _edit_set(service: Service, set_id: str, questions: list[dict[str, Any]]) -> str:
+    with service.client() as client:
+        response = client.put(f"/v1/question-sets/{set_id}", json=set_body(questions))
+    assert response.status_code in (200, 201), response.text
+    new_id: str = response.json()["id"]
+    return new_id
 
 
 def test_models_beside_decisions_run_both_and_end_once(decisions_service: Service, media: str) -> None:
-    set_id = make_set(decisions_service.database_url)
+    set_id = make_set(decisions_service)
     urls = [f"{media}/media/short.wav", f"{media}/media/quiet.wav"]
     with decisions_service.client() as client, Receiver() as receiver:
         endpoint = client.post("/v1/webhook-endpoints", json={"url": receiver.url, "events": ["job.completed"]})
