@@ -1,10 +1,18 @@
-"""Storing a live session's measurements as they arrive against storing the same measurements at once, as a
-file upload's are: one hour of speech measured every 3 s (1,200 audio measurements, 5-30 expressions each).
+"""Storing live sessions' measurements as they arrive against storing the same measurements from a file upload.
 
-The upload side is `ingest.ingest` in one transaction (sources, rows, stats). The live side is the relay's
-`live_sessions.append`, one transaction per flush: with one measurement a flush (one audio session, a
-measurement every 3 s, SESSION_FLUSH_MS 250) and with 8 (a flush that found several waiting). Both make rows
-with the relay's own `measurement_rows` from the messages' JSON, into their own job of one database."""
+Live: N sessions producing measurements at real time through the process's flusher (app/sessions/flusher.py),
+as the relay feeds it: audio sessions a measurement every 3 s (Hume's default measurement_timer_ms,
+HUME-V1-FACTS §6), 1, 50 and 200 of them, flushed every 250 ms (SESSION_FLUSH_MS's default) and the 200 also
+every 1 s; 200 video sessions a result every 1/3 s (Hume's 3 frames a second, one or two measured faces).
+Starts are spread over a period. Upload: 1,200 of the same measurements (an hour of speech; 400 s of video)
+in one `ingest.ingest` transaction, the file a session would otherwise be. Both make rows with the relay's
+own `measurement_rows` from the messages' JSON, on a pool of one connection, into one database, in one run.
+
+Two costs per stored row (a measurement; a measured face of a video result), each against the upload's:
+- wall: the flusher's ticks' wall time (taking the measurements to the commit) over the rows they stored;
+- cpu: this process's CPU in those ticks (not the tasks standing in for relays) plus the CPU of the Postgres
+  backend serving them (/proc/<pid>/schedstat): what the work costs the machine, whatever the latency.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +21,27 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.prediction_rows import PredictionRow
-from app.emulator.expression_labels import AUDIO_EXPRESSIONS
-from app.sessions.flusher import measurement_rows
+from app.emulator.expression_labels import AUDIO_EXPRESSIONS, VIDEO_DESCRIPTIONS, VIDEO_EXPRESSIONS
+from app.sessions.flusher import LiveFlusher, measurement_rows
 from app.store import api_keys, ingest, jobs, live_sessions
 from app.store.db import make_engine, make_sessionmaker
 from bench.__main__ import Context
 
 MEASUREMENTS = 1200
+PERIOD_S = {"audio": 3.0, "video": 1 / 3}
+RUNS = (("audio", 1, 0.25, 36.0), ("audio", 50, 0.25, 15.0), ("audio", 200, 0.25, 15.0), ("audio", 200, 1.0, 15.0),
+        ("video", 200, 0.25, 8.0))  # fmt: skip
+"""(medium, sessions, flush interval s, seconds of real time): one session runs longer, for a dozen
+measurements."""
 
 
-def messages(rng: random.Random) -> list[bytes]:
+def audio_messages(rng: random.Random) -> list[bytes]:
     out = []
     for i in range(MEASUREMENTS):
         names = rng.sample(AUDIO_EXPRESSIONS, rng.randint(5, 30))
@@ -41,52 +55,163 @@ def messages(rng: random.Random) -> list[bytes]:
     return out
 
 
-async def upload(sessionmaker: async_sessionmaker[AsyncSession], bodies: list[bytes]) -> float:
-    started = time.perf_counter()
+def video_messages(rng: random.Random) -> list[bytes]:
+    """A result per frame: one or two measured faces, each with the expressions over 0.1 (HUME-V1-FACTS §6)."""
+    out = []
+    for i in range(MEASUREMENTS):
+        faces = []
+        for face_id in range(rng.choice((1, 1, 2))):
+            names = rng.sample(VIDEO_EXPRESSIONS, rng.randint(8, 30))
+            scored = sorted(((round(rng.uniform(0.1, 0.95), 4), n) for n in names), reverse=True)
+            faces.append({
+                "face_id": face_id, "bbox": [10.0 + face_id * 200, 20.0, 170.0 + face_id * 200, 220.0],
+                "confidence": round(rng.uniform(0.8, 1.0), 4),
+                "expressions": [{"name": n, "probability": p} for p, n in scored],
+                "descriptions": [{"name": rng.choice(VIDEO_DESCRIPTIONS), "probability": 0.5}],
+            })  # fmt: skip
+        out.append(json.dumps({"type": "measurement.result", "frame_id": i, "faces": faces}).encode())
+    return out
+
+
+@dataclass
+class Cost:
+    stored: int
+    wall_s: float
+    python_s: float
+    backend_s: float
+
+    def per_row(self) -> tuple[float, float]:
+        """(wall, cpu) microseconds per stored row."""
+        return self.wall_s / self.stored * 1e6, (self.python_s + self.backend_s) / self.stored * 1e6
+
+
+class Backend:
+    """The CPU time of the Postgres backend behind the pool's one connection."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._schedstat = Path(f"/proc/{pid}/schedstat")
+
+    def cpu_s(self) -> float:
+        return int(self._schedstat.read_text().split()[0]) / 1e9
+
+
+async def backend_pid(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as session:
+        return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def upload(
+    sessionmaker: async_sessionmaker[AsyncSession], medium: str, bodies: list[bytes], backend: Backend
+) -> Cost:
+    python, db, started = time.process_time(), backend.cpu_s(), time.perf_counter()
     async with sessionmaker.begin() as session:
         job = await jobs.create(session, kind="batch", backend="v1", status="in_progress", request={})
-        rows = measurement_rows("audio", [(i, body, 0) for i, body in enumerate(bodies)])
-        await ingest.ingest(session, job.id, [ingest.SourceRecord(kind="url", url="https://example.com/a.wav")], rows)
-    return time.perf_counter() - started
+        rows = measurement_rows(medium, [(i, body, i * 333) for i, body in enumerate(bodies)])
+        count = await ingest.ingest(
+            session, job.id, [ingest.SourceRecord(kind="url", url=f"https://example.com/{medium}")], rows
+        )
+    return Cost(count, time.perf_counter() - started, time.process_time() - python, backend.cpu_s() - db)
 
 
-async def live(sessionmaker: async_sessionmaker[AsyncSession], bodies: list[bytes], per_flush: int) -> float:
+async def open_sessions(sessionmaker: async_sessionmaker[AsyncSession], medium: str, n: int) -> list[uuid.UUID]:
     async with sessionmaker.begin() as session:
         key = await api_keys.create(session, name=f"bench-{uuid.uuid4()}", scopes=["session"])
         principal = await api_keys.find(session, key)
         assert principal is not None
-        redeemed = live_sessions.Redeemed(api_key_id=principal.key_id, tenant="default", job_id=uuid.uuid4(),
-                                          metadata={})  # fmt: skip
-        job_id, _ = await live_sessions.start(session, redeemed=redeemed, medium="audio", request={})
-
-    def rows(ids: Sequence[int]) -> Iterable[PredictionRow]:
-        return measurement_rows("audio", [(i, bodies[i], 0) for i in ids])
-
-    started = time.perf_counter()
-    for first in range(0, len(bodies), per_flush):
-        async with sessionmaker.begin() as session:
-            await live_sessions.append(session, job_id, list(range(first, min(first + per_flush, len(bodies)))), rows)
-    return time.perf_counter() - started
+        opened = []
+        for _ in range(n):
+            redeemed = live_sessions.Redeemed(
+                api_key_id=principal.key_id, tenant="default", job_id=uuid.uuid4(), metadata={}
+            )
+            job_id, _ = await live_sessions.start(session, redeemed=redeemed, medium=medium, request={})
+            opened.append(job_id)
+    return opened
 
 
-async def measure(url: str) -> tuple[float, float, float]:
-    engine = make_engine(url, pool_size=2)
+async def produce(flusher: LiveFlusher, job_id: uuid.UUID, bodies: list[bytes], period_s: float, at: float) -> None:
+    """A session's measurements at real time: one every `period_s`, from `at` (monotonic) on."""
+    for i, body in enumerate(bodies):
+        await asyncio.sleep(max(0.0, at + i * period_s - time.monotonic()))
+        if not flusher.add(job_id, i, body, int(i * period_s * 1000)):
+            raise RuntimeError("a session's buffer filled: the flusher fell behind")
+
+
+async def live(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    medium: str,
+    bodies: list[bytes],
+    n: int,
+    interval_s: float,
+    seconds: float,
+    backend: Backend,
+) -> tuple[Cost, int]:
+    """N sessions for `seconds` through a flusher; (cost, transactions)."""
+    sessions = await open_sessions(sessionmaker, medium, n)
+    flusher = LiveFlusher(sessionmaker, interval_s=interval_s)
+    for job_id in sessions:
+        flusher.open(job_id, medium)
+    db = backend.cpu_s()
+    await flusher.start()
+    period, begun = PERIOD_S[medium], time.monotonic()
+    producers = [
+        asyncio.create_task(produce(flusher, job_id, bodies, period, begun + k * period / n))
+        for k, job_id in enumerate(sessions)
+    ]
+    await asyncio.sleep(seconds)
+    for task in producers:
+        task.cancel()
+    await asyncio.gather(*producers, return_exceptions=True)
+    await flusher.aclose()
+    totals = flusher.totals
+    if totals.failed:
+        raise RuntimeError(f"{totals.failed} session flushes failed")
+    return Cost(totals.stored, totals.seconds, totals.cpu_seconds, backend.cpu_s() - db), totals.transactions
+
+
+async def measure(url: str) -> list[tuple[str, int, float, Cost, Cost, int]]:
+    engine = make_engine(url, pool_size=1)
     try:
         sessionmaker = make_sessionmaker(engine)
-        bodies = messages(random.Random(24))
-        await upload(sessionmaker, bodies)  # the emotion order learns the names once, outside the timings
-        uploads, singles, eights = [], [], []
-        for _ in range(3):
-            uploads.append(await upload(sessionmaker, bodies))
-            singles.append(await live(sessionmaker, bodies, 1))
-            eights.append(await live(sessionmaker, bodies, 8))
-        return min(uploads), min(singles), min(eights)
+        backend = Backend(await backend_pid(sessionmaker))
+        rng = random.Random(24)
+        bodies = {"audio": audio_messages(rng), "video": video_messages(rng)}
+        floors: dict[str, list[Cost]] = {}
+        for medium, messages in bodies.items():
+            await upload(sessionmaker, medium, messages, backend)  # the emotion order learns the names first
+            floors[medium] = [await upload(sessionmaker, medium, messages, backend) for _ in range(2)]
+        lives = []
+        for medium, n, interval_s, seconds in RUNS:
+            cost, transactions = await live(sessionmaker, medium, bodies[medium], n, interval_s, seconds, backend)
+            lives.append((medium, n, interval_s, cost, transactions))
+            floors[medium].append(await upload(sessionmaker, medium, bodies[medium], backend))
+        if await backend_pid(sessionmaker) != backend.pid:
+            raise RuntimeError("the pool's connection was replaced: the backend's CPU was not all counted")
+        out = []
+        for medium, n, interval_s, cost, transactions in lives:
+            # The cheapest upload of the run (each figure its own minimum): the floor the 1.2x is against.
+            ups = floors[medium]
+            floor = Cost(ups[0].stored, min(u.wall_s for u in ups), min(u.python_s for u in ups),
+                         min(u.backend_s for u in ups))  # fmt: skip
+            out.append((medium, n, interval_s, cost, floor, transactions))
+        return out
     finally:
         await engine.dispose()
 
 
 def run(ctx: Context) -> None:
     with ctx.database() as url:
-        file_s, one_s, eight_s = asyncio.run(measure(url))
-    ctx.report("live_ingest_1_per_flush", one_s, "s", baseline=file_s, baseline_name="file_upload_ingest")
-    ctx.report("live_ingest_8_per_flush", eight_s, "s", baseline=file_s, baseline_name="file_upload_ingest")
+        results = asyncio.run(measure(url))
+    for medium, n, interval_s, cost, floor, transactions in results:
+        wall, cpu = cost.per_row()
+        floor_wall, floor_cpu = floor.per_row()
+        name = f"live_ingest_{medium}_{n}_sessions_{int(interval_s * 1000)}ms"
+        print(f"  {name}: {cost.stored} measurements by {transactions} transactions "
+              f"({cost.stored / max(1, transactions):.1f} each); CPU a row "
+              f"{cost.python_s / cost.stored * 1e6:.0f} us Python + {cost.backend_s / cost.stored * 1e6:.0f} us "
+              f"Postgres, upload {floor.python_s / floor.stored * 1e6:.0f} + "
+              f"{floor.backend_s / floor.stored * 1e6:.0f}", flush=True)  # fmt: skip
+        ctx.report(f"{name}_wall", wall, "us/row", baseline=floor_wall,
+                   baseline_name=f"file_upload_ingest_{medium}_wall")  # fmt: skip
+        ctx.report(f"{name}_cpu", cpu, "us/row", baseline=floor_cpu,
+                   baseline_name=f"file_upload_ingest_{medium}_cpu")  # fmt: skip

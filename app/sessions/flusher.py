@@ -36,6 +36,11 @@ from app.store.emotion_order import EmotionOrder, load_emotion_order
 
 log = structlog.get_logger(__name__)
 
+STATS_EVERY_S = 60.0
+"""How often a running session's stats (emotion_stat, model_stat: what its summary reads) are written: a
+score's stats row rewritten per measurement cost ~50 us of Postgres CPU each (17 a measurement in bench
+live_ingest: 11x an upload's whole cost); once a minute, its summary is at most a minute behind its rows.
+They are written whole at its end, and made again from its rows if its process dies first (`restat`)."""
 HEARTBEAT_S = 10.0
 """How often a session with nothing to store still writes its heartbeat (SESSION_STALE_S is 60 s)."""
 PENDING_MAX_BYTES = 512 * 1024
@@ -44,9 +49,10 @@ session's results while the database is away (3 a second, ~3 KB each with a few 
 past which the reconciler counts its relay as lost anyway; an audio session (one a 3 s of speech) fills it in
 about 8 minutes. 200 sessions: at most 100 MiB."""
 _UNREACHABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, psycopg.OperationalError, OSError,
-                TimeoutError)  # fmt: skip
-"""The database is away or the transaction was cut (connection lost, deadlock, cancelled): every session waits
-for the next tick. Any other failure is one session's rows: the tick is tried session by session."""
+                TimeoutError, live_sessions.Conflict)  # fmt: skip
+"""The database is away or the transaction was cut (connection lost, deadlock, cancelled), or a session's row
+was not as known: every session waits for the next tick, its row read again. Any other failure is one
+session's rows: the tick is tried session by session."""
 
 
 def measurement_rows(
@@ -68,8 +74,13 @@ class _Session:
     """Received and not taken by a tick yet: (id, the message's JSON, ms since the session opened)."""
     held: int = 0
     """Bytes of JSON received and not stored yet (waiting or in a tick's transaction)."""
-    written: float = field(default_factory=time.monotonic)
-    """When its row was last written (its heartbeat)."""
+    beaten: float = field(default_factory=time.monotonic)
+    """When its heartbeat was last written."""
+    stats: live_sessions.SessionStats = field(default_factory=live_sessions.SessionStats)
+    """What its stored rows add up to, written every STATS_EVERY_S and at its end."""
+    stats_written: float = field(default_factory=time.monotonic)
+    known: tuple[int, int] | None = None
+    """(highest id stored, source id) as its last committed flush left them; None: read in the next."""
     ended: bool = False
     """Its relay is gone but its last measurements could not be stored with its end: the next ticks store
     them (no heartbeat of its own), then forget it."""
@@ -80,7 +91,7 @@ class _Session:
         def rows(ids: Sequence[int], source_index: int) -> Iterable[PredictionRow]:
             return measurement_rows(self.medium, [(i, *bodies[i]) for i in ids], source_index)
 
-        return live_sessions.Batch(job_id, list(bodies), rows)
+        return live_sessions.Batch(job_id, list(bodies), rows, self.known)
 
 
 @dataclass
@@ -91,14 +102,20 @@ class Tick:
     stored: int = 0
     failed: int = 0
     """Sessions whose measurements stay pending (or were dropped as malformed) after this tick."""
+    transactions: int = 0
+    """1 when there was something to write, more when it was retried session by session."""
     seconds: float = 0.0
     """Wall time from taking the measurements to the commit (or the failure)."""
+    cpu_seconds: float = 0.0
+    """This process's CPU time meanwhile."""
 
     def add(self, other: Tick) -> None:
         self.sessions += other.sessions
         self.stored += other.stored
         self.failed += other.failed
+        self.transactions += other.transactions
         self.seconds += other.seconds
+        self.cpu_seconds += other.cpu_seconds
 
 
 class LiveFlusher:
@@ -108,8 +125,10 @@ class LiveFlusher:
         *,
         interval_s: float,
         heartbeat_s: float = HEARTBEAT_S,
+        stats_every_s: float = STATS_EVERY_S,
         max_pending_bytes: int = PENDING_MAX_BYTES,
     ) -> None:
+        self._stats_every_s = stats_every_s
         self._sessionmaker = sessionmaker
         self.interval_s = interval_s
         self._heartbeat_s = heartbeat_s
@@ -169,9 +188,9 @@ class LiveFlusher:
         """Store every open session's measurements received since the last tick, and the heartbeat of those
         with none for HEARTBEAT_S, in one transaction; what cannot be stored stays for the next tick."""
         async with self._lock:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             result = await self._tick()
-            result.seconds = time.perf_counter() - started
+            result.seconds, result.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
             self.totals.add(result)
             return result
 
@@ -180,7 +199,7 @@ class LiveFlusher:
         taken = [
             (job_id, held, held.items)
             for job_id, held in self._sessions.items()
-            if held.items or (not held.ended and now - held.written >= self._heartbeat_s)
+            if held.items or (not held.ended and now - held.beaten >= self._heartbeat_s)
         ]
         if not taken:
             return Tick()
@@ -188,7 +207,7 @@ class LiveFlusher:
             held.items = []
         result = Tick(sessions=len(taken))
         try:
-            result.stored = await self._write(taken, now)
+            result.stored = await self._write(taken, now, result)
         except _UNREACHABLE as exc:
             self._order = None
             self._keep(taken)
@@ -202,28 +221,54 @@ class LiveFlusher:
             else:
                 for one in taken:
                     try:
-                        result.stored += await self._write([one], now)
+                        result.stored += await self._write([one], now, result)
                     except Exception as alone:
                         self._order = None
                         self._failed_alone(*one, alone)
                         result.failed += 1
         return result
 
-    async def _write(self, taken: list[tuple[uuid.UUID, _Session, list[tuple[int, bytes, int]]]], now: float) -> int:
-        async with self._sessionmaker.begin() as session:
-            order = self._order or await load_emotion_order(session)
-            self._order = None  # kept again only once the transaction that used it has committed
-            counts = await live_sessions.append_many(
-                session, [held.batch(job_id, items) for job_id, held, items in taken], order
-            )
+    async def _write(
+        self, taken: list[tuple[uuid.UUID, _Session, list[tuple[int, bytes, int]]]], now: float, result: Tick
+    ) -> int:
+        result.transactions += 1
+        try:
+            async with self._sessionmaker.begin() as session:
+                order = self._order or await load_emotion_order(session)
+                self._order = None  # kept again only once the transaction that used it has committed
+                batches = [held.batch(job_id, items) for job_id, held, items in taken]
+                appended = {a.job_id: a for a in await live_sessions.append_many(session, batches, order)}
+                totals = {
+                    job_id: held.stats.plus(appended[job_id])
+                    for job_id, held, _ in taken
+                    if job_id in appended
+                    and (appended[job_id].count or held.stats.changed)
+                    and (held.ended or now - held.stats_written >= self._stats_every_s)
+                }
+                beats = {j for j, held, _ in taken if not held.ended and now - held.beaten >= self._heartbeat_s}
+                await live_sessions.advance(session, list(appended.values()), totals, beats)
+        except BaseException:
+            for _, held, _ in taken:
+                held.known = None  # the commit's outcome may be unknown: the rows are read again
+            raise
         order.settle()
         self._order = order
         for job_id, held, items in taken:
             held.held -= sum(len(body) for _, body, _ in items)
-            held.written = now
+            if job_id in beats:
+                held.beaten = now
+            done = appended.get(job_id)
+            if done is not None:
+                held.known = (done.last_id, done.source_id)
+                if job_id in totals:
+                    held.stats = totals[job_id]
+                    held.stats.written()
+                    held.stats_written = now
+                else:
+                    held.stats.fold(done)
             if held.ended and not held.items:
                 self._sessions.pop(job_id, None)
-        return sum(counts)
+        return sum(a.count for a in appended.values())
 
     def _keep(self, taken: list[tuple[uuid.UUID, _Session, list[tuple[int, bytes, int]]]]) -> None:
         for _, held, items in taken:
@@ -243,29 +288,37 @@ class LiveFlusher:
             log.warning("live session measurements not stored yet", job_id=str(job_id), error=str(exc))
 
     async def finish(self, job_id: uuid.UUID, ending: Callable[[AsyncSession], Awaitable[object]]) -> int:
-        """The session's last measurements stored and `ending(session)` (its job ended) in one transaction,
-        after any tick holding its earlier ones has committed; the session is no longer flushed. Should that
-        transaction fail, the measurements are kept and stored by the next ticks (the job, left live, is ended
-        by the reconciler once its heartbeat is stale); a PredictionFormatError drops them, and the caller
-        ends the job saying so. Returns the rows stored."""
+        """The session's last measurements and its stats stored and `ending(session)` (its job ended) in one
+        transaction, after any tick holding its earlier ones has committed; the session is no longer flushed.
+        Should that transaction fail, the measurements are kept and stored by the next ticks (the job, left
+        live, is ended by the reconciler once its heartbeat is stale, its stats made from its rows); a
+        PredictionFormatError drops them (the stats of what was stored are still written) and the caller ends
+        the job saying so. Returns the rows stored."""
         async with self._lock:
             held = self._sessions.pop(job_id, None)
-        items = held.items if held is not None else []
-        if held is not None:
-            held.items = []
+        if held is None:
+            async with self._sessionmaker.begin() as session:
+                await ending(session)
+            return 0
+        items, held.items = held.items, []
         try:
             async with self._sessionmaker.begin() as session:
-                count = 0
-                if held is not None and items:
-                    # Read in this transaction: the kept order is lent only to transactions that commit it.
-                    (count,) = await live_sessions.append_many(session, [held.batch(job_id, items)])
+                # The order is read in this transaction: the kept one is lent only to transactions that commit.
+                appended = await live_sessions.append_many(session, [held.batch(job_id, items)])
+                final = held.stats.plus(appended[0]) if appended else held.stats
+                final.add_up()
+                await live_sessions.advance(session, appended, {job_id: final} if final.changed else {})
                 await ending(session)
         except PredictionFormatError:
+            if held.stats.changed:
+                held.stats.add_up()
+                async with self._sessionmaker.begin() as session:
+                    await live_sessions.advance(session, [], {job_id: held.stats})
             raise
         except BaseException:
-            if held is not None and items:
-                held.items = items + held.items
-                held.ended = True
-                self._sessions[job_id] = held
+            held.known = None
+            held.items = items + held.items
+            held.ended = True
+            self._sessions[job_id] = held
             raise
-        return count
+        return appended[0].count if appended else 0

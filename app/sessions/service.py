@@ -428,6 +428,8 @@ async def end_abandoned(deps: Deps) -> int:
     async with deps.sessionmaker.begin() as session:
         stale = await live_sessions.abandoned(session, older_than_s=deps.settings.session_stale_s)
         for job_id in stale:
+            # Its stats were kept in the lost process's memory (app/sessions/flusher.py): made from its rows.
+            await live_sessions.restat(session, job_id)
             await end_job(
                 session, deps, job_id, "failed", error_code="relay_lost",
                 error="the service relaying this session stopped before it ended; what was measured is kept",

@@ -104,6 +104,11 @@ class StatsAccumulator:
 
     def results(self) -> Iterator[tuple[int, str, int, int, float, float]]:
         """(source, model, position, count, mean, max) for every scored position."""
+        for source, model, position, n, total, peak in self.totals():
+            yield source, model, position, n, total / n, peak
+
+    def totals(self) -> Iterator[tuple[int, str, int, int, float, float]]:
+        """(source, model, position, count, sum, max) for every scored position (read once)."""
         for source, model in self.rows:
             column = self.folded.get((source, model)) or _Columns()
             if (source, model) in self.listed:
@@ -117,8 +122,7 @@ class StatsAccumulator:
                         scores = values[position::width]
                         column.fold(position, len(scores), sum(scores), max(scores))
             for position in sorted(column.count):
-                n = column.count[position]
-                yield source, model, position, n, column.total[position] / n, column.peak[position]
+                yield source, model, position, column.count[position], column.total[position], column.peak[position]
 
 
 class _Columns:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import secrets
+import sys
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from array import array
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -149,43 +151,161 @@ async def set_hume_session(session: AsyncSession, job_id: uuid.UUID, hume_sessio
     )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Batch:
     """One session's part of a flush: the measurements (by id) it received since its last flush (none: only its
-    heartbeat is written), and how its rows are made (`rows(ids, source_index)`, in id order)."""
+    heartbeat is written), how its rows are made (`rows(ids, source_index)`, in id order), and its row as the
+    writer's last committed flush left it (highest id stored, source id), None when not known: read then."""
 
     job_id: uuid.UUID
     measured: Sequence[int]
     rows: Callable[[Sequence[int], int], Iterable[PredictionRow]]
+    known: tuple[int, int] | None = None
 
 
-async def append(
-    session: AsyncSession,
-    job_id: uuid.UUID,
-    measured: Sequence[int],
-    rows: Callable[[Sequence[int]], Iterable[PredictionRow]],
-) -> int:
-    """`append_many` for one session, with rows of source index 0."""
-    (count,) = await append_many(session, [Batch(job_id, measured, lambda ids, _index: rows(ids))])
-    return count
+@dataclass(slots=True)
+class Appended:
+    """What a flush stored of one session: its rows, its highest id stored before and now, its source, and
+    the rows' scores as they were stored, to be added up (`SessionStats`)."""
+
+    job_id: uuid.UUID
+    count: int
+    before: int
+    last_id: int
+    source_id: int
+    rows: dict[str, int]
+    """Rows per model."""
+    listed: dict[str, tuple[array[int], bytearray]]
+    """Per model, every stored score's position and its float4 (big-endian), in row order."""
+    scored: list[tuple[str, int, int, float, float]]
+    """(model, position, count, sum, max) of scores that did not come as lists (none from Hume's v1)."""
 
 
-async def append_many(session: AsyncSession, batches: Sequence[Batch], order: EmotionOrder | None = None) -> list[int]:
-    """Store each session's measurements (by id) not stored before, as its `rows` makes them, and fold them
-    into its source's stats; count its job's predictions and beat its heart. All sessions together: one row
-    lock statement, one COPY, one statement for stats, marks, heartbeats and counts. Ids only grow within a
-    session (HUME-V1-FACTS §8: ids count from 0), so "not stored before" is "above the highest id stored";
-    the row locks (taken in job id order) serialise two writers of one session. `order`: the emotion order,
-    else read here. Returns the rows stored per batch (0 for a session that has no live_session row)."""
+class Conflict(Exception):
+    """A session's row was not as its writer knew it (another writer, or a commit whose outcome was lost):
+    the flush is rolled back and the rows are read again."""
+
+
+class _Column:
+    """One model's count, sum and max per position, in flat arrays (~10 KB for a 415-name vocabulary)."""
+
+    __slots__ = ("count", "dirty", "peak", "total")
+
+    def __init__(self) -> None:
+        self.count = array("q")
+        self.total = array("d")
+        self.peak = array("d")
+        self.dirty: set[int] = set()
+
+    def copy(self) -> _Column:
+        out = _Column()
+        out.count, out.total, out.peak = array("q", self.count), array("d", self.total), array("d", self.peak)
+        out.dirty = set(self.dirty)
+        return out
+
+    def _grow(self, width: int) -> None:
+        if width > len(self.count):
+            grow = width - len(self.count)
+            self.count.extend([0] * grow)
+            self.total.extend([0.0] * grow)
+            self.peak.extend([float("-inf")] * grow)
+
+    def fold(self, position: int, n: int, total: float, peak: float) -> None:
+        self._grow(position + 1)
+        self.count[position] += n
+        self.total[position] += total
+        self.peak[position] = max(self.peak[position], peak)
+        self.dirty.add(position)
+
+    def fold_listed(self, positions: array[int], packed: bytes | bytearray) -> None:
+        """Scores one by one in row order: the sums the upload's StatsAccumulator makes of the same rows."""
+        values = array("f", packed)
+        if sys.byteorder == "little":
+            values.byteswap()
+        self._grow(max(positions, default=-1) + 1)
+        count, total, peak = self.count, self.total, self.peak
+        for position, value in zip(positions, values, strict=True):
+            count[position] += 1
+            total[position] += value
+            if value > peak[position]:
+                peak[position] = value
+        self.dirty.update(positions)
+
+
+class SessionStats:
+    """A live session's stats: what its stored rows add up to (rows per model; count, sum and max per model
+    and position), kept by the process flushing it and written whole (`advance`) now and then and at its end,
+    so a flush does not rewrite a score's stats row per measurement (~50 us of Postgres CPU each: every write
+    moves the row's entries in emotion_stat's two indexes). A flush's scores are kept as they were stored
+    (8 bytes each) and added up only when written."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+        self.columns: dict[str, _Column] = {}
+        self.changed: set[str] = set()
+        """Models with rows stored since the stats were last written."""
+        self._listed: dict[str, tuple[array[int], bytearray]] = {}
+
+    def fold(self, appended: Appended) -> None:
+        for model, n in appended.rows.items():
+            self.rows[model] = self.rows.get(model, 0) + n
+            self.changed.add(model)
+        for model, (positions, packed) in appended.listed.items():
+            kept = self._listed.get(model)
+            if kept is None:
+                kept = self._listed[model] = (array("i"), bytearray())
+            kept[0].extend(positions)
+            kept[1].extend(packed)
+        for model, position, n, total, peak in appended.scored:
+            self._column(model).fold(position, n, total, peak)
+
+    def _column(self, model: str) -> _Column:
+        column = self.columns.get(model)
+        if column is None:
+            column = self.columns[model] = _Column()
+        return column
+
+    def plus(self, appended: Appended) -> SessionStats:
+        """A copy with `appended` folded in and added up (this one unchanged until the flush writing the copy
+        commits)."""
+        out = SessionStats()
+        out.rows = dict(self.rows)
+        out.changed = set(self.changed)
+        out.columns = {model: column.copy() for model, column in self.columns.items()}
+        out._listed = {model: (array("i", p), bytearray(v)) for model, (p, v) in self._listed.items()}
+        out.fold(appended)
+        out.add_up()
+        return out
+
+    def add_up(self) -> None:
+        for model, (positions, packed) in self._listed.items():
+            self._column(model).fold_listed(positions, packed)
+        self._listed.clear()
+
+    def written(self) -> None:
+        """Its values were stored (by a transaction that committed)."""
+        self.changed.clear()
+        for column in self.columns.values():
+            column.dirty.clear()
+
+
+async def append_many(
+    session: AsyncSession, batches: Sequence[Batch], order: EmotionOrder | None = None
+) -> list[Appended]:
+    """Store each session's measurements (by id) not stored before, as its `rows` makes them, all sessions'
+    rows in one COPY. Ids only grow within a session (HUME-V1-FACTS §8: ids count from 0), so "not stored
+    before" is "above the highest id stored": as the writer knows it (`Batch.known`, checked by `advance`,
+    which must follow in the same transaction), else read under the row's lock (sessions in job id order).
+    `order`: the emotion order, else read here. Returns what was stored per session with a live_session row."""
     jobs = [b.job_id for b in batches]
     if len(set(jobs)) != len(jobs):
         raise ValueError("a session appears twice in one flush")
-    found = {
-        job_id: (last_id, source_id)
-        for job_id, last_id, source_id in await session.execute(_LOCK, {"jobs": sorted(jobs)})
-    }
+    found = {b.job_id: b.known for b in batches if b.known is not None}
+    unknown = sorted(b.job_id for b in batches if b.known is None)
+    if unknown:
+        for job_id, last_id, source_id in await session.execute(_LOCK, {"jobs": _uuid_array(unknown)}):
+            found[job_id] = (last_id, source_id)
     present = [b for b in batches if b.job_id in found]
-    counts = dict.fromkeys(jobs, 0)
     new = {b.job_id: sorted({i for i in b.measured if i > found[b.job_id][0]}) for b in present}
     writing = [b for b in present if new[b.job_id]]
     stats = ingest.StatsAccumulator()
@@ -197,27 +317,61 @@ async def append_many(session: AsyncSession, batches: Sequence[Batch], order: Em
         rows = itertools.chain.from_iterable(b.rows(new[b.job_id], k) for k, b in enumerate(writing))
         await ingest.copy_rows(session, owners[0], sources, rows, order, stats, jobs=owners)
         await store_added(session, order)
-        for k, b in enumerate(writing):
-            counts[b.job_id] = sum(n for (index, _), n in stats.rows.items() if index == k)
-        names = {model: order.names(model) for (_, model) in stats.rows}
-    else:
-        owners, sources, names = [], [], {}
-    results = list(stats.results())
-    rows_per_model = list(stats.rows.items())
-    await session.execute(
-        _FLUSHED,
-        {"jobs": [owners[r[0]] for r in results], "sources": [sources[r[0]] for r in results],
-         "models": [r[1] for r in results], "positions": [r[2] for r in results],
-         "names": [names[r[1]][r[2]] for r in results], "counts": [r[3] for r in results],
-         "means": [r[4] for r in results], "maxes": [r[5] for r in results],
-         "row_jobs": [owners[k] for (k, _), _ in rows_per_model],
-         "row_sources": [sources[k] for (k, _), _ in rows_per_model],
-         "row_models": [model for (_, model), _ in rows_per_model], "row_counts": [n for _, n in rows_per_model],
-         "live_jobs": [b.job_id for b in present],
-         "last_ids": [new[b.job_id][-1] if new[b.job_id] else found[b.job_id][0] for b in present],
-         "count_jobs": [b.job_id for b in writing], "job_counts": [counts[b.job_id] for b in writing]},
-    )  # fmt: skip
-    return [counts[j] for j in jobs]
+    index = {b.job_id: k for k, b in enumerate(writing)}
+    per_model: dict[int, dict[str, int]] = {}
+    for (k, model), n in stats.rows.items():
+        per_model.setdefault(k, {})[model] = n
+    listed: dict[int, dict[str, tuple[array[int], bytearray]]] = {}
+    for (k, model), kept in stats.listed.items():
+        listed.setdefault(k, {})[model] = kept
+    stats.listed.clear()  # what is left to add up came otherwise than as lists
+    scored: dict[int, list[tuple[str, int, int, float, float]]] = {}
+    for k, model, position, n, total, peak in stats.totals():
+        scored.setdefault(k, []).append((model, position, n, total, peak))
+    out = []
+    for b in present:
+        k = index.get(b.job_id, -1)
+        before, source_id = found[b.job_id]
+        ids = new[b.job_id]
+        models = per_model.get(k, {})
+        out.append(
+            Appended(b.job_id, sum(models.values()), before, ids[-1] if ids else before, source_id, models,
+                     listed.get(k, {}), scored.get(k, []))
+        )  # fmt: skip
+    return out
+
+
+async def advance(
+    session: AsyncSession,
+    appended: Sequence[Appended],
+    totals: dict[uuid.UUID, SessionStats],
+    beats: Collection[uuid.UUID] = (),
+) -> None:
+    """In one statement: each session's mark (highest id stored, from the one it was before: else Conflict),
+    the heartbeat of those in `beats`, each job's count, and the stats of the sessions in `totals` (their
+    changed positions, added up, absolute values: writing them twice is harmless)."""
+    emotions: list[dict[str, Any]] = []
+    models: list[dict[str, Any]] = []
+    for job_id, stats in totals.items():
+        for model, column in stats.columns.items():
+            for p in column.dirty:
+                n = column.count[p]
+                emotions.append({"j": job_id, "m": model, "p": p, "c": n, "a": column.total[p] / n,
+                                 "x": column.peak[p]})  # fmt: skip
+        models.extend({"j": job_id, "m": model, "n": stats.rows[model]} for model in stats.changed)
+    marks = [{"j": a.job_id, "b": a.before, "l": a.last_id, "n": a.count, "h": a.job_id in beats} for a in appended]
+    # JSON, not parameter arrays: psycopg dumps a list element by element in Python (45% of a 200-session
+    # tick's CPU, py-spy), orjson and Postgres's jsonb parser do it in C.
+    marked = (
+        await session.execute(_ADVANCE, {"marks": _json(marks), "emotions": _json(emotions), "models": _json(models)})
+    ).scalar_one()
+    if marked != len(marks):
+        raise Conflict(f"{len(marks) - marked} of {len(marks)} sessions were not as their writer knew them")
+
+
+def _uuid_array(values: Sequence[uuid.UUID]) -> str:
+    """A uuid[] literal (a uuid needs no quoting in one)."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 _LOCK = text(
@@ -225,40 +379,63 @@ _LOCK = text(
     " ORDER BY job_id FOR UPDATE"
 )
 
-# One round trip for a flush's stats, whatever its width (arrays, not a row per emotion), its rows per model,
-# each session's mark and heartbeat, and each job's count. A batch's stats are folded into what earlier batches
-# stored (count-weighted mean, greatest max).
-_FLUSHED = text("""
-WITH emotions AS (
+# Each session's mark moves from the highest id its writer knew to the one now stored (a row not as it was
+# known is not updated, and the caller rolls back); a second writer of one session waits on the row's lock
+# and then finds the mark moved. The heartbeat only when due: heartbeat_at is indexed, so writing it makes a
+# new index entry, where an update of last_id alone stays on its page (HOT). Stats as absolute values.
+_ADVANCE = text("""
+WITH marks AS (
+  SELECT * FROM jsonb_to_recordset(CAST(:marks AS jsonb)) AS u(j uuid, b int, l int, n bigint, h boolean)
+), marked AS (
+  UPDATE live_session AS l SET last_id = u.l, heartbeat_at = CASE WHEN u.h THEN now() ELSE l.heartbeat_at END
+  FROM marks u
+  WHERE l.job_id = u.j AND l.last_id = u.b
+  RETURNING l.job_id
+), emotions AS (
   INSERT INTO emotion_stat AS s (job_id, source_id, model, position, name, count, mean, max)
-  SELECT u.job_id, u.source_id, u.model, u.position, u.name, u.count, u.mean, u.max
-  FROM unnest(CAST(:jobs AS uuid[]), CAST(:sources AS bigint[]), CAST(:models AS text[]),
-              CAST(:positions AS int[]), CAST(:names AS text[]), CAST(:counts AS bigint[]),
-              CAST(:means AS float8[]), CAST(:maxes AS float8[]))
-       AS u(job_id, source_id, model, position, name, count, mean, max)
-  ON CONFLICT (job_id, source_id, model, position) DO UPDATE SET
-    mean = (s.mean * s.count + EXCLUDED.mean * EXCLUDED.count) / (s.count + EXCLUDED.count),
-    count = s.count + EXCLUDED.count,
-    max = GREATEST(s.max, EXCLUDED.max)
+  SELECT u.j, l.source_id, u.m, u.p, e.name, u.c, u.a, u.x
+  FROM jsonb_to_recordset(CAST(:emotions AS jsonb)) AS u(j uuid, m text, p int, c bigint, a float8, x float8)
+  JOIN live_session l ON l.job_id = u.j JOIN emotion e ON e.model = u.m AND e.position = u.p
+  ON CONFLICT (job_id, source_id, model, position) DO UPDATE
+    SET count = EXCLUDED.count, mean = EXCLUDED.mean, max = EXCLUDED.max
 ), models AS (
   INSERT INTO model_stat AS m (job_id, source_id, model, predictions)
-  SELECT u.job_id, u.source_id, u.model, u.n
-  FROM unnest(CAST(:row_jobs AS uuid[]), CAST(:row_sources AS bigint[]), CAST(:row_models AS text[]),
-              CAST(:row_counts AS bigint[])) AS u(job_id, source_id, model, n)
-  ON CONFLICT (job_id, source_id, model) DO UPDATE SET predictions = m.predictions + EXCLUDED.predictions
-), marked AS (
-  UPDATE live_session AS l SET last_id = u.last_id, heartbeat_at = now()
-  FROM unnest(CAST(:live_jobs AS uuid[]), CAST(:last_ids AS int[])) AS u(job_id, last_id)
-  WHERE l.job_id = u.job_id
+  SELECT u.j, l.source_id, u.m, u.n
+  FROM jsonb_to_recordset(CAST(:models AS jsonb)) AS u(j uuid, m text, n bigint) JOIN live_session l ON l.job_id = u.j
+  ON CONFLICT (job_id, source_id, model) DO UPDATE SET predictions = EXCLUDED.predictions
+), counted AS (
+  UPDATE job AS j SET num_predictions = j.num_predictions + u.n, updated_at = now()
+  FROM marks u WHERE j.id = u.j AND u.n > 0
 )
-UPDATE job AS j SET num_predictions = j.num_predictions + u.n, updated_at = now()
-FROM unnest(CAST(:count_jobs AS uuid[]), CAST(:job_counts AS bigint[])) AS u(id, n)
-WHERE j.id = u.id
+SELECT count(*) FROM marked
 """)
 
 
-async def beat(session: AsyncSession, job_id: uuid.UUID) -> None:
-    await session.execute(update(LiveSession).where(LiveSession.job_id == job_id).values(heartbeat_at=func.now()))
+async def restat(session: AsyncSession, job_id: uuid.UUID) -> None:
+    """A live session's stats made again from its stored rows: for a session whose process ended before
+    writing them (its stats were kept in that process's memory, see SessionStats)."""
+    await session.execute(_RESTAT, {"job_id": job_id})
+
+
+_RESTAT = text("""
+WITH scored AS (
+  SELECT p.source_id, p.model, s.ord - 1 AS position, s.v::float8 AS v
+  FROM prediction p CROSS JOIN LATERAL unnest(p.scores) WITH ORDINALITY AS s(v, ord)
+  WHERE p.job_id = CAST(:job_id AS uuid) AND s.v IS NOT NULL
+), emotions AS (
+  INSERT INTO emotion_stat AS st (job_id, source_id, model, position, name, count, mean, max)
+  SELECT CAST(:job_id AS uuid), g.source_id, g.model, g.position, e.name, g.n, g.mean, g.peak
+  FROM (SELECT source_id, model, position, count(*) AS n, avg(v) AS mean, max(v) AS peak
+        FROM scored GROUP BY source_id, model, position) AS g
+  JOIN emotion e ON e.model = g.model AND e.position = g.position
+  ON CONFLICT (job_id, source_id, model, position) DO UPDATE
+    SET count = EXCLUDED.count, mean = EXCLUDED.mean, max = EXCLUDED.max
+)
+INSERT INTO model_stat AS m (job_id, source_id, model, predictions)
+SELECT CAST(:job_id AS uuid), source_id, model, count(*) FROM prediction WHERE job_id = CAST(:job_id AS uuid)
+GROUP BY source_id, model
+ON CONFLICT (job_id, source_id, model) DO UPDATE SET predictions = EXCLUDED.predictions
+""")
 
 
 async def abandoned(session: AsyncSession, *, older_than_s: float, limit: int = 100) -> list[uuid.UUID]:

@@ -179,3 +179,29 @@ async def test_closing_stores_what_is_still_held(deps: Deps) -> None:
     assert flusher.add(job_id, 0, measurement(0, {"calmness": 0.5}), 0)
     await flusher.aclose()
     assert (await stored(deps, job_id))[job_id][:2] == (1, 1)
+
+
+async def test_a_row_moved_by_another_writer_is_read_again_and_nothing_is_stored_twice(deps: Deps) -> None:
+    """What a flusher knows of a session's row can be stale: another writer of the session (two processes
+    during a handover), or a commit whose outcome was lost with its connection."""
+    first, second = flusher_of(deps), flusher_of(deps)
+    job_id, other = await open_session(deps), await open_session(deps)
+    first.open(job_id, "audio")
+    first.open(other, "audio")
+    second.open(job_id, "audio")
+    for i in range(2):
+        assert first.add(job_id, i, measurement(i, {"calmness": 0.5}), 0)
+    assert (await first.tick()).stored == 2
+    for i in range(3):
+        assert second.add(job_id, i, measurement(i, {"calmness": 0.5}), 0)
+    assert (await second.tick()).stored == 1, "the second writer reads the row: only id 2 is new"
+    for i in (2, 3):
+        assert first.add(job_id, i, measurement(i, {"joy": 0.5}), 0)
+    assert first.add(other, 0, measurement(0, {"joy": 0.5}), 0)
+    stale = await first.tick()
+    assert (stale.stored, stale.failed) == (0, 2), "the row was not as known: the whole tick is rolled back"
+    assert (first.pending(job_id), first.pending(other)) == (2, 1)
+    again = await first.tick()
+    assert (again.stored, again.failed) == (2, 0), "read again: only id 3 of the session is new"
+    found = await stored(deps, job_id, other)
+    assert found[job_id][:2] == (4, 4) and found[other][:2] == (1, 1)
