@@ -175,8 +175,15 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run(deps: Deps, out: BinaryIO) -> int:
         async with deps.sessionmaker() as session:
-            if await job_store.get(session, wanted) is None:
+            job = await job_store.get(session, wanted)
+            if job is None:
                 raise CommandError(f"no job {wanted}", FAILED)
+            if job.predictions_expired_at is not None:
+                raise CommandError(
+                    f"job {wanted}'s predictions were deleted on {job.predictions_expired_at.date().isoformat()} under"
+                    f" its tenant's retention (`python -m app tenant-retention {job.tenant}`); `summary` still answers",
+                    FAILED,
+                )
             total = await queries.count_predictions(session, filt)
         with Progress("exported", total) as progress:
             rows = -1  # the header line

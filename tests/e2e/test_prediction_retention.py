@@ -1,7 +1,7 @@
 """Retention over real HTTP: a tenant's retention set with `python -m app tenant-retention`, a month past it
 dropped by the prune's upkeep, and the job that had predictions there answering clearly: 410
 predictions_expired for its pages, CSV and timeline, its summary still served and saying so; a newer job of
-the same tenant untouched."""
+the same tenant untouched; `python -m app export` of it refuses, saying why."""
 
 from __future__ import annotations
 
@@ -63,5 +63,7 @@ def test_a_job_whose_predictions_expired_answers_410_and_keeps_its_summary(servi
         assert page.status_code == 200 and len(page.json()["items"]) == 6
         assert client.get(f"/v1/jobs/{kept}/summary").json()["predictions_expired"] is False
         assert client.get(f"/v1/jobs/{kept}").json()["predictions_expired_at"] is None
+    exported = run_cli("export", expired, database_url=service.database_url)
+    assert exported.returncode == 1 and "predictions were deleted" in exported.stderr
     listed = run_cli("tenant-retention", "default", database_url=service.database_url)
     assert "2025-01" not in listed.stdout and "months stored (UTC): " in listed.stdout
