@@ -80,6 +80,9 @@ class _Run:
         self.urls: list[str] = list(job.request.get("urls") or [])
         saved = (job.details or {}).get(MODEL, {}).get("sources") or []
         self.sources = [Progress.from_json(s) for s in saved] + [Progress() for _ in self.urls[len(saved) :]]
+        stopped = (job.details or {}).get(MODEL, {}).get("stopped")
+        self.stopped: tuple[str, str] | None = None if not stopped else (stopped["code"], stopped["message"])
+        """Why Hume refused every source, once it did (kept, so a run after it ends the job the same way)."""
         self.stored_now = 0
 
     def details(self, base: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +99,7 @@ class _Run:
                 "answered_windows": sum(p.answered for p in self.sources),
                 "input_tokens": sum(p.input_tokens for p in self.sources),
                 "sources": sources,
+                "stopped": None if self.stopped is None else dict(zip(("code", "message"), self.stopped, strict=True)),
             },
             SOURCE_ERRORS: errors,
         }  # fmt: skip
@@ -134,10 +138,11 @@ class _Run:
                     for later in self.sources[source:]:
                         if not later.done:
                             later.failed(stop.code, f"not answered: {stop.message}")
+                    self.stopped = (stop.code, stop.message)
                     await self.record()
-                    return stop.code, stop.message
+                    break
                 await self.record()
-        return None
+        return self.stopped
 
 
 async def _asking(deps: Deps, job: Job) -> Asking:
