@@ -281,3 +281,23 @@ def test_models_beside_decisions_run_both_and_end_once(decisions_service: Servic
         id=job["id"],
     )[0][0]  # fmt: skip
     assert any(e["model"] == "decisions" and "audio_silent" in e["error"] for e in file_errors)
+
+
+def test_hume_busy_mid_job_pauses_it_and_it_resumes_where_it_stopped(
+    decisions_service: Service, emulator: EmulatorServer, media: str
+) -> None:
+    """Busy past the client's retries after a window was stored: the job is queued to resume later, and the
+    resumed run asks only the windows not answered yet."""
+    set_id = make_set(decisions_service)
+    emulator.set_faults(path="/v0/decisions/file", delay_s=1.0)
+    with decisions_service.client() as client:
+        body = {"urls": [f"{media}/media/talk.wav"], "decisions": {"question_set": set_id, "window_s": 30}}
+        job_id = client.post("/v1/jobs", json=body).json()["id"]
+        _wait_for_answers(decisions_service.database_url, job_id, 1)
+        # Window 1 is past the fault check (held by the delay); window 2 meets 503 on all 4 of the client's tries.
+        emulator.set_faults({"clear": True}, {"path": "/v0/decisions/file", "status": 503, "times": 4})
+        job = wait_for_status(client, job_id, FINAL, timeout=60)
+    assert job["status"] == "completed" and job["num_errors"] == 0, job
+    stored = answers(decisions_service.database_url, job_id)
+    assert sorted({r.window_index for r in stored}) == [0, 1, 2, 3] and len(stored) == 4 * len(QUESTIONS)
+    assert emulator.calls().get("POST /v0/decisions/file") == 4 + 4  # each window answered once, 4 refusals
