@@ -1,8 +1,9 @@
 """Ingest of the v1 results of a one-hour job (voice measurements + faces at 3 fps) against a bare COPY.
 
 Both sides start from the same stored Hume v1 responses in `v1_chunk` and write the same rows into the same
-storage: the real `prediction` table (logged, its indexes and foreign keys), each for its own job of the
-same database. The floor reads the results and COPYs one row per measurement/face with all 17 columns,
+storage: the real `prediction` table (logged, partitioned, its primary key), each for its own job of the same
+database, into the tenant's month made beforehand. The floor reads the results and COPYs one row per
+measurement/face with all 18 columns,
 scores as Hume listed them (no placement by name), through psycopg's own row writer: no emotion order,
 no stats, no job update. Ours (`v1_completion.complete`) reads them, places the sparse scores by name,
 writes the per-source stats and completes the job, in one transaction. The two alternate which goes
@@ -17,6 +18,7 @@ import random
 import statistics
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -27,17 +29,19 @@ from app.config import Settings
 from app.config.sources import libpq_url
 from app.emulator.expression_labels import AUDIO_EXPRESSIONS, VIDEO_DESCRIPTIONS, VIDEO_EXPRESSIONS, VOICE_ATTRIBUTES
 from app.store import jobs, v1_chunks
+from app.store import prediction_partitions as partitions
 from app.store.db import make_engine, make_sessionmaker
 from app.v1.completion import complete
 from app.wiring import build_deps
 from bench.__main__ import Context
 
 RUNS = 5
+TENANT = "default"  # both jobs' (jobs.create's default)
 FLOOR_COPY = (
-    "COPY prediction (job_id, source_id, file, model, group_id, frame, time_begin, time_end, prob, box, text,"
+    "COPY prediction (job_id, tenant, source_id, file, model, group_id, frame, time_begin, time_end, prob, box, text,"
     " position_begin, position_end, confidence, speaker_confidence, scores, extras) FROM STDIN (FORMAT BINARY)"
 )
-FLOOR_TYPES = ["uuid", "int8", "text", "text", "text", "int4", "float8", "float8", "float8", "float4[]", "text",
+FLOOR_TYPES = ["uuid", "text", "int8", "text", "text", "text", "int4", "float8", "float8", "float8", "float4[]", "text",
                "int4", "int4", "float8", "float8", "float4[]", "jsonb"]  # fmt: skip
 
 
@@ -98,9 +102,12 @@ async def _prepare(url: str, audio: Chunks, video: Chunks) -> tuple[uuid.UUID, u
                 text("INSERT INTO source (job_id, position, kind, url) VALUES (:j, 0, 'url', 'u') RETURNING id"),
                 {"j": floor_job.id},
             )
-            return job.id, floor_job.id, int(floor_source.scalar_one())
+            ids = job.id, floor_job.id, int(floor_source.scalar_one())
     finally:
         await engine.dispose()
+    async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
+        await partitions.ensure(conn, TENANT, partitions.months_around(datetime.now(UTC)))
+    return ids
 
 
 async def _ours(url: str, job_id: uuid.UUID) -> tuple[float, int]:
@@ -129,8 +136,9 @@ def _floor(url: str, job_id: uuid.UUID, floor_job: uuid.UUID, floor_source: int)
                 result = orjson.loads(raw)
                 if medium == "audio":
                     for m in result["measurements"]:
-                        copy.write_row((floor_job, floor_source, None, "prosody", f"{start}:{m['utterance_id']}",
-                                        None, (start + m["audio_start_ms"]) / 1000, (start + m["audio_end_ms"]) / 1000,
+                        copy.write_row((floor_job, TENANT, floor_source, None, "prosody",
+                                        f"{start}:{m['utterance_id']}", None, (start + m["audio_start_ms"]) / 1000,
+                                        (start + m["audio_end_ms"]) / 1000,
                                         None, None, None, None, None, None, None,
                                         [e["probability"] for e in m["expressions"]],
                                         orjson.dumps({"trigger": m["trigger"],
@@ -142,7 +150,7 @@ def _floor(url: str, job_id: uuid.UUID, floor_job: uuid.UUID, floor_source: int)
                 for i, image in enumerate(result["measurements"]):
                     for face in image["faces"]:
                         x0, y0, x1, y1 = face["bbox"]
-                        copy.write_row((floor_job, floor_source, None, "face", f"face_{face['face_id']}",
+                        copy.write_row((floor_job, TENANT, floor_source, None, "face", f"face_{face['face_id']}",
                                         frames[i][0], frames[i][1] / 1000, frames[i][1] / 1000, face["confidence"],
                                         [x0, y0, x1 - x0, y1 - y0], None, None, None, None, None,
                                         [e["probability"] for e in face["expressions"]],
