@@ -52,10 +52,10 @@ def job_body(deps: Deps, job: Job, kind: str) -> dict[str, Any]:
         "completed_at": iso(job.completed_at),
         "error": {"code": job.error_code, "message": job.error} if job.error else None,
     }
-    return envelope(
-        kind,
-        {"job": summary, "links": {"job": base, "summary": f"{base}/summary", "predictions": f"{base}/predictions"}},
-    )
+    links = {"job": base, "summary": f"{base}/summary", "predictions": f"{base}/predictions"}
+    if (job.request or {}).get("decisions"):
+        links["answers"] = f"{base}/answers"  # Audio Decisions' answers, per window and question
+    return envelope(kind, {"job": summary, "links": links})
 
 
 def envelope(kind: str, data: dict[str, Any]) -> dict[str, Any]:

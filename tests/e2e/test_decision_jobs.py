@@ -89,6 +89,8 @@ def test_a_two_minute_recording_in_30_s_windows_is_answered_window_by_window_and
     assert job["status"] == "completed" and job["num_errors"] == 0, job
     assert delivery.payload["type"] == "job.completed" and delivery.payload["data"]["job"]["id"] == job["id"]
     assert delivery.verified_by == [endpoint.json()["secret"]]
+    answers_link = delivery.payload["data"]["links"]["answers"]
+    assert answers_link.endswith(f"/v1/jobs/{job['id']}/answers")
 
     stored = answers(decisions_service.database_url, job["id"])
     assert len(stored) == 4 * len(QUESTIONS)
