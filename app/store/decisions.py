@@ -120,8 +120,17 @@ def _text(value: bytes | None) -> str | None:
 
 
 def _jobs(rows: Sequence[AnswerRow]) -> dict[str, list[Any]]:
-    """The rows' distinct (job, question set) as `_JOBS` takes them."""
-    pairs = sorted({(r.job_id, r.question_set_id, r.family_id, r.tenant) for r in rows})
+    """The rows' distinct (job, question set) as `_JOBS` takes them. Rows come in runs of one job and set (the
+    same objects), so a row is looked at only where the run changes: hashing every row's UUIDs cost 60 ms of
+    the 0.7 s 100,000 rows take to COPY."""
+    seen: dict[tuple[Any, ...], None] = {}
+    job: uuid.UUID | None = None
+    question_set: uuid.UUID | None = None
+    for r in rows:
+        if r.job_id is not job or r.question_set_id is not question_set:
+            job, question_set = r.job_id, r.question_set_id
+            seen[(job, question_set, r.family_id, r.tenant)] = None
+    pairs = sorted(seen)
     return {
         "j_job": [p[0] for p in pairs], "j_set": [p[1] for p in pairs], "j_family": [p[2] for p in pairs],
         "j_tenant": [p[3] for p in pairs],
@@ -166,9 +175,8 @@ async def _copy_new(conn: psycopg.AsyncConnection[object], rows: Sequence[Answer
         async with conn.transaction():
             await copy_into(conn, "decision_answer", rows)
         return True
-    except pg_errors.UniqueViolation as exc:
-        if exc.diag.constraint_name != PRIMARY_KEY:
-            raise
+    except pg_errors.UniqueViolation:
+        # The primary key is decision_answer's only unique constraint (reported under its partition's index).
         return False
 
 

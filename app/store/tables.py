@@ -517,12 +517,14 @@ class DecisionJob(Base):
 class DecisionAnswer(Base):
     """Hume's answer to one question about one window of one source of a job (see migration 0016 and
     app/store/decisions.py): typed columns per primitive, and Hume's raw answer always. The primary key is the
-    one index (storing at a bare COPY's pace); `decision_job` holds the foreign keys."""
+    one index (storing at a bare COPY's pace); `decision_job` holds the foreign keys. Hash-partitioned by
+    question id (partitions in schema decision_part), so one question's answers are read from few pages."""
 
     __tablename__ = "decision_answer"
     __table_args__ = (
         CheckConstraint("primitive IN ('noul', 'choice', 'score', 'span')", name="primitive"),
         PrimaryKeyConstraint("job_id", "question_id", "source_index", "window_index", name="pk_decision_answer"),
+        {"postgresql_partition_by": "HASH (question_id)"},
     )
 
     job_id: Mapped[uuid.UUID] = mapped_column(UUID)
