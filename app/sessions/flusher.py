@@ -1,18 +1,21 @@
 """The process's one writer of live sessions' measurements: every SESSION_FLUSH_MS it stores what all of its
-sessions received since the last tick in one transaction (`live_sessions.append_many`: one row lock
-statement, one COPY, one statement for stats, marks, heartbeats and counts), with the emotion order kept
-between ticks instead of read each time.
+sessions received since the last tick in one transaction (`live_sessions.append_many`: one COPY of every
+session's rows, then one statement for their marks, counts, heartbeats and due stats), with the emotion order
+kept between ticks instead of read each time.
 
-A transaction per session and flush cost 5 ms (the order read, the transaction, the lock, the COPY, the
-stats, the mark: bench live_ingest measured 115x an upload's ingest per measurement); sharing them among
-the sessions of a tick is what makes live ingest cost about what an upload's does (see bench_live_ingest).
+A tick has a fixed cost (the transaction, the COPY's round trips, the statement: ~4 ms of CPU, Python and
+Postgres, on the loaded 2-core machine) that its rows share: a measurement costs that over the rows of its
+tick plus about what an upload pays for it. bench live_ingest (CPU a measurement against an upload's):
+a transaction per session and flush was 115x; here 200 audio sessions (17 a tick) 7x at 250 ms and 3.2x
+at 1 s, 200 video sessions (220 rows a tick) 2.2x; one session is a transaction per measurement, 140x.
 
-Each measurement is stored once: a session's highest stored id is kept with it in the database, read under
-its row lock in the flush's transaction, so a retried batch (its commit lost with the connection) or an id
-Hume sends again stores nothing new. Measurements stay in memory until the transaction holding them commits:
-a failed tick keeps them for the next one (a tick the database refuses for one session's rows is tried again
-session by session, so that session cannot hold the others back), and a session's last measurements are
-stored by `finish` in the transaction that ends its job.
+Each measurement is stored once: a session's highest stored id is kept with it in the database, moved by
+each flush from the value its writer knew (read under the row's lock when not known): a retried batch (its
+commit lost with the connection), an id Hume sends again or a second writer stores nothing new. What was
+received stays in memory until the transaction holding it commits: a failed tick keeps it for the next one
+(a tick the database refuses for one session's rows is tried again session by session, so that session cannot
+hold the others back), and a session's last measurements are stored by `finish` in the transaction that ends
+its job.
 """
 
 from __future__ import annotations
@@ -42,12 +45,13 @@ score's stats row rewritten per measurement cost ~50 us of Postgres CPU each (17
 live_ingest: 11x an upload's whole cost); once a minute, its summary is at most a minute behind its rows.
 They are written whole at its end, and made again from its rows if its process dies first (`restat`)."""
 HEARTBEAT_S = 10.0
-"""How often a session with nothing to store still writes its heartbeat (SESSION_STALE_S is 60 s)."""
+"""How often a session's heartbeat is written (SESSION_STALE_S is 60 s); not every tick: heartbeat_at is
+indexed, so writing it gives the row a new index entry where a move of its mark alone stays on its page."""
 PENDING_MAX_BYTES = 512 * 1024
-"""A session's measurements held unstored, at most (their JSON): 512 KiB is about a minute of a video
-session's results while the database is away (3 a second, ~3 KB each with a few faces), about SESSION_STALE_S,
-past which the reconciler counts its relay as lost anyway; an audio session (one a 3 s of speech) fills it in
-about 8 minutes. 200 sessions: at most 100 MiB."""
+"""A session's measurements held unstored, at most (their JSON): while the database is away, 45 s to 1.5 min
+of a video session's results (3 a second, 1.8 KB on average in bench live_ingest, 4 KB with two faces fully
+listed), about SESSION_STALE_S, after which the reconciler counts its relay as lost anyway; 20 minutes of an
+audio session's (1.2 KB every 3 s of speech). 200 sessions: at most 100 MiB."""
 _UNREACHABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, psycopg.OperationalError, OSError,
                 TimeoutError, live_sessions.Conflict)  # fmt: skip
 """The database is away or the transaction was cut (connection lost, deadlock, cancelled), or a session's row
@@ -148,8 +152,11 @@ class LiveFlusher:
 
     def add(self, job_id: uuid.UUID, measurement_id: int, body: bytes, at_ms: int) -> bool:
         """Keep a measurement of an open session for the next tick; False (and not kept) when the session
-        already holds PENDING_MAX_BYTES unstored."""
-        held = self._sessions[job_id]
+        already holds PENDING_MAX_BYTES unstored. One arriving after its session's end was stored (a relay
+        cancelled mid-read) has nowhere to go: dropped."""
+        held = self._sessions.get(job_id)
+        if held is None:
+            return True
         if held.held + len(body) > self._max_pending_bytes:
             return False
         held.items.append((measurement_id, body, at_ms))

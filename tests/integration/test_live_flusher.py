@@ -205,3 +205,23 @@ async def test_a_row_moved_by_another_writer_is_read_again_and_nothing_is_stored
     assert (again.stored, again.failed) == (2, 0), "read again: only id 3 of the session is new"
     found = await stored(deps, job_id, other)
     assert found[job_id][:2] == (4, 4) and found[other][:2] == (1, 1)
+
+
+async def test_a_running_session_s_stats_are_written_when_due(deps: Deps) -> None:
+    job_id = await open_session(deps)
+    due = flusher_of(deps, stats_every_s=0)  # every tick (STATS_EVERY_S is a minute)
+    due.open(job_id, "audio")
+    for i, scores in enumerate(({"calmness": 0.5, "joy": 0.25}, {"calmness": 1.0})):
+        assert due.add(job_id, i, measurement(i, scores), 0)
+        await due.tick()
+    async with deps.sessionmaker() as session:
+        stats = dict(
+            (name, (n, mean, peak))
+            for name, n, mean, peak in await session.execute(
+                text("SELECT name, count, mean, max FROM emotion_stat WHERE job_id = :id"), {"id": job_id}
+            )
+        )
+        rows = (
+            await session.execute(text("SELECT predictions FROM model_stat WHERE job_id = :id"), {"id": job_id})
+        ).scalar_one()
+    assert stats == {"calmness": (2, 0.75, 1.0), "joy": (1, 0.25, 0.25)} and rows == 2, "the job still live"
