@@ -9,17 +9,18 @@ Partitions are made before they are needed: by the hourly prune (this and next m
 jobs) and, for what that has not made yet (a new tenant's first rows), by `ensure_for_session` before a COPY,
 on a connection of its own, remembered per process. They are made as standalone tables and then ATTACHed:
 ATTACH takes SHARE UPDATE EXCLUSIVE on the parent, which no read or write of predictions conflicts with,
-where CREATE TABLE ... PARTITION OF takes ACCESS EXCLUSIVE on it (measured on Postgres 15 with pg_locks),
-which would queue every read and write of the tenant's predictions behind any long one (a CSV export) for
-as long as it runs. A new tenant's ATTACH to `prediction` also takes ACCESS EXCLUSIVE on the default
-partition, to check it holds none of that tenant's rows (it moves any there first), which only reads that
-name no tenant wait for. Creators are serialised by one advisory lock, and every DDL transaction here has a
-`lock_timeout`, so a creator never stalls the queries queued behind it for longer than that.
+where CREATE TABLE ... PARTITION OF takes ACCESS EXCLUSIVE on it (Postgres 12 to 16; measured on 15 with
+pg_locks), which would queue every read and write of the tenant's predictions behind any long one (a CSV
+export) for as long as that runs. A new tenant's ATTACH to `prediction` also takes ACCESS EXCLUSIVE on the
+default partition, to check it holds none of that tenant's rows (it moves any there first): only queries
+that name no tenant read the default partition, so only those wait. Creators are serialised by one advisory
+lock, and every DDL transaction here has a `lock_timeout`, so the queries queued behind one wait at most that.
 
 Retention drops a tenant's month once all of it is older than the tenant's retention, by DROP TABLE on the
 attached partition: that locks the tenant's partition (ACCESS EXCLUSIVE, for the moment of the drop) and
-nothing else. DETACH ... CONCURRENTLY then DROP was measured worse: DETACH turns the partition into a
-standalone table, and dropping that took ACCESS EXCLUSIVE on `job` and `source` while foreign keys existed.
+nothing else. DETACH ... CONCURRENTLY then DROP was measured worse: DETACH turns the month into a standalone
+table, and dropping that took ACCESS EXCLUSIVE on `job` and `source` while predictions had foreign keys; and
+CONCURRENTLY cannot run in a transaction, where the drop and the marking of its jobs belong together.
 The jobs with rows in a dropped month are marked `predictions_expired_at` in the same transaction.
 """
 
