@@ -58,7 +58,8 @@ def qualified(table: str) -> str:
 
 async def exists(sessionmaker: Sessionmaker, table: str) -> bool:
     async with sessionmaker() as session:
-        return bool((await session.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": qualified(table)})).scalar())
+        found = await session.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": qualified(table)})
+        return bool(found.scalar())
 
 
 async def test_a_new_tenants_rows_land_in_its_month_with_nothing_made_before(sessionmaker: Sessionmaker) -> None:
@@ -132,12 +133,11 @@ async def test_retention_drops_a_tenants_old_month_and_nothing_else(
     assert sum((await where(sessionmaker, new_acme)).values()) == 2
     assert await where(sessionmaker, old_beta) == {qualified(partitions.month_table("beta", OLD)): 4}
     async with sessionmaker() as session:
-        marked = dict(
-            (await session.execute(
-                text("SELECT id, predictions_expired_at IS NOT NULL FROM job WHERE id = ANY(CAST(:ids AS uuid[]))"),
-                {"ids": "{" + ",".join(map(str, (old_acme, new_acme, old_beta))) + "}"},
-            )).all()  # fmt: skip
+        flags = await session.execute(
+            text("SELECT id, predictions_expired_at IS NOT NULL FROM job WHERE id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": "{" + ",".join(map(str, (old_acme, new_acme, old_beta))) + "}"},
         )
+        marked: dict[uuid.UUID, bool] = {job_id: flag for job_id, flag in flags}
         # The expired job's summary is kept: it is read from the stats written at ingest.
         summary = await queries.summary(session, old_acme)
     assert marked == {old_acme: True, new_acme: False, old_beta: False}
