@@ -173,9 +173,10 @@ async def deliver(deps: Deps, message_id: int | None = None, endpoint_id: str | 
 
 
 class _Run:
-    """One task's deliveries to one endpoint: up to IN_FLIGHT POSTs at once, a claim for more whenever half
-    of them have been answered, and a record of the answers in hand whenever the last record has ended (so a
-    record takes as many answers as arrived during one round trip to the database)."""
+    """One task's deliveries to one endpoint: up to IN_FLIGHT POSTs at once. A record of the answers in hand
+    starts whenever the last one has ended (so it takes as many as arrived during one round trip to the
+    database), and claims in the same statement as many messages as have room; a claim of its own starts
+    when half the room is free and no record is under way (the first, and after a record with failures)."""
 
     def __init__(self, deps: Deps, endpoint: Endpoint) -> None:
         self.deps = deps
@@ -185,7 +186,7 @@ class _Run:
         self.sends: dict[asyncio.Future[Result], Message] = {}
         self.answered: list[tuple[Message, Result]] = []
         self.claiming: asyncio.Task[list[Message]] | None = None
-        self.recording: asyncio.Task[Endpoint] | None = None
+        self.recording: asyncio.Task[tuple[Endpoint, list[Message]]] | None = None
         self.more = True
         """The last claim took all it asked for: more may be due."""
         self.left_due = False
@@ -201,7 +202,8 @@ class _Run:
                         self._send(future.result())
                     elif future is self.recording:
                         self.recording = None
-                        self.endpoint = future.result()
+                        self.endpoint, claimed = future.result()
+                        self._send(claimed)
                     else:
                         self.answered.append((self.sends.pop(future), future.result()))
         finally:
@@ -214,17 +216,22 @@ class _Run:
     def _busy(self) -> list[asyncio.Future[Any]]:
         return [*self.sends, *(f for f in (self.claiming, self.recording) if f is not None)]
 
+    def _room(self) -> int:
+        """How many to claim now: the room in flight, while claiming goes on."""
+        if not self.more or self.claiming is not None or self.endpoint.disabled_at is not None:
+            return 0
+        if time.monotonic() >= self.claim_until:
+            self.more, self.left_due = False, True
+            return 0
+        return IN_FLIGHT - len(self.sends)
+
     def _next(self) -> list[asyncio.Future[Any]]:
-        """Start a record and a claim when their time has come; what is under way."""
+        """Start a record, or a claim, when its time has come; what is under way."""
         if self.recording is None and self.answered:
-            self.recording = asyncio.create_task(_record(self.deps, self.endpoint, self.answered))
+            self.recording = asyncio.create_task(self._record(self.answered, self._room()))
             self.answered = []
-        room = IN_FLIGHT - len(self.sends)
-        if self.claiming is None and self.more and room >= IN_FLIGHT // 2 and self.endpoint.disabled_at is None:
-            if time.monotonic() < self.claim_until:
-                self.claiming = asyncio.create_task(self._claim(room))
-            else:
-                self.more, self.left_due = False, True
+        if self.recording is None and (room := self._room()) >= IN_FLIGHT // 2:
+            self.claiming = asyncio.create_task(self._claim(room))
         return self._busy()
 
     async def _claim(self, limit: int) -> list[Message]:
@@ -233,7 +240,15 @@ class _Run:
         self.more = len(claimed) == limit
         return claimed
 
+    async def _record(self, answered: list[tuple[Message, Result]], claim: int) -> tuple[Endpoint, list[Message]]:
+        endpoint, claimed = await _record(self.deps, self.endpoint, answered, claim=claim, lease_s=self.lease_s)
+        if claim:
+            self.more = len(claimed) == claim
+        return endpoint, claimed
+
     def _send(self, messages: list[Message]) -> None:
+        if not messages:
+            return
         now = datetime.now(UTC)
         signer = signing.Signer(signing_keys(self.endpoint, now))
         url = self.endpoint.url
@@ -243,7 +258,12 @@ class _Run:
             ] = m
 
 
-async def _record(deps: Deps, endpoint: Endpoint, answered: list[tuple[Message, Result]]) -> Endpoint:
+async def _record(
+    deps: Deps, endpoint: Endpoint, answered: list[tuple[Message, Result]], *, claim: int, lease_s: float
+) -> tuple[Endpoint, list[Message]]:
+    """Record the answers in hand; the endpoint as they leave it, and up to `claim` more of its due messages
+    when all were delivered (the usual case: one statement on the plain pool, atomic without a transaction).
+    Anything else also moves the endpoint and queues retries, in one transaction, and claims nothing."""
     now = datetime.now(UTC)
     attempts: list[Attempt] = []
     verdicts: list[Verdict] = []
@@ -254,10 +274,15 @@ async def _record(deps: Deps, endpoint: Endpoint, answered: list[tuple[Message, 
                     result.duration_ms, result.error)
         )  # fmt: skip
         verdicts.append(verdict)
+    claimed: list[Message] = []
     if endpoint.failing_since is None and all(v.state == "delivered" for v in verdicts):
-        # The usual case: one statement on the plain pool, atomic without a transaction.
         async with deps.db.pool.connection() as connection:
-            recorded = await webhook_delivery_rows.record(connection, attempts)
+            if claim:
+                recorded, claimed = await webhook_delivery_rows.record_and_claim(
+                    connection, attempts, endpoint.id, limit=claim, lease_s=lease_s
+                )
+            else:
+                recorded = await webhook_delivery_rows.record(connection, attempts)
     else:
         async with deps.sessionmaker.begin() as session:
             recorded = await webhook_delivery_rows.record(await driver_connection(session), attempts)
@@ -271,7 +296,7 @@ async def _record(deps: Deps, endpoint: Endpoint, answered: list[tuple[Message, 
                 "webhook attempt", message_id=message.id, msg_id=message.msg_id, endpoint_id=str(endpoint.id),
                 outcome=result.outcome, status=result.status, attempt=attempt.attempts, ms=result.duration_ms,
             )  # fmt: skip
-    return endpoint
+    return endpoint, claimed
 
 
 async def _endpoint_after(

@@ -50,6 +50,8 @@ async def replay_since(deps: Deps, since: datetime) -> Replay:
 OVERDUE_AFTER_S = 2.0
 """A pending message due this long ago has no task on its way (or waits behind a backlog, where the woken
 endpoint's one waiting task absorbs the wake-up)."""
+WAKE_AT_MOST = 500
+"""Endpoints woken a reconciler pass (each wake is a round trip; the rest wait for the next pass)."""
 
 
 async def count_waiting(deps: Deps) -> int:
@@ -61,7 +63,9 @@ async def count_waiting(deps: Deps) -> int:
     metrics.WEBHOOK_MESSAGES_WAITING.set(waiting)
     if waiting:
         async with deps.db.pool.connection() as connection:
-            overdue = await webhook_delivery_rows.overdue_endpoints(connection, after_s=OVERDUE_AFTER_S)
+            overdue = await webhook_delivery_rows.overdue_endpoints(
+                connection, after_s=OVERDUE_AFTER_S, limit=WAKE_AT_MOST
+            )
         for endpoint_id in overdue:
             await wake(deps, endpoint_id)
     return waiting

@@ -34,29 +34,26 @@ FOR UPDATE
 # Oldest first by created_at, which walks ix_webhook_message_state_created_at's pending rows (a handful
 # while deliveries keep up) rather than the endpoint's whole delivery log. Nothing once the endpoint is
 # disabled (by its owner, or by another task's 410), so a task running then stops sending at its next claim.
-_CLAIM = """
-UPDATE webhook_message m SET next_attempt_at = now() + make_interval(secs => %(lease)s)
-WHERE m.id IN (
-    SELECT id FROM webhook_message
-    WHERE state = 'pending' AND endpoint_id = %(endpoint)s AND next_attempt_at <= now()
-      AND EXISTS (SELECT 1 FROM webhook_endpoint e WHERE e.id = %(endpoint)s AND e.disabled_at IS NULL)
-    ORDER BY created_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING m.id, m.attempts, m.msg_id, m.payload::text
-"""
+# Never a message this statement records (%(id)s): its lease may have run out meanwhile, and one statement
+# must not update a row twice.
+_CLAIMED = """claimed AS (
+    UPDATE webhook_message m SET next_attempt_at = now() + make_interval(secs => %(lease)s)
+    WHERE m.id IN (
+        SELECT id FROM webhook_message
+        WHERE state = 'pending' AND endpoint_id = %(endpoint)s AND next_attempt_at <= now()
+          AND id <> ALL(%(id)s::bigint[])
+          AND EXISTS (SELECT 1 FROM webhook_endpoint e WHERE e.id = %(endpoint)s AND e.disabled_at IS NULL)
+        ORDER BY created_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING m.id, m.attempts, m.msg_id, m.payload::text AS payload
+)"""
 
-_FAIL_DUE = """
-UPDATE webhook_message SET state = 'failed', next_attempt_at = NULL
-WHERE state = 'pending' AND endpoint_id = %(endpoint)s AND next_attempt_at <= now()
-"""
-
-# Each attempt of the wave gets its row and its message's new state; a message deleted meanwhile (its
-# endpoint removed) gets neither. The UPDATE takes the row lock `webhook_messages.lock` takes, so a manual
-# retry or a replay of the same message waits for it.
-_RECORD = """
-WITH attempt AS (
+# Each attempt gets its row and its message's new state; a message deleted meanwhile (its endpoint removed)
+# gets neither. The UPDATE takes the row lock `webhook_messages.lock` takes, so a manual retry or a replay of
+# the same message waits for it.
+_LOGGED = """attempt AS (
     SELECT * FROM unnest(
         %(id)s::bigint[], %(state)s::text[], %(attempts)s::integer[], %(next)s::timestamptz[],
         %(status)s::integer[], %(snippet)s::text[], %(ms)s::integer[], %(error)s::text[]
@@ -65,15 +62,28 @@ WITH attempt AS (
     UPDATE webhook_message m SET state = a.state, attempts = a.attempts, next_attempt_at = a.next_attempt_at
     FROM attempt a WHERE m.id = a.id
     RETURNING m.id
-)
-INSERT INTO webhook_attempt (message_id, status_code, response_snippet, duration_ms, error)
-SELECT a.id, a.status, a.snippet, a.ms, a.error FROM attempt a JOIN moved ON moved.id = a.id
-RETURNING message_id
+), logged AS (
+    INSERT INTO webhook_attempt (message_id, status_code, response_snippet, duration_ms, error)
+    SELECT a.id, a.status, a.snippet, a.ms, a.error FROM attempt a JOIN moved ON moved.id = a.id
+    RETURNING message_id
+)"""
+
+_CLAIM = f"WITH {_CLAIMED} SELECT id, attempts, msg_id, payload FROM claimed"
+_RECORD = f"WITH {_LOGGED} SELECT message_id FROM logged"
+# Both in one round trip (and one commit): recorded ids come with attempts NULL.
+_RECORD_AND_CLAIM = f"""WITH {_LOGGED}, {_CLAIMED}
+SELECT message_id, NULL::integer, NULL::text, NULL::text FROM logged
+UNION ALL SELECT id, attempts, msg_id, payload FROM claimed"""
+
+_FAIL_DUE = """
+UPDATE webhook_message SET state = 'failed', next_attempt_at = NULL
+WHERE state = 'pending' AND endpoint_id = %(endpoint)s AND next_attempt_at <= now()
 """
 
 _OVERDUE = """
-SELECT DISTINCT endpoint_id FROM webhook_message
+SELECT endpoint_id FROM webhook_message
 WHERE state = 'pending' AND next_attempt_at < now() - make_interval(secs => %(after)s)
+GROUP BY endpoint_id ORDER BY min(next_attempt_at) LIMIT %(limit)s
 """
 
 
@@ -131,14 +141,8 @@ async def claim(
 ) -> list[Message]:
     """Up to `limit` of the endpoint's due pending messages, oldest first, each leased for `lease_s` (its
     next_attempt_at moved that far ahead); two tasks at once take different ones (SKIP LOCKED)."""
-    cursor = await connection.execute(_CLAIM, {"endpoint": endpoint_id, "limit": limit, "lease": lease_s})
-    return sorted(
-        (
-            Message(id_, attempts, msg_id, payload.encode("utf-8"))
-            for id_, attempts, msg_id, payload in await cursor.fetchall()
-        ),
-        key=lambda message: message.id,
-    )
+    cursor = await connection.execute(_CLAIM, {"endpoint": endpoint_id, "limit": limit, "lease": lease_s, "id": []})
+    return _messages(await cursor.fetchall())
 
 
 async def fail_due(connection: AsyncConnection[Any], endpoint_id: uuid.UUID) -> int:
@@ -150,7 +154,30 @@ async def fail_due(connection: AsyncConnection[Any], endpoint_id: uuid.UUID) -> 
 async def record(connection: AsyncConnection[Any], attempts: Sequence[Attempt]) -> set[int]:
     """Each attempt's row and its message's new state, in one statement; the ids of the messages recorded
     (one deleted meanwhile is not)."""
-    params = {
+    cursor = await connection.execute(_RECORD, _attempt_params(attempts))
+    return {row[0] for row in await cursor.fetchall()}
+
+
+async def record_and_claim(
+    connection: AsyncConnection[Any], attempts: Sequence[Attempt], endpoint_id: uuid.UUID, *, limit: int,
+    lease_s: float,
+) -> tuple[set[int], list[Message]]:  # fmt: skip
+    """`record` and `claim` in one statement."""
+    params = {**_attempt_params(attempts), "endpoint": endpoint_id, "limit": limit, "lease": lease_s}
+    cursor = await connection.execute(_RECORD_AND_CLAIM, params)
+    rows = await cursor.fetchall()
+    return {row[0] for row in rows if row[1] is None}, _messages([row for row in rows if row[1] is not None])
+
+
+def _messages(rows: Sequence[tuple[Any, ...]]) -> list[Message]:
+    return sorted(
+        (Message(id_, attempts, msg_id, payload.encode("utf-8")) for id_, attempts, msg_id, payload in rows),
+        key=lambda message: message.id,
+    )
+
+
+def _attempt_params(attempts: Sequence[Attempt]) -> dict[str, list[Any]]:
+    return {
         "id": [a.message_id for a in attempts],
         "state": [a.state for a in attempts],
         "attempts": [a.attempts for a in attempts],
@@ -160,12 +187,10 @@ async def record(connection: AsyncConnection[Any], attempts: Sequence[Attempt]) 
         "ms": [a.duration_ms for a in attempts],
         "error": [a.error for a in attempts],
     }
-    cursor = await connection.execute(_RECORD, params)
-    return {row[0] for row in await cursor.fetchall()}
 
 
-async def overdue_endpoints(connection: AsyncConnection[Any], *, after_s: float) -> list[uuid.UUID]:
-    """Endpoints with a pending message due over `after_s` ago: its wake-up was lost (a worker died holding
-    its lease) or waits behind a backlog."""
-    cursor = await connection.execute(_OVERDUE, {"after": after_s})
+async def overdue_endpoints(connection: AsyncConnection[Any], *, after_s: float, limit: int) -> list[uuid.UUID]:
+    """Up to `limit` endpoints with a pending message due over `after_s` ago, the longest overdue first: its
+    wake-up was lost (a worker died holding its lease) or waits behind a backlog."""
+    cursor = await connection.execute(_OVERDUE, {"after": after_s, "limit": limit})
     return [row[0] for row in await cursor.fetchall()]
