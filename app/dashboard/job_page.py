@@ -144,7 +144,7 @@ async def job_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
             entry["bars"] = charts.bar_chart(
                 [(e["name"], e["mean"], e["max"]) for e in top], label=f"{model}: top emotions, mean and max"
             )
-            if model in extents and choices:
+            if model in extents and choices and job.predictions_expired_at is None:
                 wanted, bucket, group = _wanted(request, model)
                 entry["timeline"] = await timeline(
                     db, job.id, model, choices=choices, wanted=wanted, bucket=bucket, group=group,

@@ -11,9 +11,10 @@ from datetime import date
 import psycopg
 
 from app.store import prediction_partitions as partitions
-from tests.conftest import Service
+from tests.conftest import Service, create_key
 from tests.e2e.test_analytics import face_doc, import_documents
 from tests.e2e.test_cli import run_cli
+from tests.e2e.test_dashboard_access import signed_in
 
 OLD = date(2025, 1, 1)
 
@@ -63,6 +64,16 @@ def test_a_job_whose_predictions_expired_answers_410_and_keeps_its_summary(servi
         assert page.status_code == 200 and len(page.json()["items"]) == 6
         assert client.get(f"/v1/jobs/{kept}/summary").json()["predictions_expired"] is False
         assert client.get(f"/v1/jobs/{kept}").json()["predictions_expired_at"] is None
+    browser = signed_in(service, create_key(service.database_url, ["read"]))
+    try:
+        gone_page = browser.get(f"/dashboard/jobs/{expired}")
+        kept_page = browser.get(f"/dashboard/jobs/{kept}")
+    finally:
+        browser.close()
+    assert gone_page.status_code == 200 and 'id="predictions-expired"' in gone_page.text
+    assert f"/v1/jobs/{expired}/predictions.csv" not in gone_page.text and "Top emotions" in gone_page.text
+    assert kept_page.status_code == 200 and 'id="predictions-expired"' not in kept_page.text
+    assert f"/v1/jobs/{kept}/predictions.csv" in kept_page.text
     exported = run_cli("export", expired, database_url=service.database_url)
     assert exported.returncode == 1 and "predictions were deleted" in exported.stderr
     listed = run_cli("tenant-retention", "default", database_url=service.database_url)
