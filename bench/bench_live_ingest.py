@@ -4,7 +4,9 @@ Live: N sessions producing measurements at real time through the process's flush
 as the relay feeds it: audio sessions a measurement every 3 s (Hume's default measurement_timer_ms,
 HUME-V1-FACTS §6), 1, 50 and 200 of them, flushed every 250 ms (SESSION_FLUSH_MS's default) and the 200 also
 every 1 s; 200 video sessions a result every 1/3 s (Hume's 3 frames a second, one or two measured faces).
-Starts are spread over a period. Upload: 1,200 of the same measurements (an hour of speech; 400 s of video)
+Starts are spread over a period. A session's stats are written once, with its end: the cost of an end is
+measured on sessions given a history first (`HISTORY`) and shared by an hour of a session's rows (`HOUR`).
+Upload: 1,200 of the same measurements (an hour of speech; 400 s of video)
 in one `ingest.ingest` transaction, the file a session would otherwise be. Both make rows with the relay's
 own `measurement_rows` from the messages' JSON, on a pool of one connection, into one database, in one run.
 
@@ -35,6 +37,12 @@ from bench.__main__ import Context
 
 MEASUREMENTS = 1200
 PERIOD_S = {"audio": 3.0, "video": 1 / 3}
+HISTORY = {"audio": 200, "video": 30}
+"""Measurements each session stores before the run, untimed, so that its end writes the stats an hour-long
+session's would: 200 audio measurements touch nearly all of their 415 expressions (5-30 each), 30 video
+results all of their 48."""
+HOUR = {"audio": 1200, "video": 10800}
+"""Measurements of an hour-long session, over which its end's cost is shared."""
 RUNS = (("audio", 1, 0.25, 36.0), ("audio", 50, 0.25, 15.0), ("audio", 200, 0.25, 15.0), ("audio", 200, 1.0, 15.0),
         ("video", 200, 0.25, 8.0))  # fmt: skip
 """(medium, sessions, flush interval s, seconds of real time): one session runs longer, for a dozen
@@ -79,10 +87,13 @@ class Cost:
     wall_s: float
     python_s: float
     backend_s: float
+    end_cpu_s: float = 0.0
+    """A session's end (its last flush and its stats written) over an hour of its rows, per row."""
 
     def per_row(self) -> tuple[float, float]:
         """(wall, cpu) microseconds per stored row."""
-        return self.wall_s / self.stored * 1e6, (self.python_s + self.backend_s) / self.stored * 1e6
+        cpu = (self.python_s + self.backend_s) / self.stored + self.end_cpu_s
+        return self.wall_s / self.stored * 1e6, cpu * 1e6
 
 
 class Backend:
@@ -137,6 +148,10 @@ async def produce(flusher: LiveFlusher, job_id: uuid.UUID, bodies: list[bytes], 
             raise RuntimeError("a session's buffer filled: the flusher fell behind")
 
 
+async def ended(session: AsyncSession) -> None:
+    """A session's job's own end (outbox, webhooks) is not ingest."""
+
+
 async def live(
     sessionmaker: async_sessionmaker[AsyncSession],
     medium: str,
@@ -166,7 +181,32 @@ async def live(
     totals = flusher.totals
     if totals.failed:
         raise RuntimeError(f"{totals.failed} session flushes failed")
-    return Cost(totals.stored, totals.seconds, totals.cpu_seconds, backend.cpu_s() - db), totals.transactions
+    cost = Cost(totals.stored, totals.seconds, totals.cpu_seconds, backend.cpu_s() - db)
+    for job_id in sessions:
+        await flusher.finish(job_id, ended)
+    return cost, totals.transactions
+
+
+async def session_end(
+    sessionmaker: async_sessionmaker[AsyncSession], medium: str, bodies: list[bytes], backend: Backend
+) -> float:
+    """CPU seconds of a session's end (its last flush, its stats written) over the rows of an hour-long
+    session: sessions given their `HISTORY` first (untimed), so that their ends write what an hour's would."""
+    n = 20
+    sessions = await open_sessions(sessionmaker, medium, n)
+    flusher = LiveFlusher(sessionmaker, interval_s=0.25)
+    for job_id in sessions:
+        flusher.open(job_id, medium)
+    for i in range(HISTORY[medium]):
+        for job_id in sessions:
+            flusher.add(job_id, i, bodies[i], 0)
+        await flusher.tick()
+    python, db = time.process_time(), backend.cpu_s()
+    for job_id in sessions:
+        await flusher.finish(job_id, ended)
+    ends = time.process_time() - python + backend.cpu_s() - db
+    rows = sum(1 for _ in measurement_rows(medium, [(i, body, 0) for i, body in enumerate(bodies)]))
+    return ends / n / (HOUR[medium] * rows / len(bodies))
 
 
 async def measure(url: str) -> list[tuple[str, int, float, Cost, Cost, int]]:
@@ -185,10 +225,15 @@ async def measure(url: str) -> list[tuple[str, int, float, Cost, Cost, int]]:
             cost, transactions = await live(sessionmaker, medium, bodies[medium], n, interval_s, seconds, backend)
             lives.append((medium, n, interval_s, cost, transactions))
             floors[medium].append(await upload(sessionmaker, medium, bodies[medium], backend))
+        # Last: the histories' updates would weigh on the runs after them.
+        ends = {
+            medium: await session_end(sessionmaker, medium, messages, backend) for medium, messages in bodies.items()
+        }
         if await backend_pid(sessionmaker) != backend.pid:
             raise RuntimeError("the pool's connection was replaced: the backend's CPU was not all counted")
         out = []
         for medium, n, interval_s, cost, transactions in lives:
+            cost.end_cpu_s = ends[medium]
             # The cheapest upload of the run (each figure its own minimum): the floor the 1.2x is against.
             ups = floors[medium]
             floor = Cost(ups[0].stored, min(u.wall_s for u in ups), min(u.python_s for u in ups),
@@ -206,11 +251,12 @@ def run(ctx: Context) -> None:
         wall, cpu = cost.per_row()
         floor_wall, floor_cpu = floor.per_row()
         name = f"live_ingest_{medium}_{n}_sessions_{int(interval_s * 1000)}ms"
-        print(f"  {name}: {cost.stored} measurements by {transactions} transactions "
+        print(f"  {name}: {cost.stored} rows by {transactions} transactions "
               f"({cost.stored / max(1, transactions):.1f} each); CPU a row "
               f"{cost.python_s / cost.stored * 1e6:.0f} us Python + {cost.backend_s / cost.stored * 1e6:.0f} us "
-              f"Postgres, upload {floor.python_s / floor.stored * 1e6:.0f} + "
-              f"{floor.backend_s / floor.stored * 1e6:.0f}", flush=True)  # fmt: skip
+              f"Postgres + {cost.end_cpu_s * 1e6:.1f} us its session's end; upload "
+              f"{floor.python_s / floor.stored * 1e6:.0f} + {floor.backend_s / floor.stored * 1e6:.0f}",
+              flush=True)  # fmt: skip
         ctx.report(f"{name}_wall", wall, "us/row", baseline=floor_wall,
                    baseline_name=f"file_upload_ingest_{medium}_wall")  # fmt: skip
         ctx.report(f"{name}_cpu", cpu, "us/row", baseline=floor_cpu,

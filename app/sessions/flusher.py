@@ -39,11 +39,6 @@ from app.store.emotion_order import EmotionOrder, load_emotion_order
 
 log = structlog.get_logger(__name__)
 
-STATS_EVERY_S = 60.0
-"""How often a running session's stats (emotion_stat, model_stat: what its summary reads) are written: a
-score's stats row rewritten per measurement cost ~50 us of Postgres CPU each (17 a measurement in bench
-live_ingest: 11x an upload's whole cost); once a minute, its summary is at most a minute behind its rows.
-They are written whole at its end, and made again from its rows if its process dies first (`restat`)."""
 HEARTBEAT_S = 10.0
 """How often a session's heartbeat is written (SESSION_STALE_S is 60 s); not every tick: heartbeat_at is
 indexed, so writing it gives the row a new index entry where a move of its mark alone stays on its page."""
@@ -81,8 +76,7 @@ class _Session:
     beaten: float = field(default_factory=time.monotonic)
     """When its heartbeat was last written."""
     stats: live_sessions.SessionStats = field(default_factory=live_sessions.SessionStats)
-    """What its stored rows add up to, written every STATS_EVERY_S and at its end."""
-    stats_written: float = field(default_factory=time.monotonic)
+    """What its stored rows add up to, written at its end (see live_sessions.SessionStats)."""
     known: tuple[int, int] | None = None
     """(highest id stored, source id) as its last committed flush left them; None: read in the next."""
     ended: bool = False
@@ -129,10 +123,8 @@ class LiveFlusher:
         *,
         interval_s: float,
         heartbeat_s: float = HEARTBEAT_S,
-        stats_every_s: float = STATS_EVERY_S,
         max_pending_bytes: int = PENDING_MAX_BYTES,
     ) -> None:
-        self._stats_every_s = stats_every_s
         self._sessionmaker = sessionmaker
         self.interval_s = interval_s
         self._heartbeat_s = heartbeat_s
@@ -245,15 +237,8 @@ class LiveFlusher:
                 self._order = None  # kept again only once the transaction that used it has committed
                 batches = [held.batch(job_id, items) for job_id, held, items in taken]
                 appended = {a.job_id: a for a in await live_sessions.append_many(session, batches, order)}
-                totals = {
-                    job_id: held.stats.plus(appended[job_id])
-                    for job_id, held, _ in taken
-                    if job_id in appended
-                    and (appended[job_id].count or held.stats.changed)
-                    and (held.ended or now - held.stats_written >= self._stats_every_s)
-                }
                 beats = {j for j, held, _ in taken if not held.ended and now - held.beaten >= self._heartbeat_s}
-                await live_sessions.advance(session, list(appended.values()), totals, beats)
+                await live_sessions.advance(session, list(appended.values()), {}, beats)
         except BaseException:
             for _, held, _ in taken:
                 held.known = None  # the commit's outcome may be unknown: the rows are read again
@@ -267,12 +252,7 @@ class LiveFlusher:
             done = appended.get(job_id)
             if done is not None:
                 held.known = (done.last_id, done.source_id)
-                if job_id in totals:
-                    held.stats = totals[job_id]
-                    held.stats.written()
-                    held.stats_written = now
-                else:
-                    held.stats.fold(done)
+                held.stats.fold(done)
             if held.ended and not held.items:
                 self._sessions.pop(job_id, None)
         return sum(a.count for a in appended.values())

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import Deps
 from app.sessions.flusher import LiveFlusher
+from app.store import live_sessions
 from app.worker.outbox import end_job
 from tests.integration.test_live_session_store import measurement, open_session
 
@@ -207,21 +208,27 @@ async def test_a_row_moved_by_another_writer_is_read_again_and_nothing_is_stored
     assert found[job_id][:2] == (4, 4) and found[other][:2] == (1, 1)
 
 
-async def test_a_running_session_s_stats_are_written_when_due(deps: Deps) -> None:
+async def test_a_long_session_s_stats_written_at_its_end_are_those_of_its_rows(deps: Deps) -> None:
+    """Its stats are added up in memory as it runs (more scores than are kept unadded) and written with its
+    end: the same as made from its stored rows."""
+    names = ["calmness", "joy", "interest", "surprise (positive)", "awe", "doubt"]
     job_id = await open_session(deps)
-    due = flusher_of(deps, stats_every_s=0)  # every tick (STATS_EVERY_S is a minute)
-    due.open(job_id, "audio")
-    for i, scores in enumerate(({"calmness": 0.5, "joy": 0.25}, {"calmness": 1.0})):
-        assert due.add(job_id, i, measurement(i, scores), 0)
-        await due.tick()
+    live = flusher_of(deps)
+    live.open(job_id, "audio")
+    for i in range(900):
+        assert live.add(job_id, i, measurement(i, {n: ((i * 7 + k * 13) % 97) / 97 for k, n in enumerate(names)}), 0)
+        if i % 100 == 99:
+            assert (await live.tick()).stored == 100
+
+    async def complete(session: AsyncSession) -> None:
+        await end_job(session, deps, job_id, "completed")
+
+    await live.finish(job_id, complete)
+    query = text("SELECT name, count, round(mean::numeric, 9), max FROM emotion_stat WHERE job_id = :id ORDER BY name")
     async with deps.sessionmaker() as session:
-        stats = dict(
-            (name, (n, mean, peak))
-            for name, n, mean, peak in await session.execute(
-                text("SELECT name, count, mean, max FROM emotion_stat WHERE job_id = :id"), {"id": job_id}
-            )
-        )
-        rows = (
-            await session.execute(text("SELECT predictions FROM model_stat WHERE job_id = :id"), {"id": job_id})
-        ).scalar_one()
-    assert stats == {"calmness": (2, 0.75, 1.0), "joy": (1, 0.25, 0.25)} and rows == 2, "the job still live"
+        written = (await session.execute(query, {"id": job_id})).all()
+    async with deps.sessionmaker.begin() as session:
+        await live_sessions.restat(session, job_id)
+    async with deps.sessionmaker() as session:
+        made = (await session.execute(query, {"id": job_id})).all()
+    assert len(written) == len(names) and written == made
