@@ -1,13 +1,13 @@
 """The process's one writer of live sessions' measurements: every SESSION_FLUSH_MS it stores what all of its
 sessions received since the last tick in one transaction (`live_sessions.append_many`: one COPY of every
-session's rows, then one statement for their marks, counts, heartbeats and due stats), with the emotion order
-kept between ticks instead of read each time.
+session's rows, then one statement for their marks, job counts and due heartbeats), with the emotion order
+kept between ticks instead of read each time; a session's stats are added up here and written with its end.
 
-A tick has a fixed cost (the transaction, the COPY's round trips, the statement: ~4 ms of CPU, Python and
-Postgres, on the loaded 2-core machine) that its rows share: a measurement costs that over the rows of its
-tick plus about what an upload pays for it. bench live_ingest (CPU a measurement against an upload's):
-a transaction per session and flush was 115x; here 200 audio sessions (17 a tick) 7x at 250 ms and 3.2x
-at 1 s, 200 video sessions (220 rows a tick) 2.2x; one session is a transaction per measurement, 140x.
+A tick has a fixed cost (the transaction, the COPY's round trips, the statement: 5-7 ms of CPU, Python and
+Postgres, on the loaded 2-core machine, about what an upload pays to store 100 measurements) that its rows
+share; each row then costs about 1.5-2x what it does in an upload. bench live_ingest, CPU a row against an
+upload's: one transaction per session and flush was 115x; here 200 audio sessions (17 rows a tick) 7.2x at
+250 ms and 3.6x at 1 s, 200 video sessions (220 rows a tick) 2.4x, 50 audio sessions 22.6x, one 131x.
 
 Each measurement is stored once: a session's highest stored id is kept with it in the database, moved by
 each flush from the value its writer knew (read under the row's lock when not known): a retried batch (its
