@@ -44,6 +44,16 @@ def parse_bounded(
     return value
 
 
+def parse_storable(body: bytes, field: str = "body") -> Any:
+    """parse_bounded and check_storable in one walk (check_storable bounds the depth too)."""
+    try:
+        value = orjson.loads(body)
+    except (orjson.JSONDecodeError, RecursionError) as exc:
+        raise InvalidInput(field, f"not valid JSON ({exc})") from None
+    check_storable(value, field)
+    return value
+
+
 def depth(value: Any) -> int:
     """Nesting depth of a parsed JSON value (a scalar is 0, `{}` is 1), without recursion."""
     deepest = 0

@@ -45,6 +45,7 @@ class JSON(Response):
 
 
 def deps(request: Request) -> Deps:
-    value = request.state.deps
+    # The lifespan's state dict itself: request.state wraps it in a new State object on every access.
+    value = request.scope["state"]["deps"]
     assert isinstance(value, Deps)
     return value

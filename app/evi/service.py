@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import structlog
 from hume.empathic_voice.types import WebhookEventChatEnded, WebhookEventChatStarted, WebhookEventToolCall
 
-from app.api.json_limits import check_storable, parse_bounded
+from app.api.json_limits import parse_storable
 from app.core import metrics
 from app.core.job_status import FINAL
 from app.core.times import from_ms
@@ -63,13 +63,12 @@ async def accept_webhook(deps: Deps, *, body: bytes, headers: Mapping[str, str],
     except signatures.WebhookVerificationError as exc:
         raise Unauthorized(f"webhook signature verification failed: {exc}") from None
     # Signed is not storable: a NUL (Postgres text cannot hold one) or absurd nesting would fail later.
-    data = parse_bounded(body)
-    check_storable(data, "body")
+    data = parse_storable(body)
     try:
         event = evi.parse_webhook(data)
     except evi.EviPayloadError as exc:
         raise InvalidInput("body", str(exc)) from None
-    kept = {k.lower(): v for k, v in headers.items() if k.lower() in _KEPT_HEADERS}
+    kept = {name: v for k, v in headers.items() if (name := k.lower()) in _KEPT_HEADERS}
     event_id = await _store(deps, event, body, kept, provider=PROVIDER)
     return Accepted(event_id, {"chat_id": event.chat_id, "event_name": evi.event_name(event)})
 

@@ -11,7 +11,6 @@ to a 401 and nothing a sender controls can escape as another exception.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,7 @@ class WebhookVerificationError(Exception):
 
 def sign(body: bytes, timestamp: str, key: str) -> str:
     """Hume's signature of `body` sent at `timestamp` (Unix seconds, as the header carries it)."""
-    return hmac.new(key.encode(), body + b"." + timestamp.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key.encode(), body + b"." + timestamp.encode(), "sha256").hex()
 
 
 def signed_headers(body: bytes, key: str, *, now: float) -> dict[str, str]:
@@ -40,23 +39,43 @@ def signed_headers(body: bytes, key: str, *, now: float) -> dict[str, str]:
     return {SIGNATURE_HEADER: sign(body, timestamp, key), TIMESTAMP_HEADER: timestamp}
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
-    wanted = name.lower()
-    values = [v for k, v in headers.items() if k.lower() == wanted]
-    if not values:
-        raise WebhookVerificationError(f"missing {name} header")
-    if len(values) > 1:
-        raise WebhookVerificationError(f"more than one {name} header")
-    return values[0].strip()
+_SIGNATURE_KEY = SIGNATURE_HEADER.lower()
+_TIMESTAMP_KEY = TIMESTAMP_HEADER.lower()
+
+
+def _headers(headers: Mapping[str, str]) -> tuple[str, str]:
+    """The signature and timestamp headers, each exactly once, read in one pass over the headers."""
+    signature: str | None = None
+    timestamp: str | None = None
+    for key, value in headers.items():
+        name = key.lower()
+        if name == _SIGNATURE_KEY:
+            if signature is not None:
+                raise WebhookVerificationError(f"more than one {SIGNATURE_HEADER} header")
+            signature = value
+        elif name == _TIMESTAMP_KEY:
+            if timestamp is not None:
+                raise WebhookVerificationError(f"more than one {TIMESTAMP_HEADER} header")
+            timestamp = value
+    if signature is None:
+        raise WebhookVerificationError(f"missing {SIGNATURE_HEADER} header")
+    if timestamp is None:
+        raise WebhookVerificationError(f"missing {TIMESTAMP_HEADER} header")
+    return signature.strip(), timestamp.strip()
 
 
 def check_headers(headers: Mapping[str, str], *, keys: Sequence[str], now: float, tolerance_s: float) -> int:
     """The checks that need no body (a key configured, well-formed headers, a fresh timestamp): run before
     the body is read, so a stranger without them costs nothing. Returns the timestamp."""
+    return _checked(headers, keys=keys, now=now, tolerance_s=tolerance_s)[0]
+
+
+def _checked(
+    headers: Mapping[str, str], *, keys: Sequence[str], now: float, tolerance_s: float
+) -> tuple[int, str, str]:
     if not [k for k in keys if k]:
         raise WebhookVerificationError("no webhook signing key is configured")
-    signature = _header(headers, SIGNATURE_HEADER)
-    timestamp = _header(headers, TIMESTAMP_HEADER)
+    signature, timestamp = _headers(headers)
     if not _TIMESTAMP.fullmatch(timestamp):
         raise WebhookVerificationError(f"{TIMESTAMP_HEADER} is not a Unix time in seconds")
     if not _SIGNATURE.fullmatch(signature):
@@ -66,7 +85,7 @@ def check_headers(headers: Mapping[str, str], *, keys: Sequence[str], now: float
         raise WebhookVerificationError("timestamp is too old")
     if sent > now + tolerance_s:
         raise WebhookVerificationError("timestamp is in the future")
-    return sent
+    return sent, signature, timestamp
 
 
 def verify(
@@ -83,13 +102,10 @@ def verify(
     more than `tolerance_s` away from `now`, in either direction, is refused: a captured delivery
     cannot be replayed later, nor one forged ahead of time.
     """
-    sent = check_headers(headers, keys=keys, now=now, tolerance_s=tolerance_s)
-    usable = [k for k in keys if k]
-    signature = _header(headers, SIGNATURE_HEADER)
-    timestamp = _header(headers, TIMESTAMP_HEADER)
+    sent, signature, timestamp = _checked(headers, keys=keys, now=now, tolerance_s=tolerance_s)
     given = signature.lower().encode()
     # Every key is compared (no early exit), so timing says nothing about which key matched.
-    matched = [hmac.compare_digest(sign(body, timestamp, key).encode(), given) for key in usable]
+    matched = [hmac.compare_digest(sign(body, timestamp, key).encode(), given) for key in keys if key]
     if not any(matched):
         raise WebhookVerificationError("signature does not match")
     return sent

@@ -7,16 +7,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import logs
 from app.core import metrics
 from app.deps import Deps
 from app.inbox.pipeline import PROCESS_EVENT
 from app.store.db import driver_connection
 from app.store.webhook_intake import store_event
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,5 +57,11 @@ async def store_and_queue(
 def record_delivery(kind: str, outcome: str, **fields: Any) -> None:
     """The one place a webhook delivery is counted and described: accepted, duplicate, rejected,
     unavailable. Its fields join the request's own log line (one line per delivery, not two)."""
-    metrics.WEBHOOKS.labels(kind, outcome).inc()
-    structlog.contextvars.bind_contextvars(webhook=kind, outcome=outcome, **fields)
+    counter = _DELIVERIES.get((kind, outcome))
+    if counter is None:  # labels() validates and locks on every call: its children are kept
+        counter = _DELIVERIES[kind, outcome] = metrics.WEBHOOKS.labels(kind, outcome)
+    counter.inc()
+    logs.add_request_fields(webhook=kind, outcome=outcome, **fields)
+
+
+_DELIVERIES: dict[tuple[str, str], Any] = {}

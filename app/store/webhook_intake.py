@@ -31,9 +31,9 @@ from app.store.db import Database
 _STORE_MANY = """
 WITH input AS (
     SELECT * FROM unnest(
-        %(providers)s::text[], %(dedup_keys)s::text[], %(event_types)s::text[], %(job_ids)s::uuid[],
-        %(chat_ids)s::text[], %(new_job_ids)s::uuid[], %(headers)s::text[], %(bodies)s::bytea[], %(tasks)s::text[]
-    ) AS t(provider, dedup_key, event_type, job_id, chat_id, new_job_id, headers, body, task)
+        %(providers)b::text[], %(dedup_keys)b::text[], %(event_types)b::text[], %(job_ids)b::uuid[],
+        %(chat_ids)b::text[], %(headers)b::text[], %(bodies)b::bytea[], %(tasks)b::text[]
+    ) AS t(provider, dedup_key, event_type, job_id, chat_id, headers, body, task)
 ), chat_found AS (
     SELECT found.id, found.hume_job_id FROM (SELECT DISTINCT chat_id FROM input WHERE chat_id IS NOT NULL) c
     CROSS JOIN LATERAL (
@@ -41,7 +41,7 @@ WITH input AS (
     ) found
 ), chat_made AS (
     INSERT INTO job (id, kind, status, hume_job_id)
-    SELECT DISTINCT ON (chat_id) new_job_id, 'evi_chat', 'in_progress', chat_id FROM input
+    SELECT DISTINCT ON (chat_id) gen_random_uuid(), 'evi_chat', 'in_progress', chat_id FROM input
     WHERE chat_id IS NOT NULL AND chat_id NOT IN (SELECT hume_job_id FROM chat_found)
     ORDER BY chat_id
     ON CONFLICT (kind, hume_job_id) DO NOTHING
@@ -68,7 +68,7 @@ UNION ALL
 SELECT hume_job_id, NULL FROM chat
 """
 
-_CALLBACK_TARGETS = "SELECT id, kind, callback_token_hash, hume_job_id FROM job WHERE id = ANY(%(job_ids)s::uuid[])"
+_CALLBACK_TARGETS = "SELECT id, kind, callback_token_hash, hume_job_id FROM job WHERE id = ANY(%(job_ids)b::uuid[])"
 
 
 @dataclass(frozen=True)
@@ -182,14 +182,14 @@ async def _store_all(connection: AsyncConnection[Any], deliveries: Sequence[_Del
     for delivery in deliveries:
         first.setdefault(delivery.dedup_key, delivery)  # a key twice in one statement: the later is a duplicate
     unique = list(first.values())
-    new_job_ids = {d.chat_id: uuid.uuid4() for d in unique if d.chat_id is not None}
+    # Binary parameters: psycopg writes text arrays in Python, escaping every body and header string (52 us
+    # a delivery in a statement of 16 EVI deliveries; 9 us in binary).
     params = {
         "providers": [d.provider for d in unique],
         "dedup_keys": [d.dedup_key for d in unique],
         "event_types": [d.event_type for d in unique],
         "job_ids": [d.job_id for d in unique],
         "chat_ids": [d.chat_id for d in unique],
-        "new_job_ids": [None if d.chat_id is None else new_job_ids[d.chat_id] for d in unique],
         "headers": [d.headers for d in unique],
         "bodies": [d.body for d in unique],
         "tasks": [d.task for d in unique],

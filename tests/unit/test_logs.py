@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
+import select
 import sys
 import uuid
 
@@ -48,3 +51,38 @@ def test_json_lines_carry_context_and_values_json_cannot_hold(capfdbinary: pytes
     assert lines[0]["job"] == str(job) and lines[0]["counts"] == {"1": "one"} and lines[0]["request_id"] == "r-1"
     assert lines[0]["level"] == "info" and "timestamp" in lines[0]
     assert "ValueError: boom" in lines[1]["exception"]
+
+
+async def test_lines_logged_in_a_loop_turn_are_flushed_by_the_next() -> None:
+    """Lines logged while an event loop runs share one flush, done as the loop turns: none waits longer."""
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb") as out, os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        logger = logs.LoopFlushedBytesLogger(out)
+        logger.msg(b"one")
+        logger.msg(b"two")
+        assert select.select([pipe], [], [], 0)[0] == []  # still in this process's buffer
+        await asyncio.sleep(0)
+        assert select.select([pipe], [], [], 1)[0] == [pipe], "not flushed"
+        assert pipe.read(100) == b"one\ntwo\n"
+
+
+async def test_a_requests_fields_ride_on_every_line_logged_while_it_runs(
+    capfdbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    logs.configure(Settings(database_url="postgresql://db/x", log_format="json"))
+    try:
+        log = structlog.get_logger("test")
+        token = logs.start_request({"request_id": "r-2"})
+        logs.add_request_fields(outcome="accepted")
+        for n in range(3):
+            log.info("line", n=n)
+        logs.end_request(token)
+        log.info("after")
+        await asyncio.sleep(0)
+        out = capfdbinary.readouterr().out
+    finally:
+        logs.configure(Settings(database_url="postgresql://db/x", log_format="console"))
+    lines = [orjson.loads(line) for line in out.splitlines()]
+    assert [line.get("n") for line in lines] == [0, 1, 2, None]
+    assert [line.get("outcome") for line in lines] == ["accepted"] * 3 + [None]
+    assert lines[0]["request_id"] == "r-2" and "request_id" not in lines[3]
