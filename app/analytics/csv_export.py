@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.store import analytics as queries
+from app.store.db import EXPORT_CHUNK_BYTES, copy_out_chunks
 
-CHUNK_BYTES = 1 << 16
+CHUNK_BYTES = EXPORT_CHUNK_BYTES
 
 
 async def csv_chunks(
@@ -28,20 +28,9 @@ async def csv_chunks(
     Postgres writes the CSV (COPY ... TO STDOUT, one message a row); rows are regrouped into chunks so a
     response or a file gets a few large writes instead of one per prediction.
     """
-    parts: list[bytes] = []
-    size = 0
-    async with sessionmaker() as session:
-        if statement_timeout_s is not None:
-            # The database's own backstop: an export cannot hold its connection past this, whatever we do.
-            ms = int(statement_timeout_s * 1000)
-            await session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
-            await session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {ms}"))
-        async for block in queries.csv_copy(session, filt):
-            parts.append(block)
-            size += len(block)
-            if size >= chunk_bytes:
-                yield b"".join(parts)
-                parts.clear()
-                size = 0
-    if parts:
-        yield b"".join(parts)
+    chunks = copy_out_chunks(
+        sessionmaker, lambda session: queries.csv_copy(session, filt), chunk_bytes=chunk_bytes,
+        statement_timeout_s=statement_timeout_s,
+    )  # fmt: skip
+    async for chunk in chunks:
+        yield chunk

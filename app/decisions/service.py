@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.api.typed_input import datetime_param, json_object_param
@@ -40,9 +39,8 @@ from app.decisions.schemas import (
 from app.deps import Deps
 from app.errors import Conflict, InvalidInput, NotFound
 from app.store import decision_reads, question_sets
+from app.store.db import copy_out_chunks
 from app.store.tables import QuestionSet
-
-CSV_CHUNK_BYTES = 1 << 16
 
 
 def question_set_out(row: QuestionSet, newest: QuestionSet) -> QuestionSetOut:
@@ -265,20 +263,9 @@ async def job_answers_csv(
     sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, *, statement_timeout_s: float | None = None
 ) -> AsyncIterator[bytes]:
     """Every answer of the job as CSV, in chunks of about 64 KiB as Postgres produces them."""
-    parts: list[bytes] = []
-    size = 0
-    async with sessionmaker() as session:
-        if statement_timeout_s is not None:
-            # The database's own backstop: an export cannot hold its connection past this, whatever we do.
-            ms = int(statement_timeout_s * 1000)
-            await session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
-            await session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {ms}"))
-        async for block in decision_reads.job_answers_csv(session, job_id):
-            parts.append(block)
-            size += len(block)
-            if size >= CSV_CHUNK_BYTES:
-                yield b"".join(parts)
-                parts.clear()
-                size = 0
-    if parts:
-        yield b"".join(parts)
+    chunks = copy_out_chunks(
+        sessionmaker, lambda session: decision_reads.job_answers_csv(session, job_id),
+        statement_timeout_s=statement_timeout_s,
+    )  # fmt: skip
+    async for chunk in chunks:
+        yield chunk

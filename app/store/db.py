@@ -3,11 +3,13 @@ owns both of a process's ways to the database."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.config.sources import libpq_url, sqlalchemy_url
@@ -68,3 +70,35 @@ class Database:
     def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
         """An autocommit connection from the small pool: each statement commits on its own."""
         return self.pool.connection()
+
+
+# Bytes an export hands its reader at a time: a few large writes instead of one per row COPY sends.
+EXPORT_CHUNK_BYTES = 1 << 16
+
+
+async def copy_out_chunks(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    blocks: Callable[[AsyncSession], AsyncIterator[bytes]],
+    *,
+    chunk_bytes: int = EXPORT_CHUNK_BYTES,
+    statement_timeout_s: float | None = None,
+) -> AsyncIterator[bytes]:
+    """What a `COPY ... TO STDOUT` (`blocks`, one message a row) produces, regrouped into chunks of about
+    `chunk_bytes`, in a session of its own that cannot outlive `statement_timeout_s`."""
+    parts: list[bytes] = []
+    size = 0
+    async with sessionmaker() as session:
+        if statement_timeout_s is not None:
+            # The database's own backstop: an export cannot hold its connection past this, whatever we do.
+            ms = int(statement_timeout_s * 1000)
+            await session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+            await session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {ms}"))
+        async for block in blocks(session):
+            parts.append(block)
+            size += len(block)
+            if size >= chunk_bytes:
+                yield b"".join(parts)
+                parts.clear()
+                size = 0
+    if parts:
+        yield b"".join(parts)
