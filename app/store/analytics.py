@@ -272,7 +272,7 @@ CSV_FIXED = (
 )  # fmt: skip
 
 
-def _cell(column: str) -> str:
+def csv_cell(column: str) -> str:
     """A text cell a spreadsheet will not run: a leading =, +, -, @, tab or CR gets a single quote in front
     (OWASP's CSV injection advice); numbers are numeric columns and stay as they are."""
     return (
@@ -282,8 +282,8 @@ def _cell(column: str) -> str:
 
 
 _CSV_FIXED_SQL = (
-    _cell("s.url"), _cell("p.file"), "p.model", _cell("p.group_id"), "p.frame", "p.time_begin", "p.time_end",
-    "p.prob", _cell("p.text"), "p.confidence",
+    csv_cell("s.url"), csv_cell("p.file"), "p.model", csv_cell("p.group_id"), "p.frame", "p.time_begin", "p.time_end",
+    "p.prob", csv_cell("p.text"), "p.confidence",
 )  # fmt: skip
 
 

@@ -22,7 +22,7 @@ from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.store.analytics import _cell as csv_cell
+from app.store.analytics import csv_cell
 from app.store.db import driver_connection
 
 SHARE_BINS = 10
