@@ -1,13 +1,13 @@
 """Delivery of our outbound webhooks, several due messages of one endpoint per queue task.
 
 A task is woken for an endpoint (by the outbox when a message is added, one waiting task per endpoint) or
-for one message whose retry time came; either way it reads the endpoint, claims up to BATCH of its due
-messages in one statement (each leased for WEBHOOK_TIMEOUT_S + LEASE_SLACK_S), signs and POSTs them at once
-through the egress guard (aiohttp keeps the connections alive from batch to batch), and records each attempt
-as its answer arrives: the answers in hand in one statement, each message with its own attempt row and
-state, before it claims more. A worker that dies mid-batch so repeats no message whose delivery was
-recorded; those it sent without recording (and those it had not sent) go out again when their lease ends
-(the reconciler wakes their endpoint, redelivery.count_waiting): at least once, as promised.
+for one message whose retry time came; either way it reads the endpoint and keeps up to WEBHOOK_IN_FLIGHT
+of its due messages under way: each claimed in one statement with others (leased for WEBHOOK_TIMEOUT_S +
+LEASE_SLACK_S, and POSTed at once through the egress guard, on connections aiohttp keeps alive), each
+attempt recorded as its answer arrives (the answers in hand in one statement, each message with its own
+attempt row and state). A worker that dies mid-batch so repeats no message whose delivery was recorded;
+those it sent without recording (and those it had not sent) go out again when their lease ends (the
+reconciler wakes their endpoint, redelivery.count_waiting): at least once, as promised.
 
 Outcomes: 2xx delivered; 410 Gone disables the endpoint at once; anything else (another status, a
 timeout, a refused connection, a blocked address) is retried on WEBHOOK_RETRY_SCHEDULE_S, and an
@@ -44,11 +44,6 @@ log = structlog.get_logger(__name__)
 
 SNIPPET_BYTES = webhook_messages.SNIPPET_BYTES
 
-IN_FLIGHT = 16
-"""POSTs one task has under way to its endpoint at most. bench_outbound (500 messages to one endpoint): 16 took
-0.40 ms of the worker's CPU a message, 32 took 0.37 and 64 took 0.30 (fewer claims and records, more answers
-a wakeup), each at 0.8-0.9x the bare aiohttp loop on a loaded machine; 16 keeps what one receiver is sent at
-once modest (the tasks before took one message each, WORKER_CONCURRENCY of them at once)."""
 LEASE_SLACK_S = 5.0
 """A claimed message's lease outlasts its POST's deadline (WEBHOOK_TIMEOUT_S) by this, for the record: a
 message is claimed only when it can be sent at once."""
@@ -173,20 +168,24 @@ async def deliver(deps: Deps, message_id: int | None = None, endpoint_id: str | 
 
 
 class _Run:
-    """One task's deliveries to one endpoint: up to IN_FLIGHT POSTs at once. A record of the answers in hand
-    starts whenever the last one has ended (so it takes as many as arrived during one round trip to the
-    database), and claims in the same statement as many messages as have room; a claim of its own starts
-    when half the room is free and no record is under way (the first, and after a record with failures)."""
+    """One task's deliveries to one endpoint: up to WEBHOOK_IN_FLIGHT POSTs at once. A record of the answers in
+    hand starts whenever the last one has ended (so it takes as many as arrived during one round trip to the
+    database). Once half the room in flight is free, a claim fills it: in the same statement as a record
+    starting then, else in one of its own (which runs beside a record under way)."""
 
     def __init__(self, deps: Deps, endpoint: Endpoint) -> None:
         self.deps = deps
         self.endpoint = endpoint
         self.lease_s = deps.settings.webhook_timeout_s + LEASE_SLACK_S
         self.claim_until = time.monotonic() + CLAIM_FOR_S
+        self.in_flight = deps.settings.webhook_in_flight
+        self.half = max(1, self.in_flight // 2)
         self.sends: dict[asyncio.Future[Result], Message] = {}
         self.answered: list[tuple[Message, Result]] = []
         self.claiming: asyncio.Task[list[Message]] | None = None
         self.recording: asyncio.Task[tuple[Endpoint, list[Message]]] | None = None
+        self.asking = False
+        """A claim is under way (on its own, or in the record under way)."""
         self.more = True
         """The last claim took all it asked for: more may be due."""
         self.left_due = False
@@ -217,34 +216,49 @@ class _Run:
         return [*self.sends, *(f for f in (self.claiming, self.recording) if f is not None)]
 
     def _room(self) -> int:
-        """How many to claim now: the room in flight, while claiming goes on."""
-        if not self.more or self.claiming is not None or self.endpoint.disabled_at is not None:
+        """How many to claim now: the room in flight once half of it is free, while claiming goes on. (Each
+        claim walks the pending entries of ix_webhook_message_state_created_at, dead ones included until
+        vacuum: a claim with every record made it 0.4-1 ms of Postgres a message after 4,000 messages.)"""
+        room = self.in_flight - len(self.sends)
+        if room < self.half or self.asking or not self.more or self.endpoint.disabled_at is not None:
             return 0
         if time.monotonic() >= self.claim_until:
             self.more, self.left_due = False, True
             return 0
-        return IN_FLIGHT - len(self.sends)
+        return room
 
     def _next(self) -> list[asyncio.Future[Any]]:
-        """Start a record, or a claim, when its time has come; what is under way."""
+        """Start a record, and a claim, when their time has come; what is under way."""
         if self.recording is None and self.answered:
-            self.recording = asyncio.create_task(self._record(self.answered, self._room()))
+            room = self._room()
+            self.asking = self.asking or room > 0
+            self.recording = asyncio.create_task(self._record(self.answered, room))
             self.answered = []
-        if self.recording is None and (room := self._room()) >= IN_FLIGHT // 2:
+        if room := self._room():
+            self.asking = True
             self.claiming = asyncio.create_task(self._claim(room))
         return self._busy()
 
     async def _claim(self, limit: int) -> list[Message]:
-        async with self.deps.db.pool.connection() as connection:
-            claimed = await webhook_delivery_rows.claim(connection, self.endpoint.id, limit=limit, lease_s=self.lease_s)
+        try:
+            async with self.deps.db.pool.connection() as connection:
+                claimed = await webhook_delivery_rows.claim(
+                    connection, self.endpoint.id, limit=limit, lease_s=self.lease_s
+                )
+        finally:
+            self.asking = False
         self.more = len(claimed) == limit
         return claimed
 
     async def _record(self, answered: list[tuple[Message, Result]], claim: int) -> tuple[Endpoint, list[Message]]:
-        endpoint, claimed = await _record(self.deps, self.endpoint, answered, claim=claim, lease_s=self.lease_s)
-        if claim:
+        try:
+            endpoint, claimed = await _record(self.deps, self.endpoint, answered, claim=claim, lease_s=self.lease_s)
+        finally:
+            if claim:
+                self.asking = False
+        if claimed is not None:
             self.more = len(claimed) == claim
-        return endpoint, claimed
+        return endpoint, claimed or []
 
     def _send(self, messages: list[Message]) -> None:
         if not messages:
@@ -260,10 +274,10 @@ class _Run:
 
 async def _record(
     deps: Deps, endpoint: Endpoint, answered: list[tuple[Message, Result]], *, claim: int, lease_s: float
-) -> tuple[Endpoint, list[Message]]:
+) -> tuple[Endpoint, list[Message] | None]:
     """Record the answers in hand; the endpoint as they leave it, and up to `claim` more of its due messages
     when all were delivered (the usual case: one statement on the plain pool, atomic without a transaction).
-    Anything else also moves the endpoint and queues retries, in one transaction, and claims nothing."""
+    Anything else also moves the endpoint and queues retries, in one transaction, and claims nothing (None)."""
     now = datetime.now(UTC)
     attempts: list[Attempt] = []
     verdicts: list[Verdict] = []
@@ -274,7 +288,7 @@ async def _record(
                     result.duration_ms, result.error)
         )  # fmt: skip
         verdicts.append(verdict)
-    claimed: list[Message] = []
+    claimed: list[Message] | None = None
     if endpoint.failing_since is None and all(v.state == "delivered" for v in verdicts):
         async with deps.db.pool.connection() as connection:
             if claim:

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from app.deps import Deps
@@ -32,10 +33,11 @@ RETRIES = (0, 0.2, 0.2)
 
 
 @contextlib.asynccontextmanager
-async def _deps(database_url: str, emulator: EmulatorServer) -> AsyncIterator[Deps]:
+async def _deps(database_url: str, emulator: EmulatorServer, **overrides: Any) -> AsyncIterator[Deps]:
     settings = service_settings(
-        database_url, emulator, allow_private_hosts="127.0.0.1", webhook_retry_schedule_s=RETRIES, webhook_timeout_s=3
-    )
+        database_url, emulator, allow_private_hosts="127.0.0.1", webhook_retry_schedule_s=RETRIES, webhook_timeout_s=3,
+        **overrides,
+    )  # fmt: skip
     async with build_deps(settings, pool_size=2) as deps:
         yield deps
 
@@ -105,11 +107,13 @@ async def _attempts(deps: Deps, endpoint_id: uuid.UUID) -> dict[str, list[tuple[
     return found
 
 
+@pytest.mark.parametrize("in_flight", [32, 1])
 async def test_one_task_sends_an_endpoints_messages_each_with_its_own_attempt(
-    database_url: str, emulator: EmulatorServer
+    database_url: str, emulator: EmulatorServer, in_flight: int
 ) -> None:
+    """As many at once as WEBHOOK_IN_FLIGHT allows (1: one after another, still by the one task)."""
     with Receiver() as receiver:
-        async with _deps(database_url, emulator) as deps:
+        async with _deps(database_url, emulator, webhook_in_flight=in_flight) as deps:
             endpoint_id, secret = await _endpoint(deps, receiver.url)
             receiver.secrets.append(secret)
             await _queue(deps, {endpoint_id: 40})
