@@ -61,7 +61,11 @@ def _metered_total(service: Service, endpoint: str) -> float:
     text = httpx.get(f"{service.url}/metrics", timeout=30).text
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name == "hume_metered_seconds_total" and s.labels.get("endpoint") == endpoint:
+            if (
+                s.name == "hume_estimated_seconds_total"
+                and s.labels.get("endpoint") == endpoint
+                and s.labels.get("mode") == "file"
+            ):
                 return float(s.value)
     return 0.0
 
