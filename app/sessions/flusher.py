@@ -1,21 +1,24 @@
-"""The process's one writer of live sessions' measurements: every SESSION_FLUSH_MS it stores what all of its
-sessions received since the last tick in one transaction (`live_sessions.append_many`: one COPY of every
-session's rows, then one statement for their marks, job counts and due heartbeats), with the emotion order
+"""The process's one writer of live sessions' measurements: when the oldest measurement held has waited
+SESSION_FLUSH_MS (1 s) or BATCH_ROWS (256) are held, whichever first, it stores what all of its sessions
+received in one transaction (`live_sessions.append_many`: one COPY of every session's rows, then one
+statement for their marks, job counts and due heartbeats) on a connection of its own, with the emotion order
 kept between ticks instead of read each time; a session's stats are added up here and written with its end.
+A measurement reaches the store within SESSION_FLUSH_MS and a tick (~10-20 ms) of its arrival.
 
-A tick has a fixed cost (the transaction, the COPY's round trips, the statement: 5-7 ms of CPU, Python and
-Postgres, on the loaded 2-core machine, about what an upload pays to store 100 measurements) that its rows
-share; each row then costs about 1.5-2x what it does in an upload. bench live_ingest, CPU a row against an
-upload's: one transaction per session and flush was 115x; here 200 audio sessions (17 rows a tick) 7.2x at
-250 ms and 3.6x at 1 s, 200 video sessions (220 rows a tick) 2.4x, 50 audio sessions 22.6x, one 131x.
+A tick has a fixed cost (the transaction's round trips: BEGIN, the COPY's, the statement, COMMIT; 4-5 ms of
+CPU, Python and Postgres, on the loaded 2-core machine, about what an upload pays to store 90 measurements)
+that its rows share, and a cost per session in it (its mark and job count: ~10 us of Postgres); each row
+then costs about 2x what it does in an upload. bench live_ingest, CPU a row against an upload's, at 1 s: 200
+audio sessions (67 rows a tick) 3.3x (6.6x at 250 ms), 200 video sessions 2.0x, 50 audio sessions 9.8x, one
+100x+. The pool's connection (checkout, ping) cost 20-30% of a tick more (8.1x at 250 ms).
 
 Each measurement is stored once: a session's highest stored id is kept with it in the database, moved by
 each flush from the value its writer knew (read under the row's lock when not known): a retried batch (its
 commit lost with the connection), an id Hume sends again or a second writer stores nothing new. What was
-received stays in memory until the transaction holding it commits: a failed tick keeps it for the next one
-(a tick the database refuses for one session's rows is tried again session by session, so that session cannot
-hold the others back), and a session's last measurements are stored by `finish` in the transaction that ends
-its job.
+received stays in memory until the transaction holding it commits: a failed tick keeps it for the next one,
+which makes a new connection (a tick the database refuses for one session's rows is tried again session by
+session, so that session cannot hold the others back), and a session's last measurements are stored by
+`finish` in the transaction that ends its job.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from dataclasses import dataclass, field
 import psycopg
 import sqlalchemy.exc
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.core.prediction_rows import PredictionFormatError, PredictionRow
 from app.hume.expression_rows import audio_rows, video_rows
@@ -42,6 +47,9 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_S = 10.0
 """How often a session's heartbeat is written (SESSION_STALE_S is 60 s); not every tick: heartbeat_at is
 indexed, so writing it gives the row a new index entry where a move of its mark alone stays on its page."""
+BATCH_ROWS = 256
+"""Measurements held (all sessions) that start a tick before SESSION_FLUSH_MS is up: a tick's fixed cost
+shared by this many is a few percent of theirs (bench live_ingest)."""
 PENDING_MAX_BYTES = 512 * 1024
 """A session's measurements held unstored, at most (their JSON): while the database is away, 45 s to 1.5 min
 of a video session's results (3 a second, 1.8 KB on average in bench live_ingest, 4 KB with two faces fully
@@ -124,11 +132,27 @@ class LiveFlusher:
         interval_s: float,
         heartbeat_s: float = HEARTBEAT_S,
         max_pending_bytes: int = PENDING_MAX_BYTES,
+        batch_rows: int = BATCH_ROWS,
     ) -> None:
         self._sessionmaker = sessionmaker
+        # The ticks' connection is made by an engine of its own without a pool: held for the process's life,
+        # it is not one of the requests' pool, and nothing checks it out or pings it each tick.
+        self._engine: AsyncEngine = create_async_engine(
+            sessionmaker.kw["bind"].url, poolclass=NullPool, connect_args={"connect_timeout": 5}
+        )
+        self._connection: AsyncConnection | None = None
+        """The ticks' own connection, outside the pool (no checkout or ping a tick); made again after a tick
+        fails (its state is then unknown)."""
         self.interval_s = interval_s
         self._heartbeat_s = heartbeat_s
         self._max_pending_bytes = max_pending_bytes
+        self._batch_rows = batch_rows
+        self._waiting = 0
+        """Measurements added since the last tick began."""
+        self._oldest: float | None = None
+        """When the oldest of them arrived (monotonic)."""
+        self._full = asyncio.Event()
+        """Set when `_waiting` reaches `batch_rows`."""
         self._sessions: dict[uuid.UUID, _Session] = {}
         self._lock = asyncio.Lock()
         """Held by a tick and by `finish`: a session's rows are in at most one transaction at a time."""
@@ -153,6 +177,11 @@ class LiveFlusher:
             return False
         held.items.append((measurement_id, body, at_ms))
         held.held += len(body)
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        self._waiting += 1
+        if self._waiting >= self._batch_rows:
+            self._full.set()
         return True
 
     def pending(self, job_id: uuid.UUID) -> int:
@@ -173,22 +202,49 @@ class LiveFlusher:
             self._task = None
         if any(s.items for s in self._sessions.values()):
             await self.tick()
+        await self._drop_connection()
+
+    async def _connect(self) -> AsyncConnection:
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+        return self._connection
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def backend_pid(self) -> int:
+        """The Postgres backend of the ticks' connection (for bench live_ingest)."""
+        connection = await self._connect()
+        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
 
     async def _run(self) -> None:
+        """A tick when `batch_rows` measurements wait or the oldest has waited `interval_s`, whichever comes
+        first, and at least every `interval_s` (heartbeats); a failed tick's measurements wait `interval_s`
+        again, not at once."""
         while True:
             started = time.monotonic()
+            due = (self._oldest if self._oldest is not None else started) + self.interval_s
+            if due > started and not self._full.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), due - started)
             try:
                 await self.tick()
             except Exception:  # a tick keeps what it could not store; this loop must outlive any one of them
                 log.exception("live sessions' flush failed")
-            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     async def tick(self) -> Tick:
         """Store every open session's measurements received since the last tick, and the heartbeat of those
         with none for HEARTBEAT_S, in one transaction; what cannot be stored stays for the next tick."""
         async with self._lock:
             started, cpu = time.perf_counter(), time.process_time()
+            self._full.clear()
+            self._waiting, self._oldest = 0, None
             result = await self._tick()
+            if result.failed and self._oldest is None:
+                self._oldest = time.monotonic()
             result.seconds, result.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
             self.totals.add(result)
             return result
@@ -232,7 +288,10 @@ class LiveFlusher:
     ) -> int:
         result.transactions += 1
         try:
-            async with self._sessionmaker.begin() as session:
+            connection = await self._connect()
+            if connection.in_transaction():
+                await connection.rollback()
+            async with AsyncSession(bind=connection) as session, session.begin():
                 order = self._order or await load_emotion_order(session)
                 self._order = None  # kept again only once the transaction that used it has committed
                 batches = [held.batch(job_id, items) for job_id, held, items in taken]
@@ -242,6 +301,7 @@ class LiveFlusher:
         except BaseException:
             for _, held, _ in taken:
                 held.known = None  # the commit's outcome may be unknown: the rows are read again
+            await self._drop_connection()
             raise
         order.settle()
         self._order = order

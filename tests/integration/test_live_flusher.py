@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,10 +20,22 @@ from app.store import live_sessions
 from app.worker.outbox import end_job
 from tests.integration.test_live_session_store import measurement, open_session
 
+_made: list[LiveFlusher] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_flushers() -> AsyncIterator[None]:
+    """Each flusher holds a connection of its own: closed after the test."""
+    yield
+    while _made:
+        await _made.pop().aclose()
+
 
 def flusher_of(deps: Deps, **options: Any) -> LiveFlusher:
     """A flusher ticked by the test (the service's own, `deps.live`, ticks on its own schedule)."""
-    return LiveFlusher(deps.sessionmaker, interval_s=60, **options)
+    made = LiveFlusher(deps.sessionmaker, interval_s=60, **options)
+    _made.append(made)
+    return made
 
 
 async def stored(deps: Deps, *job_ids: uuid.UUID) -> dict[uuid.UUID, tuple[int, int, set[str]]]:
@@ -170,6 +184,35 @@ async def test_a_session_s_unstored_measurements_are_capped(deps: Deps) -> None:
     assert flusher.pending(job_id) == 3
     assert (await flusher.tick()).stored == 3
     assert flusher.add(job_id, 3, measurement(3, {"calmness": 0.5}), 0), "stored measurements free their room"
+
+
+async def until_stored(flusher: LiveFlusher, job_id: uuid.UUID, within_s: float) -> None:
+    """Until the flusher has stored the session's measurements (none pending), at most `within_s`."""
+    started = asyncio.get_running_loop().time()
+    while flusher.pending(job_id) or flusher.totals.stored == 0:
+        assert asyncio.get_running_loop().time() - started < within_s, "not stored in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_tick_comes_when_a_batch_is_held_or_the_oldest_has_waited_the_interval(deps: Deps) -> None:
+    job_id = await open_session(deps)
+    full = flusher_of(deps, batch_rows=3)  # an interval of 60 s: only the batch can start its tick
+    full.open(job_id, "audio")
+    await full.start()
+    for i in range(3):
+        assert full.add(job_id, i, measurement(i, {"calmness": 0.5}), 0)
+    await until_stored(full, job_id, within_s=5)
+    assert full.totals.stored == 3
+    await full.aclose()
+    other = await open_session(deps)
+    waited = LiveFlusher(deps.sessionmaker, interval_s=0.3)
+    _made.append(waited)
+    waited.open(other, "audio")
+    await waited.start()
+    await asyncio.sleep(0.5)  # idle ticks meanwhile
+    assert waited.add(other, 0, measurement(0, {"joy": 0.5}), 0)
+    await until_stored(waited, other, within_s=5)  # one measurement of 256: its age starts the tick
+    assert (await stored(deps, other))[other][:2] == (1, 1)
 
 
 async def test_closing_stores_what_is_still_held(deps: Deps) -> None:

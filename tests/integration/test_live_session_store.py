@@ -73,6 +73,7 @@ async def test_batches_are_stored_once_and_their_stats_add_up(deps: Deps) -> Non
         await end_job(session, deps, job_id, "completed")
 
     assert await live.finish(job_id, complete) == 1
+    await live.aclose()
     async with deps.sessionmaker() as session:
         status, count = (
             await session.execute(text("SELECT status, num_predictions FROM job WHERE id = :id"), {"id": job_id})
@@ -98,6 +99,7 @@ async def test_a_session_whose_relay_stopped_ends_failed_with_what_was_stored(de
     live.open(job_id, "audio")
     assert live.add(job_id, 0, measurement(0, {"calmness": 0.5}), 0)
     assert (await live.tick()).stored == 1
+    await live.aclose()  # its process goes away
     assert await service.end_abandoned(deps) == 0, "a session beating recently is left alone"
     async with deps.sessionmaker.begin() as session:
         await session.execute(
