@@ -140,12 +140,13 @@ class Settings(BillingSettings):
     browser's WebSocket URL, where proxies and logs may see it."""
     session_flush_ms: int = Field(default=1000, ge=10, le=60_000)
     """A live session's measurements reach the store within about this long (and at its end): a process's
-    sessions are stored together when their oldest measurement has waited this long, or sooner when 256 wait.
+    sessions are stored together when their oldest measurement has waited this long, or sooner when 1024 wait.
     1 s, not 250 ms: a tick's fixed cost is shared by 4x the rows (bench live_ingest, 200 audio sessions:
-    6.6x an upload's CPU a row at 250 ms, 3.3x at 1 s); the live page draws from the WebSocket, not the store."""
+    6.6-8.1x an upload's CPU a row at 250 ms, 3.3-4.1x at 1 s); the live page draws from the WebSocket, not
+    the store."""
     session_stale_s: float = Field(default=60.0, gt=0)
-    """A live session whose relay wrote no heartbeat (every SESSION_FLUSH_MS while measurements come, else
-    every 10 s) for this long is ended failed by the reconciler: its relay's process is gone."""
+    """A live session whose relay wrote no heartbeat (every 10 s, with
+    its measurements) for this long is ended failed by the reconciler: its relay's process is gone."""
     emulator_port: int | None = Field(default=None, ge=0, le=65535)
     """The built-in emulator's port for Hume's voice-era host; None means PORT + 1 (so a second `make run` on
     another PORT just works)."""

@@ -1,16 +1,18 @@
 """The process's one writer of live sessions' measurements: when the oldest measurement held has waited
-SESSION_FLUSH_MS (1 s) or BATCH_ROWS (256) are held, whichever first, it stores what all of its sessions
+SESSION_FLUSH_MS (1 s) or BATCH_ROWS (1024) are held, whichever first, it stores what all of its sessions
 received in one transaction (`live_sessions.append_many`: one COPY of every session's rows, then one
 statement for their marks, job counts and due heartbeats) on a connection of its own, with the emotion order
 kept between ticks instead of read each time; a session's stats are added up here and written with its end.
-A measurement reaches the store within SESSION_FLUSH_MS and a tick (~10-20 ms) of its arrival.
+A measurement reaches the store within SESSION_FLUSH_MS and a tick (15-150 ms here) of its arrival.
 
 A tick has a fixed cost (the transaction's round trips: BEGIN, the COPY's, the statement, COMMIT; 4-5 ms of
 CPU, Python and Postgres, on the loaded 2-core machine, about what an upload pays to store 90 measurements)
 that its rows share, and a cost per session in it (its mark and job count: ~10 us of Postgres); each row
-then costs about 2x what it does in an upload. bench live_ingest, CPU a row against an upload's, at 1 s: 200
-audio sessions (67 rows a tick) 3.3x (6.6x at 250 ms), 200 video sessions 2.0x, 50 audio sessions 9.8x, one
-100x+. The pool's connection (checkout, ping) cost 20-30% of a tick more (8.1x at 250 ms).
+then costs about 1.5-2x what it does in an upload. bench live_ingest, CPU a row against an upload's, three runs
+on the loaded 2-core machine, at 1 s: 200 audio sessions (67 rows a tick) 3.3-4.1x (6.6-8.1x at 250 ms),
+200 video sessions 1.6-1.8x (875 rows a tick; 2.0-2.4x at 250 ms), 50 audio sessions 7.7-9.8x, one
+100x+. What the ticks' own connection (no pool checkout or ping) saves is within the bench's noise (200
+audio sessions at 250 ms: 8.1-8.2x in two runs before, 6.6-8.1x in three after).
 
 Each measurement is stored once: a session's highest stored id is kept with it in the database, moved by
 each flush from the value its writer knew (read under the row's lock when not known): a retried batch (its
@@ -47,9 +49,11 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_S = 10.0
 """How often a session's heartbeat is written (SESSION_STALE_S is 60 s); not every tick: heartbeat_at is
 indexed, so writing it gives the row a new index entry where a move of its mark alone stays on its page."""
-BATCH_ROWS = 256
-"""Measurements held (all sessions) that start a tick before SESSION_FLUSH_MS is up: a tick's fixed cost
-shared by this many is a few percent of theirs (bench live_ingest)."""
+BATCH_ROWS = 1024
+"""Measurements held (all sessions) that start a tick before SESSION_FLUSH_MS is up: a bound on a tick's
+COPY (1-4 MB of JSON), not a saving: each tick also writes every session's mark, so earlier ticks cost more
+(bench live_ingest, 200 video sessions at 1 s: 1.6x an upload's CPU a row with 1024, 2.0x with 256, where
+ticks came every 0.4 s). A tick's fixed cost shared by 1024 rows is ~10% of theirs."""
 PENDING_MAX_BYTES = 512 * 1024
 """A session's measurements held unstored, at most (their JSON): while the database is away, 45 s to 1.5 min
 of a video session's results (3 a second, 1.8 KB on average in bench live_ingest, 4 KB with two faces fully
