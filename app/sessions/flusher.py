@@ -10,7 +10,7 @@ CPU, Python and Postgres, on the loaded 2-core machine, about what an upload pay
 that its rows share, and a cost per session in it (its mark and job count: ~10 us of Postgres); each row
 then costs about 1.5-2x what it does in an upload. bench live_ingest, CPU a row against an upload's, three runs
 on the loaded 2-core machine, at 1 s: 200 audio sessions (67 rows a tick) 3.3-4.1x (6.6-8.1x at 250 ms),
-200 video sessions 1.6-1.8x (875 rows a tick; 2.0-2.4x at 250 ms), 50 audio sessions 7.7-9.8x, one
+200 video sessions 1.4-1.8x (875 rows a tick; 2.0-2.4x at 250 ms), 50 audio sessions 7.7-9.8x, one
 100x+. What the ticks' own connection (no pool checkout or ping) saves is within the bench's noise (200
 audio sessions at 250 ms: 8.1-8.2x in two runs before, 6.6-8.1x in three after).
 
