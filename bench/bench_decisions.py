@@ -4,8 +4,9 @@ Storing: the answers of 10,000 recordings x 10 questions (4 noul, 3 choice, 2 sc
 each, 100 jobs of 100 recordings), made from answers as the emulator words them, stored by
 `decisions.store_answers` in one transaction, against a bare COPY of the same rows (the same encoder) into
 a table of the same columns with no key, index or foreign key. Issue 25 asks for >= 0.8x the bare COPY's
-speed, i.e. ratio (our time / bare time) <= 1.25. Also: storing the same rows again (every one a duplicate,
-nothing written), and one window (10 rows) a transaction as a decision job stores them, against a bare
+speed, i.e. ratio (our time / bare time) <= 1.25: each side's fastest of 7 rounds, and the round of the median
+ratio. Both tables are truncated before each round. Also: storing the same rows again (every window stored
+before, nothing written), and one window (10 rows) a transaction as a decision job stores them, against a bare
 INSERT of the same 10 rows a transaction.
 
 Reading: 1,000,000 answers (100,000 recordings x 10 questions in 1,000 jobs, made by generate_series in SQL,
@@ -22,6 +23,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -31,7 +33,7 @@ from app.decisions.answers import window_rows
 from app.hume.decisions_contract import read_answer
 from app.store import decision_reads, question_sets
 from app.store.db import driver_connection, make_engine, make_sessionmaker
-from app.store.decisions import COLUMNS, AnswerRow, copy_into, store_answers
+from app.store.decisions import COLUMNS, UNNEST, AnswerRow, array_params, copy_into, store_answers
 from app.store.tables import QuestionSet
 from bench.__main__ import Context
 
@@ -115,23 +117,24 @@ async def _timed(
     return time.perf_counter() - started
 
 
-_BARE_INSERT = (
-    f"INSERT INTO bare_answer ({', '.join(COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"%({c})s::{t}[]" for c, t in zip(COLUMNS, (
-        "uuid", "int4", "text", "int4", "int4", "int4", "text", "text", "float4", "text", "float4", "jsonb", "float4",
-        "jsonb", "jsonb", "jsonb", "uuid", "uuid", "uuid", "text"), strict=True))
-    + ")"
-)  # fmt: skip
+_BARE_INSERT = f"INSERT INTO bare_answer ({', '.join(COLUMNS)}) {UNNEST}"
 
 
 async def _bare_insert(session: AsyncSession, rows: list[AnswerRow]) -> None:
-    params: dict[str, object] = {c: [getattr(r, c) for r in rows] for c in COLUMNS}
-    for c in ("option_probabilities", "level_probabilities", "spans", "raw"):
-        params[c] = [None if v is None else v.decode() for v in params[c]]  # type: ignore[attr-defined]
-    await (await driver_connection(session)).execute(_BARE_INSERT, params)
+    await (await driver_connection(session)).execute(_BARE_INSERT, array_params(rows))
 
 
-async def storing(url: str) -> tuple[float, float, float, float, float]:
+@dataclass(frozen=True)
+class Storing:
+    stored: float
+    floor: float
+    paired: tuple[float, float]
+    repeat: float
+    per_window: float
+    bare_window: float
+
+
+async def storing(url: str) -> Storing:
     engine = make_engine(url, pool_size=2)
     try:
         sessionmaker = make_sessionmaker(engine)
@@ -151,15 +154,12 @@ async def storing(url: str) -> tuple[float, float, float, float, float]:
             await copy_into(await driver_connection(session), "bare_answer", rows)
 
         async def clear() -> None:
+            # Both tables emptied alike (new files), so each COPY writes into fresh pages and a fresh index.
             async with sessionmaker.begin() as session:
-                await session.execute(text("TRUNCATE bare_answer"))
-                await session.execute(text("DELETE FROM decision_answer"))
-            async with engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text("VACUUM decision_answer"))
+                await session.execute(text("TRUNCATE bare_answer, decision_answer, decision_window"))
 
         stored, floors, repeats = [], [], []
-        for k in range(5):
+        for k in range(7):
             # Alternating which goes first: the second COPY of a round meets the first's checkpoint and WAL.
             await clear()
             if k % 2:
@@ -183,25 +183,32 @@ async def storing(url: str) -> tuple[float, float, float, float, float]:
                 async with sessionmaker.begin() as session:
                     await _bare_insert(session, rec)
                 bare_windows.append(time.perf_counter() - started)
-        return min(stored), min(floors), min(repeats), statistics.median(windows), statistics.median(bare_windows)
+        # Besides each side's fastest round, the round of the median ratio (the two back to back): on a loaded
+        # machine a round's two COPYs see the same load, where the fastest of each may not.
+        paired = sorted(zip(stored, floors, strict=True), key=lambda pair: pair[0] / pair[1])[len(stored) // 2]
+        return Storing(min(stored), min(floors), paired, min(repeats), statistics.median(windows),
+                       statistics.median(bare_windows))  # fmt: skip
     finally:
         await engine.dispose()
 
 
 GENERATE = """
 INSERT INTO decision_answer (job_id, source_index, source_url, window_index, window_start_ms, window_end_ms,
-    question_id, primitive, share, choice, confidence, option_probabilities, score, level_probabilities, spans, raw,
-    run_id, question_set_id, family_id, tenant, created_at)
+    question_id, primitive, share, choice, confidence, option_probabilities, probabilities, score,
+    level_probabilities, spans, span_count, span_ms, raw, run_id, question_set_id, family_id, tenant, created_at)
 SELECT j.id, s, 'https://media.example/' || s || '.wav', 0, 0, 30000, q.id, q.type,
        CASE WHEN q.type = 'noul' THEN r END,
        CASE WHEN q.type = 'choice' THEN (ARRAY['billing', 'technical', 'other'])[1 + (s % 3)] END,
        CASE WHEN q.type IN ('choice', 'score') THEN r END,
        CASE WHEN q.type = 'choice'
             THEN jsonb_build_object('billing', r, 'technical', (1 - r) / 2, 'other', (1 - r) / 2) END,
+       CASE WHEN q.type = 'choice' THEN ARRAY[r, (1 - r) / 2, (1 - r) / 2]::real[] END,
        CASE WHEN q.type = 'score' THEN r * 4 END,
        CASE WHEN q.type = 'score' THEN jsonb_build_object('0', 0.2, '1', 0.2, '2', 0.2, '3', 0.2, '4', 0.2) END,
        CASE WHEN q.type = 'span' THEN CASE WHEN r < 0.5 THEN '[]'::jsonb ELSE jsonb_build_array(jsonb_build_object(
            'start_ms', (r * 20000)::int, 'end_ms', (r * 20000)::int + 1500, 'probability', r)) END END,
+       CASE WHEN q.type = 'span' THEN CASE WHEN r < 0.5 THEN 0 ELSE 1 END END,
+       CASE WHEN q.type = 'span' AND r >= 0.5 THEN 1500 END,
        jsonb_build_object('value', r), NULL, :qs, :family, 'default', now() - make_interval(secs => s)
 FROM (SELECT id, row_number() OVER () - 1 AS n FROM job WHERE id = ANY(CAST(:jobs AS uuid[]))) j,
      generate_series(0, :per_job - 1) AS s,
@@ -210,7 +217,7 @@ FROM (SELECT id, row_number() OVER () - 1 AS n FROM job WHERE id = ANY(CAST(:job
      LATERAL (SELECT abs(hashint4(s * 31 + j.n::int * 7 + k::int)) / 2147483648.0 AS r) rr
 ORDER BY j.n, s, q.k
 """
-# The floor: counting the same question's answers through the same job list (an index-only scan of the key).
+# The floor: counting the same question's answers through the same job list (an index-only scan of the index).
 COUNT = (
     "SELECT count(*) FROM decision_answer a WHERE a.job_id IN (SELECT job_id FROM decision_job WHERE family_id ="
     " :family) AND a.question_id = :question"
@@ -244,7 +251,8 @@ async def reading(url: str) -> dict[str, tuple[float, float]]:
                 )  # fmt: skip
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("VACUUM ANALYZE decision_answer"))
+            # Every table the reads join, as autovacuum would have analyzed them.
+            await conn.execute(text("VACUUM ANALYZE decision_answer, decision_job, job, question_set"))
         figures: dict[str, tuple[float, float]] = {}
         cases = [("noul", "ten", "yes_0"), ("choice", "ten", "topic_0"), ("score", "ten", "natural_0"),
                  ("span", "ten", "ring"), ("noul_1M", "one", "alone"), ("top20_noul", "ten", "yes_0")]  # fmt: skip
@@ -279,10 +287,13 @@ async def reading(url: str) -> dict[str, tuple[float, float]]:
 
 def run(ctx: Context) -> None:
     with ctx.database() as url:
-        stored, floor, repeat, per_window, bare_window = asyncio.run(storing(url))
-    ctx.report("decisions_store_100k_answers", stored, "s", baseline=floor, baseline_name="bare_copy_same_rows")
-    ctx.report("decisions_store_again_100k_answers", repeat, "s", baseline=floor, baseline_name="bare_copy_same_rows")
-    ctx.report("decisions_store_one_window", per_window * 1000, "ms", baseline=bare_window * 1000,
+        s = asyncio.run(storing(url))
+    ctx.report("decisions_store_100k_answers", s.stored, "s", baseline=s.floor, baseline_name="bare_copy_same_rows")
+    ctx.report("decisions_store_100k_answers_median_round", s.paired[0], "s", baseline=s.paired[1],
+               baseline_name="bare_copy_same_round")  # fmt: skip
+    ctx.report("decisions_store_again_100k_answers", s.repeat, "s", baseline=s.floor,
+               baseline_name="bare_copy_same_rows")  # fmt: skip
+    ctx.report("decisions_store_one_window", s.per_window * 1000, "ms", baseline=s.bare_window * 1000,
                baseline_name="bare_insert_one_window")  # fmt: skip
     with ctx.database() as url:
         figures = asyncio.run(reading(url))

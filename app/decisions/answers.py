@@ -2,7 +2,8 @@
 
 The decision job calls `window_rows` with what app/hume read from Hume's response (`Answer`s, each keeping
 Hume's raw answer) and stores the rows with `decisions.store_answers` in the transaction that records the
-window done. A question Hume did not answer gets no row, so a retried window can still store it.
+window done. A question Hume did not answer gets no row (the window's answers are stored once, together: what
+Hume left out of them stays out).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -77,11 +78,18 @@ def answer_row(
     window_start_ms: int,
     window_end_ms: int,
     run_id: str | None,
+    options: Sequence[str] = (),
 ) -> AnswerRow:
-    """`primitive` is the question's, as the set asks it (the answer was read as that primitive)."""
-    spans = None
+    """`primitive` is the question's, as the set asks it (the answer was read as that primitive); `options` a
+    choice question's, in the set's order: its probabilities are also stored in that order, as reads sum them."""
+    spans = span_ms = None
     if answer.spans is not None:
         spans = [{"start_ms": s.start_ms, "end_ms": s.end_ms, "probability": s.probability} for s in answer.spans]
+        ended = [s.end_ms - s.start_ms for s in answer.spans if s.end_ms is not None]
+        span_ms = sum(ended) if ended else None
+    probabilities = None
+    if primitive == "choice" and answer.probabilities is not None and options:
+        probabilities = [_real(answer.probabilities.get(option)) for option in options]
     return AnswerRow(
         job_id=job_id, source_index=source_index, source_url=source_url, window_index=window_index,
         window_start_ms=window_start_ms, window_end_ms=window_end_ms, question_id=question_id,
@@ -90,9 +98,10 @@ def answer_row(
         choice=None if answer.choice is None else answer.choice.replace("\x00", "\ufffd"),
         confidence=_real(answer.confidence),
         option_probabilities=_json(answer.probabilities) if primitive == "choice" else None,
-        score=_real(answer.score),
+        probabilities=probabilities, score=_real(answer.score),
         level_probabilities=_json(answer.probabilities) if primitive == "score" else None,
-        spans=_json(spans), run_id=_run_id(run_id),
+        spans=_json(spans), span_count=None if spans is None else len(spans), span_ms=span_ms,
+        run_id=_run_id(run_id),
     )  # fmt: skip
 
 
@@ -125,6 +134,7 @@ def window_rows(
             window_start_ms=window_start_ms,
             window_end_ms=window_end_ms,
             run_id=run_id,
+            options=list(q.get("criteria") or {}) if q["type"] == "choice" else (),
         )
         for q in question_set.questions
         if q["id"] in answers

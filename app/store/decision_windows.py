@@ -1,5 +1,5 @@
-"""Which windows of a decision job are answered: what a resumed run skips. A window counts as answered once
-any of its answers is stored (they are stored together, in one transaction a window)."""
+"""Which windows of a decision job are answered: what a resumed run skips. A window is answered once its
+answers are stored: `decisions.store_answers` claims it in `decision_window` in the same transaction."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# Served by the primary key (job_id, source_index, window_index, question_id).
-_ANSWERED = text("SELECT DISTINCT source_index, window_index FROM decision_answer WHERE job_id = :job_id")
+# Served by decision_window's primary key (job_id, source_index, window_index).
+_ANSWERED = text("SELECT source_index, window_index FROM decision_window WHERE job_id = :job_id")
 
 
 async def answered(session: AsyncSession, job_id: uuid.UUID) -> dict[int, set[int]]:

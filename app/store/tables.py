@@ -514,18 +514,31 @@ class DecisionJob(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class DecisionWindow(Base):
+    """A window of a job whose answers are stored (see migration 0016): claimed in the transaction that stores
+    them, so a window's answers are stored once; what a resumed decision job skips."""
+
+    __tablename__ = "decision_window"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    source_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
 class DecisionAnswer(Base):
     """Hume's answer to one question about one window of one source of a job (see migration 0016 and
-    app/store/decisions.py): typed columns per primitive, and Hume's raw answer always. The primary key is the
-    one index (storing at a bare COPY's pace); `decision_job` holds the foreign keys. Hash-partitioned by
-    question id (partitions in schema decision_part), so one question's answers are read from few pages."""
+    app/store/decisions.py): typed columns per primitive, and Hume's raw answer always. One index, (job,
+    question), and no key: `decision_window` makes a window's answers stored once, `decision_job` holds the
+    foreign keys. Hash-partitioned by question id (partitions in schema decision_part), so one question's
+    answers are read from few pages."""
 
     __tablename__ = "decision_answer"
     __table_args__ = (
         CheckConstraint("primitive IN ('noul', 'choice', 'score', 'span')", name="primitive"),
-        PrimaryKeyConstraint("job_id", "question_id", "source_index", "window_index", name="pk_decision_answer"),
+        Index("ix_decision_answer_job_id_question_id", "job_id", "question_id"),
         {"postgresql_partition_by": "HASH (question_id)"},
     )
+    __mapper_args__ = {"primary_key": ["job_id", "question_id", "source_index", "window_index"]}
 
     job_id: Mapped[uuid.UUID] = mapped_column(UUID)
     source_index: Mapped[int] = mapped_column(Integer)
@@ -539,9 +552,14 @@ class DecisionAnswer(Base):
     choice: Mapped[str | None] = mapped_column(Text)
     confidence: Mapped[float | None] = mapped_column(REAL)
     option_probabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    probabilities: Mapped[list[float | None] | None] = mapped_column(ARRAY(REAL))
+    """option_probabilities in the order of the version's options (what distributions sum)."""
     score: Mapped[float | None] = mapped_column(REAL)
     level_probabilities: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     spans: Mapped[list[Any] | None] = mapped_column(JSONB)
+    span_count: Mapped[int | None] = mapped_column(Integer)
+    span_ms: Mapped[int | None] = mapped_column(BigInteger)
+    """The spans' total duration (those with both ends); NULL when none has."""
     raw: Mapped[Any] = mapped_column(JSONB)
     run_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
     question_set_id: Mapped[uuid.UUID] = mapped_column(UUID)

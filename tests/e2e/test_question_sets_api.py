@@ -122,9 +122,16 @@ def test_keys_and_tenants(service: Service) -> None:
         assert [s["id"] for s in reader_of_all.get("/v1/question-sets").json()["items"]] == [mine["id"]]
 
 
-def typed(fields: dict[str, Any]) -> dict[str, Any]:
-    """An answer's typed columns as AnswerRow takes them (JSON ones serialized)."""
-    return {k: orjson.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
+def typed(fields: dict[str, Any], options: list[str]) -> dict[str, Any]:
+    """An answer's typed columns as AnswerRow takes them (JSON ones serialized, a choice's probabilities also in
+    the order of the set's `options` and a span list's number and total duration, as window_rows makes them)."""
+    out = {k: orjson.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
+    if "option_probabilities" in fields:
+        out["probabilities"] = [fields["option_probabilities"].get(o) for o in options]
+    if "spans" in fields:
+        ended = [s["end_ms"] - s["start_ms"] for s in fields["spans"] if s["end_ms"] is not None]
+        out.update(span_count=len(fields["spans"]), span_ms=sum(ended) if ended else None)
+    return out
 
 
 def _store(database_url: str, set_id: str, rows: list[dict[str, Any]]) -> list[uuid.UUID]:
@@ -139,16 +146,18 @@ def _store(database_url: str, set_id: str, rows: list[dict[str, Any]]) -> list[u
                 made = [(await jobs.create(session, kind="batch", backend="v1", status="completed",
                                            job_metadata={"customer": c}, request={})).id for c in "ab"]  # fmt: skip
                 primitives = {q["id"]: q["type"] for q in qs.questions}
-                await store_answers(session, [
-                    AnswerRow(
+                options = {q["id"]: list(q.get("criteria") or {}) for q in qs.questions if q["type"] == "choice"}
+
+                def answer(r: dict[str, Any]) -> AnswerRow:
+                    asked = r.pop("question_id")
+                    return AnswerRow(
                         job_id=made[r.pop("job")], source_index=r.pop("source", 0), source_url="https://m.example/a.wav",
-                        window_index=r.pop("window", 0), window_start_ms=0, window_end_ms=30_000,
-                        question_id=r["question_id"], primitive=primitives[r.pop("question_id")],
-                        raw=orjson.dumps(r), question_set_id=qs.id, family_id=qs.family_id, tenant=qs.tenant,
-                        **typed(r),
-                    )
-                    for r in rows
-                ])  # fmt: skip
+                        window_index=r.pop("window", 0), window_start_ms=0, window_end_ms=30_000, question_id=asked,
+                        primitive=primitives[asked], raw=orjson.dumps(r), question_set_id=qs.id,
+                        family_id=qs.family_id, tenant=qs.tenant, **typed(r, options.get(asked, [])),
+                    )  # fmt: skip
+
+                await store_answers(session, [answer(r) for r in rows])
                 return made
         finally:
             await engine.dispose()

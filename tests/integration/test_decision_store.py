@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.decisions.answers import window_rows
 from app.hume.decisions_contract import Answer, Span, read_answer
-from app.store import decision_reads, jobs, question_sets
+from app.store import decision_reads, decision_windows, jobs, question_sets
 from app.store.decision_reads import QuestionFilter
 from app.store.decisions import COPY_FROM_ROWS, AnswerRow, store_answers
 from app.store.tables import QuestionSet
@@ -52,14 +52,21 @@ async def new_set(sessionmaker: Maker, questions: list[dict[str, Any]] = QUESTIO
 
 def row(job: uuid.UUID, qs: QuestionSet, question: str, *, source: int = 0, window: int = 0, tenant: str = "default",
         **typed: Any) -> AnswerRow:  # fmt: skip
-    primitive = next(q["type"] for q in qs.questions if q["id"] == question)
+    asked = next(q for q in qs.questions if q["id"] == question)
+    primitive = asked["type"]
     named = ("option_probabilities", "level_probabilities", "spans")
+    copies: dict[str, Any] = {}  # the typed copies window_rows makes: a choice's in the set's option order
+    if primitive == "choice" and "option_probabilities" in typed:
+        copies["probabilities"] = [typed["option_probabilities"].get(o) for o in asked["criteria"]]
+    if "spans" in typed:
+        ended = [s["end_ms"] - s["start_ms"] for s in typed["spans"] if s["end_ms"] is not None]
+        copies.update(span_count=len(typed["spans"]), span_ms=sum(ended) if ended else None)
     json_fields: dict[str, Any] = {k: orjson.dumps(typed.pop(k)) for k in named if k in typed}
     return AnswerRow(
         job_id=job, source_index=source, source_url=f"https://media.example/{source}.wav", window_index=window,
         window_start_ms=window * 30_000, window_end_ms=(window + 1) * 30_000, question_id=question,
         primitive=primitive, raw=orjson.dumps({"typed": typed}), question_set_id=qs.id, family_id=qs.family_id,
-        tenant=tenant, **typed, **json_fields,
+        tenant=tenant, **typed, **json_fields, **copies,
     )  # fmt: skip
 
 
@@ -88,12 +95,17 @@ async def test_a_window_stored_again_is_stored_once_and_keeps_its_first_answer(s
     assert await store(sessionmaker, first) == 2
     assert await store(sessionmaker, [row(job, qs, "cancel", share=0.75), row(job, qs, "natural", score=3.0)]) == 0
     assert await store(sessionmaker, [*first, row(job, qs, "cancel", window=1, share=0.5)]) == 1
+    # A window's answers are stored together: a question Hume left out the first time stays out.
+    assert await store(sessionmaker, [row(job, qs, "topic", choice="tech")]) == 0
     async with sessionmaker() as session:
         shares: dict[int, float] = dict((await session.execute(text(
             "SELECT window_index, share FROM decision_answer WHERE question_id = 'cancel'"))).all())  # fmt: skip
         registered = (await session.execute(text("SELECT job_id, question_set_id FROM decision_job"))).all()
+        answered = await decision_windows.answered(session, job)
     assert shares == {0: 0.25, 1: 0.5}
     assert registered == [(job, qs.id)]
+    assert answered == {0: {0, 1}}
+    assert await count(sessionmaker, job) == 3
 
 
 async def test_a_large_batch_meeting_stored_rows_stores_only_the_rest(sessionmaker: Maker) -> None:
@@ -171,6 +183,8 @@ async def test_hume_answers_become_typed_rows_with_the_raw_answer_kept(sessionma
         window_start_ms=30_000, window_end_ms=60_000, run_id=str(uuid.uuid4()),
     )  # fmt: skip
     assert [r.question_id for r in rows] == ["cancel", "topic", "natural", "ring"]
+    # The typed copies reads sum: a choice's probabilities in the set's option order, a span list's totals.
+    assert (rows[1].probabilities, rows[3].span_count, rows[3].span_ms) == ([0.3, 0.7], 2, 1300)
     assert await store(sessionmaker, rows) == 4
     async with sessionmaker() as session:
         page = await decision_reads.job_answers(session, job, limit=10)
@@ -259,6 +273,24 @@ async def test_questions_match_by_id_across_versions_and_filters_apply_to_jobs(s
     assert (await distribution(sessionmaker, v1, "cancel", since=old + timedelta(days=1)))["mean"] == 0.9
     assert (await distribution(sessionmaker, v1, "cancel", until=old + timedelta(days=1)))["mean"] == 0.1
     assert (await distribution(sessionmaker, v1, "cancel", tenant="someone-else"))["answers"] == 0
+
+
+async def test_a_choice_reads_each_versions_options_by_name(sessionmaker: Maker) -> None:
+    """A version that reorders and adds options: each answer's probabilities are read in its own version's
+    order, so an option's mean is over every answer that gave it."""
+    v1 = await new_set(sessionmaker)
+    async with sessionmaker.begin() as session:
+        reordered = [{**QUESTIONS[1], "criteria": {"other": "?", "tech": "it", "billing": "money"}}]
+        v2 = await question_sets.add_version(session, v1, name="calls", context=None, questions=reordered)
+    assert v2 is not None
+    job_1, job_2 = await new_job(sessionmaker), await new_job(sessionmaker)
+    first = {"billing": 0.2, "tech": 0.8}
+    second = {"other": 0.1, "tech": 0.3, "billing": 0.6}
+    await store(sessionmaker, [row(job_1, v1, "topic", choice="tech", option_probabilities=first)])
+    await store(sessionmaker, [row(job_2, v2, "topic", choice="billing", option_probabilities=second)])
+    choice = await distribution(sessionmaker, v2, "topic", options=["other", "tech", "billing"])
+    assert [(o["option"], o["wins"], o["mean_probability"]) for o in choice["options"]] == [
+        ("other", 0, 0.1), ("tech", 1, pytest.approx(0.55)), ("billing", 1, pytest.approx(0.4))]  # fmt: skip
 
 
 async def test_the_strongest_recordings_each_by_their_strongest_window(sessionmaker: Maker) -> None:
