@@ -12,20 +12,22 @@ removed or reordered" (https://dev.hume.ai/audio-decisions/reference/decisions/c
 options; score `score` as the mean level, `confidence`, `level_probabilities`; span `spans` with `span_count` and
 `span_ms`, their number and total duration) and always Hume's `raw` answer, so a misread field can be re-read
 later. The typed copies are what the per-question reads aggregate: reading three options' probabilities out of
-jsonb took 135-150 ms per 100,000 answers, out of a real[] 35 ms; a span list's total duration 140 ms.
+jsonb took 135-150 ms per 100,000 answers, out of a real[] 35 ms; summing span lists' durations out of jsonb
+140 ms.
 
-A window's answers are stored once, together: `decision_window` (job, source, window) is claimed by
-INSERT ... ON CONFLICT DO NOTHING in the transaction that stores them, so a retried window stores nothing and
-`decision_answer` needs no unique index. Its one index, (job, question id) with question ids in the "C"
-collation, is what reads need: one job's answers, and one question's answers across jobs (the jobs listed in
-`decision_job` for the set's family, each one range of it). Measured COPYing the same 100,000 answers into
-each (server side, pre-encoded, 8 alternating rounds, loaded machine): no index 0.58 s median, this index
-0.69 s, the unique key (job, question, source, window) it replaces 0.78 s (its WAL 52 MB against 48 MB:
-duplicate (job, question) keys are deduplicated in the index). A second index made storing 1.5-1.7x a bare
-COPY, and foreign keys checked per row 4x (bench/bench_decisions.py); so `decision_job` (one row per job and
-question set, written with its first answers) holds the foreign keys, and a trigger deletes a deleted job's
-answers and windows. The table is hash-partitioned by question id (see PARTITIONS). `decision_answers_v` is
-the analysts' view with the job's metadata and the set's name.
+A window's answers are stored once, together: `decision_window` (job, source, window) is claimed in the
+transaction that stores them, so a retried window stores nothing and `decision_answer` needs no unique index.
+Its one index, (job, question id) with question ids in the "C" collation, is what reads need: one job's
+answers, and one question's answers across jobs (the jobs listed in `decision_job` for the set's family, each
+one range of it). Server CPU to COPY the same 100,000 answers (pre-encoded, 8 rounds, loaded machine): no index
+0.46 s, this index 0.64 s, the unique key (job, question, source, window) it replaces 0.66 s, (job) alone 0.59 s
+(but a job's page of answers then sorts all of the job's). The claims add about 0.03 s on the server and as much
+in Python, so a first store costs what it did with the key; storing a batch again costs 0.1x a bare COPY instead
+of 1.6-2.1x. A second index made storing 1.5-1.7x a bare COPY, and foreign keys checked per row 4x
+(bench/bench_decisions.py); so `decision_job` (one row per job and question set, written with its first
+answers) holds the foreign keys, and a trigger deletes a deleted job's answers and windows. The table is
+hash-partitioned by question id (see PARTITIONS). `decision_answers_v` is the analysts' view with the job's
+metadata and the set's name.
 
 Revision ID: 0016
 Revises: 0015
@@ -135,9 +137,9 @@ def upgrade() -> None:
 
 # Answers are spread over 16 partitions by a hash of the question id, in a schema of their own (the models
 # describe the parent). A question's answers then share their pages with about 1/16 of the other questions'
-# instead of all of them, as a window's answers are stored side by side: reading one question of a 10-question
-# set across 100,000 recordings took 100-120 ms instead of 370-430 ms, and COPY into the partitions cost what
-# COPY into one table does (6 alternating rounds, loaded machine).
+# instead of all of them, as a window's answers are stored side by side. Reading one question of a 10-question
+# set across 100,000 recordings (1,000,000 answers, loaded machine, medians of 6): 95-259 ms partitioned,
+# 295-337 ms in one table; COPY costs the server the same CPU either way (0.49 against 0.48 s per 100,000).
 PARTITION_SCHEMA = "decision_part"
 PARTITIONS = 16
 
