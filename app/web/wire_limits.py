@@ -22,8 +22,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from app.config import Settings
 from app.sessions.service import BROWSER_MESSAGE_MAX_BYTES
 
-# Request line plus headers (h11's default, which uvicorn applied before httptools; llhttp has no cap).
-MAX_HEADER_BYTES = 16 << 10
+# Request line plus headers (llhttp has no cap of its own). A metadata filter travels in the query string:
+# 16 KiB of JSON (MAX_METADATA_BYTES) is up to three times that URL-encoded.
+MAX_HEADER_BYTES = 64 << 10
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\nconnection: close\r\n"
     b"content-length: %d\r\n\r\n%s"
