@@ -8,12 +8,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.store.db import driver_connection
+from app.store.filters import Where
 from app.store.tables import Job
 
 # Scores are float4 in Postgres (about 7 significant digits, Hume's own output has fewer that mean anything);
@@ -192,24 +192,13 @@ async def _scoped(session: AsyncSession, f: PredictionFilter) -> PredictionFilte
 
 def _where(f: PredictionFilter) -> tuple[str, dict[str, Any]]:
     pruning, params = _scope_sql(f.scope)
-    clauses = ["p.job_id = :job_id" + pruning]
-    params["job_id"] = f.job_id
-    if f.model is not None:
-        clauses.append("p.model = :model")
-        params["model"] = f.model
-    if f.source_id is not None:
-        clauses.append("p.source_id = :source_id")
-        params["source_id"] = f.source_id
-    if f.group is not None:
-        clauses.append("p.group_id = :grp")
-        params["grp"] = f.group
-    if f.time_from is not None:
-        clauses.append("p.time_end >= :t_from")
-        params["t_from"] = f.time_from
-    if f.time_to is not None:
-        clauses.append("p.time_begin < :t_to")
-        params["t_to"] = f.time_to
-    return " AND ".join(clauses), params
+    where = Where(["p.job_id = :job_id" + pruning], {**params, "job_id": f.job_id})
+    where.add("p.model = :model", "model", f.model)
+    where.add("p.source_id = :source_id", "source_id", f.source_id)
+    where.add("p.group_id = :grp", "grp", f.group)
+    where.add("p.time_end >= :t_from", "t_from", f.time_from)
+    where.add("p.time_begin < :t_to", "t_to", f.time_to)
+    return where.sql(), where.params
 
 
 _COLUMNS = (
@@ -369,31 +358,20 @@ async def top_emotion(
     the ordering; filters on the job (creation time, metadata containment) apply as the index is walked.
     """
     order = "st.max" if by == "max" else "st.mean"
-    clauses = ["st.model = :model", "st.name = :emotion"]
-    params: dict[str, Any] = {"model": model, "emotion": emotion, "limit": limit}
-    if created_after is not None:
-        clauses.append("j.created_at >= :after")
-        params["after"] = created_after
-    if created_before is not None:
-        clauses.append("j.created_at < :before")
-        params["before"] = created_before
-    if tenant is not None:
-        clauses.append("j.tenant = :tenant")
-        params["tenant"] = tenant
-    if metadata:
-        clauses.append("j.metadata @> CAST(:meta AS jsonb)")
-        params["meta"] = orjson.dumps(metadata).decode()
+    where = Where(["st.model = :model", "st.name = :emotion"], {"model": model, "emotion": emotion, "limit": limit})
+    where.jobs("j", since=created_after, until=created_before, metadata=metadata)
+    where.add("j.tenant = :tenant", "tenant", tenant)
     rows = await session.execute(
         text(
             f"""
             SELECT st.job_id, st.source_id, s.url, s.filename, st.name, st.mean, st.max, st.count, j.created_at,
                    j.metadata
             FROM emotion_stat st JOIN job j ON j.id = st.job_id JOIN source s ON s.id = st.source_id
-            WHERE {" AND ".join(clauses)}
+            WHERE {where.sql()}
             ORDER BY {order} DESC, st.job_id, st.source_id LIMIT :limit
             """
         ),
-        params,
+        where.params,
     )
     return [
         {

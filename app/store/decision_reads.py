@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.store import question_sets
 from app.store.analytics import csv_cell
 from app.store.db import driver_connection
+from app.store.filters import Where
 
 SHARE_BINS = 10
 # Answers are float4 (about 7 significant digits); reads carry 4 decimals, as prediction scores do.
@@ -96,27 +97,17 @@ def _answers(f: QuestionFilter, *, checked: bool = False) -> tuple[str, dict[str
     on 1,000,000 answers (loaded machine): 52 ms for a question alone in its partition, 246 ms for one beside a
     1,000,000-answer question, 431 ms for that question, where a nested loop forced on every read took 170,
     127 and 1,400+ ms."""
-    jobs = ["dj.family_id = :family"]
-    params: dict[str, Any] = {"family": f.family_id, "question": f.question_id, "primitive": f.primitive}
-    if f.tenant is not None:
-        jobs.append("dj.tenant = :tenant")
-        params["tenant"] = f.tenant
-    if f.since is not None:
-        jobs.append("j.created_at >= :since")
-        params["since"] = f.since
-    if f.until is not None:
-        jobs.append("j.created_at < :until")
-        params["until"] = f.until
-    if f.metadata:
-        jobs.append("j.metadata @> CAST(:meta AS jsonb)")
-        params["meta"] = orjson.dumps(f.metadata).decode()
-    join = " JOIN job j ON j.id = dj.job_id" if len(jobs) > 1 + (f.tenant is not None) else ""
+    params = {"family": f.family_id, "question": f.question_id, "primitive": f.primitive}
+    jobs = Where(["dj.family_id = :family"], params)
+    jobs.add("dj.tenant = :tenant", "tenant", f.tenant)
+    joined = jobs.jobs("j", since=f.since, until=f.until, metadata=f.metadata)
+    join = " JOIN job j ON j.id = dj.job_id" if joined else ""
     checks = " AND a.family_id = :family AND a.primitive = :primitive" if checked else ""
     source = (
         f"FROM decision_answer a WHERE a.job_id IN (SELECT dj.job_id FROM decision_job dj{join}"
-        f" WHERE {' AND '.join(jobs)}) AND a.question_id = :question{checks}"
+        f" WHERE {jobs.sql()}) AND a.question_id = :question{checks}"
     )
-    return source, params
+    return source, jobs.params
 
 
 def _ours(f: QuestionFilter, family: uuid.UUID, primitive: str) -> bool:
@@ -452,23 +443,18 @@ async def job_answers(
     source_index: int | None = None,
 ) -> list[dict[str, Any]]:
     """A page of a job's answers in the primary key's order: question id, then source, then window."""
-    clauses = ["job_id = :job"]
-    params: dict[str, Any] = {"job": job_id, "limit": limit}
+    where = Where(["job_id = :job"], {"job": job_id, "limit": limit})
     if after is not None:
-        clauses.append("(question_id, source_index, window_index) > (:q, :s, :w)")
-        params.update(q=after[0], s=after[1], w=after[2])
-    if question_id is not None:
-        clauses.append("question_id = :question")
-        params["question"] = question_id
-    if source_index is not None:
-        clauses.append("source_index = :source")
-        params["source"] = source_index
+        where.clauses.append("(question_id, source_index, window_index) > (:q, :s, :w)")
+        where.params.update(q=after[0], s=after[1], w=after[2])
+    where.add("question_id = :question", "question", question_id)
+    where.add("source_index = :source", "source", source_index)
     rows = await session.execute(
         text(
-            f"SELECT {', '.join(ANSWER_FIELDS)} FROM decision_answer WHERE {' AND '.join(clauses)}"
+            f"SELECT {', '.join(ANSWER_FIELDS)} FROM decision_answer WHERE {where.sql()}"
             " ORDER BY question_id, source_index, window_index LIMIT :limit"
         ),
-        params,
+        where.params,
     )
     out = []
     for r in rows.mappings():
