@@ -153,13 +153,21 @@ async def _strays(conn: Connection, tenant: str) -> list[date]:
     return [month_of(at) for (at,) in await cursor.fetchall()]
 
 
+@contextlib.asynccontextmanager
+async def _ddl_transaction(conn: Connection) -> AsyncIterator[None]:
+    """A transaction for partition DDL: serialised with every other one by the advisory lock, and waiting at
+    most LOCK_TIMEOUT_MS for a table lock, so the queries queued behind it wait at most that too."""
+    async with conn.transaction():
+        await conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms")))
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        yield
+
+
 async def _make(conn: Connection, tenant: str, months: Sequence[date]) -> list[str]:
     """One transaction: the tenant's partition (with its rows moved out of the default partition) or the
     months it lacks. Returns the tables made."""
     made: list[str] = []
-    async with conn.transaction():
-        await conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms")))
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+    async with _ddl_transaction(conn):
         if not await _exists(conn, tenant_table(tenant)):
             strays = await _strays(conn, tenant)
             wanted = sorted(set(months) | set(strays))
@@ -345,9 +353,7 @@ async def drop_month(conn: Connection, tenant: str, month: date) -> int:
     """Drop one month of a tenant's predictions (the partition, not its rows one by one), marking the jobs
     that had rows in it; returns how many jobs were newly marked."""
     table = _name(month_table(tenant, month))
-    async with conn.transaction():
-        await conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms")))
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+    async with _ddl_transaction(conn):
         cursor = await conn.execute(
             sql.SQL(
                 "UPDATE job SET predictions_expired_at = now() WHERE predictions_expired_at IS NULL"
