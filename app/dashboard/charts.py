@@ -47,6 +47,23 @@ def _nice_ceiling(value: float) -> float:
     return value
 
 
+def _svg(kind: str, width: int, height: int, label: str, *, scaled: bool = True) -> list[str]:
+    """A chart's opening: the <svg> element named by its label, and the label as its <title>."""
+    scaling = ' preserveAspectRatio="xMidYMid meet"' if scaled else ""
+    return [
+        f'<svg class="chart {kind}" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}"{scaling}>',
+        f"<title>{escape(label)}</title>",
+    ]
+
+
+_TICK_ANCHORS = ("start", "middle", "middle", "middle", "end")
+
+
+def _time_tick(i: int, x: float, at: float, height: int) -> str:
+    """The i-th of a time axis' 5 labels (at 0, 1/4, ... of it), the outer two kept inside the chart."""
+    return f'<text class="tick" x="{x:.1f}" y="{height - 8}" text-anchor="{_TICK_ANCHORS[i]}">{clock(at)}</text>'
+
+
 @dataclass(frozen=True)
 class Series:
     name: str
@@ -69,22 +86,14 @@ def line_chart(series: Sequence[Series], *, label: str, width: int = 720, height
     def y(v: float) -> float:
         return top + plot_h - v / y_max * plot_h
 
-    parts = [
-        f'<svg class="chart line" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}"'
-        ' preserveAspectRatio="xMidYMid meet">',
-        f"<title>{escape(label)}</title>",
-    ]
-    anchors = ("start", "middle", "middle", "middle", "end")
+    parts = _svg("line", width, height, label)
     for i in range(5):
         value = y_max * i / 4
         parts.append(
             f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
             f'<text class="tick" x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end">{value:.2g}</text>'
         )
-        at = t_min + span * i / 4
-        parts.append(
-            f'<text class="tick" x="{x(at):.1f}" y="{height - 8}" text-anchor="{anchors[i]}">{clock(at)}</text>'
-        )
+        parts.append(_time_tick(i, x(t_min + span * i / 4), t_min + span * i / 4, height))
     for i, s in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
         coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in s.points)
@@ -101,10 +110,7 @@ def bar_chart(rows: Sequence[tuple[str, float, float]], *, label: str, width: in
     left, right, row_h = 150, 48, 26
     height = row_h * len(rows) + 8
     plot_w = width - left - right
-    parts = [
-        f'<svg class="chart bars" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}">',
-        f"<title>{escape(label)}</title>",
-    ]
+    parts = _svg("bars", width, height, label, scaled=False)
     for i, (name, mean, peak) in enumerate(rows):
         y0 = 4 + i * row_h
         parts.append(
@@ -136,11 +142,7 @@ def stacked_bars(
     def y(v: float) -> float:
         return top + plot_h - v / y_max * plot_h
 
-    parts = [
-        f'<svg class="chart stacked" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}"'
-        ' preserveAspectRatio="xMidYMid meet">',
-        f"<title>{escape(label)}</title>",
-    ]
+    parts = _svg("stacked", width, height, label)
     for i in range(5):
         value = y_max * i / 4
         parts.append(
@@ -193,17 +195,9 @@ def span_lanes(
     def x(t: float) -> float:
         return left + min(max(t, 0.0), extent) / extent * plot_w
 
-    parts = [
-        f'<svg class="chart spans" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}"'
-        ' preserveAspectRatio="xMidYMid meet">',
-        f"<title>{escape(label)}</title>",
-    ]
-    anchors = ("start", "middle", "middle", "middle", "end")
+    parts = _svg("spans", width, height, label)
     for i in range(5):
-        at = extent * i / 4
-        parts.append(
-            f'<text class="tick" x="{x(at):.1f}" y="{height - 8}" text-anchor="{anchors[i]}">{clock(at)}</text>'
-        )
+        parts.append(_time_tick(i, x(extent * i / 4), extent * i / 4, height))
     for i, lane in enumerate(lanes):
         y0 = top + i * lane_h
         colour = PALETTE[i % len(PALETTE)]

@@ -37,6 +37,10 @@ def routes(secret: bytes | None = None) -> list[BaseRoute]:
         call.__name__ = handler.__name__
         return call
 
+    def page(path: str, handler: PageFn, name: str, *, method: str = "GET", json: bool = False) -> Route:
+        """A page (or with `json`, a JSON read) for a signed-in viewer."""
+        return Route(path, ui.page(bound(handler), json=json), methods=[method], name=f"dashboard_{name}")
+
     async def signin(request: Request) -> Response:
         return await signin_pages.signin(ui, request)
 
@@ -49,55 +53,20 @@ def routes(secret: bytes | None = None) -> list[BaseRoute]:
             routes=[
                 Route("/", home, methods=["GET"], name="dashboard_home"),
                 Route("/signin", signin, methods=["GET", "POST"], name="dashboard_signin"),
-                Route("/signout", ui.page(bound(signin_pages.signout)), methods=["POST"], name="dashboard_signout"),
-                Route("/jobs", ui.page(bound(jobs_pages.jobs_list)), methods=["GET"], name="dashboard_jobs"),
-                Route(
-                    "/jobs/status.json",
-                    ui.page(bound(jobs_pages.jobs_status), json=True),
-                    methods=["GET"],
-                    name="dashboard_jobs_status",
-                ),
-                Route("/demo", ui.page(bound(jobs_pages.start_demo)), methods=["POST"], name="dashboard_demo"),
-                Route("/jobs/{job_id}", ui.page(bound(job_page.job_page)), methods=["GET"], name="dashboard_job"),
-                Route(
-                    "/jobs/{job_id}/timeline",
-                    ui.page(bound(job_page.timeline_fragment)),
-                    methods=["GET"],
-                    name="dashboard_timeline",
-                ),
-                Route("/top", ui.page(bound(insight_pages.top_page)), methods=["GET"], name="dashboard_top"),
-                Route("/usage", ui.page(bound(usage_page.usage_page)), methods=["GET"], name="dashboard_usage"),
-                Route(
-                    "/question-sets",
-                    ui.page(bound(question_set_pages.question_sets_page)),
-                    methods=["GET"],
-                    name="dashboard_question_sets",
-                ),
-                Route(
-                    "/question-sets/{set_id}",
-                    ui.page(bound(question_set_pages.question_set_page)),
-                    methods=["GET"],
-                    name="dashboard_question_set",
-                ),
-                Route("/live", ui.page(bound(live_page.live_page)), methods=["GET"], name="dashboard_live"),
-                Route(
-                    "/live/token",
-                    ui.page(bound(live_page.live_token), json=True),
-                    methods=["POST"],
-                    name="dashboard_live_token",
-                ),
-                Route(
-                    "/operators",
-                    ui.page(bound(insight_pages.operators_page)),
-                    methods=["GET"],
-                    name="dashboard_operators",
-                ),
-                Route(
-                    "/events/{event_id}/replay",
-                    ui.page(bound(insight_pages.replay)),
-                    methods=["POST"],
-                    name="dashboard_replay",
-                ),
+                page("/signout", signin_pages.signout, "signout", method="POST"),
+                page("/jobs", jobs_pages.jobs_list, "jobs"),
+                page("/jobs/status.json", jobs_pages.jobs_status, "jobs_status", json=True),
+                page("/demo", jobs_pages.start_demo, "demo", method="POST"),
+                page("/jobs/{job_id}", job_page.job_page, "job"),
+                page("/jobs/{job_id}/timeline", job_page.timeline_fragment, "timeline"),
+                page("/top", insight_pages.top_page, "top"),
+                page("/usage", usage_page.usage_page, "usage"),
+                page("/question-sets", question_set_pages.question_sets_page, "question_sets"),
+                page("/question-sets/{set_id}", question_set_pages.question_set_page, "question_set"),
+                page("/live", live_page.live_page, "live"),
+                page("/live/token", live_page.live_token, "live_token", method="POST", json=True),
+                page("/operators", insight_pages.operators_page, "operators"),
+                page("/events/{event_id}/replay", insight_pages.replay, "replay", method="POST"),
                 Mount("/static", StaticFiles(directory=STATIC), name="dashboard_static"),
             ],
         )
