@@ -154,22 +154,17 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
         stack.push_async_callback(tts.aclose)
         courier = delivery.Courier(settings.outbound_allow_list, timeout_s=settings.webhook_timeout_s)
         stack.push_async_callback(courier.aclose)
+        # Hume counts Audio Decisions requests per organization like v1's (600 a minute, C/2026/11/6): one budget
+        # for every Hume client keeps the service under either limit, whichever API a burst goes to.
+        pace = functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings))
         expression = ExpressionClient(
             api_key=settings.cloud_key, base_url=settings.cloud_url, max_retries=settings.hume_max_retries,
-            pace=functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings)),
+            pace=pace,
         )  # fmt: skip
         stack.push_async_callback(expression.aclose)
-        # Hume counts Audio Decisions requests per organization like v1's (600 a minute, C/2026/11/6): one budget
-        # for both keeps the service under either limit, whichever API a burst goes to.
-        decisions = DecisionsClient(
-            api_key=settings.cloud_key, base_url=settings.cloud_url,
-            pace=functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings)),
-        )  # fmt: skip
+        decisions = DecisionsClient(api_key=settings.cloud_key, base_url=settings.cloud_url, pace=pace)
         stack.push_async_callback(decisions.aclose)
-        realtime = RealtimeClient(
-            api_key=settings.cloud_key, cloud_url=settings.cloud_url,
-            pace=functools.partial(request_budget.reserve, sessionmaker, hume_budget(settings)),
-        )  # fmt: skip
+        realtime = RealtimeClient(api_key=settings.cloud_key, cloud_url=settings.cloud_url, pace=pace)
         live = session_flusher.LiveFlusher(sessionmaker, interval_s=settings.session_flush_ms / 1000)
         await live.start()
         # Closed before the database (exit order): its last tick stores what is still held.
