@@ -298,6 +298,13 @@ class WebhookMessage(Base):
         CheckConstraint(f"state IN {MESSAGE_STATES}", name="state"),
         Index("ix_webhook_message_endpoint_id_id", "endpoint_id", "id"),
         Index("ix_webhook_message_state_created_at", "state", "created_at"),
+        # The claim of an endpoint's due messages, oldest first (migration 0019).
+        Index(
+            "ix_webhook_message_pending_endpoint_id_created_at",
+            "endpoint_id",
+            "created_at",
+            postgresql_where=text("state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

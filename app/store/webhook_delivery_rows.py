@@ -31,8 +31,9 @@ WHERE e.id = coalesce(%(endpoint)s::uuid, (SELECT endpoint_id FROM webhook_messa
 FOR UPDATE
 """
 
-# Oldest first by created_at, which walks ix_webhook_message_state_created_at's pending rows (a handful
-# while deliveries keep up) rather than the endpoint's whole delivery log. Nothing once the endpoint is
+# Oldest first by created_at, which walks ix_webhook_message_pending_endpoint_id_created_at: this endpoint's
+# pending messages only (a handful while deliveries keep up), neither its delivery log nor other endpoints'
+# retries (with 200,000 delivered and another's 5,000 pending, see migration 0019). Nothing once the endpoint is
 # disabled (by its owner, or by another task's 410), so a task running then stops sending at its next claim.
 # Never a message this statement records (%(id)s): its lease may have run out meanwhile, and one statement
 # must not update a row twice.

@@ -138,3 +138,25 @@ def test_predictions_move_into_partitions_and_back(empty_database: str) -> None:
     assert keys == [("fk_prediction_job_id_job",), ("fk_prediction_source_id_source",)]
     assert schema == (None,)
     command.upgrade(config, "head")
+
+
+def _queue_plans(url: str) -> tuple[object, object]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT (SELECT proconfig FROM pg_proc WHERE oid = 'procrastinate_fetch_job_v2(varchar[], bigint)'"
+            "::regprocedure), to_regclass('ix_webhook_message_pending_endpoint_id_created_at')::text"
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_queue_plans_undo_and_redo(empty_database: str) -> None:
+    """Migration 0019 sets procrastinate's fetch to plan without sorts and adds the claim's partial index;
+    undone, the function is as procrastinate made it and the index is gone; redone, both are back."""
+    config = _config(empty_database)
+    command.upgrade(config, "0019")
+    assert _queue_plans(empty_database) == (["enable_sort=off"], "ix_webhook_message_pending_endpoint_id_created_at")
+    command.downgrade(config, "0018")
+    assert _queue_plans(empty_database) == (None, None)
+    command.upgrade(config, "0019")
+    assert _queue_plans(empty_database) == (["enable_sort=off"], "ix_webhook_message_pending_endpoint_id_created_at")
