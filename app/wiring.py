@@ -19,7 +19,8 @@ from app.config import EMULATOR_API_KEY, EMULATOR_SECRET_KEY, Settings
 from app.core import background_server
 from app.core.prediction_rows import PredictionFormatError
 from app.decisions import jobs as decision_jobs
-from app.deps import Deps
+from app.deps import Deps, Pipeline
+from app.egress.post import Courier
 from app.evi import service as evi_service
 from app.hume import catalog
 from app.hume.callbacks import CallbackFormatError
@@ -31,7 +32,7 @@ from app.hume.gateway import HumeGateway
 from app.hume.realtime_client import RealtimeClient
 from app.hume.token_client import TokenProvider
 from app.hume.tts_client import HumeTts
-from app.inbox.pipeline import DELIVER_MESSAGE, READ_BILLED, Pipeline
+from app.inbox.pipeline import DELIVER_MESSAGE, READ_BILLED
 from app.notifications import delivery, redelivery
 from app.sessions import flusher as session_flusher
 from app.sessions import service as session_service
@@ -152,7 +153,7 @@ async def build_deps(settings: Settings, *, pool_size: int | None = None) -> Asy
             retired=catalog.retired_at_hume(catalog.TTS, settings),
         )  # fmt: skip
         stack.push_async_callback(tts.aclose)
-        courier = delivery.Courier(settings.outbound_allow_list, timeout_s=settings.webhook_timeout_s)
+        courier = Courier(settings.outbound_allow_list, timeout_s=settings.webhook_timeout_s)
         stack.push_async_callback(courier.aclose)
         # Hume counts Audio Decisions requests per organization like v1's (600 a minute, C/2026/11/6): one budget
         # for every Hume client keeps the service under either limit, whichever API a burst goes to.

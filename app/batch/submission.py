@@ -10,10 +10,9 @@ from typing import Any
 
 import structlog
 
-from app.deps import Deps
+from app.deps import Deps, JobBackend
 from app.hume import catalog
 from app.hume.errors import HumeNotFoundError, HumeRejectedError, HumeSunsetError
-from app.inbox.pipeline import JobBackend
 from app.store import jobs
 from app.worker import outbox
 

@@ -22,13 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.job_status import FINAL
 from app.decisions.asking import Asking, Progress, Stop, ask_source, described
-from app.deps import Deps
+from app.deps import Deps, JobBackend
 from app.egress.pinned import PinnedClient
 from app.egress.url_guard import UrlGuard
 from app.errors import InvalidInput
 from app.hume import decisions_contract as hume
 from app.hume.errors import HumeTransientError
-from app.inbox.pipeline import JobBackend
 from app.store import decision_windows, ingest, jobs, question_sets
 from app.store import decisions as answer_store
 from app.store.ingest import SourceRecord

@@ -197,3 +197,16 @@ def _connection_error(exc: Exception) -> str:
         reason = os.strerror(errno) if errno else type(exc.os_error).__name__
         return f"{type(exc).__name__} could not connect to {exc.host}:{exc.port} ({reason})"
     return f"{type(exc).__name__} {str(exc)[:200]}"
+
+
+class Courier:
+    """The process's one guarded HTTP client for outbound webhooks (`deps.courier`): its guard, its poster and
+    the POSTs' deadline (WEBHOOK_TIMEOUT_S)."""
+
+    def __init__(self, allow_private_hosts: str | None, *, timeout_s: float) -> None:
+        self.guard = UrlGuard.from_setting(allow_private_hosts)
+        self.timeout_s = timeout_s
+        self.poster = GuardedPoster(self.guard)
+
+    async def aclose(self) -> None:
+        await self.poster.aclose()

@@ -7,7 +7,7 @@ import structlog
 from app.deps import Deps
 from app.errors import Conflict, NotFound
 from app.inbox.acceptance import defer
-from app.inbox.pipeline import PROCESS_EVENT, pipeline
+from app.inbox.pipeline import PROCESS_EVENT
 from app.store import inbox_events
 from app.store.tables import InboxEvent
 
@@ -26,7 +26,7 @@ async def replay(deps: Deps, event_id: int) -> InboxEvent:
             raise Conflict(
                 f"event {event_id}'s body was pruned at {event.body_pruned_at.isoformat()} (INBOX_BODY_RETENTION_H)"
             )
-        if event.provider not in pipeline(deps).handlers:
+        if event.provider not in deps.pipeline.handlers:
             raise Conflict(f"event {event_id} comes from {event.provider!r}, which has no handler")
         reopened = await inbox_events.reopen(session, event_id)
         assert reopened is not None
@@ -38,7 +38,7 @@ async def replay(deps: Deps, event_id: int) -> InboxEvent:
 async def requeue_orphans(deps: Deps) -> int:
     """Events still `received` with no queue task left (its last try failed while the database was down)
     get a new task. Returns how many."""
-    handlers = pipeline(deps).handlers
+    handlers = deps.pipeline.handlers
     async with deps.sessionmaker.begin() as session:
         events = await inbox_events.orphaned(
             session,

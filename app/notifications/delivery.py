@@ -31,8 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import metrics
 from app.deps import Deps
 from app.egress.errors import BlockedUrl, FetchFailed
-from app.egress.post import GuardedPoster
-from app.egress.url_guard import UrlGuard
+from app.egress.post import Courier
 from app.inbox.pipeline import DELIVER_MESSAGE
 from app.notifications import signing
 from app.store import webhook_delivery_rows, webhook_endpoints, webhook_messages
@@ -50,18 +49,6 @@ message is claimed only when it can be sent at once."""
 CLAIM_FOR_S = 2.0
 """A task claims for this long; then the endpoint's messages still due go to a new task, queued behind other
 endpoints' tasks (and within procrastinate's 10 s graceful shutdown)."""
-
-
-class Courier:
-    """The process's one guarded HTTP client for outbound webhooks (`deps.courier`)."""
-
-    def __init__(self, allow_private_hosts: str | None, *, timeout_s: float) -> None:
-        self.guard = UrlGuard.from_setting(allow_private_hosts)
-        self.timeout_s = timeout_s
-        self.poster = GuardedPoster(self.guard)
-
-    async def aclose(self) -> None:
-        await self.poster.aclose()
 
 
 @dataclass(frozen=True)
@@ -217,9 +204,8 @@ class _Run:
 
     def _room(self) -> int:
         """How many to claim now: the room in flight once half of it is free, while claiming goes on. (Each
-        claim walks the endpoint's pending entries, ix_webhook_message_pending_endpoint_id_created_at, dead ones
-        included until vacuum: on the all-endpoints ix_webhook_message_state_created_at before migration 0019, a
-        claim with every record made it 0.4-1 ms of Postgres a message after 4,000 messages.)"""
+        claim walks the pending entries of ix_webhook_message_state_created_at, dead ones included until
+        vacuum: a claim with every record made it 0.4-1 ms of Postgres a message after 4,000 messages.)"""
         room = self.in_flight - len(self.sends)
         if room < self.half or self.asking or not self.more or self.endpoint.disabled_at is not None:
             return 0

@@ -18,14 +18,13 @@ from typing import Any
 import structlog
 
 from app.core.job_status import FINAL
-from app.deps import Deps
+from app.deps import Deps, JobBackend
 from app.egress.download import FetchLimits, download
 from app.egress.errors import EgressError
 from app.egress.pinned import PinnedClient
 from app.egress.url_guard import UrlGuard
 from app.hume.errors import HumeAuthError, HumeMediaRefused, HumeRejectedError, HumeTransientError
 from app.hume.expression_client import AudioOptions, FaceOptions
-from app.inbox.pipeline import JobBackend
 from app.media.errors import MediaError, NoAudioStream, NoVideoStream
 from app.store import jobs, v1_chunks
 from app.store.v1_chunks import OUTCOME, StoredChunk

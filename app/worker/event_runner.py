@@ -7,7 +7,6 @@ import structlog
 from procrastinate import JobContext
 
 from app.deps import Deps
-from app.inbox.pipeline import pipeline
 from app.store import inbox_events
 
 log = structlog.get_logger(__name__)
@@ -37,7 +36,7 @@ async def run_event(deps: Deps, event_id: int) -> str:
         event = await inbox_events.read(connection, event_id)
     if event is None or event.state in {"done", "ignored"}:
         return "already processed"
-    handler = pipeline(deps).handlers.get(event.provider)
+    handler = deps.pipeline.handlers.get(event.provider)
     if handler is None:
         return await finish_event(deps, event_id, "ignored", f"no handler for provider {event.provider!r}")
     return await handler(deps, event)
@@ -49,7 +48,7 @@ async def process_event(context: JobContext, event_id: int) -> None:
         outcome = await run_event(deps, event_id)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        dead = last_attempt(context, deps) or isinstance(exc, pipeline(deps).permanent)
+        dead = last_attempt(context, deps) or isinstance(exc, deps.pipeline.permanent)
         async with deps.sessionmaker.begin() as session:
             attempts = await inbox_events.record_attempt(session, event_id, error)
             if dead:

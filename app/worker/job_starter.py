@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import Deps
 from app.hume.errors import HumeTransientError
-from app.inbox.pipeline import START_JOB, pipeline
+from app.inbox.pipeline import START_JOB
 from app.store import jobs
 from app.store.db import driver_connection
 from app.worker.event_runner import last_attempt, task_deps
@@ -51,7 +51,7 @@ async def submit_job(context: JobContext, job_id: str) -> None:
         job = await jobs.get(session, our_id)
     if job is None:
         return
-    backend = pipeline(deps).backends[job.backend or DEFAULT_BACKEND]
+    backend = deps.pipeline.backends[job.backend or DEFAULT_BACKEND]
     try:
         await backend.start(deps, our_id)
     except Exception as exc:

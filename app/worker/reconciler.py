@@ -14,7 +14,6 @@ from procrastinate import JobContext
 
 from app.deps import Deps
 from app.inbox import replay
-from app.inbox.pipeline import pipeline
 from app.store import inbox_events, prediction_partitions, webhook_messages
 from app.worker import job_starter
 from app.worker.event_runner import task_deps
@@ -33,7 +32,7 @@ async def reconcile(context: JobContext, timestamp: int) -> None:
     orphans = await replay.requeue_orphans(deps)
     ended = await job_starter.end_orphans(deps)
     looked_at = 0
-    for check in pipeline(deps).checks:
+    for check in deps.pipeline.checks:
         looked_at += await check(deps)
     if looked_at or stalled or orphans or ended:
         log.info("reconciled", looked_at=looked_at, stalled_requeued=len(stalled), orphans_requeued=orphans,

@@ -27,9 +27,9 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.config.sources import libpq_url
-from app.deps import Deps
+from app.deps import Deps, QueueTask
 from app.hume.errors import HumeTransientError
-from app.inbox.pipeline import PROCESS_EVENT, PRUNE, RECONCILE, START_JOB, QueueTask
+from app.inbox.pipeline import PROCESS_EVENT, PRUNE, RECONCILE, START_JOB
 from app.worker import event_runner, job_starter, reconciler
 from app.worker.event_runner import task_deps
 
