@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -27,33 +26,8 @@ from app.hume import decisions_contract as hume
 from . import decisions_audio, decisions_request
 from .decisions_errors import NOT_FOUND, Refusal, refusal_body, request_id
 from .expression_runs import user_id
-from .records import iso
+from .records import DecisionRun
 from .responses import emu, json
-
-
-@dataclass
-class DecisionRun:
-    run_id: str
-    owner: str
-    user_id: str
-    request: dict[str, Any]
-    file_size_bytes: int
-    input_tokens: int
-    visible_at: float
-    """time.monotonic() from which the runs endpoints show it."""
-    status: str = "ended"
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    ended_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def view(self) -> dict[str, Any]:
-        """R/runs/get.md: run_id, user_id, status, started_at, ended_at, received, request; no answers."""
-        return {
-            "run_id": self.run_id, "user_id": self.user_id, "status": self.status,
-            "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
-            # D/runs: the file part received and the input tokens billed; the size's key is ASSUMED.
-            "received": {"file_size_bytes": self.file_size_bytes, hume.INPUT_TOKENS_KEY: self.input_tokens},
-            "request": self.request,
-        }  # fmt: skip
 
 
 def _owner(request: Request) -> str:

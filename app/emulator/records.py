@@ -1,4 +1,5 @@
-"""The emulator's records of chats and v1 runs, which its state holds and its endpoints serve."""
+"""The emulator's records of chats, v1 runs and Audio Decisions runs, which its state holds and its endpoints
+serve."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from app.hume import decisions_contract as hume
 
 Json = dict[str, Any]
 _RUN_SEQ = itertools.count()
@@ -147,3 +150,28 @@ class Run:
         if self.close_reason is not None:
             full["close_reason"] = self.close_reason
         return full
+
+
+@dataclass
+class DecisionRun:
+    run_id: str
+    owner: str
+    user_id: str
+    request: dict[str, Any]
+    file_size_bytes: int
+    input_tokens: int
+    visible_at: float
+    """time.monotonic() from which the runs endpoints show it."""
+    status: str = "ended"
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ended_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def view(self) -> dict[str, Any]:
+        """R/runs/get.md: run_id, user_id, status, started_at, ended_at, received, request; no answers."""
+        return {
+            "run_id": self.run_id, "user_id": self.user_id, "status": self.status,
+            "started_at": iso(self.started_at), "ended_at": iso(self.ended_at),
+            # D/runs: the file part received and the input tokens billed; the size's key is ASSUMED.
+            "received": {"file_size_bytes": self.file_size_bytes, hume.INPUT_TOKENS_KEY: self.input_tokens},
+            "request": self.request,
+        }  # fmt: skip

@@ -7,7 +7,7 @@ import secrets
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -15,12 +15,22 @@ from .config import EmulatorConfig
 from .faults import Faults
 from .origins import Origin
 from .rate_limit import RequestLog
-from .records import Chat, Run
+from .records import Chat, DecisionRun, Run
 
 if TYPE_CHECKING:
-    from .decisions import DecisionRun
     from .jobs import Job
-    from .realtime_session import RealtimeSession
+
+
+class LiveSession(Protocol):
+    """A realtime session connected now (realtime_session.RealtimeSession), as the control route ends it: the
+    session holds the state and the state the session, so the state names only what it needs of one."""
+
+    run: Run
+
+    @property
+    def endpoint(self) -> str: ...
+
+    async def end_by_server(self, error: str | None) -> None: ...
 
 
 @dataclass
@@ -38,7 +48,7 @@ class EmulatorState:
     tts_generations: set[str] = field(default_factory=set)  # ids usable as TTS context
     runs: dict[str, Run] = field(default_factory=dict)  # v1 expression measurement runs
     decision_runs: dict[str, DecisionRun] = field(default_factory=dict)  # Audio Decisions runs (decisions.py)
-    sessions: dict[str, RealtimeSession] = field(default_factory=dict)  # v1 realtime sessions connected now
+    sessions: dict[str, LiveSession] = field(default_factory=dict)  # v1 realtime sessions connected now
     # Signs v1 face_state tokens; per instance, so a state from another emulator is ignored.
     face_state_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
