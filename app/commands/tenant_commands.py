@@ -50,11 +50,11 @@ async def _run(settings: Settings, tenant: str, change: bool, seconds: int | Non
     finally:
         await engine.dispose()
     whose = "its own" if today.override else "HUME_TENANT_DAILY_SECONDS"
-    lines = [f"tenant {tenant!r}: {_limit(today.limit_seconds)} of Hume-metered seconds a day ({whose}; the "
+    lines = [f"tenant {tenant!r}: {_limit(today.limit)} of Hume-metered seconds a day ({whose}; the "
              f"default HUME_TENANT_DAILY_SECONDS is {_limit(default)})"]  # fmt: skip
-    left = "" if today.limit_seconds == 0 else f", {max(0.0, today.limit_seconds - today.spent_seconds):.1f} s left"
+    left = "" if today.limit == 0 else f", {max(0.0, today.limit - today.spent):.1f} s left"
     resets = today.resets_at.isoformat().replace("+00:00", "Z")
-    lines.append(f"{today.day.isoformat()} (UTC): {today.spent_seconds:.1f} s spent{left}; resets at {resets}")
+    lines.append(f"{today.day.isoformat()} (UTC): {today.spent:.1f} s spent{left}; resets at {resets}")
     if change:
         lines.append("v1 uploads of this tenant's jobs are checked against it from their next request on")
     return lines

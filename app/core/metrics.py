@@ -66,8 +66,14 @@ HUME_UNOWNED_RUNS = Gauge(
 )  # fmt: skip
 HUME_TENANT_BUDGET_REFUSALS = Counter(
     "hume_tenant_budget_refusals_total", "v1 requests not sent, and live sessions refused or ended, because their"
-    " tenant's daily budget of Hume-metered seconds was spent",
+    " tenant's daily budget of Hume-metered seconds was spent; Audio Decisions windows not sent (endpoint"
+    " decisions) because the daily budget of input tokens was",
     ["endpoint"],
+)  # fmt: skip
+HUME_DECISION_INPUT_TOKENS = Counter(
+    "hume_decision_input_tokens_total", "Audio Decisions input tokens of windows Hume answered: figure estimated"
+    " (Hume's free estimate, reserved before sending) and billed (received.input_tokens in Hume's answer)",
+    ["figure"],
 )  # fmt: skip
 WEBHOOK_DELIVERIES = Counter(
     "outbound_webhook_attempts_total", "Attempts to deliver our webhooks, by outcome", ["outcome"]

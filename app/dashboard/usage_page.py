@@ -1,6 +1,6 @@
 """What Hume billed, drawn: metered seconds per UTC day, stacked by tenant, kind (file jobs or live sessions),
 backend or a key of the jobs' metadata, from the same report as GET /v1/usage, with the cost per group when
-HUME_PRICE_PER_MINUTE is set."""
+HUME_PRICE_PER_MINUTE is set; the table lists each group's Audio Decisions input tokens beside its seconds."""
 
 from __future__ import annotations
 
@@ -65,4 +65,5 @@ async def usage_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
         stacks=STACKS,
         price=page.price_per_minute, truncated=page.next_offset is not None,
         total=round(sum(item.metered_seconds for item in page.items), 3),
+        tokens=sum(item.decision_input_tokens for item in page.items),
     )  # fmt: skip

@@ -8,19 +8,21 @@ What ends one source, with the code it is recorded under:
 - Hume refusing this recording (audio_too_long, payload_too_large, audio_format_unsupported, message_invalid,
   any other 4xx about the request): Hume's code; the windows answered before it stand.
 What stops every source (`Stop`): Hume refusing the account (401, 402, 403) or the question set
-(question_invalid): asking again would be refused the same way.
+(question_invalid): asking again would be refused the same way. So does the tenant's daily budget of input
+tokens, spent before a window is sent (BudgetExhausted, app/decisions/token_spend.py): the windows before it stand.
 What pauses the job (HumeTransientError): Hume still busy (429, 5xx, no answer) after the client's own retries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from app.decisions import answers
+from app.decisions import answers, token_spend
 from app.deps import Deps
 from app.egress.download import FetchLimits, download
 from app.egress.errors import EgressError
@@ -122,6 +124,8 @@ class Asking:
     tenant: str
     question_set: QuestionSet
     window_s: int
+    token_estimates: dict[int, int] = field(default_factory=dict, compare=False, hash=False)
+    """Hume's input-token estimate by window length (ms), asked once a run (app/decisions/token_spend.py)."""
 
     @property
     def questions(self) -> dict[str, dict[str, Any]]:
@@ -133,7 +137,8 @@ async def ask_source(
     save: Callable[[int, Progress, list[answer_store.AnswerRow]], Any],
 ) -> Progress:  # fmt: skip
     """Ask every window of `url` not in `answered`; `save(source, progress, rows)` stores a window's answers with
-    the progress in one transaction. Returns the source's outcome; raises Stop or HumeTransientError."""
+    the progress in one transaction. Returns the source's outcome; raises Stop, BudgetExhausted or
+    HumeTransientError."""
     questions = asking.questions
     limits = MediaLimits.from_settings(deps.settings)
     try:
@@ -144,9 +149,11 @@ async def ask_source(
                     progress.windows = max(progress.windows, window.index + 1)
                     if window.index in answered:
                         continue
-                    result = await deps.decisions.decide(
-                        window.wav, f"source-{source}-window-{window.index}.wav", WAV, questions,
-                        asking.question_set.context,
+                    result = await token_spend.metered(
+                        deps, asking, source, window, functools.partial(
+                            deps.decisions.decide, window.wav, f"source-{source}-window-{window.index}.wav", WAV,
+                            questions, asking.question_set.context,
+                        ),
                     )  # fmt: skip
                     rows = answers.window_rows(
                         result.answers, job_id=asking.job_id, tenant=asking.tenant,

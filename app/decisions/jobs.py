@@ -3,6 +3,8 @@ by window, on the v1 backend. The wiring wraps the v1 backend (`with_decisions`)
 questions asked first, source by source; then, if it names models, the v1 backend measures them and ends the job
 (folding the decisions' per-source errors into its sources, `SOURCE_ERRORS`); without models it ends here.
 Either way it ends once, through `outbox.end_job`, so `job.completed` reaches subscribed endpoints as for any job.
+Each window's input tokens are reserved against the tenant's daily budget before it is sent
+(app/decisions/token_spend.py); a submission is refused 429 when the day has none left.
 
 The question set is pinned when the job is stored: the version's id (versions never change; an edit makes the
 next version), its family and number. A run records each source's progress in the job's details
@@ -32,6 +34,7 @@ from app.store import decision_windows, ingest, jobs, question_sets
 from app.store import decisions as answer_store
 from app.store.ingest import SourceRecord
 from app.store.tables import Job, QuestionSet
+from app.usage.budget import BudgetExhausted
 from app.worker.job_starter import defer_start
 from app.worker.outbox import end_job
 
@@ -121,7 +124,9 @@ class _Run:
                 await jobs.touch(session, self.job_id, details=self.details(job.details or {}))
 
     async def ask_all(self) -> tuple[str, str] | None:
-        """Ask every source without an outcome; (code, message) when Hume refused the account or the set."""
+        """Ask every source without an outcome; (code, message) when Hume refused the account or the set, or the
+        tenant's daily budget of input tokens was spent (hume_budget_exhausted, as a v1 job stopped by its
+        seconds: it ends failed, keeping what was stored)."""
         async with self.deps.sessionmaker() as session:
             answered = await decision_windows.answered(session, self.job_id)
         guard = UrlGuard.from_setting(self.deps.settings.outbound_allow_list)
@@ -133,11 +138,13 @@ class _Run:
                 try:
                     await ask_source(self.deps, client, self.asking, source, url, answered.get(source, set()),
                                      progress, self.save)  # fmt: skip
-                except Stop as stop:
+                except (Stop, BudgetExhausted) as exc:
+                    # Every source left would be refused the same way; the windows answered before stand.
+                    code, message = (exc.code, exc.message) if isinstance(exc, Stop) else (exc.code, str(exc))
                     for later in self.sources[source:]:
                         if not later.done:
-                            later.failed(stop.code, f"not answered: {stop.message}")
-                    self.stopped = (stop.code, stop.message)
+                            later.failed(code, f"not answered: {message}")
+                    self.stopped = (code, message)
                     await self.record()
                     break
                 await self.record()

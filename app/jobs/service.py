@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from app.core import metrics
 from app.decisions import estimate as decision_estimate
 from app.decisions import jobs as decision_jobs
+from app.decisions import token_spend
 from app.decisions.estimate import DecisionEstimate
 from app.deps import Deps
 from app.errors import Conflict, InvalidInput
@@ -68,6 +69,7 @@ async def submit(
                 tenant = principal.tenant if principal else DEFAULT_TENANT
                 stored = request.as_json()
                 if request.decisions is not None:
+                    await token_spend.check_can_submit(session, deps.settings, tenant)
                     stored["decisions"] = await decision_jobs.pin(
                         session, tenant, request.decisions["question_set"], request.decisions["window_s"]
                     )

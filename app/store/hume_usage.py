@@ -6,6 +6,11 @@ A reservation is one statement: it raises the tenant's total for the UTC day onl
 within the limit (the row lock of ON CONFLICT DO UPDATE serialises concurrent reservations, each seeing the
 total the one before it left), and records the request in the same statement. So any number of workers
 together never pass a tenant's limit. A limit of 0 means none; the day's total is still kept.
+
+Two things are budgeted this way, each a `Meter`: Hume-metered seconds (v1 file requests and live sessions,
+HUME_TENANT_DAILY_SECONDS) and Audio Decisions input tokens (a decision job's windows,
+HUME_TENANT_DAILY_DECISION_TOKENS; migration 0020). Both are one rule and one reservation statement, written once
+and given the meter's columns; a row counts one or the other (a decisions row's seconds are 0).
 """
 
 from __future__ import annotations
@@ -16,37 +21,83 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 # Sums of thirds of a second (video) in float8 carry rounding noise: a request that fits exactly must pass.
 _EPSILON = 1e-6
 
-# The budget's one rule, for a charge of :seconds against a day's total and limit: a limit of 0 is none, else the
-# total after the charge stays within it. File requests (reserve) and live sessions (grow) are charged by it.
-_WITHIN = "({limit} = 0 OR {total} + :seconds <= {limit} + :epsilon)"
 
-_RESERVE = text(f"""
+@dataclass(frozen=True)
+class Meter:
+    """What a daily budget counts: the column of `hume_usage` and of `hume_tenant_day` holding it (`unit`), the
+    day's limit column, the tenant's own limit (SQL over `hume_tenant_budget b`) and the setting behind it."""
+
+    unit: str
+    limit_column: str
+    override: str
+    setting: str
+    what: str
+    """How a refusal names it."""
+
+    def amount(self, value: float) -> str:
+        return f"{value:.1f} s" if self.unit == "seconds" else f"{round(value)} tokens"
+
+
+SECONDS = Meter("seconds", "limit_seconds", "b.daily_seconds", "HUME_TENANT_DAILY_SECONDS", "Hume-metered seconds")
+INPUT_TOKENS = Meter(
+    "input_tokens", "limit_input_tokens", "CAST(NULL AS bigint)", "HUME_TENANT_DAILY_DECISION_TOKENS",
+    "Audio Decisions input tokens",
+)  # fmt: skip
+"""No tenant has its own token limit yet (`hume_tenant_budget` holds seconds): the setting applies to all."""
+
+
+# The budget's one rule, for a charge of :amount against a day's total and limit: a limit of 0 is none, else the
+# total after the charge stays within it. File requests and decision windows (reserve) and live sessions (grow)
+# are charged by it.
+_WITHIN = "({limit} = 0 OR {total} + :amount <= {limit} + CAST(:epsilon AS float8))"
+
+
+def _reserve_statement(meter: Meter) -> TextClause:
+    """Charge :amount of `meter` to the job's tenant today, only within the day's limit, and record the request
+    (a usage row holding the amount) in the same statement; no row comes back when the day cannot pay."""
+    unit, limit = meter.unit, meter.limit_column
+    return text(f"""
 WITH lim AS (
-    SELECT j.tenant, COALESCE(b.daily_seconds, :default_limit) AS limit_seconds,
+    SELECT j.tenant, COALESCE({meter.override}, :default_limit) AS day_limit,
            (now() AT TIME ZONE 'UTC')::date AS day
     FROM job j LEFT JOIN hume_tenant_budget b ON b.tenant = j.tenant
     WHERE j.id = :job_id
 ), charged AS (
-    INSERT INTO hume_tenant_day AS d (tenant, day, seconds, limit_seconds)
-    SELECT tenant, day, :seconds, limit_seconds FROM lim
-    WHERE {_WITHIN.format(limit="limit_seconds", total="0")}
+    INSERT INTO hume_tenant_day AS d (tenant, day, {unit}, {limit})
+    SELECT tenant, day, :amount, day_limit FROM lim
+    WHERE {_WITHIN.format(limit="day_limit", total="0")}
     ON CONFLICT (tenant, day) DO UPDATE
-        SET seconds = d.seconds + EXCLUDED.seconds, limit_seconds = EXCLUDED.limit_seconds
-        WHERE {_WITHIN.format(limit="EXCLUDED.limit_seconds", total="d.seconds")}
+        SET {unit} = d.{unit} + EXCLUDED.{unit}, {limit} = EXCLUDED.{limit}
+        WHERE {_WITHIN.format(limit=f"EXCLUDED.{limit}", total=f"d.{unit}")}
     RETURNING tenant, day
 )
-INSERT INTO hume_usage (job_id, tenant, day, source_index, medium, chunk, seconds)
-SELECT :job_id, tenant, day, :source_index, :medium, :chunk, :seconds FROM charged
+INSERT INTO hume_usage (job_id, tenant, day, source_index, medium, chunk, {unit})
+SELECT :job_id, tenant, day, :source_index, :medium, :chunk, :amount FROM charged
 RETURNING id
 """)
 
-# A live session's reservation raised by :seconds under the same rule, on the UTC day it opened (its run started
+
+def _refusal_statement(meter: Meter) -> TextClause:
+    return text(f"""
+SELECT j.tenant, COALESCE({meter.override}, :default_limit) AS day_limit, {meter.override} IS NOT NULL AS override,
+       (now() AT TIME ZONE 'UTC')::date AS day,
+       COALESCE((SELECT d.{meter.unit} FROM hume_tenant_day d
+                 WHERE d.tenant = j.tenant AND d.day = (now() AT TIME ZONE 'UTC')::date), 0) AS spent
+FROM job j LEFT JOIN hume_tenant_budget b ON b.tenant = j.tenant
+WHERE j.id = :job_id
+""")
+
+
+_RESERVE = {meter.unit: _reserve_statement(meter) for meter in (SECONDS, INPUT_TOKENS)}
+_REFUSAL = {meter.unit: _refusal_statement(meter) for meter in (SECONDS, INPUT_TOKENS)}
+
+# A live session's reservation raised by :amount seconds under the same rule, on the UTC day it opened (its run started
 # then); the day's row lock orders it against every other charge of the tenant.
 _GROW = text(f"""
 WITH lim AS (
@@ -54,25 +105,16 @@ WITH lim AS (
     FROM hume_usage u LEFT JOIN hume_tenant_budget b ON b.tenant = u.tenant
     WHERE u.id = :id
 ), charged AS (
-    UPDATE hume_tenant_day d SET seconds = d.seconds + :seconds, limit_seconds = lim.limit_seconds
+    UPDATE hume_tenant_day d SET seconds = d.seconds + :amount, limit_seconds = lim.limit_seconds
     FROM lim WHERE d.tenant = lim.tenant AND d.day = lim.day
         AND {_WITHIN.format(limit="lim.limit_seconds", total="d.seconds")}
     RETURNING d.tenant
 )
-UPDATE hume_usage SET seconds = seconds + :seconds WHERE id = :id AND EXISTS (SELECT 1 FROM charged) RETURNING id
-""")
-
-_REFUSAL = text("""
-SELECT j.tenant, COALESCE(b.daily_seconds, :default_limit) AS limit_seconds, b.daily_seconds IS NOT NULL AS override,
-       (now() AT TIME ZONE 'UTC')::date AS day,
-       COALESCE((SELECT d.seconds FROM hume_tenant_day d
-                 WHERE d.tenant = j.tenant AND d.day = (now() AT TIME ZONE 'UTC')::date), 0) AS spent
-FROM job j LEFT JOIN hume_tenant_budget b ON b.tenant = j.tenant
-WHERE j.id = :job_id
+UPDATE hume_usage SET seconds = seconds + :amount WHERE id = :id AND EXISTS (SELECT 1 FROM charged) RETURNING id
 """)
 
 _GROW_REFUSAL = text("""
-SELECT u.tenant, COALESCE(b.daily_seconds, :default_limit) AS limit_seconds, b.daily_seconds IS NOT NULL AS override,
+SELECT u.tenant, COALESCE(b.daily_seconds, :default_limit) AS day_limit, b.daily_seconds IS NOT NULL AS override,
        u.day, COALESCE(d.seconds, 0) AS spent
 FROM hume_usage u LEFT JOIN hume_tenant_budget b ON b.tenant = u.tenant
      LEFT JOIN hume_tenant_day d ON d.tenant = u.tenant AND d.day = u.day
@@ -80,8 +122,9 @@ WHERE u.id = :id
 """)
 
 _RELEASE = text("""
-WITH gone AS (DELETE FROM hume_usage WHERE id = :id RETURNING tenant, day, seconds)
-UPDATE hume_tenant_day d SET seconds = GREATEST(0, d.seconds - gone.seconds)
+WITH gone AS (DELETE FROM hume_usage WHERE id = :id RETURNING tenant, day, seconds, input_tokens)
+UPDATE hume_tenant_day d SET seconds = GREATEST(0, d.seconds - gone.seconds),
+    input_tokens = GREATEST(0, d.input_tokens - COALESCE(gone.input_tokens, 0))
 FROM gone WHERE d.tenant = gone.tenant AND d.day = gone.day
 """)
 
@@ -92,15 +135,16 @@ class DayBudget:
 
     tenant: str
     day: date
-    limit_seconds: int
+    limit: int
     """0: no limit."""
-    spent_seconds: float
+    spent: float
     override: bool = False
-    """The limit is the tenant's own (set with `python -m app tenant-budget`), not HUME_TENANT_DAILY_SECONDS."""
+    """The limit is the tenant's own (set with `python -m app tenant-budget`), not the meter's setting."""
+    meter: Meter = SECONDS
 
-    def affords(self, seconds: float) -> bool:
-        """Whether `seconds` more fit in the day (_WITHIN's rule, for a check before anything is charged)."""
-        return self.limit_seconds == 0 or self.spent_seconds + seconds <= self.limit_seconds + _EPSILON
+    def affords(self, amount: float) -> bool:
+        """Whether `amount` more fit in the day (_WITHIN's rule, for a check before anything is charged)."""
+        return self.limit == 0 or self.spent + amount <= self.limit + _EPSILON
 
     @property
     def resets_at(self) -> datetime:
@@ -109,37 +153,38 @@ class DayBudget:
 
 
 async def reserve(
-    session: AsyncSession, job_id: uuid.UUID, source_index: int, medium: str, chunk: int, seconds: float,
-    *, default_limit: int,
+    session: AsyncSession, job_id: uuid.UUID, source_index: int, medium: str, chunk: int, amount: float,
+    *, default_limit: int, meter: Meter = SECONDS,
 ) -> int | DayBudget:  # fmt: skip
-    """Charge one request's `seconds` to the job's tenant today: its usage id, or (nothing charged) the day's
-    budget that it would overspend."""
+    """Charge one request's `amount` of `meter` to the job's tenant today: its usage id, or (nothing charged)
+    the day's budget that it would overspend."""
     params = {
-        "job_id": job_id, "source_index": source_index, "medium": medium, "chunk": chunk, "seconds": seconds,
+        "job_id": job_id, "source_index": source_index, "medium": medium, "chunk": chunk, "amount": amount,
         "default_limit": default_limit, "epsilon": _EPSILON,
     }  # fmt: skip
-    usage_id = (await session.execute(_RESERVE, params)).scalar_one_or_none()
+    usage_id = (await session.execute(_RESERVE[meter.unit], params)).scalar_one_or_none()
     if usage_id is not None:
         return int(usage_id)
-    return await _refusal(session, job_id, default_limit)
+    return await _refusal(session, job_id, default_limit, meter)
 
 
-async def _refusal(session: AsyncSession, job_id: uuid.UUID, default_limit: int) -> DayBudget:
-    row = (await session.execute(_REFUSAL, {"job_id": job_id, "default_limit": default_limit})).one_or_none()
+async def _refusal(session: AsyncSession, job_id: uuid.UUID, default_limit: int, meter: Meter) -> DayBudget:
+    params = {"job_id": job_id, "default_limit": default_limit}
+    row = (await session.execute(_REFUSAL[meter.unit], params)).one_or_none()
     if row is None:
         raise LookupError(f"no job {job_id}")
-    return _budget(row)
+    return _budget(row, meter)
 
 
-def _budget(row: Any) -> DayBudget:
-    return DayBudget(tenant=row.tenant, day=row.day, limit_seconds=int(row.limit_seconds),
-                     spent_seconds=float(row.spent), override=bool(row.override))  # fmt: skip
+def _budget(row: Any, meter: Meter = SECONDS) -> DayBudget:
+    return DayBudget(tenant=row.tenant, day=row.day, limit=int(row.day_limit), spent=float(row.spent),
+                     override=bool(row.override), meter=meter)  # fmt: skip
 
 
 async def grow(session: AsyncSession, usage_id: int, seconds: float, *, default_limit: int) -> DayBudget | None:
     """Raise a live session's reservation (its usage row) by `seconds` within its tenant's budget for the day it
     opened: None, or (nothing charged) that day's budget, which it would overspend."""
-    params = {"id": usage_id, "seconds": seconds, "default_limit": default_limit, "epsilon": _EPSILON}
+    params = {"id": usage_id, "amount": seconds, "default_limit": default_limit, "epsilon": _EPSILON}
     if (await session.execute(_GROW, params)).scalar_one_or_none() is not None:
         return None
     return _budget((await session.execute(_GROW_REFUSAL, {"id": usage_id, "default_limit": default_limit})).one())
@@ -317,6 +362,30 @@ async def claim_check(session: AsyncSession, name: str, *, every_s: float) -> bo
     return claimed.scalar_one_or_none() is not None
 
 
+# A decision window's reservation becomes what Hume's answer says it billed (`received.input_tokens`, D/billing),
+# for the row and its tenant's day in one statement, as _SETTLE does for seconds; an answer without the figure
+# keeps the estimate (marked so).
+_ANSWERED_WINDOW = text("""
+WITH old AS (
+    SELECT id, tenant, day, input_tokens FROM hume_usage WHERE id = :id AND state = 'sent' FOR UPDATE
+), answered AS (
+    UPDATE hume_usage u SET input_tokens = COALESCE(CAST(:tokens AS bigint), old.input_tokens), state = 'billed',
+        run_id = :run_id, billing = CASE WHEN CAST(:tokens AS bigint) IS NULL THEN 'estimate' ELSE 'hume' END
+    FROM old WHERE u.id = old.id
+    RETURNING u.id
+)
+UPDATE hume_tenant_day d
+SET input_tokens = GREATEST(0, d.input_tokens + COALESCE(CAST(:tokens AS bigint), old.input_tokens) - old.input_tokens)
+FROM old WHERE d.tenant = old.tenant AND d.day = old.day
+""")
+
+
+async def answered_window(session: AsyncSession, usage_id: int, input_tokens: int | None, run_id: str | None) -> None:
+    """Hume answered a decision window, billing `input_tokens` (None: not reported, the estimate stands): the
+    figure replaces the reservation, for the window and its tenant's day."""
+    await session.execute(_ANSWERED_WINDOW, {"id": usage_id, "tokens": input_tokens, "run_id": run_id})
+
+
 async def release(session: AsyncSession, usage_id: int) -> None:
     """Hume answered the request with an error, which it bills 0: the reservation is given back."""
     await session.execute(_RELEASE, {"id": usage_id})
@@ -352,21 +421,21 @@ async def set_tenant_limit(session: AsyncSession, tenant: str, daily_seconds: in
     )
 
 
-async def tenant_today(session: AsyncSession, tenant: str, *, default_limit: int) -> DayBudget:
-    """A tenant's budget and spending for the current UTC day."""
+async def tenant_today(session: AsyncSession, tenant: str, *, default_limit: int, meter: Meter = SECONDS) -> DayBudget:
+    """A tenant's budget of `meter` and its spending for the current UTC day."""
     row = (
         await session.execute(
             text(
-                "SELECT b.daily_seconds, (now() AT TIME ZONE 'UTC')::date AS day,"
-                " COALESCE((SELECT d.seconds FROM hume_tenant_day d WHERE d.tenant = :tenant"
+                f"SELECT {meter.override} AS own, (now() AT TIME ZONE 'UTC')::date AS day,"
+                f" COALESCE((SELECT d.{meter.unit} FROM hume_tenant_day d WHERE d.tenant = :tenant"
                 " AND d.day = (now() AT TIME ZONE 'UTC')::date), 0) AS spent"
                 " FROM (SELECT 1) one LEFT JOIN hume_tenant_budget b ON b.tenant = :tenant"
             ),
             {"tenant": tenant},
         )
     ).one()
-    override = row.daily_seconds is not None
+    override = row.own is not None
     return DayBudget(
-        tenant=tenant, day=row.day, limit_seconds=int(row.daily_seconds if override else default_limit),
-        spent_seconds=float(row.spent), override=override,
+        tenant=tenant, day=row.day, limit=int(row.own if override else default_limit), spent=float(row.spent),
+        override=override, meter=meter,
     )  # fmt: skip

@@ -370,12 +370,13 @@ class RequestBudget(Base):
 
 
 class HumeUsage(Base):
-    """One v1 request's Hume bill (metered seconds, estimated before sending; HUME-V1-FACTS §6), charged to its
-    job's tenant on the UTC day it was sent; see migration 0011 and app/store/hume_usage.py."""
+    """One v1 request's Hume bill (metered seconds, estimated before sending; HUME-V1-FACTS §6), or one Audio
+    Decisions window's (`medium` decisions: input tokens), charged to its job's tenant on the UTC day it was
+    sent; see migrations 0011 and 0020 and app/store/hume_usage.py."""
 
     __tablename__ = "hume_usage"
     __table_args__ = (
-        CheckConstraint("medium IN ('audio', 'video')", name="ck_hume_usage_medium"),
+        CheckConstraint("medium IN ('audio', 'video', 'decisions')", name="ck_hume_usage_medium"),
         CheckConstraint("state IN ('sent', 'billed')", name="ck_hume_usage_state"),
         CheckConstraint("billing IN ('pending', 'hume', 'estimate')", name="ck_hume_usage_billing"),
         Index("ix_hume_usage_job_id", "job_id"),
@@ -391,7 +392,10 @@ class HumeUsage(Base):
     source_index: Mapped[int] = mapped_column(Integer)
     medium: Mapped[str] = mapped_column(Text)
     chunk: Mapped[int] = mapped_column(Integer)
-    seconds: Mapped[float] = mapped_column(Float)
+    """The request's chunk (v1) or window (decisions) of its source."""
+    seconds: Mapped[float] = mapped_column(Float, server_default="0")
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    """Decisions only: the estimate reserved, then what Hume's answer billed (migration 0020)."""
     state: Mapped[str] = mapped_column(Text, server_default="sent")
     request_id: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(Text)
@@ -413,15 +417,18 @@ class HumeRunCheck(Base):
 
 
 class HumeTenantDay(Base):
-    """A tenant's Hume-metered seconds of one UTC day, and the limit in force at its last reservation."""
+    """A tenant's Hume-metered seconds and Audio Decisions input tokens of one UTC day, and the limits in force
+    at their last reservations."""
 
     __tablename__ = "hume_tenant_day"
     __table_args__ = (PrimaryKeyConstraint("tenant", "day", name="pk_hume_tenant_day"),)
 
     tenant: Mapped[str] = mapped_column(Text)
     day: Mapped[date] = mapped_column(Date)
-    seconds: Mapped[float] = mapped_column(Float)
-    limit_seconds: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float, server_default="0")
+    limit_seconds: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    input_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    limit_input_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class HumeTenantBudget(Base):

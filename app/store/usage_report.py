@@ -1,6 +1,7 @@
-"""Hume-metered seconds grouped for /v1/usage and the usage page: by UTC day, tenant, backend, kind (a file
-job's `batch` or a live `session`) and any key of the job's metadata. A run (a file request, or a live
-session) counts with Hume's billed figure once read, else our estimate (app/store/hume_usage.py)."""
+"""Hume-metered seconds and Audio Decisions input tokens grouped for /v1/usage and the usage page: by UTC day,
+tenant, backend, kind (a file job's `batch` or a live `session`) and any key of the job's metadata. A run (a file
+request, or a live session) counts with Hume's billed figure once read, else our estimate; a decision window
+with the tokens Hume's answer reported, else the estimate reserved (app/store/hume_usage.py)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class UsageGroup:
     """Runs at Hume: file requests and live sessions."""
     billed_by_hume: int
     """Runs whose figure is Hume's own (the rest: still to be read, or the estimate kept)."""
+    decision_input_tokens: int
+    decision_windows: int
+    """Audio Decisions requests (one a window) that hold tokens: sent, and answered or never answered."""
 
 
 async def usage_groups(
@@ -50,7 +54,9 @@ async def usage_groups(
     sql = (
         f"SELECT {''.join(s + ', ' for s in selected)}"
         "sum(COALESCE(u.billed_seconds, u.seconds)) AS seconds, sum(u.seconds) AS estimated,"
-        " count(*) AS requests, count(*) FILTER (WHERE u.billing = 'hume') AS by_hume"
+        " count(*) FILTER (WHERE u.medium <> 'decisions') AS requests,"
+        " count(*) FILTER (WHERE u.billing = 'hume' AND u.medium <> 'decisions') AS by_hume,"
+        " COALESCE(sum(u.input_tokens), 0) AS tokens, count(*) FILTER (WHERE u.medium = 'decisions') AS windows"
         " FROM hume_usage u JOIN job j ON j.id = u.job_id"
         " WHERE (CAST(:tenant AS text) IS NULL OR u.tenant = :tenant)"
         " AND (CAST(:since AS date) IS NULL OR u.day >= :since) AND (CAST(:until AS date) IS NULL OR u.day <= :until)"
@@ -65,6 +71,8 @@ async def usage_groups(
             estimated_seconds=float(r.estimated or 0.0),
             requests=int(r.requests),
             billed_by_hume=int(r.by_hume),
+            decision_input_tokens=int(r.tokens),
+            decision_windows=int(r.windows),
         )
         for r in rows
     ]

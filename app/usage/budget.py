@@ -1,12 +1,13 @@
-"""A tenant's daily budget of Hume-metered seconds, as callers meet it: the refusal a v1 file request or a live
-session gets when the day is spent (the rule itself is one statement in app/store/hume_usage.py)."""
+"""A tenant's daily budgets (Hume-metered seconds; Audio Decisions input tokens), as callers meet them: the
+refusal a v1 file request, a live session or a decision job gets when the day is spent (the rule itself is one
+statement in app/store/hume_usage.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from app.errors import AppError
-from app.store.hume_usage import DayBudget
+from app.store.hume_usage import SECONDS, DayBudget
 
 BUDGET_EXHAUSTED = "hume_budget_exhausted"
 """The error code of a job stopped, a session refused or ended, and a token refused by its tenant's budget."""
@@ -18,10 +19,12 @@ def _iso(when: datetime) -> str:
 
 def spent_message(budget: DayBudget, needed: float, what: str) -> str:
     """Who spent what of which limit, what `what` needed, and when the budget resets."""
-    source = "its own limit" if budget.override else "HUME_TENANT_DAILY_SECONDS"
+    meter = budget.meter
+    source = "its own limit" if budget.override else meter.setting
+    spent = f"{budget.spent:.1f}" if meter is SECONDS else f"{round(budget.spent)}"
     return (
-        f"tenant {budget.tenant!r} has spent {budget.spent_seconds:.1f} of its {budget.limit_seconds} "
-        f"Hume-metered seconds for {budget.day.isoformat()} (UTC; {source}); {what} needs {needed:.1f} s. "
+        f"tenant {budget.tenant!r} has spent {spent} of its {budget.limit} "
+        f"{meter.what} for {budget.day.isoformat()} (UTC; {source}); {what} needs {meter.amount(needed)}. "
         f"The budget resets at {_iso(budget.resets_at)}."
     )
 
@@ -38,7 +41,8 @@ def retry_after_s(budget: DayBudget, now: datetime | None = None) -> int:
 
 
 class BudgetExhausted(Exception):
-    """The tenant's daily budget of Hume-metered seconds cannot pay for the next v1 file request."""
+    """The tenant's daily budget cannot pay for the next request: a v1 file request's seconds, or a decision
+    window's input tokens (`budget.meter`)."""
 
     code = BUDGET_EXHAUSTED
 
@@ -49,15 +53,18 @@ class BudgetExhausted(Exception):
 
 
 class BudgetSpent(AppError):
-    """The tenant's daily budget of Hume-metered seconds is spent (429 with Retry-After until it resets)."""
+    """The tenant's daily budget (of Hume-metered seconds, or of decision input tokens: `budget.meter`) is spent
+    (429 with Retry-After until it resets). `details` name the limit and spending in its unit: `limit_seconds`
+    and `spent_seconds`, or `limit_input_tokens` and `spent_input_tokens`."""
 
     status = 429
     code = BUDGET_EXHAUSTED
 
     def __init__(self, budget: DayBudget, needed: float, what: str) -> None:
+        unit = budget.meter.unit
         super().__init__(
             spent_message(budget, needed, what),
-            details={"tenant": budget.tenant, "day": budget.day.isoformat(), "limit_seconds": budget.limit_seconds,
-                     "spent_seconds": round(budget.spent_seconds, 3), "resets_at": _iso(budget.resets_at)},
+            details={"tenant": budget.tenant, "day": budget.day.isoformat(), f"limit_{unit}": budget.limit,
+                     f"spent_{unit}": round(budget.spent, 3), "resets_at": _iso(budget.resets_at)},
             headers={"Retry-After": str(retry_after_s(budget))},
         )  # fmt: skip

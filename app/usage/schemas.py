@@ -43,6 +43,11 @@ class UsageGroup(msgspec.Struct, omit_defaults=True):
     """Runs at Hume: each v1 file request is one, and each live session one (HUME-V1-FACTS §6, §8)."""
     billed_by_hume: int
     """Runs whose seconds are Hume's own figure; the rest are still to be read or kept as estimated."""
+    decision_input_tokens: int
+    """Audio Decisions input tokens (what Hume bills decisions by, D/billing): each window's `received.input_tokens`
+    as Hume's answer reported it, else the estimate reserved before sending (a window never answered)."""
+    decision_windows: int
+    """Audio Decisions requests sent (one per window); they are not among `requests`."""
     cost: float | None = None
     """metered_seconds / 60 x HUME_PRICE_PER_MINUTE; absent when that setting is unset."""
 

@@ -1,4 +1,5 @@
-"""Usage reports: metered seconds grouped (app/store/usage_report.py) and priced with HUME_PRICE_PER_MINUTE."""
+"""Usage reports: metered seconds (priced with HUME_PRICE_PER_MINUTE) and Audio Decisions input tokens, grouped
+(app/store/usage_report.py)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ async def report(deps: Deps, query: UsageQuery, *, tenant: str | None) -> UsageP
             estimated_seconds=round(row.estimated_seconds, 3),
             requests=row.requests,
             billed_by_hume=row.billed_by_hume,
+            decision_input_tokens=row.decision_input_tokens,
+            decision_windows=row.decision_windows,
             cost=cost(row.seconds, price),
         )
         for row in rows[: query.limit]

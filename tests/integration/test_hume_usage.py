@@ -35,7 +35,7 @@ async def _job(sessionmaker: async_sessionmaker[AsyncSession], tenant: str) -> u
 
 async def _spent(sessionmaker: async_sessionmaker[AsyncSession], tenant: str) -> float:
     async with sessionmaker() as session:
-        return (await hume_usage.tenant_today(session, tenant, default_limit=0)).spent_seconds
+        return (await hume_usage.tenant_today(session, tenant, default_limit=0)).spent
 
 
 async def test_raced_reservations_never_pass_the_tenant_limit(database_url: str) -> None:
@@ -55,7 +55,7 @@ async def test_raced_reservations_never_pass_the_tenant_limit(database_url: str)
         passed = [r for r in results[:40] if isinstance(r, int)]
         refused = [r for r in results[:40] if isinstance(r, DayBudget)]
         assert len(passed) == 5 and len(refused) == 35
-        assert all(r.tenant == "a" and r.limit_seconds == 55 and r.spent_seconds <= 55 for r in refused)
+        assert all(r.tenant == "a" and r.limit == 55 and r.spent <= 55 for r in refused)
         assert isinstance(results[40], int), "tenant b spends its own budget"
         assert await _spent(makers[0], "a") == pytest.approx(50.0)
         assert await _spent(makers[0], "b") == pytest.approx(10.0)
@@ -75,7 +75,7 @@ async def test_an_override_wins_over_the_setting_and_zero_means_no_limit(
         await hume_usage.set_tenant_limit(session, "c", 15)
         assert isinstance(await hume_usage.reserve(session, job_id, 0, "video", 0, 10.0, default_limit=1000), int)
         refused = await hume_usage.reserve(session, job_id, 0, "video", 1, 10.0, default_limit=1000)
-        assert isinstance(refused, DayBudget) and refused.limit_seconds == 15
+        assert isinstance(refused, DayBudget) and refused.limit == 15
         await hume_usage.set_tenant_limit(session, "c", 0)
         for chunk in range(1, 4):
             assert isinstance(await hume_usage.reserve(session, job_id, 0, "video", chunk, 10.0, default_limit=1), int)

@@ -52,7 +52,7 @@ async def open_meter(deps: Deps, job_id: uuid.UUID) -> SessionMeter:
 
 async def spent(deps: Deps, tenant: str = "acme") -> float:
     async with deps.sessionmaker() as session:
-        return (await hume_usage.tenant_today(session, tenant, default_limit=0)).spent_seconds
+        return (await hume_usage.tenant_today(session, tenant, default_limit=0)).spent
 
 
 async def usage_row(deps: Deps, job_id: uuid.UUID) -> tuple[float, str, str | None]:
@@ -84,7 +84,7 @@ async def test_a_session_grows_by_steps_then_by_what_a_frame_needs(deps: Deps) -
     assert await admit_seconds(meter, 1) is None and meter.reserved_s == 70.0
     assert await admit_seconds(meter, 64) is None and meter.reserved_s == 75.0 and await spent(deps) == 75.0
     refused = await meter.admit(SECOND)
-    assert isinstance(refused, DayBudget) and (refused.limit_seconds, refused.spent_seconds) == (75, 75.0)
+    assert isinstance(refused, DayBudget) and (refused.limit, refused.spent) == (75, 75.0)
     assert meter.media_s == 75.0, "a refused frame is not counted"
 
 

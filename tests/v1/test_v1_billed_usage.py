@@ -195,7 +195,7 @@ def test_hume_figure_replaces_the_estimate_and_unowned_runs_are_reported(
     assert day.seconds == pytest.approx(12.5)
     assert report["items"] == [
         {"group": {"tenant": "default"}, "metered_seconds": 12.5, "estimated_seconds": 10.0, "requests": 1,
-         "billed_by_hume": 1}
+         "billed_by_hume": 1, "decision_input_tokens": 0, "decision_windows": 0}
     ]  # fmt: skip
 
     # The check runs at most hourly by any process; as if the service's last run was an hour ago.

@@ -1,0 +1,86 @@
+"""Spending a tenant's daily budget of Audio Decisions input tokens (HUME_TENANT_DAILY_DECISION_TOKENS), as a v1
+file request spends seconds (app/v1/hume_spend.py): each window's tokens are reserved against the tenant's UTC day
+before it is sent, under the same rule and statement (app/store/hume_usage.py), and the reservation is replaced by
+what Hume's answer says it billed (`received.input_tokens`, D/billing).
+
+The estimate is Hume's own: its input_tokens endpoint, free (D/billing) and asked once per window length in a
+run, since tokens depend on the audio's duration and the questions only (D/billing); it is the figure
+`decisions.estimate` answers too. Without a limit none is asked (each is one of the organization's 600 requests
+a minute, C/2026/11/6): 0 is reserved and Hume's figure replaces it, so the day's tokens are counted anyway.
+
+A 4xx answer is not billed (D/billing: "4xx requests are not billed"): its reservation is given back. A 5xx or
+no answer at all keeps it, since Hume may have billed: the budget errs on the side of spending less.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.core import metrics
+from app.deps import Deps
+from app.hume.decisions import DecisionsError, DecisionsResult
+from app.media.windows import AudioWindow
+from app.store import hume_usage
+from app.store.hume_usage import INPUT_TOKENS, DayBudget
+from app.usage.budget import BudgetExhausted, BudgetSpent
+
+if TYPE_CHECKING:
+    from app.decisions.asking import Asking
+
+MEDIUM = "decisions"
+"""A decision window's `hume_usage.medium` (and its budget refusals' metric label)."""
+SUBMITTING = "a decision job"
+"""What a submission needs, in its refusal: at least one token."""
+
+
+def daily_limit(settings: Settings) -> int:
+    """The tenant's daily tokens (0: none, also when unset)."""
+    return settings.hume_tenant_daily_decision_tokens or 0
+
+
+async def check_can_submit(session: AsyncSession, settings: Settings, tenant: str) -> None:
+    """BudgetSpent (429) when the tenant's day has no token left: the job would be stopped at its first window."""
+    today = await hume_usage.tenant_today(session, tenant, default_limit=daily_limit(settings), meter=INPUT_TOKENS)
+    if not today.affords(1):
+        raise BudgetSpent(today, 1, SUBMITTING)
+
+
+async def _estimate(deps: Deps, asking: Asking, window: AudioWindow) -> int:
+    known = asking.token_estimates.get(window.duration_ms)
+    if known is None:
+        known = await deps.decisions.input_tokens(window.duration_ms, asking.questions, asking.question_set.context)
+        asking.token_estimates[window.duration_ms] = known
+    return known
+
+
+async def metered(
+    deps: Deps, asking: Asking, source: int, window: AudioWindow, send: Callable[[], Awaitable[DecisionsResult]]
+) -> DecisionsResult:
+    """Reserve the window's estimated tokens, then `send` it; BudgetExhausted (nothing sent) when the day
+    cannot pay for them."""
+    limit = daily_limit(deps.settings)
+    tokens = await _estimate(deps, asking, window) if limit else 0
+    async with deps.sessionmaker.begin() as session:
+        reserved = await hume_usage.reserve(
+            session, asking.job_id, source, MEDIUM, window.index, tokens, default_limit=limit, meter=INPUT_TOKENS
+        )
+    if isinstance(reserved, DayBudget):
+        metrics.HUME_TENANT_BUDGET_REFUSALS.labels(endpoint=MEDIUM).inc()
+        raise BudgetExhausted(reserved, tokens)
+    try:
+        result = await send()
+    except DecisionsError as exc:
+        if exc.status is not None and 400 <= exc.status < 500:
+            async with deps.sessionmaker.begin() as session:
+                await hume_usage.release(session, reserved)
+        raise
+    async with deps.sessionmaker.begin() as session:
+        await hume_usage.answered_window(session, reserved, result.input_tokens, result.run_id)
+    metrics.HUME_DECISION_INPUT_TOKENS.labels(figure="estimated").inc(tokens)
+    if result.input_tokens is not None:
+        metrics.HUME_DECISION_INPUT_TOKENS.labels(figure="billed").inc(result.input_tokens)
+    return result

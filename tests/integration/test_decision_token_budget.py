@@ -1,0 +1,149 @@
+"""Audio Decisions input tokens in the store (app/store/hume_usage.py) as a decision window spends them
+(app/decisions/token_spend.py): the window's estimate is reserved against its tenant's day under the seconds'
+rule, then replaced by what Hume's answer reports; a 4xx answer gives it back, no answer keeps it, and a window
+the day cannot pay for is never sent. The day's seconds are another budget. Real Postgres."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.decisions import token_spend
+from app.decisions.asking import Asking
+from app.deps import Deps
+from app.hume.decisions import DecisionsError, DecisionsResult
+from app.media.windows import AudioWindow
+from app.store import hume_usage, jobs, question_sets
+from app.store.hume_usage import INPUT_TOKENS
+from app.usage.budget import BudgetExhausted, BudgetSpent
+
+WINDOW_MS = 30_000
+ESTIMATE = 400
+"""The window's estimate, known to the run already (so no input_tokens request is made here)."""
+
+
+async def _asking(sessionmaker: async_sessionmaker[AsyncSession], tenant: str) -> Asking:
+    async with sessionmaker.begin() as session:
+        job = await jobs.create(session, kind="batch", backend="v1", status="in_progress", request={}, tenant=tenant)
+        question_set = await question_sets.create(
+            session, tenant=tenant, name="s", context=None,
+            questions=[{"id": "q", "type": "noul", "instructions": "Is it loud?"}],
+        )  # fmt: skip
+    return Asking(job.id, tenant, question_set, 30, token_estimates={WINDOW_MS: ESTIMATE})
+
+
+def _window(index: int) -> AudioWindow:
+    return AudioWindow(index=index, start_ms=index * WINDOW_MS, end_ms=(index + 1) * WINDOW_MS, wav=b"")
+
+
+async def _spent(sessionmaker: async_sessionmaker[AsyncSession], tenant: str) -> tuple[float, float]:
+    """(tokens, seconds) the tenant spent today."""
+    async with sessionmaker() as session:
+        tokens = await hume_usage.tenant_today(session, tenant, default_limit=0, meter=INPUT_TOKENS)
+        seconds = await hume_usage.tenant_today(session, tenant, default_limit=0)
+    return tokens.spent, seconds.spent
+
+
+async def test_a_window_s_reservation_is_replaced_by_what_hume_billed(deps: Deps) -> None:
+    deps = dataclasses.replace(deps, settings=deps.settings.replace(hume_tenant_daily_decision_tokens=1000))
+    asking = await _asking(deps.sessionmaker, "t")
+    sent: list[int] = []
+
+    def answer(index: int, tokens: int | None) -> DecisionsResult:
+        sent.append(index)
+        return DecisionsResult(run_id=f"run-{index}", answers={}, input_tokens=tokens, raw={})
+
+    async def billed_350() -> DecisionsResult:
+        return answer(0, 350)
+
+    await token_spend.metered(deps, asking, 0, _window(0), billed_350)
+    assert await _spent(deps.sessionmaker, "t") == (350, 0)
+
+    async def refused() -> DecisionsResult:
+        sent.append(1)
+        raise DecisionsError("too short", status=400, code="audio_too_short")
+
+    with pytest.raises(DecisionsError):  # a 4xx is not billed (D/billing): the 400 reserved are given back
+        await token_spend.metered(deps, asking, 0, _window(1), refused)
+    assert await _spent(deps.sessionmaker, "t") == (350, 0)
+
+    async def unanswered() -> DecisionsResult:
+        sent.append(2)
+        raise DecisionsError("no answer", status=None, retryable=True)
+
+    with pytest.raises(DecisionsError):  # Hume may have billed it: the estimate stays
+        await token_spend.metered(deps, asking, 0, _window(2), unanswered)
+    assert await _spent(deps.sessionmaker, "t") == (750, 0)
+
+    async def never() -> DecisionsResult:
+        sent.append(3)
+        raise AssertionError("a window the day cannot pay for must not be sent")
+
+    with pytest.raises(BudgetExhausted) as stopped:  # 750 + 400 > 1000
+        await token_spend.metered(deps, asking, 0, _window(3), never)
+    message = str(stopped.value)
+    assert stopped.value.code == "hume_budget_exhausted"
+    assert "'t' has spent 750 of its 1000 Audio Decisions input tokens" in message, message
+    assert "HUME_TENANT_DAILY_DECISION_TOKENS" in message and "needs 400 tokens" in message
+    assert sent == [0, 1, 2]
+
+    async with deps.sessionmaker() as session:
+        usage = list(await session.execute(
+            text("SELECT chunk, medium, seconds, input_tokens, state, billing, run_id FROM hume_usage"
+                 " WHERE job_id = :j ORDER BY chunk"), {"j": asking.job_id},
+        ))  # fmt: skip
+        day = (await session.execute(text("SELECT input_tokens, limit_input_tokens, seconds FROM hume_tenant_day"
+                                          " WHERE tenant = 't'"))).one()  # fmt: skip
+    assert [tuple(u) for u in usage] == [
+        (0, "decisions", 0.0, 350, "billed", "hume", "run-0"),
+        (2, "decisions", 0.0, 400, "sent", "estimate", None),
+    ]
+    assert tuple(day) == (750, 1000, 0.0)
+
+    # A submission passes while a token is left, and is refused 429 once none is.
+    async with deps.sessionmaker() as session:
+        await token_spend.check_can_submit(session, deps.settings, "t")  # 250 left
+    tight = deps.settings.replace(hume_tenant_daily_decision_tokens=750)
+    async with deps.sessionmaker() as session:
+        with pytest.raises(BudgetSpent) as spent:
+            await token_spend.check_can_submit(session, tight, "t")
+    assert spent.value.status == 429 and spent.value.details is not None
+    assert (spent.value.details["limit_input_tokens"], spent.value.details["spent_input_tokens"]) == (750, 750)
+
+
+async def test_an_answer_without_a_token_count_keeps_the_estimate(deps: Deps) -> None:
+    """Unset, the setting is no limit: nothing is estimated (0 reserved) and Hume's figure counts; an answer that
+    reports none keeps what was reserved, marked as the estimate."""
+    asking = await _asking(deps.sessionmaker, "u")
+    asking.token_estimates.clear()  # no limit: no estimate is asked for
+
+    async def billed_90() -> DecisionsResult:
+        return DecisionsResult(run_id="r", answers={}, input_tokens=90, raw={})
+
+    async def silent() -> DecisionsResult:
+        return DecisionsResult(run_id="s", answers={}, input_tokens=None, raw={})
+
+    assert deps.settings.hume_tenant_daily_decision_tokens is None
+    await token_spend.metered(deps, asking, 0, _window(0), billed_90)
+    await token_spend.metered(deps, asking, 0, _window(1), silent)
+    assert await _spent(deps.sessionmaker, "u") == (90, 0)
+    async with deps.sessionmaker() as session:
+        billing = list(await session.execute(
+            text("SELECT input_tokens, billing FROM hume_usage WHERE job_id = :j ORDER BY chunk"), {"j": asking.job_id}
+        ))  # fmt: skip
+    assert [tuple(b) for b in billing] == [(90, "hume"), (0, "estimate")]
+
+
+def test_meters_share_one_statement_shape() -> None:
+    """The tokens' reservation is the seconds' statement over the tokens' columns, not a copy of it."""
+    seconds = str(hume_usage._reserve_statement(hume_usage.SECONDS))
+    tokens = str(hume_usage._reserve_statement(INPUT_TOKENS))
+    swapped = (
+        seconds.replace("limit_seconds", "limit_input_tokens")
+        .replace("seconds", "input_tokens")
+        .replace("b.daily_input_tokens", "CAST(NULL AS bigint)")
+    )
+    assert swapped == tokens
