@@ -93,14 +93,14 @@ def _export(job_id: str, database_url: str) -> dict[str, Any]:
     import uuid
 
     from app.analytics import csv_export as exports
-    from app.store import analytics as queries
+    from app.store import analytics
     from app.store.db import make_engine, make_sessionmaker
 
     async def run() -> dict[str, Any]:
         engine = make_engine(database_url, pool_size=1)
         size = 0
         try:
-            filt = queries.PredictionFilter(job_id=uuid.UUID(job_id))
+            filt = analytics.PredictionFilter(job_id=uuid.UUID(job_id))
             with open(os.devnull, "wb") as sink:  # noqa: ASYNC230  # /dev/null never blocks
                 async for chunk in exports.csv_chunks(make_sessionmaker(engine), filt):
                     sink.write(chunk)

@@ -32,8 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.batch import prediction_import as importer
 from app.hume.emotions import EXPRESSIONS_48
-from app.store import analytics as queries
-from app.store import jobs
+from app.store import analytics, jobs
 from app.store import prediction_partitions as partitions
 from app.store.db import driver_connection, make_engine, make_sessionmaker
 from bench import payloads
@@ -199,25 +198,25 @@ async def _run(url: str) -> dict[str, float]:
                 await session.execute(text("SELECT 1"))
 
             async def summary() -> None:
-                await queries.summary(session, job_id)
+                await analytics.summary(session, job_id)
 
-            joy = await queries.emotion_position(session, "face", "Joy")
+            joy = await analytics.emotion_position(session, "face", "Joy")
             assert joy is not None
             middle = (
                 await session.execute(text("SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY id) FROM prediction"))
             ).scalar_one()
             one_hour = await jobs.get(session, job_id)
             assert one_hour is not None
-            scope = queries.JobScope.of(one_hour)  # as the API's routes name it
-            filt = queries.PredictionFilter(job_id=job_id, scope=scope)
+            scope = analytics.JobScope.of(one_hour)  # as the API's routes name it
+            filt = analytics.PredictionFilter(job_id=job_id, scope=scope)
 
             async def timeline() -> None:
-                await queries.timeline(
+                await analytics.timeline(
                     session, job_id, model="face", position=joy, bucket_s=1.0, by_group=True, scope=scope
                 )
 
             async def page() -> None:
-                await queries.predictions_page(session, filt, after_id=int(middle), limit=500)
+                await analytics.predictions_page(session, filt, after_id=int(middle), limit=500)
 
             out["select_1"] = await _p50_ms(select_1, 500)
             out["summary"] = await _p50_ms(summary, 500)
@@ -241,25 +240,25 @@ async def _run(url: str) -> dict[str, float]:
                 await session.execute(text("SELECT count(*) FROM prediction"))
 
             async def top() -> None:
-                await queries.top_emotion(session, model="face", emotion="Anger", limit=20)
+                await analytics.top_emotion(session, model="face", emotion="Anger", limit=20)
 
             async def top_tenant() -> None:
-                await queries.top_emotion(session, model="face", emotion="Anger", limit=20, tenant="globex")
+                await analytics.top_emotion(session, model="face", emotion="Anger", limit=20, tenant="globex")
 
             async def top_filtered() -> None:
-                await queries.top_emotion(
+                await analytics.top_emotion(
                     session, model="face", emotion="Anger", limit=20, by="max", metadata={"team": "research"}
                 )
 
             async def job_summary() -> None:
-                await queries.summary(session, next(sampled).job_id)
+                await analytics.summary(session, next(sampled).job_id)
 
             async def job_page() -> None:
                 # As GET /v1/jobs/{id}/predictions asks: the job's tenant and creation named (JobScope.of).
                 plan = next(sampled)
-                scope = queries.JobScope.created(plan.tenant, plan.created_at)
-                filt = queries.PredictionFilter(job_id=plan.job_id, scope=scope)
-                await queries.predictions_page(session, filt, after_id=middles[plan.job_id], limit=500)
+                scope = analytics.JobScope.created(plan.tenant, plan.created_at)
+                filt = analytics.PredictionFilter(job_id=plan.job_id, scope=scope)
+                await analytics.predictions_page(session, filt, after_id=middles[plan.job_id], limit=500)
 
             out["count_all"] = await _p50_ms(count_all, 3)
             out["top"] = await _p50_ms(top, 200)

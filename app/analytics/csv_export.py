@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.store import analytics as queries
+from app.store import analytics
 from app.store.db import EXPORT_CHUNK_BYTES, copy_out_chunks
 
 CHUNK_BYTES = EXPORT_CHUNK_BYTES
@@ -18,7 +18,7 @@ CHUNK_BYTES = EXPORT_CHUNK_BYTES
 
 async def csv_chunks(
     sessionmaker: async_sessionmaker[AsyncSession],
-    filt: queries.PredictionFilter,
+    filt: analytics.PredictionFilter,
     *,
     chunk_bytes: int = CHUNK_BYTES,
     statement_timeout_s: float | None = None,
@@ -29,7 +29,7 @@ async def csv_chunks(
     response or a file gets a few large writes instead of one per prediction.
     """
     chunks = copy_out_chunks(
-        sessionmaker, lambda session: queries.csv_copy(session, filt), chunk_bytes=chunk_bytes,
+        sessionmaker, lambda session: analytics.csv_copy(session, filt), chunk_bytes=chunk_bytes,
         statement_timeout_s=statement_timeout_s,
     )  # fmt: skip
     async for chunk in chunks:

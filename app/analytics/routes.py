@@ -27,7 +27,7 @@ from app.api.long_reads import bounded_stream
 from app.api.responses import JSON, deps
 from app.api.typed_input import datetime_param, json_object_param, query_struct
 from app.errors import InvalidInput, PredictionsExpired
-from app.store import analytics as queries
+from app.store import analytics
 from app.store.tables import Job
 
 
@@ -35,7 +35,7 @@ async def summary(request: Request) -> Response:
     await authorize(request, "read")
     job = await existing_job(request)
     async with deps(request).sessionmaker() as session:
-        models = await queries.summary(session, job.id)
+        models = await analytics.summary(session, job.id)
     for model in models.values():
         model["top"] = [e["name"] for e in model["emotions"][:3]]
     return JSON(
@@ -48,7 +48,7 @@ async def summary(request: Request) -> Response:
     )
 
 
-def _readable(job: Job) -> queries.JobScope:
+def _readable(job: Job) -> analytics.JobScope:
     """Where the job's predictions are, unless retention dropped them (410, the summary remains)."""
     if job.predictions_expired_at is not None:
         raise PredictionsExpired(
@@ -56,7 +56,7 @@ def _readable(job: Job) -> queries.JobScope:
             f"tenant's retention; GET /v1/jobs/{job.id}/summary still answers",
             details={"job_id": str(job.id), "predictions_expired_at": job.predictions_expired_at.isoformat()},
         )
-    return queries.JobScope.of(job)
+    return analytics.JobScope.of(job)
 
 
 async def timeline(request: Request) -> Response:
@@ -65,10 +65,10 @@ async def timeline(request: Request) -> Response:
     scope = _readable(job)
     query = query_struct(request, TimelineQuery)
     async with deps(request).sessionmaker() as session:
-        position = await queries.emotion_position(session, query.model, query.emotion)
+        position = await analytics.emotion_position(session, query.model, query.emotion)
         if position is None:
             raise InvalidInput("emotion", f"unknown emotion for the {query.model} model")
-        points = await queries.timeline(
+        points = await analytics.timeline(
             session, job.id, model=query.model, position=position, bucket_s=query.bucket_s,
             by_group=query.per_group, scope=scope,
         )  # fmt: skip
@@ -83,8 +83,8 @@ async def timeline(request: Request) -> Response:
     )
 
 
-def _filter(query: PredictionQuery, job: Job) -> queries.PredictionFilter:
-    return queries.PredictionFilter(
+def _filter(query: PredictionQuery, job: Job) -> analytics.PredictionFilter:
+    return analytics.PredictionFilter(
         job_id=job.id,
         model=query.model,
         source_id=query.source,
@@ -122,7 +122,7 @@ async def predictions(request: Request) -> Response:
         if not 0 <= after < 2**63:
             raise InvalidInput("cursor", "not a cursor returned by this API")
     async with deps(request).sessionmaker() as session:
-        items = await queries.predictions_page(session, _filter(query, job), after_id=after, limit=query.limit + 1)
+        items = await analytics.predictions_page(session, _filter(query, job), after_id=after, limit=query.limit + 1)
     more = len(items) > query.limit
     items = items[: query.limit]
     # Rows stay dicts (PredictionPage documents them): each model's extras sit beside the declared fields.
@@ -138,10 +138,10 @@ async def top_emotion(request: Request) -> Response:
     before = datetime_param("created_before", query.created_before)
     metadata = json_object_param("metadata", query.metadata)
     async with deps(request).sessionmaker() as session:
-        name = await queries.emotion_name(session, query.model, query.emotion)
+        name = await analytics.emotion_name(session, query.model, query.emotion)
         if name is None:
             raise InvalidInput("emotion", f"unknown emotion for the {query.model} model")
-        items = await queries.top_emotion(
+        items = await analytics.top_emotion(
             session, model=query.model, emotion=name, limit=query.limit, by=query.by,
             created_after=after, created_before=before, metadata=metadata,
             tenant=principal.read_tenant,

@@ -140,7 +140,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
-    from app.store import analytics as queries
+    from app.store import analytics
     from app.store import jobs as job_store
 
     wanted = job_id(args.job_id)
@@ -151,7 +151,7 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
             job = await job_store.get(session, wanted)
             if job is None:
                 raise CommandError(f"no job {wanted}", FAILED)
-            models = await queries.summary(session, wanted)
+            models = await analytics.summary(session, wanted)
         body = {"job_id": str(wanted), "status": job.status, "models": models}
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
         return 0
@@ -161,14 +161,14 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from app.analytics import csv_export
-    from app.store import analytics as queries
+    from app.store import analytics
     from app.store import jobs as job_store
 
     wanted = job_id(args.job_id)
     if args.time_from is not None and args.time_to is not None and args.time_to <= args.time_from:
         raise CommandError("--to must be after --from")
     settings = with_database(settings)
-    filt = queries.PredictionFilter(
+    filt = analytics.PredictionFilter(
         job_id=wanted, model=args.model, source_id=args.source, group=args.group,
         time_from=args.time_from, time_to=args.time_to,
     )  # fmt: skip
@@ -184,7 +184,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
                     f" its tenant's retention (`python -m app tenant-retention {job.tenant}`); `summary` still answers",
                     FAILED,
                 )
-            total = await queries.count_predictions(session, filt)
+            total = await analytics.count_predictions(session, filt)
         with Progress("exported", total) as progress:
             rows = -1  # the header line
             async for chunk in csv_export.csv_chunks(deps.sessionmaker, filt):

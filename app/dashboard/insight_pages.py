@@ -16,9 +16,8 @@ from app.dashboard.rendering import HEADERS, PREFIX, Ui, Viewer
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.hume.emotions import MODELS
 from app.inbox import replay as events
-from app.store import analytics as queries
+from app.store import analytics, operator_gauges
 from app.store import inbox_events as inbox
-from app.store import operator_gauges
 
 ORDERS = ("mean", "max")
 
@@ -40,13 +39,13 @@ async def top_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
     items = None
     names: dict[str, list[str]] = {}
     async with deps(request).sessionmaker() as db:
-        names = await queries.emotion_names(db)
+        names = await analytics.emotion_names(db)
         if form["emotion"]:
-            name = await queries.emotion_name(db, form["model"], form["emotion"])
+            name = await analytics.emotion_name(db, form["model"], form["emotion"])
             if name is None:
                 raise InvalidInput("emotion", f"{form['emotion']!r} is not an emotion of the {form['model']} model")
             form["emotion"] = name
-            items = await queries.top_emotion(
+            items = await analytics.top_emotion(
                 db, model=form["model"], emotion=name, limit=limit, by=form["by"],
                 created_after=when(request, "created_after"), created_before=when(request, "created_before"),
                 metadata=metadata_filter(request), tenant=viewer.read_tenant,

@@ -26,8 +26,7 @@ from app.dashboard.jobs_pages import job_row
 from app.dashboard.rendering import Ui, Viewer
 from app.errors import InvalidInput, NotFound
 from app.hume.emotions import MODELS
-from app.store import analytics as queries
-from app.store import jobs
+from app.store import analytics, jobs
 from app.store.tables import Job
 
 DEFAULT_LINES = 5
@@ -93,9 +92,9 @@ async def timeline(
     groups: set[str] = set()
     series = []
     for emotion in emotions:
-        position = await queries.emotion_position(db, model, emotion)
+        position = await analytics.emotion_position(db, model, emotion)
         assert position is not None  # the choices come from this job's own summary
-        points = await queries.timeline(db, job_id, model=model, position=position, bucket_s=bucket, by_group=True)
+        points = await analytics.timeline(db, job_id, model=model, position=position, bucket_s=bucket, by_group=True)
         groups.update(p["group"] for p in points if p["group"] is not None)
         series.append(charts.Series(emotion, _combine(points, group)))
     label = f"{model} timeline: mean score per {bucket:g} s of " + ", ".join(emotions)
@@ -111,8 +110,8 @@ def _top3(emotions: dict[str, float]) -> list[tuple[str, float]]:
 
 async def transcript(db: AsyncSession, job_id: uuid.UUID) -> list[dict[str, Any]]:
     """An EVI chat's scored utterances in time order, each with its speaker and top three emotions."""
-    rows = await queries.predictions_page(
-        db, queries.PredictionFilter(job_id=job_id, model="prosody"), after_id=None, limit=5000
+    rows = await analytics.predictions_page(
+        db, analytics.PredictionFilter(job_id=job_id, model="prosody"), after_id=None, limit=5000
     )
     rows.sort(key=lambda r: (r["time_begin"] or 0.0, r["id"]))
     return [
@@ -134,9 +133,9 @@ async def job_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
     job = await _job(request, viewer)
     models: list[dict[str, Any]] = []
     async with deps(request).sessionmaker() as db:
-        summary = await queries.summary(db, job.id)
-        sources = await queries.job_sources(db, job.id)
-        extents = await queries.time_extent(db, job.id)
+        summary = await analytics.summary(db, job.id)
+        sources = await analytics.job_sources(db, job.id)
+        extents = await analytics.time_extent(db, job.id)
         for model, info in summary.items():
             choices = [e["name"] for e in info["emotions"]]
             entry: dict[str, Any] = {"name": model, "predictions": info["predictions"], "timeline": None}
@@ -166,8 +165,8 @@ async def timeline_fragment(ui: Ui, request: Request, viewer: Viewer) -> Respons
     if model not in MODELS:
         raise InvalidInput("model", f"must be one of {', '.join(MODELS)}")
     async with deps(request).sessionmaker() as db:
-        summary = await queries.summary(db, job.id)
-        extents = await queries.time_extent(db, job.id)
+        summary = await analytics.summary(db, job.id)
+        extents = await analytics.time_extent(db, job.id)
         if model not in summary or model not in extents:
             raise NotFound(f"This job has no {model} timeline.")
         wanted, bucket, group = _wanted(request, model)

@@ -20,8 +20,7 @@ from app.core.prediction_rows import PredictionFormatError
 from app.emulator.testing import EmulatorServer
 from app.hume import callbacks, predictions
 from app.hume.emotions import EXPRESSIONS_48
-from app.store import analytics as queries
-from app.store import ingest, jobs
+from app.store import analytics, ingest, jobs
 from app.store.db import driver_connection
 from app.store.webhook_intake import store_event
 from app.wiring import build_deps
@@ -85,7 +84,7 @@ async def test_real_fixture_summary_equals_independent_means(sessionmaker: Sessi
     document = REAL_PREDICTIONS.read_bytes()
     job_id = await _import(sessionmaker, document)
     async with sessionmaker() as session:
-        stored = await queries.summary(session, job_id)
+        stored = await analytics.summary(session, job_id)
     assert_summary_matches(stored, independent_summary(document))
     assert stored["face"]["predictions"] == 1075
     view_rows = await _scalar(sessionmaker, "SELECT count(*) FROM prediction_score WHERE job_id = :j", j=job_id)
@@ -105,7 +104,7 @@ async def test_every_model_imports_and_matches_independent_means(sessionmaker: S
     job_id = await _import(sessionmaker, document)
     expected = independent_summary(document)
     async with sessionmaker() as session:
-        stored = await queries.summary(session, job_id)
+        stored = await analytics.summary(session, job_id)
         assert_summary_matches(stored, expected)
         view: dict[str, int] = dict(
             (
@@ -209,7 +208,7 @@ async def test_shuffled_lists_and_unknown_names_are_stored_by_name(sessionmaker:
             .scalars()
             .all()
         )
-        summary = await queries.summary(session, second)
+        summary = await analytics.summary(session, second)
     assert positions == [48]
     assert len(rows) == 5 * 49
     for frame, emotion, score in rows:
@@ -269,7 +268,7 @@ async def test_two_deliveries_through_the_job_service_store_once(
     stats = await _scalar(sessionmaker, "SELECT count(*) FROM emotion_stat WHERE job_id = :j", j=job.id)
     assert stats == sum(len(m["emotions"]) for m in expected.values())
     async with sessionmaker() as session:
-        assert_summary_matches(await queries.summary(session, job.id), expected)
+        assert_summary_matches(await analytics.summary(session, job.id), expected)
 
 
 async def test_nul_text_is_stored_and_out_of_range_values_refuse_the_job(sessionmaker: Sessionmaker) -> None:
@@ -314,7 +313,7 @@ async def test_a_model_we_do_not_know_is_stored_not_dropped(sessionmaker: Sessio
     document = json.dumps(doc).encode()
     job_id = await _import(sessionmaker, document)
     async with sessionmaker() as session:
-        summary = await queries.summary(session, job_id)
+        summary = await analytics.summary(session, job_id)
         order = (
             (await session.execute(text("SELECT name FROM emotion WHERE model = 'gesture' ORDER BY position")))
             .scalars()

@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.prediction_rows import EmotionScore, PredictionRow
 from app.hume.emotions import EXPRESSIONS_48
-from app.store import analytics as queries
-from app.store import ingest, jobs
+from app.store import analytics, ingest, jobs
 from app.store import prediction_partitions as partitions
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -139,7 +138,7 @@ async def test_retention_drops_a_tenants_old_month_and_nothing_else(
         )
         marked: dict[uuid.UUID, bool] = {job_id: flag for job_id, flag in flags}
         # The expired job's summary is kept: it is read from the stats written at ingest.
-        summary = await queries.summary(session, old_acme)
+        summary = await analytics.summary(session, old_acme)
     assert marked == {old_acme: True, new_acme: False, old_beta: False}
     assert summary["prosody"]["predictions"] == 6
     assert summary["prosody"]["emotions"][0]["mean"] == 0.5

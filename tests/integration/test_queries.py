@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.analytics import csv_export as exports
 from app.batch import prediction_import as importer
 from app.hume.emotions import EXPRESSIONS_48, EXPRESSIONS_53
-from app.store import analytics as queries
+from app.store import analytics
 from bench import payloads
 
 Sessionmaker = async_sessionmaker[AsyncSession]
@@ -75,8 +75,8 @@ async def test_prediction_pages_round_trip_every_field_of_every_model(sessionmak
     async with sessionmaker() as session:
         after = None
         while True:
-            page = await queries.predictions_page(
-                session, queries.PredictionFilter(job_id=job_id), after_id=after, limit=37
+            page = await analytics.predictions_page(
+                session, analytics.PredictionFilter(job_id=job_id), after_id=after, limit=37
             )
             if not page:
                 break
@@ -115,10 +115,10 @@ async def test_time_window_selects_the_predictions_that_overlap_it(sessionmaker:
     want = sorted((b, e) for _, b, e in utterances if e >= lo and b < hi)
     speaker = utterances[0][0]
     async with sessionmaker() as session:
-        window = queries.PredictionFilter(job_id=job_id, model="prosody", time_from=lo, time_to=hi)
-        got = await queries.predictions_page(session, window, after_id=None, limit=1000)
-        one = queries.PredictionFilter(job_id=job_id, model="prosody", group=speaker, time_from=lo, time_to=hi)
-        only_speaker = await queries.predictions_page(session, one, after_id=None, limit=1000)
+        window = analytics.PredictionFilter(job_id=job_id, model="prosody", time_from=lo, time_to=hi)
+        got = await analytics.predictions_page(session, window, after_id=None, limit=1000)
+        one = analytics.PredictionFilter(job_id=job_id, model="prosody", group=speaker, time_from=lo, time_to=hi)
+        only_speaker = await analytics.predictions_page(session, one, after_id=None, limit=1000)
     assert want and sorted((i["time_begin"], i["time_end"]) for i in got) == want
     assert len(want) < len(utterances)
     assert only_speaker and all(i["group"] == speaker for i in only_speaker)
@@ -142,12 +142,12 @@ async def test_prosody_timeline_per_speaker_equals_means_from_the_json(sessionma
         elif model == "language" and begin is not None:
             timed_language += 1
     async with sessionmaker() as session:
-        position = await queries.emotion_position(session, "prosody", "sadness")
+        position = await analytics.emotion_position(session, "prosody", "sadness")
         assert position == EXPRESSIONS_48.index("Sadness")
-        points = await queries.timeline(
+        points = await analytics.timeline(
             session, job_id, model="prosody", position=position, bucket_s=bucket, by_group=True
         )
-        language = await queries.timeline(
+        language = await analytics.timeline(
             session, job_id, model="language", position=EXPRESSIONS_53.index("Joy"), bucket_s=bucket, by_group=False
         )
     got = {(p["group"], p["time_begin"]): p for p in points}
@@ -164,7 +164,7 @@ async def test_csv_export_has_a_column_per_emotion_of_every_model(sessionmaker: 
     row fills the columns its prediction scored and leaves the others empty."""
     document = payloads.every_model()
     job_id = await _import(sessionmaker, document)
-    chunks = [c async for c in exports.csv_chunks(sessionmaker, queries.PredictionFilter(job_id=job_id))]
+    chunks = [c async for c in exports.csv_chunks(sessionmaker, analytics.PredictionFilter(job_id=job_id))]
     lines = b"".join(chunks).decode().splitlines()
     header, *rows = list(csv.reader(lines))
     assert set(EXPRESSIONS_53) <= set(header)
@@ -185,7 +185,7 @@ async def test_csv_export_of_a_one_hour_job_streams_in_flat_memory(sessionmaker:
     """Exporting a one-hour job (about 11k predictions) allocates a fraction of what holding its rows at
     once takes: rows come from a server-side cursor and leave in chunks."""
     job_id = await _import(sessionmaker, payloads.one_hour())
-    filt = queries.PredictionFilter(job_id=job_id)
+    filt = analytics.PredictionFilter(job_id=job_id)
     tracemalloc.start()
     try:
         total = chunks = 0
@@ -219,15 +219,15 @@ async def test_top_emotion_ranks_by_mean_or_max_with_job_filters(sessionmaker: S
             {"j": calm, "m": json.dumps({"team": "ops"})},
         )
     async with sessionmaker() as session:
-        by_mean = await queries.top_emotion(session, model="face", emotion="Anger", limit=10)
-        by_max = await queries.top_emotion(session, model="face", emotion="Anger", limit=10, by="max")
-        first = await queries.top_emotion(session, model="face", emotion="Anger", limit=1)
-        ops = await queries.top_emotion(session, model="face", emotion="Anger", limit=10, metadata={"team": "ops"})
+        by_mean = await analytics.top_emotion(session, model="face", emotion="Anger", limit=10)
+        by_max = await analytics.top_emotion(session, model="face", emotion="Anger", limit=10, by="max")
+        first = await analytics.top_emotion(session, model="face", emotion="Anger", limit=1)
+        ops = await analytics.top_emotion(session, model="face", emotion="Anger", limit=10, metadata={"team": "ops"})
         created = (await session.execute(text("SELECT created_at FROM job WHERE id = :j"), {"j": steady})).scalar_one()
-        recent = await queries.top_emotion(
+        recent = await analytics.top_emotion(
             session, model="face", emotion="Anger", limit=10, created_after=created.replace(microsecond=0)
         )
-        old = await queries.top_emotion(session, model="face", emotion="Anger", limit=10, created_before=created)
+        old = await analytics.top_emotion(session, model="face", emotion="Anger", limit=10, created_before=created)
     assert [i["job_id"] for i in by_mean] == [str(steady), str(spike), str(calm)]
     assert by_mean[0]["mean"] == pytest.approx(0.6, rel=1e-6)
     assert by_mean[1]["mean"] == pytest.approx((0.95 + 0.1 * 3) / 4, rel=1e-6)
@@ -244,11 +244,11 @@ async def test_emotion_names_resolve_to_the_exact_spelling_first(sessionmaker: S
     position; lookups give the exact spelling's position and otherwise the canonical one, never an error."""
     job_id = await _import(sessionmaker, _face_doc("https://e.com/a.mp4", [{"joy": 0.7, "Joy": 0.2}], ("joy",)))
     async with sessionmaker() as session:
-        exact_lower = await queries.emotion_position(session, "face", "joy")
-        canonical = await queries.emotion_position(session, "face", "Joy")
-        shouted = await queries.emotion_position(session, "face", "JOY")
-        name = await queries.emotion_name(session, "face", "JOY")
-        summary = await queries.summary(session, job_id)
+        exact_lower = await analytics.emotion_position(session, "face", "joy")
+        canonical = await analytics.emotion_position(session, "face", "Joy")
+        shouted = await analytics.emotion_position(session, "face", "JOY")
+        name = await analytics.emotion_name(session, "face", "JOY")
+        summary = await analytics.summary(session, job_id)
     assert canonical == shouted == EXPRESSIONS_48.index("Joy") and name == "Joy"
     assert exact_lower == len(EXPRESSIONS_48)
     means = {e["name"]: e["mean"] for e in summary["face"]["emotions"]}
@@ -278,7 +278,7 @@ async def test_summary_counts_a_model_whose_predictions_scored_nothing(sessionma
     job_id = await _import(sessionmaker, json.dumps(doc).encode())
     job_id_scored = await _import(sessionmaker, _face_doc("https://e.com/b.mp4", [{"Joy": 0.5}]))
     async with sessionmaker() as session:
-        summary = await queries.summary(session, job_id)
-        scored = await queries.summary(session, job_id_scored)
+        summary = await analytics.summary(session, job_id)
+        scored = await analytics.summary(session, job_id_scored)
     assert summary == {"face": {"predictions": 1, "emotions": []}, "facemesh": {"predictions": 2, "emotions": []}}
     assert scored["face"]["predictions"] == 1 and len(scored["face"]["emotions"]) == 48
