@@ -132,6 +132,16 @@ class Asking:
         return questions_of(self.question_set)
 
 
+async def estimated_tokens(deps: Deps, asking: Asking, duration_ms: int) -> int:
+    """Hume's estimate of a window's input tokens (its free input_tokens endpoint), asked once per window length
+    in a run: tokens depend on the audio's duration and the questions only (D/billing)."""
+    known = asking.token_estimates.get(duration_ms)
+    if known is None:
+        known = await deps.decisions.input_tokens(duration_ms, asking.questions, asking.question_set.context)
+        asking.token_estimates[duration_ms] = known
+    return known
+
+
 async def ask_source(
     deps: Deps, client: PinnedClient, asking: Asking, source: int, url: str, answered: set[int], progress: Progress,
     save: Callable[[int, Progress, list[answer_store.AnswerRow]], Any],
@@ -150,7 +160,8 @@ async def ask_source(
                     if window.index in answered:
                         continue
                     result = await token_spend.metered(
-                        deps, asking, source, window, functools.partial(
+                        deps, asking.job_id, source, window, functools.partial(estimated_tokens, deps, asking),
+                        functools.partial(
                             deps.decisions.decide, window.wav, f"source-{source}-window-{window.index}.wav", WAV,
                             questions, asking.question_set.context,
                         ),

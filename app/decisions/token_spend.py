@@ -14,8 +14,8 @@ no answer at all keeps it, since Hume may have billed: the budget errs on the si
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,9 +27,6 @@ from app.media.windows import AudioWindow
 from app.store import hume_usage
 from app.store.hume_usage import INPUT_TOKENS, DayBudget
 from app.usage.budget import BudgetExhausted, BudgetSpent
-
-if TYPE_CHECKING:
-    from app.decisions.asking import Asking
 
 MEDIUM = "decisions"
 """A decision window's `hume_usage.medium` (and its budget refusals' metric label)."""
@@ -49,24 +46,17 @@ async def check_can_submit(session: AsyncSession, settings: Settings, tenant: st
         raise BudgetSpent(today, 1, SUBMITTING)
 
 
-async def _estimate(deps: Deps, asking: Asking, window: AudioWindow) -> int:
-    known = asking.token_estimates.get(window.duration_ms)
-    if known is None:
-        known = await deps.decisions.input_tokens(window.duration_ms, asking.questions, asking.question_set.context)
-        asking.token_estimates[window.duration_ms] = known
-    return known
-
-
 async def metered(
-    deps: Deps, asking: Asking, source: int, window: AudioWindow, send: Callable[[], Awaitable[DecisionsResult]]
-) -> DecisionsResult:
-    """Reserve the window's estimated tokens, then `send` it; BudgetExhausted (nothing sent) when the day
-    cannot pay for them."""
+    deps: Deps, job_id: uuid.UUID, source: int, window: AudioWindow, estimate: Callable[[int], Awaitable[int]],
+    send: Callable[[], Awaitable[DecisionsResult]],
+) -> DecisionsResult:  # fmt: skip
+    """Reserve the window's tokens (`estimate(duration_ms)`, asked only under a limit), then `send` it;
+    BudgetExhausted (nothing sent) when the day cannot pay for them."""
     limit = daily_limit(deps.settings)
-    tokens = await _estimate(deps, asking, window) if limit else 0
+    tokens = await estimate(window.duration_ms) if limit else 0
     async with deps.sessionmaker.begin() as session:
         reserved = await hume_usage.reserve(
-            session, asking.job_id, source, MEDIUM, window.index, tokens, default_limit=limit, meter=INPUT_TOKENS
+            session, job_id, source, MEDIUM, window.index, tokens, default_limit=limit, meter=INPUT_TOKENS
         )
     if isinstance(reserved, DayBudget):
         metrics.HUME_TENANT_BUDGET_REFUSALS.labels(endpoint=MEDIUM).inc()

@@ -6,33 +6,38 @@ the day cannot pay for is never sent. The day's seconds are another budget. Real
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.decisions import token_spend
-from app.decisions.asking import Asking
 from app.deps import Deps
 from app.hume.decisions import DecisionsError, DecisionsResult
 from app.media.windows import AudioWindow
-from app.store import hume_usage, jobs, question_sets
+from app.store import hume_usage, jobs
 from app.store.hume_usage import INPUT_TOKENS
 from app.usage.budget import BudgetExhausted, BudgetSpent
 
 WINDOW_MS = 30_000
 ESTIMATE = 400
-"""The window's estimate, known to the run already (so no input_tokens request is made here)."""
+"""The window's estimate (Hume's input_tokens endpoint in a job; given here)."""
 
 
-async def _asking(sessionmaker: async_sessionmaker[AsyncSession], tenant: str) -> Asking:
+async def _job(sessionmaker: async_sessionmaker[AsyncSession], tenant: str) -> uuid.UUID:
     async with sessionmaker.begin() as session:
         job = await jobs.create(session, kind="batch", backend="v1", status="in_progress", request={}, tenant=tenant)
-        question_set = await question_sets.create(
-            session, tenant=tenant, name="s", context=None,
-            questions=[{"id": "q", "type": "noul", "instructions": "Is it loud?"}],
-        )  # fmt: skip
-    return Asking(job.id, tenant, question_set, 30, token_estimates={WINDOW_MS: ESTIMATE})
+    return job.id
+
+
+async def _estimate(duration_ms: int) -> int:
+    assert duration_ms == WINDOW_MS
+    return ESTIMATE
+
+
+async def _not_asked(duration_ms: int) -> int:
+    raise AssertionError("without a limit no estimate is asked")
 
 
 def _window(index: int) -> AudioWindow:
@@ -49,7 +54,7 @@ async def _spent(sessionmaker: async_sessionmaker[AsyncSession], tenant: str) ->
 
 async def test_a_window_s_reservation_is_replaced_by_what_hume_billed(deps: Deps) -> None:
     deps = dataclasses.replace(deps, settings=deps.settings.replace(hume_tenant_daily_decision_tokens=1000))
-    asking = await _asking(deps.sessionmaker, "t")
+    job_id = await _job(deps.sessionmaker, "t")
     sent: list[int] = []
 
     def answer(index: int, tokens: int | None) -> DecisionsResult:
@@ -59,7 +64,7 @@ async def test_a_window_s_reservation_is_replaced_by_what_hume_billed(deps: Deps
     async def billed_350() -> DecisionsResult:
         return answer(0, 350)
 
-    await token_spend.metered(deps, asking, 0, _window(0), billed_350)
+    await token_spend.metered(deps, job_id, 0, _window(0), _estimate, billed_350)
     assert await _spent(deps.sessionmaker, "t") == (350, 0)
 
     async def refused() -> DecisionsResult:
@@ -67,7 +72,7 @@ async def test_a_window_s_reservation_is_replaced_by_what_hume_billed(deps: Deps
         raise DecisionsError("too short", status=400, code="audio_too_short")
 
     with pytest.raises(DecisionsError):  # a 4xx is not billed (D/billing): the 400 reserved are given back
-        await token_spend.metered(deps, asking, 0, _window(1), refused)
+        await token_spend.metered(deps, job_id, 0, _window(1), _estimate, refused)
     assert await _spent(deps.sessionmaker, "t") == (350, 0)
 
     async def unanswered() -> DecisionsResult:
@@ -75,7 +80,7 @@ async def test_a_window_s_reservation_is_replaced_by_what_hume_billed(deps: Deps
         raise DecisionsError("no answer", status=None, retryable=True)
 
     with pytest.raises(DecisionsError):  # Hume may have billed it: the estimate stays
-        await token_spend.metered(deps, asking, 0, _window(2), unanswered)
+        await token_spend.metered(deps, job_id, 0, _window(2), _estimate, unanswered)
     assert await _spent(deps.sessionmaker, "t") == (750, 0)
 
     async def never() -> DecisionsResult:
@@ -83,7 +88,7 @@ async def test_a_window_s_reservation_is_replaced_by_what_hume_billed(deps: Deps
         raise AssertionError("a window the day cannot pay for must not be sent")
 
     with pytest.raises(BudgetExhausted) as stopped:  # 750 + 400 > 1000
-        await token_spend.metered(deps, asking, 0, _window(3), never)
+        await token_spend.metered(deps, job_id, 0, _window(3), _estimate, never)
     message = str(stopped.value)
     assert stopped.value.code == "hume_budget_exhausted"
     assert "'t' has spent 750 of its 1000 Audio Decisions input tokens" in message, message
@@ -93,7 +98,7 @@ async def test_a_window_s_reservation_is_replaced_by_what_hume_billed(deps: Deps
     async with deps.sessionmaker() as session:
         usage = list(await session.execute(
             text("SELECT chunk, medium, seconds, input_tokens, state, billing, run_id FROM hume_usage"
-                 " WHERE job_id = :j ORDER BY chunk"), {"j": asking.job_id},
+                 " WHERE job_id = :j ORDER BY chunk"), {"j": job_id},
         ))  # fmt: skip
         day = (await session.execute(text("SELECT input_tokens, limit_input_tokens, seconds FROM hume_tenant_day"
                                           " WHERE tenant = 't'"))).one()  # fmt: skip
@@ -117,8 +122,7 @@ async def test_a_window_s_reservation_is_replaced_by_what_hume_billed(deps: Deps
 async def test_an_answer_without_a_token_count_keeps_the_estimate(deps: Deps) -> None:
     """Unset, the setting is no limit: nothing is estimated (0 reserved) and Hume's figure counts; an answer that
     reports none keeps what was reserved, marked as the estimate."""
-    asking = await _asking(deps.sessionmaker, "u")
-    asking.token_estimates.clear()  # no limit: no estimate is asked for
+    job_id = await _job(deps.sessionmaker, "u")
 
     async def billed_90() -> DecisionsResult:
         return DecisionsResult(run_id="r", answers={}, input_tokens=90, raw={})
@@ -127,12 +131,12 @@ async def test_an_answer_without_a_token_count_keeps_the_estimate(deps: Deps) ->
         return DecisionsResult(run_id="s", answers={}, input_tokens=None, raw={})
 
     assert deps.settings.hume_tenant_daily_decision_tokens is None
-    await token_spend.metered(deps, asking, 0, _window(0), billed_90)
-    await token_spend.metered(deps, asking, 0, _window(1), silent)
+    await token_spend.metered(deps, job_id, 0, _window(0), _not_asked, billed_90)
+    await token_spend.metered(deps, job_id, 0, _window(1), _not_asked, silent)
     assert await _spent(deps.sessionmaker, "u") == (90, 0)
     async with deps.sessionmaker() as session:
         billing = list(await session.execute(
-            text("SELECT input_tokens, billing FROM hume_usage WHERE job_id = :j ORDER BY chunk"), {"j": asking.job_id}
+            text("SELECT input_tokens, billing FROM hume_usage WHERE job_id = :j ORDER BY chunk"), {"j": job_id}
         ))  # fmt: skip
     assert [tuple(b) for b in billing] == [(90, "hume"), (0, "estimate")]
 
