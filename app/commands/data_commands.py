@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from app.commands.errors import FAILED, CommandError
-from app.commands.server_commands import run_with_deps, with_database
+from app.commands.server_commands import one_session, run_with_deps, with_database
 from app.commands.terminal_progress import Progress
 from app.config import Settings
 from app.core.job_status import FINAL
@@ -29,15 +29,8 @@ def job_id(raw: str) -> uuid.UUID:
 
 
 async def _session_run(settings: Settings, work: Any) -> Any:
-    from app.store.db import make_engine, make_sessionmaker
-
-    assert settings.database_url is not None
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            return await work(session)
-    finally:
-        await engine.dispose()
+    async with one_session(settings) as session:
+        return await work(session)
 
 
 def cmd_create_key(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,11 +9,12 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.commands import startup_banner, worker_metrics
 from app.commands.errors import FAILED, CommandError, check_database
@@ -71,6 +72,21 @@ def require_deployment_settings(settings: Settings, what: str, *, serving: bool 
         why = f"ENVIRONMENT is {settings.environment}" if not settings.development else (
             f"WEB_CONCURRENCY is {settings.web_concurrency}")  # fmt: skip
         raise CommandError(f"{why}: {what} needs {names} set (ENVIRONMENT=development uses the development defaults)")
+
+
+@contextlib.asynccontextmanager
+async def one_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One transaction on an engine of one connection, disposed of after: a command's few statements need no
+    pool, nor the rest of what `build_deps` makes."""
+    from app.store.db import make_engine, make_sessionmaker
+
+    assert settings.database_url is not None
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 def run_with_deps(settings: Settings, func: Callable[[Deps], Awaitable[int]], *, pool_size: int = 2) -> int:
@@ -191,17 +207,11 @@ def _psql() -> str:
 async def _dev_key(settings: Settings, remembered: str | None) -> str:
     """The remembered development key if it is still valid, else a new one with every scope."""
     from app.store import api_keys
-    from app.store.db import make_engine, make_sessionmaker
 
-    assert settings.database_url is not None
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            if remembered and await api_keys.find(session, remembered) is not None:
-                return remembered
-            return await api_keys.create(session, name="development", scopes=list(api_keys.SCOPES))
-    finally:
-        await engine.dispose()
+    async with one_session(settings) as session:
+        if remembered and await api_keys.find(session, remembered) is not None:
+            return remembered
+        return await api_keys.create(session, name="development", scopes=list(api_keys.SCOPES))
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from app.commands.errors import CommandError
-from app.commands.server_commands import with_database
+from app.commands.server_commands import one_session, with_database
 from app.config import Settings
 
 MAX_TENANT = 128  # as `create-key --tenant` takes it (app/store/api_keys.create)
@@ -25,30 +26,61 @@ def _tenant(raw: str) -> str:
     return raw
 
 
-def _seconds(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, got {raw!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {value}")
-    return value
+def _whole_number(unit: str, zero: str) -> Callable[[str], int]:
+    """An option's parser: a whole number of `unit`, 0 (meaning `zero`) or more."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number of {unit}, got {raw!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be 0 ({zero}) or more, got {value}")
+        return value
+
+    return parse
+
+
+Show = Callable[[Settings, str, bool, int | None], Coroutine[Any, Any, list[str]]]
+"""A tenant setting's work: (settings, tenant, change, value) -> the lines to print; `change` with a None
+value removes the tenant's own (the setting applies)."""
+
+
+def _command(show: Show, option: str) -> Callable[[argparse.Namespace, Settings], int]:
+    """The command of a tenant setting: TENANT and one of --OPTION N, --default or --show (the default)."""
+
+    def command(args: argparse.Namespace, settings: Settings) -> int:
+        tenant = _tenant(args.tenant)
+        value = getattr(args, option)
+        change = value is not None or args.default
+        lines = asyncio.run(show(with_database(settings), tenant, change, value))
+        print("\n".join(lines))
+        return 0
+
+    return command
+
+
+def _add_parser(
+    sub: Any, name: str, *, help: str, description: str, command: Callable[[argparse.Namespace, Settings], int],
+    option: str, parse: Callable[[str], int], option_help: str, default_help: str, show_help: str,
+) -> None:  # fmt: skip
+    parser = sub.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=command)
+    parser.add_argument("tenant", help="the tenant, as `create-key --tenant` named it")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument(f"--{option}", type=parse, help=option_help)
+    action.add_argument("--default", action="store_true", help=default_help)
+    action.add_argument("--show", action="store_true", help=show_help)
 
 
 async def _run(settings: Settings, tenant: str, change: bool, seconds: int | None) -> list[str]:
     from app.store import hume_usage
-    from app.store.db import make_engine, make_sessionmaker
 
-    assert settings.database_url is not None
-    engine = make_engine(settings.database_url, pool_size=1)
     default = settings.hume_tenant_daily_seconds
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            if change:
-                await hume_usage.set_tenant_limit(session, tenant, seconds)
-            today = await hume_usage.tenant_today(session, tenant, default_limit=default)
-    finally:
-        await engine.dispose()
+    async with one_session(settings) as session:
+        if change:
+            await hume_usage.set_tenant_limit(session, tenant, seconds)
+        today = await hume_usage.tenant_today(session, tenant, default_limit=default)
     whose = "its own" if today.override else "HUME_TENANT_DAILY_SECONDS"
     lines = [f"tenant {tenant!r}: {_limit(today.limit)} of Hume-metered seconds a day ({whose}; the "
              f"default HUME_TENANT_DAILY_SECONDS is {_limit(default)})"]  # fmt: skip
@@ -60,39 +92,22 @@ async def _run(settings: Settings, tenant: str, change: bool, seconds: int | Non
     return lines
 
 
-def cmd_tenant_budget(args: argparse.Namespace, settings: Settings) -> int:
-    tenant = _tenant(args.tenant)
-    change = args.seconds is not None or args.default
-    lines = asyncio.run(_run(with_database(settings), tenant, change, args.seconds))
-    print("\n".join(lines))
-    return 0
+cmd_tenant_budget = _command(_run, "seconds")
 
 
 def add_parsers(sub: Any) -> None:
-    tb = sub.add_parser(
-        "tenant-budget", help="show or set a tenant's daily budget of Hume-metered seconds",
+    _add_parser(
+        sub, "tenant-budget", help="show or set a tenant's daily budget of Hume-metered seconds",
         description="A tenant's v1 jobs may spend this many Hume-metered seconds (what Hume bills: audio seconds, "
         "1/3 s per image, at least 10 s per request) per UTC day; a job that would pass it ends failed "
         "(hume_budget_exhausted), keeping what was measured. Without an option: show the limit and today's "
         "spending.",
+        command=cmd_tenant_budget, option="seconds", parse=_whole_number("seconds", "no limit"),
+        option_help="the tenant's own daily limit in seconds (0: no limit)",
+        default_help="remove the tenant's own limit: the setting applies",
+        show_help="show the limit and today's spending (the default)",
     )  # fmt: skip
-    tb.set_defaults(func=cmd_tenant_budget)
-    tb.add_argument("tenant", help="the tenant, as `create-key --tenant` named it")
-    action = tb.add_mutually_exclusive_group()
-    action.add_argument("--seconds", type=_seconds, help="the tenant's own daily limit in seconds (0: no limit)")
-    action.add_argument("--default", action="store_true", help="remove the tenant's own limit: the setting applies")
-    action.add_argument("--show", action="store_true", help="show the limit and today's spending (the default)")
     add_retention_parser(sub)
-
-
-def _days(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of days, got {raw!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (for good) or more, got {value}")
-    return value
 
 
 def _kept(days: int) -> str:
@@ -101,18 +116,12 @@ def _kept(days: int) -> str:
 
 async def _run_retention(settings: Settings, tenant: str, change: bool, days: int | None) -> list[str]:
     from app.store import prediction_partitions
-    from app.store.db import make_engine, make_sessionmaker
 
-    assert settings.database_url is not None
-    engine = make_engine(settings.database_url, pool_size=1)
     default = settings.prediction_retention_days
-    try:
-        async with make_sessionmaker(engine).begin() as session:
-            if change:
-                await prediction_partitions.set_retention(session, tenant, days)
-            stored = await prediction_partitions.storage(session, tenant, default_days=default)
-    finally:
-        await engine.dispose()
+    async with one_session(settings) as session:
+        if change:
+            await prediction_partitions.set_retention(session, tenant, days)
+        stored = await prediction_partitions.storage(session, tenant, default_days=default)
     whose = "its own" if stored.override else "PREDICTION_RETENTION_DAYS"
     lines = [f"tenant {tenant!r}: predictions kept {_kept(stored.days)} ({whose}; the default "
              f"PREDICTION_RETENTION_DAYS is {_kept(default)})"]  # fmt: skip
@@ -123,26 +132,19 @@ async def _run_retention(settings: Settings, tenant: str, change: bool, days: in
     return lines
 
 
-def cmd_tenant_retention(args: argparse.Namespace, settings: Settings) -> int:
-    tenant = _tenant(args.tenant)
-    change = args.days is not None or args.default
-    lines = asyncio.run(_run_retention(with_database(settings), tenant, change, args.days))
-    print("\n".join(lines))
-    return 0
+cmd_tenant_retention = _command(_run_retention, "days")
 
 
 def add_retention_parser(sub: Any) -> None:
-    tr = sub.add_parser(
-        "tenant-retention", help="show or set how long a tenant's predictions are kept",
+    _add_parser(
+        sub, "tenant-retention", help="show or set how long a tenant's predictions are kept",
         description="A tenant's predictions are stored a UTC month per partition; the worker's hourly prune drops "
         "a month once all of it is older than the tenant's retention (PREDICTION_RETENTION_DAYS, or the "
         "tenant's own), never deleting rows one by one. Jobs that had predictions there answer 410 "
         "predictions_expired for them; their summaries stay. Without an option: show the retention and the "
         "months stored.",
+        command=cmd_tenant_retention, option="days", parse=_whole_number("days", "for good"),
+        option_help="the tenant's own retention in days (0: for good)",
+        default_help="remove the tenant's own: the setting applies",
+        show_help="show the retention and the months stored (the default)",
     )  # fmt: skip
-    tr.set_defaults(func=cmd_tenant_retention)
-    tr.add_argument("tenant", help="the tenant, as `create-key --tenant` named it")
-    action = tr.add_mutually_exclusive_group()
-    action.add_argument("--days", type=_days, help="the tenant's own retention in days (0: for good)")
-    action.add_argument("--default", action="store_true", help="remove the tenant's own: the setting applies")
-    action.add_argument("--show", action="store_true", help="show the retention and the months stored (the default)")
