@@ -24,6 +24,8 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.store import tenant_settings
+
 # Sums of thirds of a second (video) in float8 carry rounding noise: a request that fits exactly must pass.
 _EPSILON = 1e-6
 
@@ -409,16 +411,7 @@ async def job_seconds(session: AsyncSession, job_ids: Iterable[uuid.UUID]) -> di
 
 async def set_tenant_limit(session: AsyncSession, tenant: str, daily_seconds: int | None) -> None:
     """Set a tenant's own daily limit (0: none), or with None remove it (HUME_TENANT_DAILY_SECONDS applies)."""
-    if daily_seconds is None:
-        await session.execute(text("DELETE FROM hume_tenant_budget WHERE tenant = :tenant"), {"tenant": tenant})
-        return
-    await session.execute(
-        text(
-            "INSERT INTO hume_tenant_budget (tenant, daily_seconds) VALUES (:tenant, :seconds)"
-            " ON CONFLICT (tenant) DO UPDATE SET daily_seconds = EXCLUDED.daily_seconds, updated_at = now()"
-        ),
-        {"tenant": tenant, "seconds": daily_seconds},
-    )
+    await tenant_settings.set_own(session, "hume_tenant_budget", "daily_seconds", tenant, daily_seconds)
 
 
 async def tenant_today(session: AsyncSession, tenant: str, *, default_limit: int, meter: Meter = SECONDS) -> DayBudget:

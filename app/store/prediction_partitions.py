@@ -42,6 +42,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.config.sources import libpq_url
+from app.store import tenant_settings
 from app.store.db import driver_connection
 
 log = structlog.get_logger(__name__)
@@ -401,16 +402,7 @@ class TenantStorage:
 
 async def set_retention(session: AsyncSession, tenant: str, days: int | None) -> None:
     """Set a tenant's own retention (0: for good), or with None remove it (PREDICTION_RETENTION_DAYS applies)."""
-    if days is None:
-        await session.execute(text("DELETE FROM prediction_retention WHERE tenant = :tenant"), {"tenant": tenant})
-        return
-    await session.execute(
-        text(
-            "INSERT INTO prediction_retention (tenant, days) VALUES (:tenant, :days)"
-            " ON CONFLICT (tenant) DO UPDATE SET days = EXCLUDED.days, updated_at = now()"
-        ),
-        {"tenant": tenant, "days": days},
-    )
+    await tenant_settings.set_own(session, "prediction_retention", "days", tenant, days)
 
 
 async def storage(session: AsyncSession, tenant: str, *, default_days: int) -> TenantStorage:
