@@ -125,15 +125,16 @@ async def _aggregating(session: AsyncSession) -> None:
     await session.execute(text("SET LOCAL work_mem = '64MB'"))
 
 
-def _mean_spread(n: int, total: float, squares: float) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation from a count, a sum and a sum of squares."""
-    if not n:
-        return None, None
-    mean = total / n
-    if n < 2:
-        return _round(mean), None
-    variance = max((squares - n * mean * mean) / (n - 1), 0.0)
-    return _round(mean), _round(math.sqrt(variance))
+def _moments(answers: int, n: int, total: float, squares: float) -> dict[str, Any]:
+    """A numeric question's answers, answered (n), mean and sample standard deviation, from the count of values,
+    their sum and their sum of squares."""
+    mean = spread = None
+    if n:
+        mean = total / n
+        if n >= 2:
+            spread = _round(math.sqrt(max((squares - n * mean * mean) / (n - 1), 0.0)))
+        mean = _round(mean)
+    return {"answers": answers, "answered": n, "mean": mean, "stddev": spread}
 
 
 async def _noul(session: AsyncSession, f: QuestionFilter) -> dict[str, Any]:
@@ -162,12 +163,8 @@ async def _noul(session: AsyncSession, f: QuestionFilter) -> dict[str, Any]:
             answered += n_share
             total += s or 0.0
             squares += sq or 0.0
-    mean, spread = _mean_spread(answered, total, squares)
     return {
-        "answers": answers,
-        "answered": answered,
-        "mean": mean,
-        "stddev": spread,
+        **_moments(answers, answered, total, squares),
         "histogram": [
             {"from": k / SHARE_BINS, "to": (k + 1) / SHARE_BINS, "count": counts[k]} for k in range(SHARE_BINS)
         ],
@@ -285,12 +282,8 @@ async def _score(session: AsyncSession, f: QuestionFilter, levels: int) -> dict[
         squares += sq or 0.0
         low = lo if low is None else min(low, lo)
         high = hi if high is None else max(high, hi)
-    mean, spread = _mean_spread(answered, total, squares)
     return {
-        "answers": answers,
-        "answered": answered,
-        "mean": mean,
-        "stddev": spread,
+        **_moments(answers, answered, total, squares),
         "min": _round(low),
         "max": _round(high),
         "mean_confidence": _round(confidence / confident) if confident else None,
