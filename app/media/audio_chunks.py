@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import av.audio.stream
+import av.container
 
 from app.media.errors import NoAudioStream, check_complete, declared_seconds, open_input
 from app.media.limits import DEFAULT_LIMITS, MediaLimits, check_audio_format
@@ -65,6 +67,21 @@ def wav_header(pcm_bytes: int) -> bytes:
     )
 
 
+def open_audio(
+    container: av.container.InputContainer, limits: MediaLimits, *, nothing: str
+) -> tuple[av.audio.stream.AudioStream, av.AudioResampler]:
+    """The container's first audio stream, checked (a format we decode, a declared duration within the limits)
+    and set to decode under the limits, with a resampler to 16 kHz mono s16. A file without audio is refused:
+    "the file has no audio stream, so there is `nothing`"."""
+    if not container.streams.audio:
+        raise NoAudioStream(f"the file has no audio stream, so there is {nothing}")
+    stream = container.streams.audio[0]
+    check_audio_format(stream.codec_context.sample_rate, stream.codec_context.channels)
+    limits.check_declared_duration(declared_seconds(container, stream))
+    stream.codec_context.options = limits.decoder_options
+    return stream, av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+
+
 def _quietest_cut(pcm: bytearray, limit: int, search: int, window: int) -> int:
     """The sample index to cut `pcm` at: the middle of the quietest window within `search` samples before `limit`."""
     best_at, best_energy = limit, -1
@@ -101,14 +118,8 @@ def iter_audio_chunks(
 
     max_samples = int(limits.max_duration_s * SAMPLE_RATE)
     with open_input(path, limits.decoder_options) as container:
-        if not container.streams.audio:
-            raise NoAudioStream("the file has no audio stream, so there is no voice to measure")
-        stream = container.streams.audio[0]
-        check_audio_format(stream.codec_context.sample_rate, stream.codec_context.channels)
-        limits.check_declared_duration(declared_seconds(container, stream))
-        stream.codec_context.options = limits.decoder_options
+        stream, resampler = open_audio(container, limits, nothing="no voice to measure")
         stopped = False
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         pcm = bytearray()
         base_ms: int | None = None
         index = 0

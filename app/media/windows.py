@@ -30,9 +30,9 @@ import av
 import av.audio.stream
 import av.container
 
-from app.media.audio_chunks import SAMPLE_RATE, wav_header
-from app.media.errors import MediaError, NoAudioStream, check_complete, declared_seconds, open_input
-from app.media.limits import DEFAULT_LIMITS, MediaLimits, check_audio_format
+from app.media.audio_chunks import SAMPLE_RATE, open_audio, wav_header
+from app.media.errors import MediaError, check_complete, open_input
+from app.media.limits import DEFAULT_LIMITS, MediaLimits
 
 _PER_MS = SAMPLE_RATE // 1000
 _BLOCK = 10 * _PER_MS  # the 10 ms grid the cut moves on
@@ -107,18 +107,6 @@ def quietest_cut(samples: memoryview, lo: int, hi: int, nominal: int) -> int:
     return best - best % _PER_MS
 
 
-def _open_audio(
-    container: av.container.InputContainer, limits: MediaLimits
-) -> tuple[av.audio.stream.AudioStream, av.AudioResampler]:
-    if not container.streams.audio:
-        raise NoAudioStream("the file has no audio stream, so there is nothing to listen to")
-    stream = container.streams.audio[0]
-    check_audio_format(stream.codec_context.sample_rate, stream.codec_context.channels)
-    limits.check_declared_duration(declared_seconds(container, stream))
-    stream.codec_context.options = limits.decoder_options
-    return stream, av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-
-
 def _pcm(frames: list[av.AudioFrame]) -> Iterator[memoryview]:
     for out in frames:
         with memoryview(out.planes[0]) as plane:
@@ -131,7 +119,7 @@ def listen(path: str | Path, rules: WindowRules, *, limits: MediaLimits, silence
     threshold = int(32767 * 10 ** (silence_dbfs / 20))
     heard, samples = False, 0
     with open_input(path, limits.decoder_options) as container:
-        stream, resampler = _open_audio(container, limits)
+        stream, resampler = open_audio(container, limits, nothing="nothing to listen to")
         for pcm in _resampled(container.decode(stream), resampler):
             with pcm.cast("h") as values:
                 listened = values[::_LISTEN_STRIDE]
@@ -229,7 +217,7 @@ def iter_windows(
     listen(path, rules, limits=limits, silence_dbfs=silence_dbfs)
     max_samples = int(limits.max_duration_s * SAMPLE_RATE)
     with open_input(path, limits.decoder_options) as container:
-        stream, resampler = _open_audio(container, limits)
+        stream, resampler = open_audio(container, limits, nothing="nothing to listen to")
         cutter: _Cutter | None = None
         stopped = False
         damage: av.FFmpegError | None = None
