@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -64,47 +64,6 @@ def _run_id(value: str | None) -> uuid.UUID | None:
         return None
 
 
-def answer_row(
-    answer: Answer,
-    *,
-    job_id: uuid.UUID,
-    tenant: str,
-    question_set: QuestionSet,
-    question_id: str,
-    primitive: str,
-    source_index: int,
-    source_url: str | None,
-    window_index: int,
-    window_start_ms: int,
-    window_end_ms: int,
-    run_id: str | None,
-    options: Sequence[str] = (),
-) -> AnswerRow:
-    """`primitive` is the question's, as the set asks it (the answer was read as that primitive); `options` a
-    choice question's, in the set's order: its probabilities are also stored in that order, as reads sum them."""
-    spans = span_ms = None
-    if answer.spans is not None:
-        spans = [{"start_ms": s.start_ms, "end_ms": s.end_ms, "probability": s.probability} for s in answer.spans]
-        ended = [s.end_ms - s.start_ms for s in answer.spans if s.end_ms is not None]
-        span_ms = sum(ended) if ended else None
-    probabilities = None
-    if primitive == "choice" and answer.probabilities is not None and options:
-        probabilities = [_real(answer.probabilities.get(option)) for option in options]
-    return AnswerRow(
-        job_id=job_id, source_index=source_index, source_url=source_url, window_index=window_index,
-        window_start_ms=window_start_ms, window_end_ms=window_end_ms, question_id=question_id,
-        primitive=primitive, raw=json_bytes(answer.raw), question_set_id=question_set.id,
-        family_id=question_set.family_id, tenant=tenant, share=_real(answer.share),
-        choice=None if answer.choice is None else answer.choice.replace("\x00", "\ufffd"),
-        confidence=_real(answer.confidence),
-        option_probabilities=_json(answer.probabilities) if primitive == "choice" else None,
-        probabilities=probabilities, score=_real(answer.score),
-        level_probabilities=_json(answer.probabilities) if primitive == "score" else None,
-        spans=_json(spans), span_count=None if spans is None else len(spans), span_ms=span_ms,
-        run_id=_run_id(run_id),
-    )  # fmt: skip
-
-
 def window_rows(
     answers: Mapping[str, Answer],
     *,
@@ -119,23 +78,34 @@ def window_rows(
     run_id: str | None,
 ) -> list[AnswerRow]:
     """The rows of one window's answers, in the set's question order; answers to questions the set does not
-    ask are left out (their text is still in the response Hume sent, which the caller may log)."""
-    return [
-        answer_row(
-            answers[q["id"]],
-            job_id=job_id,
-            tenant=tenant,
-            question_set=question_set,
-            question_id=q["id"],
-            primitive=q["type"],
-            source_index=source_index,
-            source_url=source_url,
-            window_index=window_index,
-            window_start_ms=window_start_ms,
-            window_end_ms=window_end_ms,
-            run_id=run_id,
-            options=list(q.get("criteria") or {}) if q["type"] == "choice" else (),
-        )
-        for q in question_set.questions
-        if q["id"] in answers
-    ]
+    ask are left out (their text is still in the response Hume sent, which the caller may log). Each row is
+    typed by the question's primitive as the set asks it (the answer was read as that primitive); a choice's
+    probabilities are also stored in the set's option order, as reads sum them."""
+    rows = []
+    for q in question_set.questions:
+        if q["id"] not in answers:
+            continue
+        answer, primitive = answers[q["id"]], q["type"]
+        spans = span_ms = None
+        if answer.spans is not None:
+            spans = [{"start_ms": s.start_ms, "end_ms": s.end_ms, "probability": s.probability} for s in answer.spans]
+            ended = [s.end_ms - s.start_ms for s in answer.spans if s.end_ms is not None]
+            span_ms = sum(ended) if ended else None
+        probabilities = None
+        options = list(q.get("criteria") or {}) if primitive == "choice" else []
+        if primitive == "choice" and answer.probabilities is not None and options:
+            probabilities = [_real(answer.probabilities.get(option)) for option in options]
+        rows.append(AnswerRow(
+            job_id=job_id, source_index=source_index, source_url=source_url, window_index=window_index,
+            window_start_ms=window_start_ms, window_end_ms=window_end_ms, question_id=q["id"],
+            primitive=primitive, raw=json_bytes(answer.raw), question_set_id=question_set.id,
+            family_id=question_set.family_id, tenant=tenant, share=_real(answer.share),
+            choice=None if answer.choice is None else answer.choice.replace("\x00", "\ufffd"),
+            confidence=_real(answer.confidence),
+            option_probabilities=_json(answer.probabilities) if primitive == "choice" else None,
+            probabilities=probabilities, score=_real(answer.score),
+            level_probabilities=_json(answer.probabilities) if primitive == "score" else None,
+            spans=_json(spans), span_count=None if spans is None else len(spans), span_ms=span_ms,
+            run_id=_run_id(run_id),
+        ))  # fmt: skip
+    return rows
