@@ -27,7 +27,7 @@ from app.hume.callbacks import CallbackFormatError
 from app.hume.errors import HumeError, HumeNotFoundError, HumeSunsetError
 from app.hume.gateway import JobState
 from app.inbox.acceptance import Accepted, defer, store_and_queue
-from app.inbox.pipeline import PROCESS_EVENT, RetryLater
+from app.inbox.pipeline import PROCESS_EVENT, PROCESS_EVENTS, RetryLater
 from app.store import inbox_events, ingest, jobs
 from app.store.tables import InboxEvent, Job
 from app.store.webhook_intake import CallbackTarget
@@ -90,7 +90,7 @@ async def accept_callback(deps: Deps, job: CallbackTarget, *, body: bytes, heade
         job_id=job.job_id,
         headers=headers,
         body=body,
-        task=PROCESS_EVENT,
+        task=PROCESS_EVENTS,
     )
     return Accepted(event_id, {"hume_job_id": hume_job_id, "status": status, "bytes": len(body)})
 
@@ -108,7 +108,7 @@ async def accept_oversized(deps: Deps, job: CallbackTarget, *, headers: dict[str
         job_id=job.job_id,
         headers={**headers, "x-body-too-large": "fetch predictions from the API"},
         body=body,
-        task=PROCESS_EVENT,
+        task=PROCESS_EVENTS,
     )
     return Accepted(event_id, {"hume_job_id": job.hume_job_id, "status": "COMPLETED", "oversized": True})
 

@@ -29,7 +29,7 @@ from app.hume import catalog, signatures
 from app.hume import evi_chats as evi
 from app.hume.errors import HumeError, HumeSunsetError
 from app.inbox.acceptance import Accepted, store_and_queue
-from app.inbox.pipeline import PROCESS_EVENT, RetryLater
+from app.inbox.pipeline import PROCESS_EVENTS, RetryLater
 from app.store import chat_jobs, inbox_events, ingest, jobs
 from app.store.tables import InboxEvent
 from app.worker import outbox
@@ -87,7 +87,7 @@ async def _store(
     if not isinstance(event, evi.UnknownEvent):
         return await deps.intake.store_chat_event(
             chat_id=event.chat_id, provider=provider, dedup_key=evi.dedup_key(event, body), event_type=name,
-            headers=headers, body=body, task=PROCESS_EVENT,
+            headers=headers, body=body, task=PROCESS_EVENTS,
         )  # fmt: skip
     async with deps.sessionmaker.begin() as session:
         # An unknown event is kept for audit only: it joins its chat's job if there is one, but never

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import logs
 from app.core import metrics
 from app.deps import Deps
-from app.inbox.pipeline import PROCESS_EVENT
+from app.inbox.pipeline import PROCESS_EVENTS
 from app.store.db import driver_connection
 from app.store.webhook_intake import store_event
 
@@ -29,10 +29,13 @@ class Accepted:
         return self.event_id is None
 
 
-async def defer(session: AsyncSession, deps: Deps, task: str, **kwargs: Any) -> None:
+async def defer(
+    session: AsyncSession, deps: Deps, task: str, *, schedule_in_s: float | None = None, **kwargs: Any
+) -> None:
     """Enqueue on the session's own connection: the task exists if and only if the transaction commits."""
     connection = await driver_connection(session)
-    await deps.queue.configure_task(task, connection=connection).defer_async(**kwargs)
+    schedule_in = None if schedule_in_s is None else {"seconds": schedule_in_s}
+    await deps.queue.configure_task(task, connection=connection, schedule_in=schedule_in).defer_async(**kwargs)
 
 
 async def store_and_queue(
@@ -50,7 +53,7 @@ async def store_and_queue(
     """The new event's id (stored, and queued unless `queue` is false), or None for a duplicate."""
     return await store_event(
         await driver_connection(session), provider=provider, dedup_key=dedup_key, event_type=event_type,
-        job_id=job_id, headers=headers, body=body, task=PROCESS_EVENT if queue else None,
+        job_id=job_id, headers=headers, body=body, task=PROCESS_EVENTS if queue else None,
     )  # fmt: skip
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 # procrastinate task names: the one event runner, the job starter, the periodic reconciler and pruning.
 PROCESS_EVENT = "process_event"
+# The events one intake statement stored, queued together (app/store/webhook_intake.py): each is applied as
+# PROCESS_EVENT applies it, and one that fails goes on as a PROCESS_EVENT task of its own.
+PROCESS_EVENTS = "process_events"
 START_JOB = "submit_job"
 RECONCILE = "reconcile"
 PRUNE = "prune_finished_tasks"

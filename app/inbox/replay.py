@@ -7,7 +7,7 @@ import structlog
 from app.deps import Deps
 from app.errors import Conflict, NotFound
 from app.inbox.acceptance import defer
-from app.inbox.pipeline import PROCESS_EVENT
+from app.inbox.pipeline import PROCESS_EVENT, PROCESS_EVENTS
 from app.store import inbox_events
 from app.store.tables import InboxEvent
 
@@ -42,7 +42,7 @@ async def requeue_orphans(deps: Deps) -> int:
     async with deps.sessionmaker.begin() as session:
         events = await inbox_events.orphaned(
             session,
-            tasks=(PROCESS_EVENT,),
+            tasks=(PROCESS_EVENT, PROCESS_EVENTS),
             older_than_s=max(deps.settings.stalled_after_s, 5.0),
         )
         requeued = [event.id for event in events if event.provider in handlers]

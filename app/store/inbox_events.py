@@ -172,7 +172,7 @@ async def orphaned(
                AND NOT EXISTS (
                    SELECT 1 FROM procrastinate_jobs j
                     WHERE j.task_name = ANY(:tasks) AND j.status IN ('todo', 'doing')
-                      AND j.args ->> 'event_id' = e.id::text)
+                      AND (j.args ->> 'event_id' = e.id::text OR j.args -> 'event_ids' @> to_jsonb(e.id)))
              ORDER BY e.id
              LIMIT :limit
             """

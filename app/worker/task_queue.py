@@ -29,7 +29,7 @@ from app.config import Settings
 from app.config.sources import libpq_url
 from app.deps import Deps, QueueTask
 from app.hume.errors import HumeTransientError
-from app.inbox.pipeline import PROCESS_EVENT, PRUNE, RECONCILE, START_JOB
+from app.inbox.pipeline import PROCESS_EVENT, PROCESS_EVENTS, PRUNE, RECONCILE, START_JOB
 from app.worker import event_runner, job_starter, reconciler
 from app.worker.event_runner import task_deps
 
@@ -124,6 +124,7 @@ def make_queue(
     app = procrastinate.App(connector=connector)
     app.task(name=START_JOB, pass_context=True, retry=retry)(job_starter.submit_job)
     app.task(name=PROCESS_EVENT, pass_context=True, retry=retry)(event_runner.process_event)
+    app.task(name=PROCESS_EVENTS, pass_context=True, retry=retry)(event_runner.process_events)
     for name, run in (tasks or {}).items():
         app.task(name=name, pass_context=True, retry=retry)(_with_deps(run))
     app.periodic(cron=_cron(settings.reconcile_interval_s), periodic_id=RECONCILE)(

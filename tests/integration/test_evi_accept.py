@@ -42,7 +42,8 @@ async def counts(deps: Deps) -> tuple[int, int, int]:
             await session.execute(
                 text(
                     "SELECT (SELECT count(*) FROM job), (SELECT count(*) FROM inbox_event),"
-                    " (SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'process_event')"
+                    " (SELECT count(*) FROM procrastinate_jobs, jsonb_array_elements(args -> 'event_ids')"
+                    "  WHERE task_name = 'process_events')"
                 )
             )
         ).one()
@@ -127,14 +128,14 @@ async def test_a_delivery_postgres_refuses_fails_alone(deps: Deps) -> None:
 
     import psycopg
 
-    from app.inbox.pipeline import PROCESS_EVENT
+    from app.inbox.pipeline import PROCESS_EVENTS
 
     intake = deps.intake
 
     async def store(n: int, job_id: Any = None) -> int | None:
         return await intake.store(
             provider="test", dedup_key=f"alone-{n}", event_type="callback", job_id=job_id, headers={},
-            body=b'{"n": %d}' % n, task=PROCESS_EVENT,
+            body=b'{"n": %d}' % n, task=PROCESS_EVENTS,
         )  # fmt: skip
 
     results = await asyncio.gather(*(store(n) for n in range(10)), store(99, uuid4()), return_exceptions=True)
@@ -157,7 +158,7 @@ async def test_a_chat_is_found_by_its_key_however_stale_the_planner_statistics(d
         chats = [f"chat-{n}" for n in range(1, 9)] + [f"new-chat-{n}" for n in range(56)]
         deliveries = [
             webhook_intake._Delivery("hume_evi", f"evi:{chat}:chat_started", "chat_started", None, chat, "{}", b"{}",
-                                     "process_event")
+                                     "process_events")
             for chat in chats
         ]  # fmt: skip
         event_ids = await webhook_intake._store_all(conn, deliveries)

@@ -176,6 +176,35 @@ async def test_failing_event_is_retried_then_left_dead_and_visible(deps: Deps, e
     assert await scalar(deps, "SELECT status FROM job") == "in_progress"
 
 
+async def test_events_queued_together_are_applied_alone_and_a_failing_one_goes_on_by_itself(
+    deps: Deps, emulator: EmulatorServer
+) -> None:
+    """The events one intake statement stored share one process_events task. A chat_ended whose history
+    Hume cannot serve (503) is recorded and handed to a process_event task of its own, scheduled after the
+    first backoff and told it had one try; the others in the batch are applied all the same, and the batch
+    task ends without an error (a retry of it would apply nothing twice). The handed-on task's last try
+    comes one earlier, so the event gets WORKER_MAX_ATTEMPTS tries in all."""
+    good = [emulator.create_chat(turns=2, seed=f"batch-{n}", send_webhooks=False) for n in range(2)]
+    bad = emulator.create_chat(turns=2, seed="batch-bad", send_webhooks=False)
+    accepted = await asyncio.gather(*(deliver(deps, ended_payload(c)) for c in (*good, bad)))
+    ids = [a.event_id for a in accepted]
+    assert all(isinstance(i, int) for i in ids)
+    queued = await scalar(deps, "SELECT array_agg(args) FROM procrastinate_jobs WHERE task_name = 'process_events'")
+    assert sorted(i for args in queued for i in args["event_ids"]) == sorted(ids) and len(queued) < len(ids)
+    emulator.set_faults(path=f"/v0/evi/chats/{bad['id']}", status=503)
+    await event_runner.process_events(task_context(deps, ids[0], attempts=0), ids)
+    state = "SELECT state || ':' || attempts FROM inbox_event WHERE id = :id"
+    assert [await scalar(deps, state, id=i) for i in ids] == ["done:0", "done:0", "received:1"]
+    handed = await scalar(
+        deps, "SELECT array_agg(args) FROM procrastinate_jobs WHERE task_name = :task AND scheduled_at > now()",
+        task=PROCESS_EVENT,
+    )  # fmt: skip
+    assert handed == [{"event_id": ids[2], "tried": 1}]
+    max_attempts = deps.settings.worker_max_attempts
+    await event_runner.process_event(task_context(deps, ids[2], max_attempts - 2), ids[2], tried=1)
+    assert await scalar(deps, state, id=ids[2]) == "dead:2"
+
+
 async def test_chat_hume_does_not_know_goes_dead_at_once(deps: Deps) -> None:
     """A chat_ended for a chat EVI answers 404 for is a permanent error: dead on the first attempt (no
     pointless retries), the error naming the chat; the job stays in progress until a replay."""
