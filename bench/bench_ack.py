@@ -178,11 +178,17 @@ def analyze(url: str) -> None:
     """`job`'s statistics as a database in service has them. These fresh ones grow by thousands of chats a
     second, faster than autovacuum analyzes them, and the foreign-key check plan Postgres keeps per
     connection, made while `job` was empty, read the whole table for every inbox row until it did (101 ms
-    for a statement of 64 EVI deliveries with 20,000 chats). Only `job`: the queue's table analyzed while
-    it is empty (as it is after a drain) makes procrastinate's fetch a nested loop over every waiting task
-    pair (11 s a fetch with 6,000 waiting), and the worker stalls."""
+    for a statement of 64 EVI deliveries with 20,000 chats). The queue's table is left to autovacuum, as in
+    service: analyzed while empty (as after a drain) it once made procrastinate's fetch read every waiting
+    task (11 s a fetch with 6,000 waiting), which migration 0019 prevents in the database itself."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ANALYZE job")
+
+
+def _settled(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM inbox_event WHERE state <> 'received'").fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def _event_states(url: str) -> str:
@@ -209,14 +215,18 @@ def run(ctx: Context) -> None:
         return
     stacks = selected_stacks()
     runs: dict[tuple[str, str, str], list[wrk.Run]] = {}
+    settled: dict[tuple[str, str], list[float]] = {}
     # One stack at a time: four servers with their pools are as many connections as a shared Postgres spares.
     for stack in stacks:
-        runs.update(_measure(ctx, stack))
-    _report(ctx, stacks, runs, _invalid(runs))
+        runs.update(_measure(ctx, stack, settled))
+    _report(ctx, stacks, runs, _invalid(runs), settled)
 
 
-def _measure(ctx: Context, stack: Stack) -> dict[tuple[str, str, str], list[wrk.Run]]:
-    """ROUNDS interleaved rounds of every kind over the stack's floors and service variants."""
+def _measure(
+    ctx: Context, stack: Stack, settled: dict[tuple[str, str], list[float]]
+) -> dict[tuple[str, str, str], list[wrk.Run]]:
+    """ROUNDS interleaved rounds of every kind over the stack's floors and service variants; `settled`
+    gets, per kind, the events a second the in-process worker settled during each of its runs."""
     runs: dict[tuple[str, str, str], list[wrk.Run]] = {(k, stack.name, r): [] for k in KINDS for r in ROLES}
     with ExitStack() as servers, tempfile.TemporaryDirectory(prefix="bench-ack-") as tmp:
         work = Path(tmp)
@@ -244,7 +254,11 @@ def _measure(ctx: Context, stack: Stack) -> dict[tuple[str, str, str], list[wrk.
                 path = deliveries(kind, service_urls, LINES, work / f"{kind}-{r}.tsv")
                 for role in order:
                     drain(urls["worker"])
+                    before, started = _settled(urls["worker"]), time.monotonic()
                     runs[kind, stack.name, role].append(wrk.run_wrk(bases[role], path, seconds=SECONDS))
+                    if role == "worker":
+                        rate = (_settled(urls["worker"]) - before) / (time.monotonic() - started)
+                        settled.setdefault((kind, stack.name), []).append(rate)
         states = _event_states(urls["worker"])
         print(f"(bench_ack: {stack.name} inbox when the last run ended: {states})", file=sys.stderr, flush=True)
         started = time.monotonic()
@@ -273,10 +287,15 @@ def _invalid(runs: dict[tuple[str, str, str], list[wrk.Run]]) -> set[tuple[str, 
 
 
 def _report(
-    ctx: Context, stacks: list[Stack], runs: dict[tuple[str, str, str], list[wrk.Run]], invalid: set[tuple[str, str]]
+    ctx: Context,
+    stacks: list[Stack],
+    runs: dict[tuple[str, str, str], list[wrk.Run]],
+    invalid: set[tuple[str, str]],
+    settled: dict[tuple[str, str], list[float]],
 ) -> None:
     """Per kind and stack: each service variant against both floors of its stack; each stack's floors
-    against the production stack's."""
+    against the production stack's; and what the in-process worker settled meanwhile, against what was
+    acknowledged (a worker that keeps up takes CPU from the acknowledgements, so the two go together)."""
     production = next(s for s in stacks if s.production)
 
     def rps(kind: str, stack: str, role: str) -> float:
@@ -299,6 +318,10 @@ def _report(
                         f"webhook_ack_{kind}{variant}{suffix}", value, "req/s",
                         baseline=rps(kind, s.name, floor_role), baseline_name=f"floor_{floor_role}{suffix}",
                     )  # fmt: skip
+            ctx.report(
+                f"worker_settled_{kind}{suffix}", statistics.median(settled[kind, s.name]), "events/s",
+                baseline=rps(kind, s.name, "worker"), baseline_name=f"webhook_ack_{kind}{suffix}",
+            )  # fmt: skip
             if not s.production and (kind, production.name) not in invalid:
                 for floor_role in FLOORS:
                     ctx.report(
