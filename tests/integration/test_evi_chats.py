@@ -187,8 +187,8 @@ async def test_events_queued_together_are_applied_alone_and_a_failing_one_goes_o
     good = [emulator.create_chat(turns=2, seed=f"batch-{n}", send_webhooks=False) for n in range(2)]
     bad = emulator.create_chat(turns=2, seed="batch-bad", send_webhooks=False)
     accepted = await asyncio.gather(*(deliver(deps, ended_payload(c)) for c in (*good, bad)))
-    ids = [a.event_id for a in accepted]
-    assert all(isinstance(i, int) for i in ids)
+    ids = [a.event_id for a in accepted if a.event_id is not None]
+    assert len(ids) == 3
     queued = await scalar(deps, "SELECT array_agg(args) FROM procrastinate_jobs WHERE task_name = 'process_events'")
     assert sorted(i for args in queued for i in args["event_ids"]) == sorted(ids) and len(queued) < len(ids)
     emulator.set_faults(path=f"/v0/evi/chats/{bad['id']}", status=503)
