@@ -25,8 +25,8 @@ from app.deps import Deps
 from app.hume.decisions import DecisionsError, DecisionsResult
 from app.media.windows import AudioWindow
 from app.store import hume_usage
-from app.store.hume_usage import INPUT_TOKENS, DayBudget
-from app.usage.budget import BudgetExhausted, BudgetSpent
+from app.store.hume_usage import INPUT_TOKENS
+from app.usage.budget import BudgetSpent, reserve_or_refuse
 
 MEDIUM = "decisions"
 """A decision window's `hume_usage.medium` (and its budget refusals' metric label)."""
@@ -54,13 +54,9 @@ async def metered(
     BudgetExhausted (nothing sent) when the day cannot pay for them."""
     limit = daily_limit(deps.settings)
     tokens = await estimate(window.duration_ms) if limit else 0
-    async with deps.sessionmaker.begin() as session:
-        reserved = await hume_usage.reserve(
-            session, job_id, source, MEDIUM, window.index, tokens, default_limit=limit, meter=INPUT_TOKENS
-        )
-    if isinstance(reserved, DayBudget):
-        metrics.HUME_TENANT_BUDGET_REFUSALS.labels(endpoint=MEDIUM).inc()
-        raise BudgetExhausted(reserved, tokens)
+    reserved = await reserve_or_refuse(
+        deps.sessionmaker, job_id, source, MEDIUM, window.index, tokens, limit=limit, meter=INPUT_TOKENS
+    )
     try:
         result = await send()
     except DecisionsError as exc:

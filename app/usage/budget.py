@@ -4,10 +4,15 @@ statement in app/store/hume_usage.py)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core import metrics
 from app.errors import AppError
-from app.store.hume_usage import SECONDS, DayBudget
+from app.store import hume_usage
+from app.store.hume_usage import SECONDS, DayBudget, Meter
 
 BUDGET_EXHAUSTED = "hume_budget_exhausted"
 """The error code of a job stopped, a session refused or ended, and a token refused by its tenant's budget."""
@@ -50,6 +55,22 @@ class BudgetExhausted(Exception):
         self.budget = budget
         self.needed = needed
         super().__init__(spent_message(budget, needed, "the next request"))
+
+
+async def reserve_or_refuse(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, source: int, medium: str, chunk: int,
+    amount: float, *, limit: int, meter: Meter = SECONDS,
+) -> int:  # fmt: skip
+    """Reserve one request's `amount` against its job's tenant's day, in a transaction of its own: its usage
+    id, or BudgetExhausted (nothing reserved; the refusal counted under `medium`)."""
+    async with sessionmaker.begin() as session:
+        reserved = await hume_usage.reserve(
+            session, job_id, source, medium, chunk, amount, default_limit=limit, meter=meter
+        )
+    if isinstance(reserved, DayBudget):
+        metrics.HUME_TENANT_BUDGET_REFUSALS.labels(endpoint=medium).inc()
+        raise BudgetExhausted(reserved, amount)
+    return reserved
 
 
 class BudgetSpent(AppError):

@@ -17,9 +17,8 @@ from app.deps import Deps
 from app.hume.errors import HumeError
 from app.hume.expression_client import Measured
 from app.store import hume_usage
-from app.store.hume_usage import DayBudget
 from app.usage import billed_runs
-from app.usage.budget import BudgetExhausted
+from app.usage.budget import reserve_or_refuse
 
 
 async def metered(
@@ -27,13 +26,9 @@ async def metered(
     send: Callable[[], Awaitable[Measured]],
 ) -> Measured:  # fmt: skip
     """Reserve `seconds` of the job's tenant's budget, then `send` the request; BudgetExhausted unsent."""
-    async with deps.sessionmaker.begin() as session:
-        reserved = await hume_usage.reserve(
-            session, job_id, source, medium, chunk, seconds, default_limit=deps.settings.hume_tenant_daily_seconds
-        )
-    if isinstance(reserved, DayBudget):
-        metrics.HUME_TENANT_BUDGET_REFUSALS.labels(endpoint=medium).inc()
-        raise BudgetExhausted(reserved, seconds)
+    reserved = await reserve_or_refuse(
+        deps.sessionmaker, job_id, source, medium, chunk, seconds, limit=deps.settings.hume_tenant_daily_seconds
+    )
     try:
         measured = await send()
     except HumeError as exc:
