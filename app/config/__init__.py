@@ -138,7 +138,8 @@ class Settings(BillingSettings):
     hume_tenant_daily_decision_tokens: int | None = Field(default=None, ge=0)
     """Audio Decisions input tokens (what Hume bills decisions by, D/billing) each tenant's decision jobs may
     spend per UTC day; unset or 0: no limit (the day's tokens are still counted). Each window's tokens are
-    reserved before it is sent (Hume's free estimate for its length), under the same rule as the seconds."""
+    reserved before it is sent (Hume's free estimate for its length), under the same rule as the seconds.
+    `python -m app tenant-budget TENANT --decision-tokens N` overrides it per tenant."""
     session_token_ttl_s: int = Field(default=60, ge=1, le=3600)
     """How long a token from POST /v1/session-tokens may open a live session (once). Short: it travels in a
     browser's WebSocket URL, where proxies and logs may see it."""

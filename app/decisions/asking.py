@@ -160,7 +160,8 @@ async def ask_source(
                     if window.index in answered:
                         continue
                     result = await token_spend.metered(
-                        deps, asking.job_id, source, window, functools.partial(estimated_tokens, deps, asking),
+                        deps, asking.job_id, asking.tenant, source, window,
+                        functools.partial(estimated_tokens, deps, asking),
                         functools.partial(
                             deps.decisions.decide, window.wav, f"source-{source}-window-{window.index}.wav", WAV,
                             questions, asking.question_set.context,

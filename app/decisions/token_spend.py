@@ -5,8 +5,10 @@ what Hume's answer says it billed (`received.input_tokens`, D/billing).
 
 The estimate is Hume's own: its input_tokens endpoint, free (D/billing) and asked once per window length in a
 run, since tokens depend on the audio's duration and the questions only (D/billing); it is the figure
-`decisions.estimate` answers too. Without a limit none is asked (each is one of the organization's 600 requests
-a minute, C/2026/11/6): 0 is reserved and Hume's figure replaces it, so the day's tokens are counted anyway.
+`decisions.estimate` answers too. The limit is the tenant's own when it has one (`python -m app tenant-budget
+TENANT --decision-tokens N`), else the setting. Without a limit none is asked (each is one of the organization's
+600 requests a minute, C/2026/11/6): 0 is reserved and Hume's figure replaces it, so the day's tokens are counted
+anyway.
 
 A 4xx answer is not billed (D/billing: "4xx requests are not billed"): its reservation is given back. A 5xx or
 no answer at all keeps it, since Hume may have billed: the budget errs on the side of spending less.
@@ -35,7 +37,7 @@ SUBMITTING = "a decision job"
 
 
 def daily_limit(settings: Settings) -> int:
-    """The tenant's daily tokens (0: none, also when unset)."""
+    """The setting's daily tokens per tenant (0: none, also when unset); a tenant's own limit overrides it."""
     return settings.hume_tenant_daily_decision_tokens or 0
 
 
@@ -47,13 +49,15 @@ async def check_can_submit(session: AsyncSession, settings: Settings, tenant: st
 
 
 async def metered(
-    deps: Deps, job_id: uuid.UUID, source: int, window: AudioWindow, estimate: Callable[[int], Awaitable[int]],
-    send: Callable[[], Awaitable[DecisionsResult]],
+    deps: Deps, job_id: uuid.UUID, tenant: str, source: int, window: AudioWindow,
+    estimate: Callable[[int], Awaitable[int]], send: Callable[[], Awaitable[DecisionsResult]],
 ) -> DecisionsResult:  # fmt: skip
-    """Reserve the window's tokens (`estimate(duration_ms)`, asked only under a limit), then `send` it;
-    BudgetExhausted (nothing sent) when the day cannot pay for them."""
+    """Reserve the window's tokens (`estimate(duration_ms)`, asked only under a limit: the job's `tenant`'s own,
+    else the setting), then `send` it; BudgetExhausted (nothing sent) when the day cannot pay for them."""
     limit = daily_limit(deps.settings)
-    tokens = await estimate(window.duration_ms) if limit else 0
+    async with deps.sessionmaker() as session:
+        today = await hume_usage.tenant_today(session, tenant, default_limit=limit, meter=INPUT_TOKENS)
+    tokens = await estimate(window.duration_ms) if today.limit else 0
     reserved = await reserve_or_refuse(
         deps.sessionmaker, job_id, source, MEDIUM, window.index, tokens, limit=limit, meter=INPUT_TOKENS
     )

@@ -10,7 +10,8 @@ together never pass a tenant's limit. A limit of 0 means none; the day's total i
 Two things are budgeted this way, each a `Meter`: Hume-metered seconds (v1 file requests and live sessions,
 HUME_TENANT_DAILY_SECONDS) and Audio Decisions input tokens (a decision job's windows,
 HUME_TENANT_DAILY_DECISION_TOKENS; migration 0020). Both are one rule and one reservation statement, written once
-and given the meter's columns; a row counts one or the other (a decisions row's seconds are 0).
+and given the meter's columns; a row counts one or the other (a decisions row's seconds are 0). A tenant may have
+its own limit of either (`hume_tenant_budget`, a nullable column per meter, migration 0021; NULL: the setting).
 """
 
 from __future__ import annotations
@@ -33,25 +34,31 @@ _EPSILON = 1e-6
 @dataclass(frozen=True)
 class Meter:
     """What a daily budget counts: the column of `hume_usage` and of `hume_tenant_day` holding it (`unit`), the
-    day's limit column, the tenant's own limit (SQL over `hume_tenant_budget b`) and the setting behind it."""
+    day's limit column, the column of `hume_tenant_budget` holding a tenant's own limit, and the setting behind
+    it."""
 
     unit: str
     limit_column: str
-    override: str
+    override_column: str
     setting: str
     what: str
     """How a refusal names it."""
+
+    @property
+    def override(self) -> str:
+        """The tenant's own limit, as SQL over `hume_tenant_budget b` (NULL: the setting applies)."""
+        return f"b.{self.override_column}"
 
     def amount(self, value: float) -> str:
         return f"{value:.1f} s" if self.unit == "seconds" else f"{round(value)} tokens"
 
 
-SECONDS = Meter("seconds", "limit_seconds", "b.daily_seconds", "HUME_TENANT_DAILY_SECONDS", "Hume-metered seconds")
+SECONDS = Meter("seconds", "limit_seconds", "daily_seconds", "HUME_TENANT_DAILY_SECONDS", "Hume-metered seconds")
 INPUT_TOKENS = Meter(
-    "input_tokens", "limit_input_tokens", "CAST(NULL AS bigint)", "HUME_TENANT_DAILY_DECISION_TOKENS",
+    "input_tokens", "limit_input_tokens", "daily_input_tokens", "HUME_TENANT_DAILY_DECISION_TOKENS",
     "Audio Decisions input tokens",
 )  # fmt: skip
-"""No tenant has its own token limit yet (`hume_tenant_budget` holds seconds): the setting applies to all."""
+METERS = (SECONDS, INPUT_TOKENS)
 
 
 # The budget's one rule, for a charge of :amount against a day's total and limit: a limit of 0 is none, else the
@@ -96,8 +103,8 @@ WHERE j.id = :job_id
 """)
 
 
-_RESERVE = {meter.unit: _reserve_statement(meter) for meter in (SECONDS, INPUT_TOKENS)}
-_REFUSAL = {meter.unit: _refusal_statement(meter) for meter in (SECONDS, INPUT_TOKENS)}
+_RESERVE = {meter.unit: _reserve_statement(meter) for meter in METERS}
+_REFUSAL = {meter.unit: _refusal_statement(meter) for meter in METERS}
 
 # A live session's reservation raised by :amount seconds under the same rule, on the UTC day it opened (its run started
 # then); the day's row lock orders it against every other charge of the tenant.
@@ -409,9 +416,11 @@ async def job_seconds(session: AsyncSession, job_ids: Iterable[uuid.UUID]) -> di
     return {r.job_id: float(r.seconds) for r in rows}
 
 
-async def set_tenant_limit(session: AsyncSession, tenant: str, daily_seconds: int | None) -> None:
-    """Set a tenant's own daily limit (0: none), or with None remove it (HUME_TENANT_DAILY_SECONDS applies)."""
-    await tenant_settings.set_own(session, "hume_tenant_budget", "daily_seconds", tenant, daily_seconds)
+async def set_tenant_limit(session: AsyncSession, tenant: str, daily: int | None, *, meter: Meter = SECONDS) -> None:
+    """Set a tenant's own daily limit of `meter` (0: none), or with None remove it (the meter's setting applies);
+    its limit of the other meter stays as it is."""
+    others = tuple(m.override_column for m in METERS if m is not meter)
+    await tenant_settings.set_own(session, "hume_tenant_budget", meter.override_column, tenant, daily, others=others)
 
 
 async def tenant_today(session: AsyncSession, tenant: str, *, default_limit: int, meter: Meter = SECONDS) -> DayBudget:

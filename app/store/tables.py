@@ -432,13 +432,18 @@ class HumeTenantDay(Base):
 
 
 class HumeTenantBudget(Base):
-    """An operator's override of HUME_TENANT_DAILY_SECONDS for one tenant (0: no limit)."""
+    """An operator's overrides of HUME_TENANT_DAILY_SECONDS and HUME_TENANT_DAILY_DECISION_TOKENS for one tenant
+    (0: no limit; NULL: the setting applies)."""
 
     __tablename__ = "hume_tenant_budget"
-    __table_args__ = (CheckConstraint("daily_seconds >= 0", name="ck_hume_tenant_budget_daily_seconds"),)
+    __table_args__ = (
+        CheckConstraint("daily_seconds >= 0", name="ck_hume_tenant_budget_daily_seconds"),
+        CheckConstraint("daily_input_tokens >= 0", name="ck_hume_tenant_budget_daily_input_tokens"),
+    )
 
     tenant: Mapped[str] = mapped_column(Text, primary_key=True)
-    daily_seconds: Mapped[int] = mapped_column(BigInteger)
+    daily_seconds: Mapped[int | None] = mapped_column(BigInteger)
+    daily_input_tokens: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = _now()
 
 

@@ -2,7 +2,8 @@
 socket, the service and the emulator's Audio Decisions API (which reports `received.input_tokens` and estimates
 them for free) on real sockets, real Postgres. A decision job reserves each window's tokens before asking; a job
 that meets the spent budget stops asking, keeps its answers and fails hume_budget_exhausted; a spent day refuses
-submission with 429; /v1/usage and the Usage page report the tokens."""
+submission with 429; a tenant's own limit set with `tenant-budget --decision-tokens` replaces the setting for it;
+/v1/usage and the Usage page report the tokens."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.e2e.test_spine import wait_for_status
 from tests.media_factory import make_wav
 from tests.v1.media_server import media_server
 from tests.v1.test_v1_billed_usage import _execute
+from tests.v1.test_v1_hume_budget import run_cli
 from tests.v1.test_v1_jobs import FINAL, rows
 
 SCOPES = ["submit", "read", "webhooks"]
@@ -147,3 +149,62 @@ def test_a_spent_day_refuses_submission_with_429(make_service: ServiceFactory, m
         other = b.post("/v1/jobs", json={"urls": [url], "decisions": {"question_set": set_b}})
         assert other.status_code == 202, other.text
         assert wait_for_status(b, other.json()["id"], FINAL, timeout=60)["status"] == "completed"
+
+
+def test_a_tenant_s_own_token_limit_set_shown_and_cleared_with_the_cli(
+    make_service: ServiceFactory, media: str
+) -> None:
+    """`tenant-budget TENANT --decision-tokens N` gives one tenant its own daily tokens (the setting unset: no
+    limit for the others): once its day has spent them its decision jobs are refused 429 hume_budget_exhausted
+    naming its own limit, while another tenant's pass; `--show` prints it, `--default-decision-tokens` goes back
+    to the setting, and a negative is refused (exit 2, one error line) storing nothing. Its seconds stay apart."""
+    service = make_service(allow_private_hosts="127.0.0.1")
+    key_a = create_key(service.database_url, SCOPES, name="a", tenant="tenant-a")
+    key_b = create_key(service.database_url, SCOPES, name="b", tenant="tenant-b")
+    set_a, set_b = make_set(service, key=key_a), make_set(service, key=key_b)
+    _execute(service.database_url, "INSERT INTO hume_tenant_day (tenant, day, input_tokens)"
+             " VALUES ('tenant-a', (now() AT TIME ZONE 'UTC')::date, 1500)")  # fmt: skip
+
+    refused = run_cli(service.database_url, "tenant-budget", "tenant-a", "--decision-tokens", "-5")
+    assert refused.returncode == 2 and refused.stdout == ""
+    [error] = [line for line in refused.stderr.splitlines() if not line.startswith((" ", "usage:"))]
+    assert "--decision-tokens" in error and "-5" in error and "0 (no limit) or more" in error, refused.stderr
+
+    own = run_cli(
+        service.database_url,
+        "tenant-budget",
+        "tenant-a",
+        "--decision-tokens",
+        "1500",
+        HUME_TENANT_DAILY_SECONDS="36000",
+    )
+    assert own.returncode == 0, own.stderr
+    assert "1500 tokens of Audio Decisions input tokens a day (its own" in own.stdout, own.stdout
+    assert "1500 tokens spent, 0 tokens left" in own.stdout
+    assert "36000 s (10 h) of Hume-metered seconds a day (HUME_TENANT_DAILY_SECONDS" in own.stdout
+
+    url = f"{media}/media/short.wav"
+    with service.client(key_a) as a, service.client(key_b) as b:
+        spent = a.post("/v1/jobs", json={"urls": [url], "decisions": {"question_set": set_a}})
+        assert spent.status_code == 429, spent.text
+        error_body = spent.json()["error"]
+        assert error_body["code"] == "hume_budget_exhausted"
+        assert "'tenant-a' has spent 1500 of its 1500 Audio Decisions input tokens" in error_body["message"]
+        assert "its own limit" in error_body["message"]
+        details = error_body["details"]
+        assert (details["limit_input_tokens"], details["spent_input_tokens"]) == (1500, 1500)
+        other = b.post("/v1/jobs", json={"urls": [url], "decisions": {"question_set": set_b}})
+        assert other.status_code == 202, other.text
+        assert wait_for_status(b, other.json()["id"], FINAL, timeout=60)["status"] == "completed"
+
+        shown = run_cli(service.database_url, "tenant-budget", "tenant-a", "--show")
+        assert shown.returncode == 0 and "1500 tokens of Audio Decisions input tokens a day (its own" in shown.stdout
+        cleared = run_cli(service.database_url, "tenant-budget", "tenant-a", "--default-decision-tokens")
+        assert cleared.returncode == 0, cleared.stderr
+        assert "no limit of Audio Decisions input tokens a day (HUME_TENANT_DAILY_DECISION_TOKENS" in cleared.stdout
+        assert "1500 tokens spent; resets at" in cleared.stdout
+
+        again = a.post("/v1/jobs", json={"urls": [url], "decisions": {"question_set": set_a}})
+        assert again.status_code == 202, again.text
+        assert wait_for_status(a, again.json()["id"], FINAL, timeout=60)["status"] == "completed"
+    assert rows(service.database_url, "SELECT count(*) AS n FROM hume_tenant_budget")[0].n == 0
