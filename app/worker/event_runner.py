@@ -9,10 +9,10 @@ import structlog
 from procrastinate import JobContext
 
 from app.deps import Deps
-from app.hume.errors import HumeTransientError
 from app.inbox.acceptance import defer
 from app.inbox.pipeline import PROCESS_EVENT
 from app.store import inbox_events
+from app.worker.backoff import Backoff
 
 log = structlog.get_logger(__name__)
 
@@ -92,10 +92,8 @@ async def process_events(context: JobContext, event_ids: Sequence[int]) -> None:
 async def _hand_off(deps: Deps, event_id: int, exc: Exception) -> None:
     error = f"{type(exc).__name__}: {exc}"
     dead = isinstance(exc, deps.pipeline.permanent) or deps.settings.worker_max_attempts <= 1
-    # The first retry waits as procrastinate's would after a first failure (Backoff, attempts 0).
-    wait_s = deps.settings.worker_retry_base_s
-    if isinstance(exc, HumeTransientError) and exc.retry_after is not None:
-        wait_s = max(wait_s, min(exc.retry_after, deps.settings.worker_retry_cap_s))
+    # The first retry waits as procrastinate's would after a task's first failure.
+    wait_s = Backoff.from_settings(deps.settings).wait_s(0, exc)
     async with deps.sessionmaker.begin() as session:
         attempts = await inbox_events.record_attempt(session, event_id, error)
         if dead:

@@ -13,47 +13,24 @@ import signal
 import time
 import weakref
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
 import psycopg
 import psycopg_pool
 import structlog
-from procrastinate import JobContext, RetryDecision
-from procrastinate.jobs import Job as QueueJob
-from procrastinate.retry import BaseRetryStrategy
+from procrastinate import JobContext
 from sqlalchemy import text
 
 from app.config import Settings
 from app.config.sources import libpq_url
 from app.deps import Deps, QueueTask
-from app.hume.errors import HumeTransientError
 from app.inbox.pipeline import PROCESS_EVENT, PROCESS_EVENTS, PRUNE, RECONCILE, START_JOB
 from app.worker import event_runner, job_starter, reconciler
+from app.worker.backoff import Backoff
 from app.worker.event_runner import task_deps
 
 log = structlog.get_logger(__name__)
-
-
-class Backoff(BaseRetryStrategy):
-    """Exponential backoff with a cap; a Retry-After from Hume wins when it asks for longer."""
-
-    def __init__(self, *, max_attempts: int, base_s: float, cap_s: float) -> None:
-        self.max_attempts = max_attempts
-        self.base_s = base_s
-        self.cap_s = cap_s
-
-    def wait_s(self, attempts: int, exception: BaseException) -> float:
-        wait = min(self.base_s * float(2**attempts), self.cap_s)
-        if isinstance(exception, HumeTransientError) and exception.retry_after is not None:
-            wait = max(wait, min(exception.retry_after, self.cap_s))
-        return wait
-
-    def get_retry_decision(self, *, exception: BaseException, job: QueueJob) -> RetryDecision | None:
-        if job.attempts + 1 >= self.max_attempts:
-            return None
-        return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=self.wait_s(job.attempts, exception)))
 
 
 def _cron(interval_s: float) -> str:
@@ -107,11 +84,7 @@ def make_queue(
     database_url: str, settings: Settings, tasks: Mapping[str, QueueTask] | None = None
 ) -> procrastinate.App:
     """A procrastinate app with the pipeline's tasks (and `tasks`, features' own); one per process."""
-    retry = Backoff(
-        max_attempts=settings.worker_max_attempts,
-        base_s=settings.worker_retry_base_s,
-        cap_s=settings.worker_retry_cap_s,
-    )
+    retry = Backoff.from_settings(settings)
     # Each running task finishes through the pool, and each fetch loop needs one too, plus one it holds for
     # LISTEN: a pool smaller than that makes finished tasks queue for a connection while their slots stay taken.
     # autocommit: procrastinate's own queries are one statement each (fetch, finish, heartbeat); in a
