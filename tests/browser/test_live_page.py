@@ -252,7 +252,8 @@ def test_readme_example_streams_the_microphone_and_prints_measurements(
     job_id = lines[0].removeprefix("session job ")
     printed = [line for line in lines if re.match(measured, line)]
     assert lines[-1].startswith("closed 1000")
-    assert re.fullmatch(r"\d+\.\d s: [^,]+ 0\.\d\d(, [^,]+ 0\.\d\d){2}", printed[0]), printed[0]
+    # The strongest three at most: Hume lists only what it judged present, which may be fewer, or none.
+    assert re.fullmatch(r"\d+\.\d s: ([^,]+ 0\.\d\d(, [^,]+ 0\.\d\d){0,2}|none judged present)", printed[0]), printed[0]
     job = job_when_final(service, job_id)
     assert job["status"] == "completed", job
     assert job["metadata"] == {"user": "demo"}

@@ -36,7 +36,7 @@ from tests.emulator.media import pcm_tones
 from tests.media_factory import make_wav
 from tests.servers import ServiceServer, bind
 from tests.v1.media_server import media_server
-from tests.v1.test_v1_billed_usage import _execute, _segments, _submit
+from tests.v1.test_v1_billed_usage import _segments, _submit, _unowned_check_due
 from tests.v1.test_v1_jobs import FINAL, rows
 
 
@@ -166,12 +166,14 @@ def test_a_session_is_billed_owned_and_reported_like_a_file_job(
     assert _segments(page.text) == {"batch": [f"{today}: 10.000 s"], "session": [f"{today}: 12.500 s"]}
     assert refused.status_code == 422 and "stack" in refused.text
 
-    # The unowned-runs check (at most hourly by any process: as if its last run was an hour ago) lists both
+    # The unowned-runs check (at most once a period by any process: as if its last run was a period ago) lists both
     # runs and finds each owned: the session's from the moment Hume named it.
-    _execute(database_url, "DELETE FROM hume_run_check")
+    _unowned_check_due(database_url)
 
     async def check() -> int:
-        settings = service_settings(database_url, emulator, hume_unowned_runs_grace_s=0)
+        settings = service_settings(
+            database_url, emulator, hume_unowned_runs_grace_s=0, hume_unowned_runs_interval_s=60
+        )
         async with build_deps(settings, pool_size=1) as deps:
             return await billed_runs.report_unowned(deps)
 

@@ -82,6 +82,18 @@ def _execute(database_url: str, sql: str, **params: Any) -> None:
         engine.dispose()
 
 
+def _unowned_check_due(database_url: str) -> None:
+    """The unowned-runs check as if it last ran two minutes ago: due for a checker every 60 s (the test's own,
+    `hume_unowned_runs_interval_s=60`), not for the service's (hourly), whose reconciler could otherwise claim
+    it between a reset and the test's call and leave the test's call nothing to do."""
+    _execute(
+        database_url,
+        "INSERT INTO hume_run_check (name, ran_at) VALUES (:name, now() - interval '120 seconds')"
+        " ON CONFLICT (name) DO UPDATE SET ran_at = EXCLUDED.ran_at",
+        name=billed_runs.UNOWNED_CHECK,
+    )
+
+
 def _submit(client: httpx.Client, urls: list[str], models: dict[str, Any], **extra: Any) -> str:
     response = client.post("/v1/jobs", json={"urls": urls, "backend": "v1", "models": models, **extra})
     assert response.status_code == 202, response.text
@@ -198,11 +210,13 @@ def test_hume_figure_replaces_the_estimate_and_unowned_runs_are_reported(
          "billed_by_hume": 1, "decision_input_tokens": 0, "decision_windows": 0}
     ]  # fmt: skip
 
-    # The check runs at most hourly by any process; as if the service's last run was an hour ago.
-    _execute(database_url, "DELETE FROM hume_run_check")
+    # The check runs at most once a period by any process; as if its last run was a period ago.
+    _unowned_check_due(database_url)
 
     async def check() -> int:
-        settings = service_settings(database_url, emulator, hume_unowned_runs_grace_s=0)
+        settings = service_settings(
+            database_url, emulator, hume_unowned_runs_grace_s=0, hume_unowned_runs_interval_s=60
+        )
         async with build_deps(settings, pool_size=1) as deps:
             return await billed_runs.report_unowned(deps)
 
