@@ -59,7 +59,7 @@ async def test_tones_become_utterances_scored_deterministically(v1: AsyncExpress
         assert all(utterance.audio_start_ms <= m.audio_start_ms < m.audio_end_ms for m in own)
     for m in result.measurements:
         probabilities = [e.probability for e in m.expressions]
-        assert probabilities == sorted(probabilities, reverse=True) and probabilities
+        assert probabilities == sorted(probabilities, reverse=True)
         assert all(e.name in AUDIO_EXPRESSIONS and e.name == e.name.lower() for e in m.expressions)
         assert all(a.probability >= 0.725 for a in m.voice_attributes)
     again = await v1.audio.measure(file=wav(audio))
@@ -67,6 +67,16 @@ async def test_tones_become_utterances_scored_deterministically(v1: AsyncExpress
     raw = await v1.audio.measure(file=("speech.pcm", pcm_tones(6.0, TONES), "application/octet-stream"))
     assert raw.utterances == result.utterances
     assert len(AUDIO_EXPRESSIONS) == 415 and "neutral" in AUDIO_EXPRESSIONS
+
+
+async def test_a_measurement_may_judge_no_expression_present(v1: AsyncExpressionMeasurementClient) -> None:
+    """HUME-V1-FACTS §6: each expression has its own cutoff and `expressions` "may be empty", so among 60
+    utterances some measurements name none, and the others name some. (Scores follow the samples: each
+    half-second tone starts at its own phase, so no two measure the same samples.)"""
+    tones = [(1.51 * i, 1.51 * i + 0.5) for i in range(60)]
+    result = await v1.audio.measure(file=("speech.pcm", pcm_tones(91.0, tones), "application/octet-stream"))
+    counts = [len(m.expressions) for m in result.measurements]
+    assert len(counts) == 60 and 0 in counts and max(counts) > 0, counts
 
 
 async def test_silence_has_no_utterances(v1: AsyncExpressionMeasurementClient) -> None:
