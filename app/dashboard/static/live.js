@@ -107,8 +107,12 @@ class Board {
   draw(scores) {
     const width = 520;
     const rows = scores.slice(0, BARS);
-    const bars = svgEl("svg", {class: "chart live-bars", viewBox: `0 0 ${width} ${rows.length * 26 + 6}`,
+    const bars = svgEl("svg", {class: "chart live-bars", viewBox: `0 0 ${width} ${Math.max(rows.length, 1) * 26 + 6}`,
       role: "img", "aria-label": "Strongest expressions in the latest measurement"});
+    if (!rows.length) {
+      // Hume lists only the expressions it judged present, each by its own cutoff: the list may be empty.
+      bars.append(svgEl("text", {x: 0, y: 18, class: "tick", "data-none": ""}, "No expression judged present"));
+    }
     rows.forEach((s, i) => {
       const y = 4 + i * 26;
       const g = svgEl("g", {"data-series": s.name, "data-value": s.probability});
