@@ -55,6 +55,8 @@ def api(url: str, emulator: EmulatorProcess, logs: Path, name: str, processes: i
     settings = {
         "HUME_API_KEY": EMULATOR_KEY, "HUME_BASE_URL": emulator.base_url, "HUME_BACKEND": "batch",
         "HUME_WEBHOOK_SIGNING_KEY": bench_ack.SIGNING_KEY, "WEB_CONCURRENCY": str(processes),
+        # Processes of one service share the dashboard's secret, or serve refuses to start them.
+        "DASHBOARD_SECRET": "bench-scale-dashboard-secret-not-a-secret",
     }  # fmt: skip
     with serve(url, settings, log=logs / f"{name}.log") as base:
         yield base
