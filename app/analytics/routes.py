@@ -68,8 +68,8 @@ async def timeline(request: Request) -> Response:
         position = await analytics.emotion_position(session, query.model, query.emotion)
         if position is None:
             raise InvalidInput("emotion", f"unknown emotion for the {query.model} model")
-        points = await analytics.timeline(
-            session, job.id, model=query.model, position=position, bucket_s=query.bucket_s,
+        [points] = await analytics.timelines(
+            session, job.id, model=query.model, positions=[position], bucket_s=query.bucket_s,
             by_group=query.per_group, scope=scope,
         )  # fmt: skip
     return JSON(

@@ -91,10 +91,11 @@ async def timeline(
         bucket = smallest
     groups: set[str] = set()
     series = []
-    for emotion in emotions:
-        position = await analytics.emotion_position(db, model, emotion)
-        assert position is not None  # the choices come from this job's own summary
-        points = await analytics.timeline(db, job_id, model=model, position=position, bucket_s=bucket, by_group=True)
+    positions = await analytics.emotion_positions(db, model, emotions)  # the choices: this job's own summary
+    lines = await analytics.timelines(
+        db, job_id, model=model, positions=[positions[e] for e in emotions], bucket_s=bucket, by_group=True
+    )
+    for emotion, points in zip(emotions, lines, strict=True):
         groups.update(p["group"] for p in points if p["group"] is not None)
         series.append(charts.Series(emotion, _combine(points, group)))
     label = f"{model} timeline: mean score per {bucket:g} s of " + ", ".join(emotions)

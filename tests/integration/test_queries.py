@@ -126,36 +126,45 @@ async def test_time_window_selects_the_predictions_that_overlap_it(sessionmaker:
 
 
 async def test_prosody_timeline_per_speaker_equals_means_from_the_json(sessionmaker: Sessionmaker) -> None:
-    """Timeline buckets by an utterance's start; per speaker, each bucket's mean and max of Sadness equal
-    those computed from the JSON. Language rows without a time (raw text) are left out, not bucketed at 0."""
+    """Timeline buckets by an utterance's start; per speaker, each bucket's mean and max of each emotion asked
+    together (Sadness, Joy) equal those computed from the JSON. Language rows without a time (raw text) are
+    left out, not bucketed at 0."""
     document = payloads.every_model()
     job_id = await _import(sessionmaker, document)
     bucket = 5.0
-    expected: dict[tuple[str | None, float], list[float]] = defaultdict(list)
+    names = ("Sadness", "Joy")
+    expected: dict[str, dict[tuple[str | None, float], list[float]]] = {n: defaultdict(list) for n in names}
     timed_language = 0
     for _, _, model, group, p in _hume_rows(document):
         begin, _ = _begin_end(p)
         if model == "prosody":
             assert begin is not None
-            score = next(e["score"] for e in p["emotions"] if e["name"] == "Sadness")
-            expected[(group, math.floor(begin / bucket) * bucket)].append(score)
+            for name in names:
+                score = next(e["score"] for e in p["emotions"] if e["name"] == name)
+                expected[name][(group, math.floor(begin / bucket) * bucket)].append(score)
         elif model == "language" and begin is not None:
             timed_language += 1
     async with sessionmaker() as session:
-        position = await analytics.emotion_position(session, "prosody", "sadness")
-        assert position == EXPRESSIONS_48.index("Sadness")
-        points = await analytics.timeline(
-            session, job_id, model="prosody", position=position, bucket_s=bucket, by_group=True
+        positions = await analytics.emotion_positions(session, "prosody", names)
+        assert positions == {n: EXPRESSIONS_48.index(n) for n in names}
+        lines = await analytics.timelines(
+            session, job_id, model="prosody", positions=[positions[n] for n in names], bucket_s=bucket, by_group=True
         )
-        language = await analytics.timeline(
-            session, job_id, model="language", position=EXPRESSIONS_53.index("Joy"), bucket_s=bucket, by_group=False
+        [language] = await analytics.timelines(
+            session, job_id, model="language", positions=[EXPRESSIONS_53.index("Joy")], bucket_s=bucket,
+            by_group=False,
+        )  # fmt: skip
+        assert (
+            await analytics.timelines(session, job_id, model="prosody", positions=[], bucket_s=1, by_group=True) == []
         )
-    got = {(p["group"], p["time_begin"]): p for p in points}
-    assert got.keys() == expected.keys()
-    for key, values in expected.items():
-        assert got[key]["count"] == len(values)
-        assert got[key]["mean"] == pytest.approx(sum(values) / len(values), abs=ROUNDED)
-        assert got[key]["max"] == pytest.approx(max(values), abs=ROUNDED)
+    assert expected["Sadness"] != expected["Joy"]
+    for name, points in zip(names, lines, strict=True):
+        got = {(p["group"], p["time_begin"]): p for p in points}
+        assert got.keys() == expected[name].keys()
+        for key, values in expected[name].items():
+            assert got[key]["count"] == len(values)
+            assert got[key]["mean"] == pytest.approx(sum(values) / len(values), abs=ROUNDED)
+            assert got[key]["max"] == pytest.approx(max(values), abs=ROUNDED)
     assert timed_language and sum(p["count"] for p in language) == timed_language
 
 
