@@ -211,8 +211,8 @@ async def _run(url: str) -> dict[str, float]:
             filt = analytics.PredictionFilter(job_id=job_id, scope=scope)
 
             async def timeline() -> None:
-                await analytics.timeline(
-                    session, job_id, model="face", position=joy, bucket_s=1.0, by_group=True, scope=scope
+                await analytics.timelines(
+                    session, job_id, model="face", positions=[joy], bucket_s=1.0, by_group=True, scope=scope
                 )
 
             async def page() -> None:
