@@ -79,6 +79,17 @@ async def test_a_measurement_may_judge_no_expression_present(v1: AsyncExpression
     assert len(counts) == 60 and 0 in counts and max(counts) > 0, counts
 
 
+async def test_a_measured_face_may_have_no_score_above_the_cutoff(v1: AsyncExpressionMeasurementClient) -> None:
+    """HUME-V1-FACTS §6: face scores are listed only above 0.1, so a measured face's lists may be empty ([]),
+    while a face listed but not measured has none (null). Among 60 measured faces, both kinds."""
+    images = [("f.jpg", faces("faces=2", luma=20 + i), "image/jpeg") for i in range(30)]
+    result = await v1.video.measure(file=images)
+    measured = [f for m in result.measurements for f in m.faces if f.face_id is not None]
+    assert len(measured) == 60
+    assert [] in [f.expressions for f in measured] and any(f.expressions for f in measured)
+    assert [] in [f.descriptions for f in measured] and any(f.descriptions for f in measured)
+
+
 async def test_silence_has_no_utterances(v1: AsyncExpressionMeasurementClient) -> None:
     result = await v1.audio.measure(file=wav(wav_tones(3.0, [])))
     assert result.received.audio_duration_ms == 3000
@@ -161,8 +172,10 @@ async def test_one_measurement_per_image_with_faces_where_placed(v1: AsyncExpres
     for face in first.faces:
         x0, y0, x1, y1 = face.bbox
         assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 480 and face.confidence >= 0.9
-        assert face.expressions and all(e.name in VIDEO_EXPRESSIONS and e.probability > 0.1 for e in face.expressions)
-        assert face.descriptions and all(d.name in VIDEO_DESCRIPTIONS for d in face.descriptions)
+        assert face.expressions is not None and all(
+            e.name in VIDEO_EXPRESSIONS and e.probability > 0.1 for e in face.expressions
+        )
+        assert face.descriptions is not None and all(d.name in VIDEO_DESCRIPTIONS for d in face.descriptions)
     unplaced = await v1.video.measure(file=[jpeg(), jpeg()])
     assert unplaced.measurements[0].faces == unplaced.measurements[1].faces  # same bytes, same faces
 

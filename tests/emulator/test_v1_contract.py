@@ -671,8 +671,10 @@ async def test_responses_use_the_vocabularies_and_cutoffs(v1: AsyncExpressionMea
         assert [e.probability for e in m.expressions] == sorted((e.probability for e in m.expressions), reverse=True)
     video = await v1.video.measure(file=[big_faces("faces=2")])
     for face in video.measurements[0].faces:
-        assert face.expressions and all(e.name in VIDEO_EXPRESSIONS and e.probability > 0.1 for e in face.expressions)
-        assert face.descriptions and all(d.name in VIDEO_DESCRIPTIONS and d.probability > 0.1
+        assert face.expressions is not None and all(
+            e.name in VIDEO_EXPRESSIONS and e.probability > 0.1 for e in face.expressions
+        )
+        assert face.descriptions is not None and all(d.name in VIDEO_DESCRIPTIONS and d.probability > 0.1
                                          for d in face.descriptions)  # fmt: skip
 
 
