@@ -44,14 +44,14 @@ async def authorize(request: Request, scope: str) -> Principal:
     digest = api_keys.hash_key(key.strip())
     throttle = auth_throttle.for_app(request)
     client = auth_throttle.client_of(request)
-    wait_s = throttle.wait_s(client, digest)
-    if wait_s:
-        raise auth_throttle.TooManyFailures(wait_s)
+    admission = throttle.admit(client, digest)
+    if admission.wait_s:
+        raise auth_throttle.TooManyFailures(admission.wait_s)
     principal = await api_keys.authenticate(deps(request).sessionmaker, digest)
     if principal is None:
-        throttle.failed(client, digest)
+        throttle.failed(client, digest, held=admission.held)
         raise Unauthorized("unknown or revoked API key")
-    throttle.succeeded(digest)
+    throttle.succeeded(digest, client, held=admission.held)
     if scope not in principal.grants:
         raise Forbidden(f"this key lacks the '{scope}' scope")
     request.state.principal = principal

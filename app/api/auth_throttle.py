@@ -8,7 +8,10 @@ before every process refuses it.
 
 Each address has a token bucket of AUTH_FAILURE_LIMIT failures that refills over the window, so a client that
 keeps failing is held to the window's average rate (30 a minute: one every 2 s) and one that stops is free
-again within a window. IPv6 clients are counted per /64 (the block one host is usually given). A key that
+again within a window. An address that has failed before takes a token as each attempt is admitted, not when
+its lookup fails: otherwise every attempt in flight when a token came back would pass on that one token (with
+20 connections, up to 20 lookups a regained token, seen in CI as 62 wrong keys looked up where 30 were due);
+a success gives its token back. IPv6 clients are counted per /64 (the block one host is usually given). A key that
 succeeded in this process passes even from a throttled address (its hash is remembered), so clients that
 share an address with an attacker (NAT, a proxy) keep working; its next failure forgets it.
 """
@@ -19,6 +22,7 @@ import ipaddress
 import math
 import time
 from collections import OrderedDict
+from typing import NamedTuple
 
 from starlette.requests import Request
 
@@ -42,6 +46,13 @@ class TooManyFailures(AppError):
         )
 
 
+class Admission(NamedTuple):
+    wait_s: int
+    """0: go ahead; else the whole seconds until this client may try a key again."""
+    held: bool
+    """The attempt holds one of the client's tokens: its failure spends it, its success gives it back."""
+
+
 class FailureThrottle:
     def __init__(self, limit: int, window_s: float) -> None:
         self.limit = limit
@@ -53,29 +64,39 @@ class FailureThrottle:
         tokens, at = self._buckets[client]
         return min(float(self.limit), tokens + (now - at) * self.rate)
 
-    def wait_s(self, client: str, key_hash: str | None = None, *, now: float | None = None) -> int:
-        """0 to go ahead, else the whole seconds until this client may try a key again."""
-        if self.limit == 0 or client not in self._buckets:
-            return 0
-        tokens = self._tokens(client, time.monotonic() if now is None else now)
-        if tokens >= 1 or (key_hash is not None and key_hash in self._good):
-            return 0
-        return max(1, math.ceil((1 - tokens) / self.rate))
+    def admit(self, client: str, key_hash: str | None = None, *, now: float | None = None) -> Admission:
+        """Whether this client may try a key now. A client that never failed (or a key that worked here) costs
+        nothing; one that failed before takes a token for the attempt, or waits for one."""
+        if self.limit == 0 or client not in self._buckets or (key_hash is not None and key_hash in self._good):
+            return Admission(0, held=False)
+        at = time.monotonic() if now is None else now
+        tokens = self._tokens(client, at)
+        if tokens < 1:
+            return Admission(max(1, math.ceil((1 - tokens) / self.rate)), held=False)
+        self._buckets[client] = (tokens - 1, at)
+        return Admission(0, held=True)
 
-    def failed(self, client: str, key_hash: str | None = None, *, now: float | None = None) -> None:
+    def failed(self, client: str, key_hash: str | None = None, *, held: bool = False, now: float | None = None) -> None:
+        """A wrong key from `client`: it spends a token, unless its admission already took one (`held`)."""
         if self.limit == 0:
             return
         at = time.monotonic() if now is None else now
         tokens = self._tokens(client, at) if client in self._buckets else float(self.limit)
-        self._buckets[client] = (max(0.0, tokens - 1), at)
+        self._buckets[client] = (tokens if held else max(0.0, tokens - 1), at)
         self._buckets.move_to_end(client)
         if len(self._buckets) > _MAX_CLIENTS:
             self._buckets.popitem(last=False)
         if key_hash is not None:
             self._good.pop(key_hash, None)
 
-    def succeeded(self, key_hash: str) -> None:
-        if self.limit == 0 or key_hash in self._good:
+    def succeeded(self, key_hash: str, client: str | None = None, *, held: bool = False) -> None:
+        """A key that worked: it passes from now on, and the token its admission took (`held`) is given back."""
+        if self.limit == 0:
+            return
+        if held and client is not None and client in self._buckets:
+            tokens, at = self._buckets[client]
+            self._buckets[client] = (min(float(self.limit), tokens + 1), at)
+        if key_hash in self._good:
             return
         self._good[key_hash] = None
         if len(self._good) > _MAX_GOOD_KEYS:

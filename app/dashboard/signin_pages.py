@@ -42,16 +42,16 @@ async def signin(ui: Ui, request: Request) -> Response:
     throttle = auth_throttle.for_app(request)
     client = auth_throttle.client_of(request)
     digest = api_keys.hash_key(key)
-    wait_s = throttle.wait_s(client, digest)
-    if wait_s:
-        response = signin_form(ui, request, status=429, error=auth_throttle.TooManyFailures(wait_s).message)
-        response.headers["Retry-After"] = str(wait_s)
+    admission = throttle.admit(client, digest)
+    if admission.wait_s:
+        response = signin_form(ui, request, status=429, error=auth_throttle.TooManyFailures(admission.wait_s).message)
+        response.headers["Retry-After"] = str(admission.wait_s)
         return response
     principal = await api_keys.authenticate(deps(request).sessionmaker, digest)
     if principal is None:
-        throttle.failed(client)
+        throttle.failed(client, held=admission.held)
         return signin_form(ui, request, status=401, error="That API key is unknown or revoked.")
-    throttle.succeeded(digest)
+    throttle.succeeded(digest, client, held=admission.held)
     if "read" not in principal.grants:
         return signin_form(ui, request, status=403, error="That API key lacks the read scope the dashboard needs.")
     response = RedirectResponse(_safe_next(fields.get("next")), status_code=303, headers=HEADERS)
