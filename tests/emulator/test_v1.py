@@ -82,8 +82,7 @@ async def test_a_measurement_may_judge_no_expression_present(v1: AsyncExpression
 async def test_a_measured_face_may_have_no_score_above_the_cutoff(v1: AsyncExpressionMeasurementClient) -> None:
     """HUME-V1-FACTS §6: face scores are listed only above 0.1, so a measured face's lists may be empty ([]),
     while a face listed but not measured has none (null). Among 60 measured faces, both kinds."""
-    images = [("f.jpg", faces("faces=2", luma=20 + i), "image/jpeg") for i in range(30)]
-    result = await v1.video.measure(file=images)
+    result = await v1.video.measure(file=[("f.jpg", faces("faces=2", luma=20 + i), "image/jpeg") for i in range(30)])
     measured = [f for m in result.measurements for f in m.faces if f.face_id is not None]
     assert len(measured) == 60
     assert [] in [f.expressions for f in measured] and any(f.expressions for f in measured)
