@@ -29,6 +29,19 @@ def serve(
     variable names) over a quiet default: WARNING logs, no in-process worker. Its output goes to `log` (a
     temporary file unless given). `argv(port)`: another command serving the application from the same
     environment (another server stack). Yields its base URL."""
+    with serve_process(database_url, environment, log=log, argv=argv) as (url, _):
+        yield url
+
+
+@contextmanager
+def serve_process(
+    database_url: str,
+    environment: Mapping[str, str],
+    *,
+    log: Path | None = None,
+    argv: Callable[[int], Sequence[str]] | None = None,
+) -> Iterator[tuple[str, int]]:
+    """`serve`, yielding the server process's id beside its base URL (one process: WEB_CONCURRENCY unset)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # The bench's own shell may carry a developer's Hume or metrics settings: only what the benchmark gives counts.
@@ -45,4 +58,4 @@ def serve(
         command = [sys.executable, "-m", "app", "serve"] if argv is None else argv(port)
         process = stack.enter_context(wrk.process(command, env, port, log, cwd=REPO))
         print(f"(service pid {process.pid} on {url}, log {log})", file=sys.stderr, flush=True)  # for py-spy
-        yield url
+        yield url, process.pid
