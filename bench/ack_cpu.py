@@ -47,11 +47,11 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(base: str, files: tuple[Path, Path], seconds: int, readers: dict[str, Callable[[], float]]) -> None:
-    """A warm-up on the first file, then one wrk run on the second (fresh deliveries: none is a duplicate);
-    each reader's CPU over the run, per request answered."""
-    warm, deliveries = files
-    wrk.run_wrk(base, warm, seconds=2)
+def measure(
+    base: str, deliveries: Path, seconds: int, readers: dict[str, Callable[[], float]], *, stores: bool = True
+) -> None:
+    """One wrk run; each reader's CPU over it, per request answered (`stores`: a server that keeps nothing may
+    see a delivery twice)."""
     before = {name: read() for name, read in readers.items()}
     wrk_before = children_cpu_s()
     run = wrk.run_wrk(base, deliveries, seconds=seconds)
@@ -59,7 +59,7 @@ def measure(base: str, files: tuple[Path, Path], seconds: int, readers: dict[str
     spent["wrk"] = children_cpu_s() - wrk_before
     requests = run.rps * seconds
     shares = ", ".join(f"{name} {1e6 * cpu / requests:.0f} us" for name, cpu in spent.items())
-    print(f"{run.rps:.0f} req/s; CPU a request: {shares}; problems: {run.problems() or 'none'}")
+    print(f"{run.rps:.0f} req/s; CPU a request: {shares}; problems: {run.problems(stores=stores) or 'none'}")
 
 
 def main(kind: str, seconds: int) -> None:
@@ -75,16 +75,19 @@ def main(kind: str, seconds: int) -> None:
                     path = bench_ack.deliveries("evi", url, 80_000, work / "evi.tsv")
                     pid = _listener(port)
                     print(f"(floor_http pid {pid} on {base})", file=sys.stderr, flush=True)
-                    measure(base, (path, path), seconds, {"server": lambda: process_cpu_s(pid)})
+                    wrk.run_wrk(base, path, seconds=2)  # warm-up
+                    measure(base, path, seconds, {"server": lambda: process_cpu_s(pid)}, stores=False)
                 return
             environment = {"HUME_WEBHOOK_SIGNING_KEY": bench_ack.SIGNING_KEY, "RUN_WORKER": "false",
                            "LOG_LEVEL": "INFO"}  # fmt: skip
             with serve_process(url, environment, log=work / "service.log") as (base, pid):
-                warm = bench_ack.deliveries(kind, url, 5_000, work / f"{kind}-warm.tsv")
-                path = bench_ack.deliveries(kind, url, 80_000, work / f"{kind}.tsv")
+                # As bench_ack: a warm-up on deliveries of its own, then `job` analyzed with the chats it made,
+                # then fresh deliveries (none a duplicate).
+                wrk.run_wrk(base, bench_ack.deliveries(kind, url, 5_000, work / f"{kind}-warm.tsv"), seconds=2)
                 bench_ack.analyze(url)
+                path = bench_ack.deliveries(kind, url, 80_000, work / f"{kind}.tsv")
                 readers = {"serve": lambda: process_cpu_s(pid), "postgres": lambda: backends_cpu_s(admin_url, name)}
-                measure(base, (warm, path), seconds, readers)
+                measure(base, path, seconds, readers)
         finally:
             databases.drop(name)
             databases.close()
