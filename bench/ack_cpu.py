@@ -70,10 +70,8 @@ def main(kind: str, seconds: int) -> None:
         name, url = databases.clone()
         try:
             if kind == "floor":
-                with bench_ack.floor(stack, "http", url, work) as base:
-                    port = int(base.rsplit(":", 1)[1])
+                with bench_ack.floor_process(stack, "http", url, work) as (base, pid):
                     path = bench_ack.deliveries("evi", url, 80_000, work / "evi.tsv")
-                    pid = _listener(port)
                     print(f"(floor_http pid {pid} on {base})", file=sys.stderr, flush=True)
                     wrk.run_wrk(base, path, seconds=2)  # warm-up
                     measure(base, path, seconds, {"server": lambda: process_cpu_s(pid)}, stores=False)
@@ -91,25 +89,6 @@ def main(kind: str, seconds: int) -> None:
         finally:
             databases.drop(name)
             databases.close()
-
-
-def _listener(port: int) -> int:
-    """The process listening on a local TCP port, from /proc (the floor runs as uvicorn's own command)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
-                inodes.add(fields[9])
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if any(os.readlink(fd).removeprefix("socket:[").rstrip("]") in inodes for fd in (entry / "fd").iterdir()):
-                return int(entry.name)
-        except OSError:
-            continue
-    raise RuntimeError(f"no process listens on port {port}")
 
 
 if __name__ == "__main__":

@@ -141,11 +141,18 @@ def deliveries(kind: str, url: str | Sequence[str], n: int, path: Path) -> Path:
 
 @contextmanager
 def floor(stack: Stack, role: str, url: str, logs: Path) -> Iterator[str]:
+    with floor_process(stack, role, url, logs) as (base, _):
+        yield base
+
+
+@contextmanager
+def floor_process(stack: Stack, role: str, url: str, logs: Path) -> Iterator[tuple[str, int]]:
+    """`floor`, yielding the server process's id beside its base URL."""
     port = free_port()
     env = {**os.environ, "FLOOR_DATABASE_URL": url}
     argv = stack.argv(FLOORS[role], port, False)
-    with wrk.process(argv, env, port, logs / f"{stack.name}-{role}.log", cwd=Path(__file__).parent):
-        yield f"http://127.0.0.1:{port}"
+    with wrk.process(argv, env, port, logs / f"{stack.name}-{role}.log", cwd=Path(__file__).parent) as process:
+        yield f"http://127.0.0.1:{port}", process.pid
 
 
 @contextmanager

@@ -178,7 +178,8 @@ async def timelines(
     for t, grp, n, *measured in rows:
         if not n:
             continue
-        for points, (mean, peak, present) in zip(out, zip(*[iter(measured)] * 3, strict=True), strict=True):
+        for i, points in enumerate(out):
+            mean, peak, present = measured[3 * i : 3 * i + 3]
             point: dict[str, Any] = {
                 "time_begin": float(t),
                 "mean": _score(mean),
